@@ -1,0 +1,323 @@
+"""MLGraphBuilder: inputs, constants, build, and one method per operator.
+
+The operator methods are generated from :data:`webml.ops.OPS`: each runs the
+checks every operator shares (the builder can build, every operand belongs
+to this builder, the argument's data type and rank are supported), then the
+operator's rule from its family module.  A call that raises leaves the
+builder exactly as it was.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import InvalidStateError, OperationError, op_message
+from ..ir import Graph, Node, OperandDesc, Value
+from ..ops import OPS, OpDef
+from ..ops.registry import Call, snake_case
+from .buffers import to_array
+from .descriptors import check_dimensions, parse_operand_descriptor
+from .graph import MLGraph
+from .operand import MLOperand
+from .tensor import MLTensor
+
+if TYPE_CHECKING:
+    from .context import MLContext
+
+
+class MLGraphBuilder:
+    """Builds one computational graph for a context.
+
+    >>> import webml
+    >>> context = webml.ml.create_context(backend="reference")
+    >>> builder = webml.MLGraphBuilder(context)
+    >>> x = builder.input("x", {"dataType": "float32", "shape": [2]})
+    >>> y = builder.add(x, builder.constant("float32", 1.5), label="plus")
+    >>> graph = builder.build({"y": y})
+    >>> context.compute(graph, {"x": [1.0, 2.0]})["y"]
+    array([2.5, 3.5], dtype=float32)
+    """
+
+    def __init__(self, context: MLContext) -> None:
+        from .context import MLContext
+
+        if not isinstance(context, MLContext):
+            raise TypeError(
+                f"MLGraphBuilder: context must be an MLContext, got {type(context).__name__}"
+            )
+        if context._lost:
+            raise InvalidStateError("MLGraphBuilder: the context is lost")
+        self._context = context
+        self._has_built = False
+        self._descs: dict[int, OperandDesc] = {}
+        self._nodes: list[Node] = []
+        self._producer: dict[int, int] = {}  # operand id -> index in _nodes
+        self._inputs: dict[str, int] = {}
+        self._constants: dict[int, np.ndarray] = {}
+        self._constant_tensors: dict[int, MLTensor] = {}
+        self._next_id = 0
+
+    # -- state ---------------------------------------------------------------
+
+    def _check_can_build(self, where: str) -> None:
+        if self._has_built:
+            raise InvalidStateError(f"{where}: the builder has already built a graph")
+        if self._context._lost:
+            raise InvalidStateError(f"{where}: the context is lost")
+
+    def _new_value(self, desc: OperandDesc) -> Value:
+        value = Value(self._next_id, desc)
+        self._descs[value.id] = desc
+        self._next_id += 1
+        return value
+
+    def _emit(self, op: str, inputs: tuple, descs: list[OperandDesc], attrs: Any, label: str) -> list[Value]:
+        values = [self._new_value(d) for d in descs]
+        self._nodes.append(Node(op, inputs, tuple(v.id for v in values), attrs, label))
+        for v in values:
+            self._producer[v.id] = len(self._nodes) - 1
+        return values
+
+    def _rollback(self, n_nodes: int, next_id: int) -> None:
+        """Forget nodes and operands added since (n_nodes, next_id): a failed call changes nothing."""
+        for node in self._nodes[n_nodes:]:
+            for o in node.outputs:
+                self._producer.pop(o, None)
+        del self._nodes[n_nodes:]
+        for oid in range(next_id, self._next_id):
+            self._descs.pop(oid, None)
+        self._next_id = next_id
+
+    def _operand(self, value: Any, where: str, what: str) -> Value:
+        if not isinstance(value, MLOperand):
+            raise TypeError(f"{where}: {what} must be an MLOperand, got {type(value).__name__}")
+        if value._builder is not self:
+            raise TypeError(f"{where}: {what} was created by another MLGraphBuilder")
+        return value._value
+
+    # -- inputs and constants --------------------------------------------------
+
+    def input(self, name: str, descriptor: Mapping[str, Any]) -> MLOperand:
+        """A named graph input: ``builder.input("x", {"dataType": "float32", "shape": [2, 3]})``."""
+        self._check_can_build("input")
+        if not isinstance(name, str):
+            raise TypeError(f"input: name must be a string, got {type(name).__name__}")
+        if not name:
+            raise TypeError("input: name must not be empty")
+        if name in self._inputs:
+            raise TypeError(f"input: an input named {name!r} already exists")
+        where = f"input {name!r}"
+        desc = parse_operand_descriptor(descriptor, where)
+        check_dimensions(desc, where, self._context._backend.max_tensor_byte_length)
+        self._check_io_type("input", desc, where)
+        value = self._new_value(desc)
+        self._inputs[name] = value.id
+        return MLOperand(self, value, name)
+
+    def constant(self, *args: Any) -> MLOperand:
+        """A graph constant, from one of three forms (as in the spec):
+
+        * ``constant(descriptor, buffer)``: a NumPy array of the descriptor's
+          dtype or raw bytes, copied now;
+        * ``constant(data_type, number)``: a scalar, cast to the data type;
+        * ``constant(tensor)``: a constant MLTensor of this context.
+        """
+        if len(args) == 1:
+            return self._constant_tensor(args[0])
+        if len(args) != 2:
+            raise TypeError(f"constant: takes 1 or 2 arguments, got {len(args)}")
+        if isinstance(args[0], str):
+            return self._constant_scalar(*args)
+        return self._constant_buffer(*args)
+
+    def _add_constant(self, desc: OperandDesc, array: np.ndarray) -> MLOperand:
+        array.flags.writeable = False
+        value = self._new_value(desc)
+        self._constants[value.id] = array
+        return MLOperand(self, value)
+
+    def _constant_buffer(self, descriptor: Any, buffer: Any) -> MLOperand:
+        self._check_can_build("constant")
+        desc = parse_operand_descriptor(descriptor, "constant")
+        check_dimensions(desc, "constant", self._context._backend.max_tensor_byte_length)
+        self._check_io_type("constant", desc, "constant")
+        return self._add_constant(desc, to_array(buffer, desc, "constant"))
+
+    def _constant_scalar(self, data_type: str, value: Any) -> MLOperand:
+        self._check_can_build("constant")
+        if data_type not in dtypes.DATA_TYPES:
+            raise TypeError(f"constant: '{data_type}' is not a valid MLOperandDataType")
+        if isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"constant: value must be a number, got {type(value).__name__}")
+        desc = OperandDesc(data_type, ())
+        self._check_io_type("constant", desc, "constant")
+        cast = dtypes.cast_number(value, data_type)
+        return self._add_constant(desc, np.array(cast, dtype=dtypes.numpy_dtype(data_type)))
+
+    def _constant_tensor(self, tensor: Any) -> MLOperand:
+        if not isinstance(tensor, MLTensor):
+            raise TypeError(f"constant: expected an MLTensor, got {type(tensor).__name__}")
+        if tensor._context is not self._context:
+            raise TypeError("constant: the tensor belongs to another context")
+        if tensor._destroyed:
+            raise TypeError("constant: the tensor is destroyed")
+        if not tensor._constant:
+            raise TypeError("constant: the tensor is not a constant tensor")
+        self._check_can_build("constant")
+        value = self._new_value(tensor._desc)
+        self._constant_tensors[value.id] = tensor
+        return MLOperand(self, value)
+
+    def _check_io_type(self, kind: str, desc: OperandDesc, where: str) -> None:
+        if not self._context._backend.supports(kind, kind, desc.data_type, desc.rank):
+            raise TypeError(
+                f"{where}: {desc.data_type} of rank {desc.rank} is not supported "
+                f"by the {self._context._backend.name} backend"
+            )
+
+    # -- build ---------------------------------------------------------------
+
+    def build(self, outputs: Mapping[str, MLOperand]) -> MLGraph:
+        """Compile the graph up to ``outputs`` (a dict of name -> MLOperand); once per builder."""
+        self._check_can_build("build")
+        if not isinstance(outputs, Mapping):
+            raise TypeError(f"build: outputs must be a dict of name -> MLOperand, got {type(outputs).__name__}")
+        if not outputs:
+            raise TypeError("build: outputs must not be empty")
+        out_ids: dict[str, int] = {}
+        for name, operand in outputs.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError("build: output names must be non-empty strings")
+            value = self._operand(operand, "build", f"output {name!r}")
+            if value.id in self._constants or value.id in self._constant_tensors or value.id in self._inputs.values():
+                raise TypeError(
+                    f"build: output {name!r} is an input or a constant; "
+                    "use identity() to output it"
+                )
+            out_ids[name] = value.id
+        # Collect what the outputs depend on (the spec's queue walk).
+        needed: set[int] = set()
+        stack = list(out_ids.values())
+        while stack:
+            oid = stack.pop()
+            if oid in needed:
+                continue
+            needed.add(oid)
+            if oid in self._producer:
+                stack.extend(i for i in self._nodes[self._producer[oid]].inputs if i is not None)
+        for oid in needed:
+            tensor = self._constant_tensors.get(oid)
+            if tensor is not None and tensor._destroyed:
+                raise TypeError("build: a constant tensor used by the graph is destroyed")
+        node_indices = sorted({self._producer[o] for o in needed if o in self._producer})
+        nodes = tuple(self._nodes[i] for i in node_indices)
+        constants = {o: a for o, a in self._constants.items() if o in needed}
+        for oid, tensor in self._constant_tensors.items():
+            if oid in needed:
+                constants[oid] = self._context._backend.constant_data(tensor._handle)
+        operand_ids = set(needed)
+        for n in nodes:
+            operand_ids.update(n.outputs)
+        ir = Graph(
+            operands={o: self._descs[o] for o in sorted(operand_ids)},
+            inputs={n: i for n, i in self._inputs.items() if i in needed},
+            constants=constants,
+            nodes=nodes,
+            outputs=out_ids,
+        )
+        self._has_built = True
+        try:
+            compiled = self._context._backend.compile(ir)
+        except Exception as exc:
+            raise OperationError(f"build: the {self._context._backend.name} backend failed: {exc}") from exc
+        graph = MLGraph(self._context, ir, compiled)
+        self._context._graphs.add(graph)
+        return graph
+
+
+def _make_method(opdef: OpDef):
+    params = list(opdef.signature.parameters.values())[1:]  # drop `call`
+    label_param = inspect.Parameter("label", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
+    public_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param])
+    rule_sig = opdef.signature.replace(parameters=params)
+
+    def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
+        name = opdef.name
+        if not isinstance(label, str):
+            raise TypeError(op_message(name, "", f"label must be a string, got {type(label).__name__}"))
+        where = op_message(name, label, "").rstrip(": ")
+        self._check_can_build(where)
+        try:
+            bound = rule_sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
+        arguments = {}
+        for pname, value in bound.arguments.items():
+            arguments[pname] = _convert(self, value, where, pname)
+        _check_limits(self, opdef, arguments, where)
+        mark = (len(self._nodes), self._next_id)
+        try:
+            result = opdef.rule(Call(name, label, self._emit), **arguments)
+        except BaseException:
+            self._rollback(*mark)
+            raise
+        return _wrap(self, result)
+
+    method.__name__ = opdef.method
+    method.__qualname__ = f"MLGraphBuilder.{opdef.method}"
+    method.__doc__ = opdef.rule.__doc__
+    method.__signature__ = public_sig  # type: ignore[attr-defined]
+    return method
+
+
+def _convert(builder: MLGraphBuilder, value: Any, where: str, what: str) -> Any:
+    """MLOperands (alone or in a list) become Values of this builder."""
+    if isinstance(value, MLOperand):
+        return builder._operand(value, where, what)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, MLOperand) for v in value):
+        return [builder._operand(v, where, f"{what}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, Any], where: str) -> None:
+    backend = builder._context._backend
+    for arg, lim in opdef.limits.items():
+        value = arguments.get(snake_case(arg))
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, Value):
+                continue
+            if v.data_type not in lim.data_types or not backend.supports(opdef.name, arg, v.data_type, v.rank):
+                raise TypeError(f"{where}: {arg} data type {v.data_type} is not supported")
+            if not lim.min_rank <= v.rank <= lim.max_rank:
+                raise TypeError(
+                    f"{where}: {arg} rank {v.rank} is not supported "
+                    f"(supported: {lim.min_rank} to {lim.max_rank})"
+                )
+
+
+def _wrap(builder: MLGraphBuilder, result: Any) -> Any:
+    if isinstance(result, Value):
+        return MLOperand(builder, result)
+    if isinstance(result, (list, tuple)):
+        return [_wrap(builder, r) for r in result]
+    raise AssertionError(f"operator rule returned {result!r}")
+
+
+for _opdef in OPS.values():
+    setattr(MLGraphBuilder, _opdef.method, _make_method(_opdef))
+
+
+def operator_methods() -> dict[str, str]:
+    """Spec operator name -> Python method name, for every operator."""
+    return {o.name: o.method for o in OPS.values()}
+
+
+__all__ = ["MLGraphBuilder", "operator_methods"]

@@ -1,0 +1,240 @@
+"""MLContext: tensors, dispatch, compute, support limits, destroy."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..backends.base import Backend
+from ..errors import InvalidStateError
+from ..ir import OperandDesc
+from ..ops import OPS
+from ..ops.registry import MAX_RANK
+from .buffers import to_array, writer
+from .descriptors import check_dimensions, parse_operand_descriptor, parse_tensor_descriptor
+from .graph import MLGraph
+from .tensor import MLTensor
+
+
+class MLContext:
+    """The global state of graph building and execution on one backend.
+
+    Create one with :func:`webml.ml.create_context`.
+    """
+
+    def __init__(self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True) -> None:
+        self._backend = backend
+        self._power_preference = power_preference
+        self._accelerated = accelerated
+        self._lost_future: Future[dict[str, str]] = Future()
+        self._graphs: weakref.WeakSet[MLGraph] = weakref.WeakSet()
+        self._tensors: weakref.WeakSet[MLTensor] = weakref.WeakSet()
+
+    # -- attributes ------------------------------------------------------------
+
+    @property
+    def accelerated(self) -> bool:
+        return self._accelerated
+
+    @property
+    def power_preference(self) -> str:
+        return self._power_preference
+
+    @property
+    def backend(self) -> str:
+        """The backend's name (non-spec)."""
+        return self._backend.name
+
+    @property
+    def lost(self) -> Future[dict[str, str]]:
+        """A Future resolved with an MLContextLostInfo dict (``{"message": ...}``) when the context is lost."""
+        return self._lost_future
+
+    @property
+    def _lost(self) -> bool:
+        return self._lost_future.done()
+
+    def destroy(self) -> None:
+        """Lose the context: destroy its graphs and tensors.  Idempotent."""
+        if self._lost:
+            return
+        self._lost_future.set_result({"message": "destroy() was called on the context"})
+        for graph in list(self._graphs):
+            graph.destroy()
+        for tensor in list(self._tensors):
+            tensor.destroy()
+
+    # -- tensors -----------------------------------------------------------------
+
+    def create_tensor(self, descriptor: Mapping[str, Any]) -> MLTensor:
+        """A zero-filled tensor: ``{"dataType", "shape", "readable", "writable"}``."""
+        if self._lost:
+            raise InvalidStateError("createTensor: the context is lost")
+        desc, readable, writable = parse_tensor_descriptor(descriptor, "createTensor")
+        check_dimensions(desc, "createTensor", self._backend.max_tensor_byte_length)
+        tensor = MLTensor(self, desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
+        self._tensors.add(tensor)
+        return tensor
+
+    def create_constant_tensor(self, descriptor: Mapping[str, Any], data: Any) -> MLTensor:
+        """A constant tensor holding a copy of ``data``, usable by ``builder.constant(tensor)``."""
+        if self._lost:
+            raise InvalidStateError("createConstantTensor: the context is lost")
+        desc = parse_operand_descriptor(descriptor, "createConstantTensor")
+        check_dimensions(desc, "createConstantTensor", self._backend.max_tensor_byte_length)
+        array = to_array(data, desc, "createConstantTensor")
+        handle = self._backend.create_tensor(desc)
+        self._backend.write_tensor(handle, array)
+        tensor = MLTensor(self, desc, handle, constant=True)
+        self._tensors.add(tensor)
+        return tensor
+
+    def _check_tensor(self, tensor: Any, where: str) -> MLTensor:
+        if not isinstance(tensor, MLTensor):
+            raise TypeError(f"{where}: expected an MLTensor, got {type(tensor).__name__}")
+        if tensor._context is not self:
+            raise TypeError(f"{where}: the tensor belongs to another context")
+        if tensor._destroyed:
+            raise TypeError(f"{where}: the tensor is destroyed")
+        return tensor
+
+    def write_tensor(self, tensor: MLTensor, data: Any) -> None:
+        """Copy ``data`` (an array of the tensor's dtype, or raw bytes) into a writable tensor."""
+        self._check_tensor(tensor, "writeTensor")
+        if not tensor._writable:
+            raise TypeError("writeTensor: the tensor is not writable (create it with 'writable': True)")
+        array = to_array(data, tensor._desc, "writeTensor")
+        if self._lost:
+            return  # the spec's timeline steps abort silently on a lost context
+        self._backend.write_tensor(tensor._handle, array)
+
+    def read_tensor(self, tensor: MLTensor, out: Any = None) -> np.ndarray | None:
+        """A NumPy array of the tensor's data, or, given ``out``, fill that buffer and return None."""
+        self._check_tensor(tensor, "readTensor")
+        if not tensor._readable:
+            raise TypeError("readTensor: the tensor is not readable (create it with 'readable': True)")
+        write = None if out is None else writer(out, tensor._desc, "readTensor")
+        if self._lost:
+            raise InvalidStateError("readTensor: the context is lost")
+        array = self._backend.read_tensor(tensor._handle)
+        if write is None:
+            return array
+        write(array)
+        return None
+
+    # -- execution -----------------------------------------------------------------
+
+    def _check_graph(self, graph: Any, where: str) -> MLGraph:
+        if not isinstance(graph, MLGraph):
+            raise TypeError(f"{where}: expected an MLGraph, got {type(graph).__name__}")
+        if graph._context is not self:
+            raise TypeError(f"{where}: the graph belongs to another context")
+        if graph._destroyed:
+            raise InvalidStateError(f"{where}: the graph is destroyed")
+        return graph
+
+    def dispatch(self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]) -> None:
+        """Run ``graph`` reading ``inputs`` and writing ``outputs`` (dicts of name -> MLTensor)."""
+        self._check_graph(graph, "dispatch")
+        for what, named in (("inputs", inputs), ("outputs", outputs)):
+            if not isinstance(named, Mapping):
+                raise TypeError(f"dispatch: {what} must be a dict of name -> MLTensor")
+        all_tensors = [*inputs.values(), *outputs.values()]
+        if len({id(t) for t in all_tensors}) != len(all_tensors):
+            raise TypeError("dispatch: the same tensor is used more than once")
+        for t in all_tensors:
+            self._check_tensor(t, "dispatch")
+        _match_tensors(inputs, graph.input_descriptors, "inputs")
+        _match_tensors(outputs, graph.output_descriptors, "outputs")
+        if self._lost:
+            return
+        graph._compiled.dispatch(
+            {n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()}
+        )
+
+    def compute(self, graph: MLGraph, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run ``graph`` on host arrays and return its outputs as NumPy arrays (non-spec).
+
+        Each input may be a NumPy array of the input's dtype, or anything
+        ``numpy.asarray`` turns into one of the input's shape.
+        """
+        self._check_graph(graph, "compute")
+        if self._lost:
+            raise InvalidStateError("compute: the context is lost")
+        if not isinstance(inputs, Mapping):
+            raise TypeError("compute: inputs must be a dict of name -> array")
+        expected = graph.input_descriptors
+        missing = sorted(expected.keys() - inputs.keys())
+        extra = sorted(inputs.keys() - expected.keys())
+        if missing or extra:
+            raise TypeError(
+                "compute: "
+                + "; ".join(
+                    p for p in (
+                        f"missing inputs {missing}" if missing else "",
+                        f"unknown inputs {extra}" if extra else "",
+                    ) if p
+                )
+                + f" (the graph's inputs: {sorted(expected)})"
+            )
+        arrays = {name: _host_array(inputs[name], desc, name) for name, desc in expected.items()}
+        return graph._compiled.run(arrays)
+
+    def op_support_limits(self) -> dict[str, Any]:
+        """The MLOpSupportLimits of this context's backend (spec camelCase keys)."""
+        b = self._backend
+        all_types = list(dtypes.DATA_TYPES)
+
+        def io_limits(kind: str) -> dict[str, Any]:
+            return {
+                "dataTypes": [t for t in all_types if b.supports(kind, kind, t, 0)],
+                "rankRange": {"min": 0, "max": MAX_RANK},
+            }
+
+        limits: dict[str, Any] = {
+            "preferredInputLayout": b.preferred_input_layout,
+            "maxTensorByteLength": b.max_tensor_byte_length,
+            "input": io_limits("input"),
+            "constant": io_limits("constant"),
+            "output": io_limits("output"),
+        }
+        for opdef in OPS.values():
+            entry = {}
+            for arg, lim in opdef.limits.items():
+                d = lim.as_dict()
+                d["dataTypes"] = [t for t in d["dataTypes"] if b.supports(opdef.name, arg, t, lim.min_rank)]
+                entry[arg] = d
+            limits[opdef.name] = entry
+        return limits
+
+
+def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDesc], what: str) -> None:
+    if len(named) != len(descs):
+        raise TypeError(
+            f"dispatch: {what} has {len(named)} tensors but the graph has {len(descs)} {what} "
+            f"({sorted(descs)})"
+        )
+    for name, tensor in named.items():
+        if tensor._constant:
+            raise TypeError(f"dispatch: {what} {name!r} is a constant tensor")
+        if name not in descs:
+            raise TypeError(f"dispatch: the graph has no {what[:-1]} named {name!r} ({sorted(descs)})")
+        if tensor._desc != descs[name]:
+            raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}")
+
+
+def _host_array(value: Any, desc: OperandDesc, name: str) -> np.ndarray:
+    target = dtypes.numpy_dtype(desc.data_type)
+    if isinstance(value, np.ndarray) and value.dtype != target:
+        raise TypeError(f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}")
+    array = np.asarray(value, dtype=target)
+    if array.shape != desc.shape:
+        raise TypeError(
+            f"compute: input {name!r} has shape {list(array.shape)}, the graph expects {list(desc.shape)}"
+        )
+    return array

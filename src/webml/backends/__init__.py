@@ -1,0 +1,31 @@
+"""Backends, found by module name: ``webml.backends.<name>`` exposes ``create(**options)``.
+
+A backend compiles an :class:`webml.ir.Graph` once at build time and runs it;
+it keeps tensor data where it likes.  It trusts the graph it gets: validation
+happened in the builder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import NotSupportedError
+from .base import Backend
+
+__all__ = ["Backend", "create_backend", "BACKENDS", "DEFAULT_BACKEND"]
+
+#: Backends that ship with webml, in order of preference.
+BACKENDS = ("reference",)
+DEFAULT_BACKEND = "reference"
+
+
+def create_backend(name: str | None = None, **options: Any) -> Backend:
+    """Instantiate backend ``name`` (default: :data:`DEFAULT_BACKEND`)."""
+    name = name or DEFAULT_BACKEND
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise NotSupportedError(
+            f"createContext: unknown backend {name!r}; available: {', '.join(BACKENDS)}"
+        )
+    module = importlib.import_module(f"{__name__}.{name}")
+    return module.create(**options)

@@ -1,0 +1,66 @@
+"""What every backend provides (the contract between the API layer and backends)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..ir import Graph, OperandDesc
+
+
+class CompiledGraph(ABC):
+    """A graph compiled by a backend: run it on host arrays or backend tensors."""
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Compute every output from host arrays of the inputs' dtypes and shapes."""
+
+    def dispatch(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        """Run on backend tensor handles, writing the outputs' handles in place."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free what the compiled graph holds (MLGraph.destroy)."""
+
+
+class Backend(ABC):
+    """A backend: compiles graphs, owns tensors, states its support limits."""
+
+    name: str = ""
+
+    @abstractmethod
+    def compile(self, graph: Graph) -> CompiledGraph: ...
+
+    @abstractmethod
+    def create_tensor(self, desc: OperandDesc) -> Any:
+        """A new zero-filled tensor handle."""
+
+    @abstractmethod
+    def write_tensor(self, handle: Any, array: np.ndarray) -> None:
+        """Copy a host array (of the tensor's dtype and shape) into the tensor."""
+
+    @abstractmethod
+    def read_tensor(self, handle: Any) -> np.ndarray:
+        """A host copy of the tensor's data."""
+
+    def constant_data(self, handle: Any) -> np.ndarray:
+        """The data of a constant tensor, for use as a graph constant (no copy needed)."""
+        return self.read_tensor(handle)
+
+    def release_tensor(self, handle: Any) -> None:
+        """Free a tensor (MLTensor.destroy)."""
+
+    def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
+        """Whether this backend runs ``op`` with that argument type and rank.
+
+        The default supports everything the spec allows; backends narrow it.
+        """
+        return True
+
+    #: maxTensorByteLength of MLOpSupportLimits.
+    max_tensor_byte_length: int = 2**53 - 1
+    #: preferredInputLayout of MLOpSupportLimits.
+    preferred_input_layout: str = "nchw"

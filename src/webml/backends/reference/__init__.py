@@ -1,0 +1,105 @@
+"""The reference backend: vectorised float64 NumPy kernels, the oracle.
+
+Readable rather than fast.  Each result is computed in float64 (or exact
+64-bit integers) and rounded to the output's data type.  Tensors are NumPy
+arrays on the host.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ... import dtypes
+from ...ir import Graph, OperandDesc
+from ..base import Backend, CompiledGraph
+from .kernels import KERNELS, lift
+
+# One module per operator family, mirroring webml.ops.
+FAMILIES = (
+    "elementwise",
+    "logical",
+    "unary",
+    "activation",
+    "shape",
+    "indexing",
+    "linalg",
+)
+for _family in FAMILIES:
+    importlib.import_module(f"{__name__}.{_family}")
+
+__all__ = ["ReferenceBackend", "create", "KERNELS"]
+
+
+class ReferenceGraph(CompiledGraph):
+    def __init__(self, graph: Graph) -> None:
+        missing = sorted({n.op for n in graph.nodes} - KERNELS.keys())
+        if missing:
+            raise NotImplementedError(f"no reference kernel for {', '.join(missing)}")
+        self.graph = graph
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        g = self.graph
+        env: dict[int, np.ndarray] = dict(g.constants)
+        for name, oid in g.inputs.items():
+            env[oid] = inputs[name]
+        for node in g.nodes:
+            args = [None if i is None else lift(env[i]) for i in node.inputs]
+            descs = [g.operands[o] for o in node.outputs]
+            out: Any = descs[0] if len(descs) == 1 else descs
+            with np.errstate(all="ignore"):
+                result = KERNELS[node.op](*args, out=out, **node.attrs)
+            results = [result] if len(descs) == 1 else list(result)
+            for oid, desc, value in zip(node.outputs, descs, results):
+                value = dtypes.cast_array(np.asarray(value), desc.data_type)
+                if value.shape != desc.shape:
+                    raise AssertionError(
+                        f"reference {node.op} produced shape {value.shape}, expected {desc.shape}"
+                    )
+                env[oid] = value
+        return {name: np.array(env[oid], copy=True) for name, oid in g.outputs.items()}
+
+    def dispatch(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        results = self.run({name: t.array for name, t in inputs.items()})
+        for name, handle in outputs.items():
+            handle.array = results[name]
+
+
+class HostTensor:
+    """A tensor of the reference backend: a NumPy array."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+class ReferenceBackend(Backend):
+    name = "reference"
+
+    def compile(self, graph: Graph) -> ReferenceGraph:
+        return ReferenceGraph(graph)
+
+    def create_tensor(self, desc: OperandDesc) -> HostTensor:
+        return HostTensor(np.zeros(desc.shape, dtype=dtypes.numpy_dtype(desc.data_type)))
+
+    def write_tensor(self, handle: HostTensor, array: np.ndarray) -> None:
+        handle.array = np.array(array, copy=True)
+
+    def read_tensor(self, handle: HostTensor) -> np.ndarray:
+        return np.array(handle.array, copy=True)
+
+    def constant_data(self, handle: HostTensor) -> np.ndarray:
+        return handle.array
+
+    def release_tensor(self, handle: HostTensor) -> None:
+        handle.array = None  # type: ignore[assignment]
+
+
+def create(**options: Any) -> ReferenceBackend:
+    if options:
+        raise TypeError(f"the reference backend takes no options, got {', '.join(options)}")
+    return ReferenceBackend()

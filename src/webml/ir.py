@@ -1,0 +1,118 @@
+"""The graph IR: typed operands, nodes in topological order, constants.
+
+This is the one structure that backends, importers, exporters, optimizers and
+autodiff read.  It holds no numerics and knows nothing of the builder.  A
+:class:`Graph` is immutable; constants are read-only NumPy arrays that are
+stored once and never copied while the graph is built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+
+__all__ = ["OperandDesc", "Value", "Node", "Graph", "freeze"]
+
+
+@dataclass(frozen=True, slots=True)
+class OperandDesc:
+    """An MLOperandDescriptor: data type and shape."""
+
+    data_type: str
+    shape: tuple[int, ...]
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def element_count(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def byte_length(self) -> int:
+        return dtypes.byte_length(self.data_type, self.element_count)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dataType": self.data_type, "shape": list(self.shape)}
+
+    def __str__(self) -> str:
+        return f"{self.data_type}{list(self.shape)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """An operand of the graph being built: its id and descriptor.
+
+    Operator rules see operands only as Values (descriptors), never builder objects.
+    """
+
+    id: int
+    desc: OperandDesc
+
+    @property
+    def data_type(self) -> str:
+        return self.desc.data_type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.desc.shape
+
+    @property
+    def rank(self) -> int:
+        return len(self.desc.shape)
+
+
+def freeze(value: Any) -> Any:
+    """Make attribute values immutable (lists become tuples, dicts read-only)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One operator application.
+
+    ``op`` is the spec's operator name (camelCase, e.g. ``"reduceSum"``);
+    ``inputs`` are operand ids in the operator's argument order, ``None`` for
+    an absent optional operand; ``attrs`` are the non-operand arguments.
+    """
+
+    op: str
+    inputs: tuple[int | None, ...]
+    outputs: tuple[int, ...]
+    attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A built computational graph.
+
+    ``operands`` maps every operand id used to its descriptor; ``inputs`` and
+    ``outputs`` map names to operand ids; ``constants`` maps constant operand
+    ids to read-only arrays of the operand's NumPy dtype and shape; ``nodes``
+    are in topological order.
+    """
+
+    operands: Mapping[int, OperandDesc]
+    inputs: Mapping[str, int]
+    constants: Mapping[int, np.ndarray]
+    nodes: tuple[Node, ...]
+    outputs: Mapping[str, int]
+
+    def input_descs(self) -> dict[str, OperandDesc]:
+        return {name: self.operands[i] for name, i in self.inputs.items()}
+
+    def output_descs(self) -> dict[str, OperandDesc]:
+        return {name: self.operands[i] for name, i in self.outputs.items()}

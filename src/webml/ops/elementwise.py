@@ -1,0 +1,20 @@
+"""Element-wise binary operations: add, sub, mul, div, max, min, pow (spec §7.9.9)."""
+
+from __future__ import annotations
+
+from ..ir import OperandDesc, Value
+from .checks import ANY, broadcast_bidirectional, same_type
+from .registry import Call, op
+
+
+def binary(call: Call, a: Value, b: Value) -> Value:
+    """The shared rule: same data type, bidirectionally broadcastable shapes."""
+    same_type(call, a, b, names=("a", "b"))
+    shape = broadcast_bidirectional(a.shape, b.shape)
+    if shape is None:
+        raise call.error(f"the shapes {list(a.shape)} and {list(b.shape)} are not broadcastable")
+    return call.emit([a, b], OperandDesc(a.data_type, shape))
+
+
+for _name in ("add", "sub", "mul", "div", "max", "min", "pow"):
+    op(_name, family="elementwise", a=ANY, b=ANY, output=ANY)(binary)
