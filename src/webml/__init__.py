@@ -28,20 +28,20 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "ml",
     "ML",
-    "MLContext",
-    "MLGraphBuilder",
-    "MLOperand",
-    "MLGraph",
-    "MLTensor",
-    "DOMException",
     "AbortError",
+    "DOMException",
     "DataError",
     "InvalidStateError",
+    "MLContext",
+    "MLGraph",
+    "MLGraphBuilder",
+    "MLOperand",
+    "MLTensor",
     "NotAllowedError",
     "NotSupportedError",
     "OperationError",
     "SecurityError",
     "UnknownError",
+    "ml",
 ]

@@ -18,16 +18,16 @@ import numpy as np
 __all__ = [
     "DATA_TYPES",
     "DataTypeInfo",
+    "byte_length",
+    "cast_array",
+    "cast_number",
+    "from_bytes",
     "info",
-    "numpy_dtype",
     "is_float",
     "is_integer",
     "is_signed",
-    "byte_length",
-    "from_bytes",
+    "numpy_dtype",
     "to_bytes",
-    "cast_number",
-    "cast_array",
 ]
 
 
@@ -70,9 +70,7 @@ def info(data_type: str) -> DataTypeInfo:
     try:
         return DATA_TYPES[data_type]
     except (KeyError, TypeError):
-        raise TypeError(
-            f"'{data_type}' is not a valid value for enumeration MLOperandDataType"
-        ) from None
+        raise TypeError(f"'{data_type}' is not a valid value for enumeration MLOperandDataType") from None
 
 
 def numpy_dtype(data_type: str) -> np.dtype:
@@ -161,7 +159,7 @@ def cast_number(value: float | int, data_type: str) -> float | int:
     if math.isinf(value):
         return hi if value > 0 else lo
     clamped = min(max(value, lo), hi)
-    return int(round(clamped)) if abs(clamped) < 2**52 else int(clamped)
+    return round(clamped) if abs(clamped) < 2**52 else int(clamped)
 
 
 def _int_to_float(value: int) -> float:

@@ -8,8 +8,8 @@ in ``.name`` so that code ported from JavaScript can test ``err.name``.
 from __future__ import annotations
 
 __all__ = [
-    "DOMException",
     "AbortError",
+    "DOMException",
     "DataError",
     "InvalidStateError",
     "NotAllowedError",

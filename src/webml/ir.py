@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 
-__all__ = ["OperandDesc", "Value", "Node", "Graph", "freeze"]
+__all__ = ["Graph", "Node", "OperandDesc", "Value", "freeze"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,4 +7,4 @@ from .ml import ML, ml
 from .operand import MLOperand
 from .tensor import MLTensor
 
-__all__ = ["ML", "ml", "MLContext", "MLGraphBuilder", "MLOperand", "MLGraph", "MLTensor"]
+__all__ = ["ML", "MLContext", "MLGraph", "MLGraphBuilder", "MLOperand", "MLTensor", "ml"]

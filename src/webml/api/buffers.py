@@ -48,8 +48,7 @@ def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
             ) from None
     if raw.nbytes != desc.byte_length:
         raise TypeError(
-            f"{where}: the buffer holds {raw.nbytes} bytes but the descriptor {desc} "
-            f"needs {desc.byte_length}"
+            f"{where}: the buffer holds {raw.nbytes} bytes but the descriptor {desc} needs {desc.byte_length}"
         )
     return dtypes.from_bytes(desc.data_type, raw, desc.shape)
 
@@ -85,8 +84,7 @@ def writer(buffer: Any, desc: OperandDesc, where: str) -> Callable[[np.ndarray],
         raise TypeError(f"{where}: the output buffer is read-only")
     if view.nbytes != desc.byte_length:
         raise TypeError(
-            f"{where}: the buffer holds {view.nbytes} bytes but the tensor {desc} "
-            f"needs {desc.byte_length}"
+            f"{where}: the buffer holds {view.nbytes} bytes but the tensor {desc} needs {desc.byte_length}"
         )
 
     def write_bytes(array: np.ndarray) -> None:

@@ -47,9 +47,7 @@ class MLGraphBuilder:
         from .context import MLContext
 
         if not isinstance(context, MLContext):
-            raise TypeError(
-                f"MLGraphBuilder: context must be an MLContext, got {type(context).__name__}"
-            )
+            raise TypeError(f"MLGraphBuilder: context must be an MLContext, got {type(context).__name__}")
         if context._lost:
             raise InvalidStateError("MLGraphBuilder: the context is lost")
         self._context = context
@@ -188,7 +186,9 @@ class MLGraphBuilder:
         """Compile the graph up to ``outputs`` (a dict of name -> MLOperand); once per builder."""
         self._check_can_build("build")
         if not isinstance(outputs, Mapping):
-            raise TypeError(f"build: outputs must be a dict of name -> MLOperand, got {type(outputs).__name__}")
+            raise TypeError(
+                f"build: outputs must be a dict of name -> MLOperand, got {type(outputs).__name__}"
+            )
         if not outputs:
             raise TypeError("build: outputs must not be empty")
         out_ids: dict[str, int] = {}
@@ -196,10 +196,13 @@ class MLGraphBuilder:
             if not isinstance(name, str) or not name:
                 raise TypeError("build: output names must be non-empty strings")
             value = self._operand(operand, "build", f"output {name!r}")
-            if value.id in self._constants or value.id in self._constant_tensors or value.id in self._inputs.values():
+            if (
+                value.id in self._constants
+                or value.id in self._constant_tensors
+                or value.id in self._inputs.values()
+            ):
                 raise TypeError(
-                    f"build: output {name!r} is an input or a constant; "
-                    "use identity() to output it"
+                    f"build: output {name!r} is an input or a constant; use identity() to output it"
                 )
             out_ids[name] = value.id
         # Collect what the outputs depend on (the spec's queue walk).
@@ -245,7 +248,9 @@ class MLGraphBuilder:
 def _make_method(opdef: OpDef):
     params = list(opdef.signature.parameters.values())[1:]  # drop `call`
     label_param = inspect.Parameter("label", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    public_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param])
+    public_sig = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param]
+    )
     rule_sig = opdef.signature.replace(parameters=params)
 
     def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
@@ -294,7 +299,9 @@ def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, An
         for v in values:
             if not isinstance(v, Value):
                 continue
-            if v.data_type not in lim.data_types or not backend.supports(opdef.name, arg, v.data_type, v.rank):
+            if v.data_type not in lim.data_types or not backend.supports(
+                opdef.name, arg, v.data_type, v.rank
+            ):
                 raise TypeError(f"{where}: {arg} data type {v.data_type} is not supported")
             if not lim.min_rank <= v.rank <= lim.max_rank:
                 raise TypeError(

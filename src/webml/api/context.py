@@ -27,7 +27,9 @@ class MLContext:
     Create one with :func:`webml.ml.create_context`.
     """
 
-    def __init__(self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True) -> None:
+    def __init__(
+        self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True
+    ) -> None:
         self._backend = backend
         self._power_preference = power_preference
         self._accelerated = accelerated
@@ -138,7 +140,9 @@ class MLContext:
             raise InvalidStateError(f"{where}: the graph is destroyed")
         return graph
 
-    def dispatch(self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]) -> None:
+    def dispatch(
+        self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]
+    ) -> None:
         """Run ``graph`` reading ``inputs`` and writing ``outputs`` (dicts of name -> MLTensor)."""
         self._check_graph(graph, "dispatch")
         for what, named in (("inputs", inputs), ("outputs", outputs)):
@@ -175,10 +179,12 @@ class MLContext:
             raise TypeError(
                 "compute: "
                 + "; ".join(
-                    p for p in (
+                    p
+                    for p in (
                         f"missing inputs {missing}" if missing else "",
                         f"unknown inputs {extra}" if extra else "",
-                    ) if p
+                    )
+                    if p
                 )
                 + f" (the graph's inputs: {sorted(expected)})"
             )
@@ -225,13 +231,17 @@ def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDes
         if name not in descs:
             raise TypeError(f"dispatch: the graph has no {what[:-1]} named {name!r} ({sorted(descs)})")
         if tensor._desc != descs[name]:
-            raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}")
+            raise TypeError(
+                f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}"
+            )
 
 
 def _host_array(value: Any, desc: OperandDesc, name: str) -> np.ndarray:
     target = dtypes.numpy_dtype(desc.data_type)
     if isinstance(value, np.ndarray) and value.dtype != target:
-        raise TypeError(f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}")
+        raise TypeError(
+            f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}"
+        )
     array = np.asarray(value, dtype=target)
     if array.shape != desc.shape:
         raise TypeError(

@@ -41,7 +41,7 @@ def parse_operand_descriptor(descriptor: Any, where: str) -> OperandDesc:
     for d in shape:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer, float)):
             raise TypeError(f"{where}: shape {list(shape)} must hold integers")
-        if isinstance(d, float) and not d.is_integer() or not 0 <= d <= UINT32_MAX:
+        if (isinstance(d, float) and not d.is_integer()) or not 0 <= d <= UINT32_MAX:
             raise TypeError(f"{where}: dimension {d} is out of the range of unsigned long")
         dims.append(int(d))
     return OperandDesc(data_type, tuple(dims))

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 class MLOperand:
     """An operand of a graph under construction, bound to its builder."""
 
-    __slots__ = ("_builder", "_value", "_name", "__weakref__")
+    __slots__ = ("__weakref__", "_builder", "_name", "_value")
 
     def __init__(self, builder: MLGraphBuilder, value: Value, name: str | None = None) -> None:
         self._builder = builder

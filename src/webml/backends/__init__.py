@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import NotSupportedError
 from .base import Backend
 
-__all__ = ["Backend", "create_backend", "BACKENDS", "DEFAULT_BACKEND"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
 #: Backends that ship with webml, in order of preference.
 BACKENDS = ("reference",)
@@ -24,8 +24,6 @@ def create_backend(name: str | None = None, **options: Any) -> Backend:
     """Instantiate backend ``name`` (default: :data:`DEFAULT_BACKEND`)."""
     name = name or DEFAULT_BACKEND
     if not isinstance(name, str) or name not in BACKENDS:
-        raise NotSupportedError(
-            f"createContext: unknown backend {name!r}; available: {', '.join(BACKENDS)}"
-        )
+        raise NotSupportedError(f"createContext: unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.create(**options)

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["wpt_dir", "load", "conformance_files", "validation_files"]
+__all__ = ["conformance_files", "load", "validation_files", "wpt_dir"]
 
 
 def wpt_dir() -> Path:
@@ -21,9 +21,7 @@ def wpt_dir() -> Path:
         candidate = parent / "third_party" / "wpt-webnn"
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        "the vendored WPT suite (third_party/wpt-webnn) was not found; set WEBML_WPT_DIR"
-    )
+    raise FileNotFoundError("the vendored WPT suite (third_party/wpt-webnn) was not found; set WEBML_WPT_DIR")
 
 
 def _hook(d: dict[str, Any]) -> Any:

@@ -106,8 +106,13 @@ def write_markdown(path: Path, outcomes: Sequence[Outcome], command: str) -> Non
                 f"{_pct(ps, len(in_scope))} ({ps}/{len(in_scope)}) |"
             )
     lines += ["", "## Conformance by operator and data type", ""]
-    lines += ["Each cell is passed/total cases per backend; a case counts for every operator and data type it uses.", ""]
-    table: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: [0, 0])))
+    lines += [
+        "Each cell is passed/total cases per backend; a case counts for every operator and data type it uses.",
+        "",
+    ]
+    table: dict[str, dict[str, dict[str, list[int]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    )
     for o in outcomes:
         if o.kind != "conformance":
             continue
@@ -126,9 +131,13 @@ def write_markdown(path: Path, outcomes: Sequence[Outcome], command: str) -> Non
             if not per:
                 cells.append("")
                 continue
-            cells.append(" ".join(
-                (f"{b}: " if len(backends) > 1 else "") + f"{per[b][0]}/{per[b][1]}" for b in backends if b in per
-            ))
+            cells.append(
+                " ".join(
+                    (f"{b}: " if len(backends) > 1 else "") + f"{per[b][0]}/{per[b][1]}"
+                    for b in backends
+                    if b in per
+                )
+            )
         lines.append(f"| {op} | " + " | ".join(cells) + " |")
     for kind in ("conformance", "validation"):
         failing = [o for o in outcomes if o.kind == kind and not o.passed]

@@ -24,7 +24,7 @@ from .. import dtypes
 from ..ops.registry import snake_case
 from .data import conformance_files, load
 
-__all__ = ["CaseResult", "run_case", "run_file", "run_all"]
+__all__ = ["CaseResult", "run_all", "run_case", "run_file"]
 
 #: WPT checks at most this many elements of a filled (scalar) expectation.
 MAX_INDEX_TO_VALIDATE = 1000
@@ -177,11 +177,15 @@ def compare(actual: np.ndarray, expected: dict[str, Any], tolerance: dict[str, A
         a_bits = flat.view(np.uint16).astype(np.int64)
         both_zero = ((a_bits & 0x7FFF) == 0) & ((bits[:n] & 0x7FFF) == 0)
         ok = both_zero | (np.abs(a_bits - bits[:n]) <= limit)
-        return _report(ok, flat.astype(np.float64), bits[:n].astype(np.uint16).view(np.float16), f"{limit} ULP")
+        return _report(
+            ok, flat.astype(np.float64), bits[:n].astype(np.uint16).view(np.float16), f"{limit} ULP"
+        )
     # integer types: exact big-integer arithmetic
-    a_int = [int(v) for v in flat.astype(object)] if data_type not in ("int4", "uint4") else [
-        int(v) for v in flat.astype(np.int64)
-    ]
+    a_int = (
+        [int(v) for v in flat.astype(object)]
+        if data_type not in ("int4", "uint4")
+        else [int(v) for v in flat.astype(np.int64)]
+    )
     e_int = [_wrap(int(v), data_type) for v in values[:n]]
     ok = np.array([abs(x - y) <= limit for x, y in zip(a_int, e_int)], dtype=bool)
     return _report(ok, np.array(a_int, dtype=object), np.array(e_int, dtype=object), f"{limit}")
@@ -220,7 +224,10 @@ def _report(ok: np.ndarray, actual: np.ndarray, expected: np.ndarray, what: str)
         return ""
     bad = np.flatnonzero(~ok)
     i = int(bad[0])
-    return f"{bad.size} of {ok.size} elements outside {what}; first at [{i}]: got {actual[i]!r}, expected {expected[i]!r}"
+    return (
+        f"{bad.size} of {ok.size} elements outside {what}; "
+        f"first at [{i}]: got {actual[i]!r}, expected {expected[i]!r}"
+    )
 
 
 # -- running ---------------------------------------------------------------------

@@ -25,4 +25,4 @@ FAMILIES = (
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
 
-__all__ = ["OPS", "OpDef", "Limit", "Call", "op", "FAMILIES"]
+__all__ = ["FAMILIES", "OPS", "Call", "Limit", "OpDef", "op"]

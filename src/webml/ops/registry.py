@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import op_message
 from ..ir import OperandDesc, Value, freeze
 
-__all__ = ["OPS", "OpDef", "Limit", "Call", "op", "snake_case"]
+__all__ = ["OPS", "Call", "Limit", "OpDef", "op", "snake_case"]
 
 #: Highest rank this implementation supports (spec Issue 456 leaves it open;
 #: Chromium and the WPT "rank is too large" test use 8).
@@ -70,8 +70,9 @@ OPS: dict[str, OpDef] = {}
 
 
 def snake_case(name: str) -> str:
-    """``reduceSum`` -> ``reduce_sum``, ``conv2d`` -> ``conv2d``, ``gatherND`` -> ``gather_nd``."""
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    """``reduceSum`` -> ``reduce_sum``, ``gatherND`` -> ``gather_nd``, ``isNaN`` -> ``is_nan``."""
+    s = name.replace("NaN", "Nan")
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
     return s.lower()
 
@@ -98,7 +99,7 @@ def op(name: str, *, family: str, method: str | None = None, **limits: Limit):
 class Call:
     """One builder call of an operator: its name, label and the nodes it emits."""
 
-    __slots__ = ("op", "label", "_emit")
+    __slots__ = ("_emit", "label", "op")
 
     def __init__(self, op: str, label: str, emit: Callable[..., Any]) -> None:
         self.op = op

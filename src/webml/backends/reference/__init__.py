@@ -31,7 +31,7 @@ FAMILIES = (
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
 
-__all__ = ["ReferenceBackend", "create", "KERNELS"]
+__all__ = ["KERNELS", "ReferenceBackend", "create"]
 
 
 class ReferenceGraph(CompiledGraph):

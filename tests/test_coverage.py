@@ -1,0 +1,50 @@
+"""Completeness is tested: every operator has its rule, a reference kernel and WPT coverage."""
+
+from __future__ import annotations
+
+import json
+
+from webml import MLGraphBuilder
+from webml.backends.reference import KERNELS
+from webml.conformance.data import conformance_files, validation_files
+from webml.conformance.expectations import PENDING_OPERATORS
+from webml.ops import FAMILIES, OPS
+
+
+def _wpt_operators() -> set[str]:
+    names: set[str] = set()
+    for path in conformance_files():
+        for case in json.loads(path.read_text())["cases"]:
+            names.update(case["operatorNames"])
+    return names
+
+
+def test_every_operator_has_a_reference_kernel():
+    assert sorted(OPS.keys() - KERNELS.keys()) == []
+
+
+def test_every_kernel_belongs_to_an_operator():
+    assert sorted(KERNELS.keys() - OPS.keys()) == []
+
+
+def test_every_operator_is_a_builder_method():
+    for opdef in OPS.values():
+        assert callable(getattr(MLGraphBuilder, opdef.method)), opdef.name
+        assert opdef.family in FAMILIES
+
+
+def test_pending_list_only_names_missing_operators():
+    # An implemented operator must leave the expected-failure list.
+    assert sorted(PENDING_OPERATORS.keys() & OPS.keys()) == []
+
+
+def test_every_wpt_operator_is_implemented_or_pending():
+    assert sorted(_wpt_operators() - OPS.keys() - PENDING_OPERATORS.keys()) == []
+
+
+def test_every_implemented_operator_has_wpt_cases():
+    assert sorted(OPS.keys() - _wpt_operators()) == []
+
+
+def test_validation_files_are_vendored():
+    assert len(validation_files()) == 62
