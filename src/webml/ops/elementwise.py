@@ -7,13 +7,14 @@ from .checks import ANY, broadcast_bidirectional, same_type
 from .registry import Call, op
 
 
-def binary(call: Call, a: Value, b: Value) -> Value:
-    """The shared rule: same data type, bidirectionally broadcastable shapes."""
+def binary(call: Call, a: Value, b: Value, output_type: str | None = None) -> Value:
+    """The shared rule of two-operand element-wise operators: same data type,
+    bidirectionally broadcastable shapes; the output has a's type unless given."""
     same_type(call, a, b, names=("a", "b"))
     shape = broadcast_bidirectional(a.shape, b.shape)
     if shape is None:
-        raise call.error(f"the shapes {list(a.shape)} and {list(b.shape)} are not broadcastable")
-    return call.emit([a, b], OperandDesc(a.data_type, shape))
+        raise call.error(f"the shapes of a {list(a.shape)} and b {list(b.shape)} are not broadcastable")
+    return call.emit([a, b], OperandDesc(output_type or a.data_type, shape))
 
 
 for _name in ("add", "sub", "mul", "div", "max", "min", "pow"):

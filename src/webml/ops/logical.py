@@ -8,7 +8,8 @@ holding 0 or 1, shaped like the (broadcast) input.
 from __future__ import annotations
 
 from ..ir import OperandDesc, Value
-from .checks import ANY, FLOATS, broadcast_bidirectional, limit, same_type
+from .checks import ANY, FLOATS, limit
+from .elementwise import binary
 from .registry import Call, op
 
 UINT8 = limit(("uint8",))
@@ -21,12 +22,8 @@ FLOAT = limit(FLOATS)
 
 
 def logical_binary(call: Call, a: Value, b: Value) -> Value:
-    """Shared rule of the two-operand operations: same data type, broadcastable shapes."""
-    same_type(call, a, b, names=("a", "b"))
-    shape = broadcast_bidirectional(a.shape, b.shape)
-    if shape is None:
-        raise call.error(f"the shapes of a {list(a.shape)} and b {list(b.shape)} are not broadcastable")
-    return call.emit([a, b], OperandDesc("uint8", shape))
+    """Shared rule of the two-operand operations: element-wise binary with a uint8 output."""
+    return binary(call, a, b, output_type="uint8")
 
 
 def logical_unary(call: Call, a: Value) -> Value:
@@ -42,6 +39,5 @@ for _name in ("logicalAnd", "logicalOr", "logicalXor"):
 
 op("logicalNot", family="logical", a=UINT8, output=UINT8)(logical_unary)
 
-# snake_case("isNaN") would give "is_na_n"; the API's name is is_nan.
-op("isNaN", family="logical", method="is_nan", a=FLOAT, output=UINT8)(logical_unary)
+op("isNaN", family="logical", a=FLOAT, output=UINT8)(logical_unary)
 op("isInfinite", family="logical", a=FLOAT, output=UINT8)(logical_unary)
