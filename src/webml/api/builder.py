@@ -75,6 +75,12 @@ class MLGraphBuilder:
         return value
 
     def _emit(self, op: str, inputs: tuple, descs: list[OperandDesc], attrs: Any, label: str) -> list[Value]:
+        limit = self._context._backend.max_tensor_byte_length
+        for d in descs:
+            if d.byte_length > limit:
+                raise TypeError(
+                    op_message(op, label, f"the output {d} needs {d.byte_length} bytes, more than the maximum {limit}")
+                )
         values = [self._new_value(d) for d in descs]
         self._nodes.append(Node(op, inputs, tuple(v.id for v in values), attrs, label))
         for v in values:

@@ -79,6 +79,9 @@ class HostTensor:
 
 class ReferenceBackend(Backend):
     name = "reference"
+    # 2 GiB per tensor, as Chromium's backends: enough for real models, and
+    # it keeps the float64 oracle's working set bounded.
+    max_tensor_byte_length = 2**31
 
     def compile(self, graph: Graph) -> ReferenceGraph:
         return ReferenceGraph(graph)
