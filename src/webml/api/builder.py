@@ -192,9 +192,7 @@ class MLGraphBuilder:
         """Compile the graph up to ``outputs`` (a dict of name -> MLOperand); once per builder."""
         self._check_can_build("build")
         if not isinstance(outputs, Mapping):
-            raise TypeError(
-                f"build: outputs must be a dict of name -> MLOperand, got {type(outputs).__name__}"
-            )
+            raise TypeError(f"build: outputs must be a dict of name -> MLOperand, got {type(outputs).__name__}")
         if not outputs:
             raise TypeError("build: outputs must not be empty")
         out_ids: dict[str, int] = {}
@@ -202,14 +200,8 @@ class MLGraphBuilder:
             if not isinstance(name, str) or not name:
                 raise TypeError("build: output names must be non-empty strings")
             value = self._operand(operand, "build", f"output {name!r}")
-            if (
-                value.id in self._constants
-                or value.id in self._constant_tensors
-                or value.id in self._inputs.values()
-            ):
-                raise TypeError(
-                    f"build: output {name!r} is an input or a constant; use identity() to output it"
-                )
+            if value.id in self._constants or value.id in self._constant_tensors or value.id in self._inputs.values():
+                raise TypeError(f"build: output {name!r} is an input or a constant; use identity() to output it")
             out_ids[name] = value.id
         # Collect what the outputs depend on (the spec's queue walk).
         needed: set[int] = set()
@@ -254,10 +246,15 @@ class MLGraphBuilder:
 def _make_method(opdef: OpDef):
     params = list(opdef.signature.parameters.values())[1:]  # drop `call`
     label_param = inspect.Parameter("label", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    public_sig = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param]
-    )
+    public_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param])
     rule_sig = opdef.signature.replace(parameters=params)
+    kinds = {p.name: _OPERAND_KINDS.get(str(p.annotation), "other") for p in params}
+    public_sig = public_sig.replace(
+        parameters=[
+            p.replace(annotation=_PUBLIC_ANNOTATIONS.get(kinds.get(p.name), p.annotation))
+            for p in public_sig.parameters.values()
+        ]
+    )
 
     def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
         name = opdef.name
@@ -271,7 +268,7 @@ def _make_method(opdef: OpDef):
             raise TypeError(f"{where}: {exc}") from None
         arguments = {}
         for pname, value in bound.arguments.items():
-            arguments[pname] = _convert(self, value, where, pname)
+            arguments[pname] = _convert(self, value, kinds[pname], where, pname)
         _check_limits(self, opdef, arguments, where)
         mark = (len(self._nodes), self._next_id)
         try:
@@ -288,11 +285,27 @@ def _make_method(opdef: OpDef):
     return method
 
 
-def _convert(builder: MLGraphBuilder, value: Any, where: str, what: str) -> Any:
-    """MLOperands (alone or in a list) become Values of this builder."""
-    if isinstance(value, MLOperand):
+# How a rule's parameter annotation says it takes operands.
+_OPERAND_KINDS = {
+    "Value": "operand",
+    "Value | None": "optional",
+    "Sequence[Value]": "operands",
+    "list[Value]": "operands",
+}
+_PUBLIC_ANNOTATIONS = {
+    "operand": "MLOperand",
+    "optional": "MLOperand | None",
+    "operands": "list[MLOperand]",
+}
+
+
+def _convert(builder: MLGraphBuilder, value: Any, kind: str, where: str, what: str) -> Any:
+    """Operand arguments become Values of this builder; anything else there is a TypeError."""
+    if kind == "operand" or (kind == "optional" and value is not None):
         return builder._operand(value, where, what)
-    if isinstance(value, (list, tuple)) and any(isinstance(v, MLOperand) for v in value):
+    if kind == "operands":
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where}: {what} must be a sequence of MLOperand, got {type(value).__name__}")
         return [builder._operand(v, where, f"{what}[{i}]") for i, v in enumerate(value)]
     return value
 
@@ -305,14 +318,11 @@ def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, An
         for v in values:
             if not isinstance(v, Value):
                 continue
-            if v.data_type not in lim.data_types or not backend.supports(
-                opdef.name, arg, v.data_type, v.rank
-            ):
+            if v.data_type not in lim.data_types or not backend.supports(opdef.name, arg, v.data_type, v.rank):
                 raise TypeError(f"{where}: {arg} data type {v.data_type} is not supported")
             if not lim.min_rank <= v.rank <= lim.max_rank:
                 raise TypeError(
-                    f"{where}: {arg} rank {v.rank} is not supported "
-                    f"(supported: {lim.min_rank} to {lim.max_rank})"
+                    f"{where}: {arg} rank {v.rank} is not supported (supported: {lim.min_rank} to {lim.max_rank})"
                 )
 
 

@@ -1,1 +1,81 @@
-"""linalg operators."""
+"""Linear algebra operators: matmul and gemm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ir import OperandDesc, Value
+from .activation import double
+from .checks import FLOATS, broadcast_bidirectional, broadcast_unidirectional, check_shape, limit, same_type
+from .registry import Call, op
+
+
+def shapes(a: Value, b: Value) -> str:
+    return f"{list(a.shape)} and {list(b.shape)}"
+
+
+@op("matmul", family="linalg", a=limit(FLOATS, 2), b=limit(FLOATS, 2), output=limit(FLOATS, 2))
+def matmul(call: Call, a: Value, b: Value) -> Value:
+    """The matrix product of the last two dimensions; the batch dimensions broadcast bidirectionally."""
+    same_type(call, a, b, names=("a", "b"))
+    if a.rank < 2 or b.rank < 2:
+        raise call.error(f"a and b must have rank 2 or more, got ranks {a.rank} and {b.rank}")
+    rows_a, cols_a = a.shape[-2:]
+    rows_b, cols_b = b.shape[-2:]
+    if cols_a != rows_b:
+        raise call.error(f"a's columns ({cols_a}) must equal b's rows ({rows_b}): shapes {shapes(a, b)}")
+    batch = broadcast_bidirectional(a.shape[:-2], b.shape[:-2])
+    if batch is None:
+        raise call.error(f"the batch dimensions of a and b are not broadcastable: shapes {shapes(a, b)}")
+    shape = check_shape(call, (*batch, rows_a, cols_b))
+    return call.emit([a, b], OperandDesc(a.data_type, shape))
+
+
+@op(
+    "gemm",
+    family="linalg",
+    a=limit(FLOATS, 2, 2),
+    b=limit(FLOATS, 2, 2),
+    c=limit(FLOATS, 0, 2),
+    output=limit(FLOATS, 2, 2),
+)
+def gemm(
+    call: Call,
+    a: Value,
+    b: Value,
+    *,
+    c: Value | None = None,
+    alpha: Any = 1.0,
+    beta: Any = 1.0,
+    a_transpose: Any = False,
+    b_transpose: Any = False,
+) -> Value:
+    """alpha * A * B + beta * C, A and B optionally transposed; C broadcasts to [M, N]."""
+    same_type(call, a, b, names=("a", "b"))
+    alpha = double(call, alpha, "alpha", a.data_type)
+    beta = double(call, beta, "beta", a.data_type)
+    # WebIDL booleans: any value converts by its truthiness.
+    a_transpose, b_transpose = bool(a_transpose), bool(b_transpose)
+    shape_a = a.shape[::-1] if a_transpose else a.shape
+    shape_b = b.shape[::-1] if b_transpose else b.shape
+    if shape_a[1] != shape_b[0]:
+        raise call.error(
+            f"the columns of a ({shape_a[1]}, a_transpose={a_transpose}) must equal "
+            f"the rows of b ({shape_b[0]}, b_transpose={b_transpose})"
+        )
+    shape = (shape_a[0], shape_b[1])
+    if c is not None:
+        if not isinstance(c, Value):
+            raise call.error(f"c must be an MLOperand, got {type(c).__name__}")
+        if broadcast_unidirectional(c.shape, shape) is None:
+            raise call.error(f"c shape {list(c.shape)} is not broadcastable to output shape {list(shape)}")
+        same_type(call, a, c, names=("a", "c"))
+    shape = check_shape(call, shape)
+    return call.emit(
+        [a, b, c],
+        OperandDesc(a.data_type, shape),
+        alpha=alpha,
+        beta=beta,
+        a_transpose=a_transpose,
+        b_transpose=b_transpose,
+    )
