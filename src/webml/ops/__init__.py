@@ -20,6 +20,13 @@ FAMILIES = (
     "shape",
     "indexing",
     "linalg",
+    "conv",
+    "pool",
+    "resample",
+    "normalization",
+    "reduce",
+    "recurrent",
+    "quantize",
 )
 
 for _family in FAMILIES:

@@ -27,6 +27,13 @@ FAMILIES = (
     "shape",
     "indexing",
     "linalg",
+    "conv",
+    "pool",
+    "resample",
+    "normalization",
+    "reduce",
+    "recurrent",
+    "quantize",
 )
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")

@@ -1,0 +1,1 @@
+"""Reference kernels of the conv operators (not implemented yet)."""

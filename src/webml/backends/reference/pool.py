@@ -1,0 +1,1 @@
+"""Reference kernels of the pool operators (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""Reference kernels of the quantize operators (not implemented yet)."""

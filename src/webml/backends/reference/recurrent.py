@@ -1,0 +1,1 @@
+"""Reference kernels of the recurrent operators (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""Reference kernels of the reduce operators (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""Reference kernels of the resample operators (not implemented yet)."""

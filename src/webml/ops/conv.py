@@ -1,0 +1,1 @@
+"""conv operators (not implemented yet)."""

@@ -1,0 +1,1 @@
+"""recurrent operators (not implemented yet)."""

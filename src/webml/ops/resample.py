@@ -1,0 +1,1 @@
+"""resample operators (not implemented yet)."""
