@@ -34,9 +34,7 @@ def demo(backend: str) -> int:
         ),
         label="relu1",
     )
-    logits = builder.matmul(
-        hidden, builder.constant({"dataType": "float32", "shape": [16, 3]}, w2), label="fc2"
-    )
+    logits = builder.matmul(hidden, builder.constant({"dataType": "float32", "shape": [16, 3]}, w2), label="fc2")
     probs = builder.softmax(logits, 1, label="softmax")
     start = time.perf_counter()
     graph = builder.build({"probs": probs})

@@ -4,8 +4,9 @@ A NumPy array whose dtype is the descriptor's is taken element by element.
 A ``uint8`` array, ``bytes``, ``bytearray``, or any other buffer-protocol
 object is raw storage (like a JS ArrayBuffer or Uint8Array), its byte length
 must equal the descriptor's; 4-bit types are packed two a byte, low nibble
-first.  A NumPy array of another dtype is refused (as a Float32Array for a
-float16 operand is in JS).
+first.  A ``uint16`` array for a float16 operand holds float16 bits (the spec's
+note on Float16Array).  A NumPy array of another dtype is refused (as a
+Float32Array for a float16 operand is in JS).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
     Raises TypeError (prefixed with ``where``) when the buffer doesn't match.
     """
     target = dtypes.numpy_dtype(desc.data_type)
+    if isinstance(buffer, np.ndarray) and buffer.dtype == np.uint16 and desc.data_type == "float16":
+        # The spec's appendix lets a Uint16Array carry float16 bits until
+        # Float16Array is everywhere; a uint16 array is read the same way.
+        buffer = buffer.view(np.float16)
     if isinstance(buffer, np.ndarray):
         if buffer.dtype == target:
             if buffer.size != desc.element_count:
@@ -43,9 +48,7 @@ def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
         try:
             raw = memoryview(buffer).cast("B")
         except TypeError:
-            raise TypeError(
-                f"{where}: expected a NumPy array or a buffer, got {type(buffer).__name__}"
-            ) from None
+            raise TypeError(f"{where}: expected a NumPy array or a buffer, got {type(buffer).__name__}") from None
     if raw.nbytes != desc.byte_length:
         raise TypeError(
             f"{where}: the buffer holds {raw.nbytes} bytes but the descriptor {desc} needs {desc.byte_length}"
@@ -62,8 +65,7 @@ def writer(buffer: Any, desc: OperandDesc, where: str) -> Callable[[np.ndarray],
     if isinstance(buffer, np.ndarray) and buffer.dtype == target:
         if buffer.size != desc.element_count:
             raise TypeError(
-                f"{where}: the array has {buffer.size} elements but the tensor {desc} "
-                f"has {desc.element_count}"
+                f"{where}: the array has {buffer.size} elements but the tensor {desc} has {desc.element_count}"
             )
         if not buffer.flags.writeable:
             raise TypeError(f"{where}: the output array is read-only")
@@ -73,9 +75,7 @@ def writer(buffer: Any, desc: OperandDesc, where: str) -> Callable[[np.ndarray],
 
         return write_elements
     if isinstance(buffer, np.ndarray) and buffer.dtype != np.uint8:
-        raise TypeError(
-            f"{where}: an array of dtype {buffer.dtype} does not match data type {desc.data_type}"
-        )
+        raise TypeError(f"{where}: an array of dtype {buffer.dtype} does not match data type {desc.data_type}")
     try:
         view = memoryview(buffer).cast("B")
     except TypeError:
@@ -83,9 +83,7 @@ def writer(buffer: Any, desc: OperandDesc, where: str) -> Callable[[np.ndarray],
     if view.readonly:
         raise TypeError(f"{where}: the output buffer is read-only")
     if view.nbytes != desc.byte_length:
-        raise TypeError(
-            f"{where}: the buffer holds {view.nbytes} bytes but the tensor {desc} needs {desc.byte_length}"
-        )
+        raise TypeError(f"{where}: the buffer holds {view.nbytes} bytes but the tensor {desc} needs {desc.byte_length}")
 
     def write_bytes(array: np.ndarray) -> None:
         view[:] = dtypes.to_bytes(desc.data_type, array)

@@ -27,9 +27,7 @@ class MLContext:
     Create one with :func:`webml.ml.create_context`.
     """
 
-    def __init__(
-        self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True
-    ) -> None:
+    def __init__(self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True) -> None:
         self._backend = backend
         self._power_preference = power_preference
         self._accelerated = accelerated
@@ -140,9 +138,7 @@ class MLContext:
             raise InvalidStateError(f"{where}: the graph is destroyed")
         return graph
 
-    def dispatch(
-        self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]
-    ) -> None:
+    def dispatch(self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]) -> None:
         """Run ``graph`` reading ``inputs`` and writing ``outputs`` (dicts of name -> MLTensor)."""
         self._check_graph(graph, "dispatch")
         for what, named in (("inputs", inputs), ("outputs", outputs)):
@@ -157,9 +153,7 @@ class MLContext:
         _match_tensors(outputs, graph.output_descriptors, "outputs")
         if self._lost:
             return
-        graph._compiled.dispatch(
-            {n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()}
-        )
+        graph._compiled.dispatch({n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()})
 
     def compute(self, graph: MLGraph, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run ``graph`` on host arrays and return its outputs as NumPy arrays (non-spec).
@@ -222,8 +216,7 @@ class MLContext:
 def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDesc], what: str) -> None:
     if len(named) != len(descs):
         raise TypeError(
-            f"dispatch: {what} has {len(named)} tensors but the graph has {len(descs)} {what} "
-            f"({sorted(descs)})"
+            f"dispatch: {what} has {len(named)} tensors but the graph has {len(descs)} {what} ({sorted(descs)})"
         )
     for name, tensor in named.items():
         if tensor._constant:
@@ -231,20 +224,14 @@ def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDes
         if name not in descs:
             raise TypeError(f"dispatch: the graph has no {what[:-1]} named {name!r} ({sorted(descs)})")
         if tensor._desc != descs[name]:
-            raise TypeError(
-                f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}"
-            )
+            raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}")
 
 
 def _host_array(value: Any, desc: OperandDesc, name: str) -> np.ndarray:
     target = dtypes.numpy_dtype(desc.data_type)
     if isinstance(value, np.ndarray) and value.dtype != target:
-        raise TypeError(
-            f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}"
-        )
+        raise TypeError(f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}")
     array = np.asarray(value, dtype=target)
     if array.shape != desc.shape:
-        raise TypeError(
-            f"compute: input {name!r} has shape {list(array.shape)}, the graph expects {list(desc.shape)}"
-        )
+        raise TypeError(f"compute: input {name!r} has shape {list(array.shape)}, the graph expects {list(desc.shape)}")
     return array

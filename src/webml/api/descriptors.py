@@ -28,8 +28,7 @@ def parse_operand_descriptor(descriptor: Any, where: str) -> OperandDesc:
         return descriptor
     if not isinstance(descriptor, Mapping):
         raise TypeError(
-            f"{where}: the descriptor must be a dict with 'dataType' and 'shape', "
-            f"got {type(descriptor).__name__}"
+            f"{where}: the descriptor must be a dict with 'dataType' and 'shape', got {type(descriptor).__name__}"
         )
     data_type = _member(descriptor, "dataType", where)
     if data_type not in dtypes.DATA_TYPES:
@@ -39,9 +38,14 @@ def parse_operand_descriptor(descriptor: Any, where: str) -> OperandDesc:
         raise TypeError(f"{where}: shape must be a sequence of unsigned long, got {shape!r}")
     dims = []
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer, float)):
-            raise TypeError(f"{where}: shape {list(shape)} must hold integers")
-        if (isinstance(d, float) and not d.is_integer()) or not 0 <= d <= UINT32_MAX:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer, float, np.floating)):
+            raise TypeError(f"{where}: shape {list(shape)} must hold numbers")
+        # WebIDL [EnforceRange] unsigned long: NaN and infinities throw, fractions truncate.
+        if isinstance(d, (float, np.floating)):
+            if not math.isfinite(d):
+                raise TypeError(f"{where}: dimension {d} is not a finite number")
+            d = math.trunc(d)
+        if not 0 <= d <= UINT32_MAX:
             raise TypeError(f"{where}: dimension {d} is out of the range of unsigned long")
         dims.append(int(d))
     return OperandDesc(data_type, tuple(dims))
@@ -57,9 +61,7 @@ def check_dimensions(desc: OperandDesc, where: str, max_byte_length: int) -> Non
     if math.prod(desc.shape) > LONG_MAX:
         raise TypeError(f"{where}: the element count of shape {list(desc.shape)} is too large")
     if desc.byte_length > max_byte_length:
-        raise TypeError(
-            f"{where}: {desc} needs {desc.byte_length} bytes, more than the maximum {max_byte_length}"
-        )
+        raise TypeError(f"{where}: {desc} needs {desc.byte_length} bytes, more than the maximum {max_byte_length}")
 
 
 def parse_tensor_descriptor(descriptor: Any, where: str) -> tuple[OperandDesc, bool, bool]:

@@ -37,9 +37,7 @@ class ML:
                 f"got {power_preference!r}"
             )
         if device_type is not None and device_type not in DEVICE_TYPES:
-            raise TypeError(
-                f"createContext: device_type must be one of {', '.join(DEVICE_TYPES)}, got {device_type!r}"
-            )
+            raise TypeError(f"createContext: device_type must be one of {', '.join(DEVICE_TYPES)}, got {device_type!r}")
         if device_type == "cpu":
             accelerated = False
         return MLContext(

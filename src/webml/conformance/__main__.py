@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", nargs="?", default="run", choices=["run"], help="what to do (run)")
     parser.add_argument("--backend", action="append", help="backend name (repeatable; default: reference)")
-    parser.add_argument(
-        "--ops", help="comma-separated spec operator names to restrict the conformance cases to"
-    )
+    parser.add_argument("--ops", help="comma-separated spec operator names to restrict the conformance cases to")
     parser.add_argument("--no-validation", action="store_true", help="skip the traced validation tests")
     parser.add_argument(
         "--write-docs",

@@ -133,9 +133,7 @@ def write_markdown(path: Path, outcomes: Sequence[Outcome], command: str) -> Non
                 continue
             cells.append(
                 " ".join(
-                    (f"{b}: " if len(backends) > 1 else "") + f"{per[b][0]}/{per[b][1]}"
-                    for b in backends
-                    if b in per
+                    (f"{b}: " if len(backends) > 1 else "") + f"{per[b][0]}/{per[b][1]}" for b in backends if b in per
                 )
             )
         lines.append(f"| {op} | " + " | ".join(cells) + " |")

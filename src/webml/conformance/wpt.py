@@ -103,6 +103,8 @@ def build_case(context: webml.MLContext, case: dict[str, Any]) -> tuple[webml.ML
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for argument in operator["arguments"]:
+            if argument is None:  # a JS `undefined` placeholder, e.g. softmax(x, undefined, {axis})
+                continue
             for key, value in argument.items():
                 if key == "options":
                     kwargs.update({snake_case(k): _resolve(v, env) for k, v in value.items()})
@@ -177,9 +179,7 @@ def compare(actual: np.ndarray, expected: dict[str, Any], tolerance: dict[str, A
         a_bits = flat.view(np.uint16).astype(np.int64)
         both_zero = ((a_bits & 0x7FFF) == 0) & ((bits[:n] & 0x7FFF) == 0)
         ok = both_zero | (np.abs(a_bits - bits[:n]) <= limit)
-        return _report(
-            ok, flat.astype(np.float64), bits[:n].astype(np.uint16).view(np.float16), f"{limit} ULP"
-        )
+        return _report(ok, flat.astype(np.float64), bits[:n].astype(np.uint16).view(np.float16), f"{limit} ULP")
     # integer types: exact big-integer arithmetic
     a_int = (
         [int(v) for v in flat.astype(object)]
@@ -225,8 +225,7 @@ def _report(ok: np.ndarray, actual: np.ndarray, expected: np.ndarray, what: str)
     bad = np.flatnonzero(~ok)
     i = int(bad[0])
     return (
-        f"{bad.size} of {ok.size} elements outside {what}; "
-        f"first at [{i}]: got {actual[i]!r}, expected {expected[i]!r}"
+        f"{bad.size} of {ok.size} elements outside {what}; first at [{i}]: got {actual[i]!r}, expected {expected[i]!r}"
     )
 
 

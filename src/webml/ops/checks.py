@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import dtypes
 from .registry import MAX_RANK, Call, Limit
 
@@ -74,18 +76,28 @@ def check_shape(call: Call, shape: Sequence[int], what: str = "output") -> tuple
     return shape
 
 
-def unsigned_long(call: Call, value: Any, name: str) -> int:
-    """WebIDL ``[EnforceRange] unsigned long``: an integer in [0, 2^32-1]."""
-    if isinstance(value, bool) or not _is_integral(value) or not 0 <= value <= UINT32_MAX:
-        raise call.error(f"{name} must be an unsigned long (an integer in [0, 2^32-1]), got {value!r}")
+def enforce_range(call: Call, value: Any, name: str, lo: int, hi: int, idl: str) -> int:
+    """WebIDL ``[EnforceRange]`` integer conversion: NaN and infinities throw,
+    fractions truncate toward zero, out-of-range values throw."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise call.error(f"{name} must be {idl}, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise call.error(f"{name} must be {idl}, got {value!r}")
+        value = math.trunc(value)
+    if not lo <= value <= hi:
+        raise call.error(f"{name} must be {idl} (an integer in [{lo}, {hi}]), got {value!r}")
     return int(value)
+
+
+def unsigned_long(call: Call, value: Any, name: str) -> int:
+    """WebIDL ``[EnforceRange] unsigned long``."""
+    return enforce_range(call, value, name, 0, UINT32_MAX, "an unsigned long")
 
 
 def long(call: Call, value: Any, name: str) -> int:
     """WebIDL ``[EnforceRange] long``."""
-    if isinstance(value, bool) or not _is_integral(value) or not -(2**31) <= value <= LONG_MAX:
-        raise call.error(f"{name} must be a long (a 32-bit integer), got {value!r}")
-    return int(value)
+    return enforce_range(call, value, name, -(2**31), LONG_MAX, "a long")
 
 
 def unsigned_longs(call: Call, values: Any, name: str) -> tuple[int, ...]:
@@ -96,19 +108,6 @@ def unsigned_longs(call: Call, values: Any, name: str) -> tuple[int, ...]:
         except TypeError:
             raise call.error(f"{name} must be a sequence of unsigned long, got {values!r}") from None
     return tuple(unsigned_long(call, v, f"{name}[{i}]") for i, v in enumerate(values))
-
-
-def _is_integral(value: Any) -> bool:
-    if isinstance(value, int):
-        return True
-    if isinstance(value, float):
-        return value.is_integer()
-    try:
-        import numpy as np
-
-        return isinstance(value, np.integer)
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def axis_in_rank(call: Call, axis: Any, rank: int, name: str = "axis") -> int:
@@ -153,15 +152,10 @@ def number(call: Call, value: Any, name: str) -> float | int:
         return int(value)
     if isinstance(value, (int, float)):
         return value
-    try:
-        import numpy as np
-
-        if isinstance(value, np.integer):
-            return int(value)
-        if isinstance(value, np.floating):
-            return float(value)
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
     raise call.error(f"{name} must be a number, got {value!r}")
 
 

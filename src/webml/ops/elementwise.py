@@ -17,5 +17,10 @@ def binary(call: Call, a: Value, b: Value, output_type: str | None = None) -> Va
     return call.emit([a, b], OperandDesc(output_type or a.data_type, shape))
 
 
+def arithmetic(call: Call, a: Value, b: Value) -> Value:
+    """The rule of add, sub, mul, div, max, min and pow."""
+    return binary(call, a, b)
+
+
 for _name in ("add", "sub", "mul", "div", "max", "min", "pow"):
-    op(_name, family="elementwise", a=ANY, b=ANY, output=ANY)(binary)
+    op(_name, family="elementwise", a=ANY, b=ANY, output=ANY)(arithmetic)

@@ -83,9 +83,7 @@ def scatter_elements(call: Call, input: Value, indices: Value, updates: Value, *
     axis = axis_in_rank(call, axis, input.rank)
     _elements_shape(call, input, indices, axis)
     if updates.shape != indices.shape:
-        raise call.error(
-            f"updates shape {list(updates.shape)} must equal indices shape {list(indices.shape)}"
-        )
+        raise call.error(f"updates shape {list(updates.shape)} must equal indices shape {list(indices.shape)}")
     return call.emit([input, indices, updates], OperandDesc(input.data_type, input.shape), axis=axis)
 
 

@@ -63,9 +63,7 @@ class ReferenceGraph(CompiledGraph):
             for oid, desc, value in zip(node.outputs, descs, results):
                 value = dtypes.cast_array(np.asarray(value), desc.data_type)
                 if value.shape != desc.shape:
-                    raise AssertionError(
-                        f"reference {node.op} produced shape {value.shape}, expected {desc.shape}"
-                    )
+                    raise AssertionError(f"reference {node.op} produced shape {value.shape}, expected {desc.shape}")
                 env[oid] = value
         return {name: np.array(env[oid], copy=True) for name, oid in g.outputs.items()}
 
