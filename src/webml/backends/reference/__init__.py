@@ -15,26 +15,11 @@ import numpy as np
 
 from ... import dtypes
 from ...ir import Graph, OperandDesc
+from ...ops import FAMILIES
 from ..base import Backend, CompiledGraph
 from .kernels import KERNELS, lift
 
-# One module per operator family, mirroring webml.ops.
-FAMILIES = (
-    "elementwise",
-    "logical",
-    "unary",
-    "activation",
-    "shape",
-    "indexing",
-    "linalg",
-    "conv",
-    "pool",
-    "resample",
-    "normalization",
-    "reduce",
-    "recurrent",
-    "quantize",
-)
+# One kernel module per operator family, named as in webml.ops.
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
 
