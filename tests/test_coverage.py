@@ -10,6 +10,7 @@ from webml.backends.reference import KERNELS
 from webml.conformance.data import conformance_files, validation_files
 from webml.conformance.expectations import PENDING_OPERATORS
 from webml.ops import FAMILIES, OPS
+from webml.ops.registry import snake_case
 
 
 def _wpt_operators() -> set[str]:
@@ -61,3 +62,20 @@ def test_every_implemented_operator_has_wpt_cases_or_its_own_tests():
 
 def test_validation_files_are_vendored():
     assert len(validation_files()) == 62
+
+
+def test_every_operand_argument_and_output_has_support_limits():
+    """op_support_limits() reports every operator's operands, as the spec's MLOpSupportLimits does."""
+    from webml import ml
+
+    limits = ml.create_context().op_support_limits()
+    for name, opdef in OPS.items():
+        operand_params = [
+            p.name for p in list(opdef.signature.parameters.values())[1:] if "Value" in str(p.annotation)
+        ]
+        declared = {snake_case(k) for k in opdef.limits}
+        assert set(operand_params) <= declared, name
+        assert any(k.startswith("output") for k in opdef.limits), name
+        for arg, entry in limits[name].items():
+            assert entry["dataTypes"], (name, arg)
+            assert 0 <= entry["rankRange"]["min"] <= entry["rankRange"]["max"], (name, arg)
