@@ -99,8 +99,9 @@ def byte_length(data_type: str, element_count: int) -> int:
     return math.ceil(element_count * info(data_type).bits / 8)
 
 
-def from_bytes(data_type: str, raw: bytes | memoryview, shape: tuple[int, ...]) -> np.ndarray:
-    """Decode packed storage into a new array of the data type's NumPy dtype."""
+def from_bytes(data_type: str, raw: bytes | memoryview, shape: tuple[int, ...], copy: bool = True) -> np.ndarray:
+    """Decode packed storage into an array of the data type's NumPy dtype (a view of
+    ``raw`` when ``copy`` is false and no unpacking is needed)."""
     t = info(data_type)
     count = math.prod(shape)
     if t.bits == 4:
@@ -115,7 +116,8 @@ def from_bytes(data_type: str, raw: bytes | memoryview, shape: tuple[int, ...]) 
         else:
             values = nibbles
         return values.astype(t.dtype).reshape(shape)
-    return np.frombuffer(raw, dtype=t.dtype, count=count).reshape(shape).copy()
+    view = np.frombuffer(raw, dtype=t.dtype, count=count).reshape(shape)
+    return view.copy() if copy else view
 
 
 def to_bytes(data_type: str, array: np.ndarray) -> bytes:

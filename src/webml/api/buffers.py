@@ -20,10 +20,12 @@ from .. import dtypes
 from ..ir import OperandDesc
 
 
-def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
-    """A new array of ``desc``'s dtype and shape holding a copy of ``buffer``'s data.
+def to_array(buffer: Any, desc: OperandDesc, where: str, copy: bool = True) -> np.ndarray:
+    """An array of ``desc``'s dtype and shape holding ``buffer``'s data.
 
-    Raises TypeError (prefixed with ``where``) when the buffer doesn't match.
+    A new array when ``copy``; otherwise possibly a view of the caller's
+    memory (for the caller to copy where it wants).  Raises TypeError
+    (prefixed with ``where``) when the buffer doesn't match.
     """
     target = dtypes.numpy_dtype(desc.data_type)
     if isinstance(buffer, np.ndarray) and buffer.dtype == np.uint16 and desc.data_type == "float16":
@@ -37,7 +39,7 @@ def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
                     f"{where}: the array has {buffer.size} elements but the descriptor "
                     f"{desc} needs {desc.element_count}"
                 )
-            return np.array(buffer, dtype=target, copy=True).reshape(desc.shape)
+            return np.array(buffer, dtype=target, copy=copy or None).reshape(desc.shape)
         if buffer.dtype != np.uint8:
             raise TypeError(
                 f"{where}: an array of dtype {buffer.dtype} does not match data type "
@@ -53,7 +55,7 @@ def to_array(buffer: Any, desc: OperandDesc, where: str) -> np.ndarray:
         raise TypeError(
             f"{where}: the buffer holds {raw.nbytes} bytes but the descriptor {desc} needs {desc.byte_length}"
         )
-    return dtypes.from_bytes(desc.data_type, raw, desc.shape)
+    return dtypes.from_bytes(desc.data_type, raw, desc.shape, copy=copy)
 
 
 def writer(buffer: Any, desc: OperandDesc, where: str) -> Callable[[np.ndarray], None]:

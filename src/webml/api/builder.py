@@ -20,6 +20,7 @@ from ..errors import InvalidStateError, OperationError, op_message
 from ..ir import Graph, Node, OperandDesc, Value
 from ..ops import OPS, OpDef
 from ..ops.registry import Call, snake_case
+from ..storage import ConstantStore
 from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
 from .graph import MLGraph
@@ -58,6 +59,7 @@ class MLGraphBuilder:
         self._inputs: dict[str, int] = {}
         self._constants: dict[int, np.ndarray] = {}
         self._constant_tensors: dict[int, MLTensor] = {}
+        self._store = ConstantStore()
         self._next_id = 0
 
     # -- state ---------------------------------------------------------------
@@ -140,9 +142,9 @@ class MLGraphBuilder:
         return self._constant_buffer(*args)
 
     def _add_constant(self, desc: OperandDesc, array: np.ndarray) -> MLOperand:
-        array.flags.writeable = False
+        """Keep a copy of ``array`` (the spec's copy-on-constant), made once, read-only."""
         value = self._new_value(desc)
-        self._constants[value.id] = array
+        self._constants[value.id] = self._store.copy(array)
         return MLOperand(self, value)
 
     def _constant_buffer(self, descriptor: Any, buffer: Any) -> MLOperand:
@@ -150,7 +152,7 @@ class MLGraphBuilder:
         desc = parse_operand_descriptor(descriptor, "constant")
         check_dimensions(desc, "constant", self._context._backend.max_tensor_byte_length)
         self._check_io_type("constant", desc, "constant")
-        return self._add_constant(desc, to_array(buffer, desc, "constant"))
+        return self._add_constant(desc, to_array(buffer, desc, "constant", copy=False))
 
     def _constant_scalar(self, data_type: str, value: Any) -> MLOperand:
         self._check_can_build("constant")
@@ -238,6 +240,9 @@ class MLGraphBuilder:
             compiled = self._context._backend.compile(ir)
         except Exception as exc:
             raise OperationError(f"build: the {self._context._backend.name} backend failed: {exc}") from exc
+        finally:
+            # The backend has mapped what it needs; the arrays stay valid without the files.
+            self._store.release_files()
         graph = MLGraph(self._context, ir, compiled)
         self._context._graphs.add(graph)
         return graph

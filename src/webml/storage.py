@@ -1,0 +1,115 @@
+"""Where constants live: one copy, shareable with a backend without another copy.
+
+``MLGraphBuilder.constant()`` must copy the caller's buffer (the spec's
+copy-on-constant).  Large constants are copied straight into files of a
+private directory in shared memory (``/dev/shm``) and mapped read-only, so
+that a backend that loads weights from files (ONNX Runtime's external data)
+maps the very same pages instead of copying them again.  Once the graph is
+built the files are unlinked: the mappings stay valid and nothing is left
+on the file system.  Small constants, and every constant where no shared
+memory file system exists, are ordinary NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SHARED_THRESHOLD", "ConstantStore", "file_location"]
+
+#: Constants of at least this many bytes go to shared-memory files.
+SHARED_THRESHOLD = 1 << 20
+
+_SHM = Path("/dev/shm")
+_PREFIX = "webml-"
+# mmap object -> path of its file (while the file exists)
+_FILES: weakref.WeakKeyDictionary[mmap.mmap, str] = weakref.WeakKeyDictionary()
+
+
+def file_location(array: np.ndarray) -> str | None:
+    """The path of the shared-memory file holding ``array`` (offset 0), or None."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, mmap.mmap):
+        path = _FILES.get(base)
+        if path is not None and os.path.exists(path):
+            return path
+    return None
+
+
+def _remove_stale_dirs() -> None:
+    """Remove directories left by webml processes that no longer run (a crash)."""
+    with contextlib.suppress(OSError):
+        for entry in _SHM.glob(f"{_PREFIX}*"):
+            try:
+                pid = int(entry.name[len(_PREFIX) :].split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+class ConstantStore:
+    """Copies of constants for one builder (or context)."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+        self._files: list[str] = []
+        self._count = 0
+        self._finalizer: weakref.finalize | None = None
+
+    def _directory(self) -> str | None:
+        if self._dir is None:
+            if not (_SHM.is_dir() and os.access(_SHM, os.W_OK)):
+                return None
+            _remove_stale_dirs()
+            self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=_SHM)
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        return self._dir
+
+    def copy(self, array: np.ndarray) -> np.ndarray:
+        """A read-only copy of ``array`` (same dtype and shape)."""
+        if array.nbytes >= SHARED_THRESHOLD:
+            directory = self._directory()
+            if directory is not None:
+                return self._copy_to_file(array, directory)
+        out = np.array(array, copy=True, order="C")
+        out.flags.writeable = False
+        return out
+
+    def _copy_to_file(self, array: np.ndarray, directory: str) -> np.ndarray:
+        path = os.path.join(directory, f"c{self._count}.bin")
+        self._count += 1
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, array.nbytes)
+            mm = mmap.mmap(fd, array.nbytes)
+        finally:
+            os.close(fd)
+        out = np.frombuffer(mm, dtype=array.dtype).reshape(array.shape)
+        out[...] = array  # the one copy, straight into shared memory
+        out.flags.writeable = False
+        _FILES[mm] = path
+        self._files.append(path)
+        return out
+
+    def release_files(self) -> None:
+        """Unlink the files; arrays already made stay valid (their mappings keep the pages)."""
+        for path in self._files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self._files.clear()
+        if self._dir is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._dir)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._dir = None

@@ -1,0 +1,47 @@
+"""Constants are copied once, into shared memory when large, and leave no files behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import numpy as np
+
+import webml
+from webml.storage import SHARED_THRESHOLD, ConstantStore, file_location
+
+
+def test_large_constants_live_in_shared_memory_until_build():
+    context = webml.ml.create_context(backend="reference")
+    builder = webml.MLGraphBuilder(context)
+    data = np.arange(SHARED_THRESHOLD // 4 * 2, dtype=np.float32)
+    desc = {"dataType": "float32", "shape": [data.size]}
+    k = builder.constant(desc, data)
+    stored = builder._constants[k._value.id]
+    path = file_location(stored)
+    if os.path.isdir("/dev/shm"):
+        assert path is not None and os.path.exists(path)
+    assert not stored.flags.writeable
+    assert not np.shares_memory(stored, data)
+    x = builder.input("x", desc)
+    graph = builder.build({"y": builder.add(x, k)})
+    data[:] = -1  # the graph keeps the copy made by constant()
+    assert path is None or not os.path.exists(path)  # unlinked at build, mapping kept
+    out = context.compute(graph, {"x": np.ones(data.size, np.float32)})["y"]
+    np.testing.assert_array_equal(out, np.arange(data.size, dtype=np.float32) + 1)
+
+
+def test_small_constants_are_plain_arrays():
+    store = ConstantStore()
+    small = store.copy(np.ones(4, np.float32))
+    assert file_location(small) is None and not small.flags.writeable
+
+
+def test_an_unbuilt_builder_leaves_no_files():
+    store = ConstantStore()
+    big = store.copy(np.zeros(SHARED_THRESHOLD, np.uint8))
+    directory = os.path.dirname(file_location(big) or "")
+    del store
+    gc.collect()
+    assert not directory or not os.path.exists(directory)
+    assert big.sum() == 0  # the array itself stays valid
