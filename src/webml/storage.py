@@ -38,6 +38,8 @@ def file_location(array: np.ndarray) -> str | None:
     base = array
     while isinstance(base, np.ndarray):
         base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
     if isinstance(base, mmap.mmap):
         path = _FILES.get(base)
         if path is not None and os.path.exists(path):
