@@ -70,12 +70,19 @@ def test_every_operand_argument_and_output_has_support_limits():
 
     limits = ml.create_context().op_support_limits()
     for name, opdef in OPS.items():
-        operand_params = [
-            p.name for p in list(opdef.signature.parameters.values())[1:] if "Value" in str(p.annotation)
-        ]
+        operand_params = [p.name for p in list(opdef.signature.parameters.values())[1:] if "Value" in str(p.annotation)]
         declared = {snake_case(k) for k in opdef.limits}
         assert set(operand_params) <= declared, name
         assert any(k.startswith("output") for k in opdef.limits), name
         for arg, entry in limits[name].items():
             assert entry["dataTypes"], (name, arg)
             assert 0 <= entry["rankRange"]["min"] <= entry["rankRange"]["max"], (name, arg)
+
+
+def test_backend_pending_lists_match_what_backends_lack():
+    """A backend's pending list names exactly the operators it cannot run yet."""
+    from webml.backends.onnxruntime.lowering import LOWERINGS
+    from webml.conformance.expectations import PENDING_BACKEND_OPERATORS
+
+    assert sorted(PENDING_BACKEND_OPERATORS["onnxruntime"]) == sorted(OPS.keys() - LOWERINGS.keys())
+    assert sorted(LOWERINGS.keys() - OPS.keys()) == []

@@ -16,7 +16,7 @@ from .base import Backend
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
 #: Backends that ship with webml, in order of preference.
-BACKENDS = ("reference",)
+BACKENDS = ("reference", "onnxruntime")
 DEFAULT_BACKEND = "reference"
 
 

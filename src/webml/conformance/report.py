@@ -166,7 +166,7 @@ def _pending_only(o: Outcome) -> bool:
     """Failing only because of a pending operator (not a listed single case)."""
     from .expectations import pending_reason
 
-    return bool(pending_reason(o.operators)) and not o.passed
+    return bool(pending_reason(o.operators, o.backend)) and not o.passed
 
 
 def _md(text: str) -> str:

@@ -1,0 +1,171 @@
+"""The ONNX Runtime backend: each MLGraph is lowered once, at build, to one ONNX
+model and one InferenceSession; MLTensors are OrtValues bound with IOBinding,
+so chained dispatches never copy through the host.
+
+ONNX Runtime records telemetry on Linux unless ``ORT_DISABLE_TELEMETRY=1``:
+webml sets it (unless the user has set it) before importing onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ... import dtypes
+from ...ir import Graph, OperandDesc
+from ..base import Backend, CompiledGraph
+from .lowering import LOWERINGS, lower, storage_dtype
+
+__all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create"]
+
+GRAPH_OPTIMIZATION_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_PROVIDERS = ["CPUExecutionProvider"]
+
+
+class OrtTensor:
+    """An MLTensor of this backend: an OrtValue over a host array it owns."""
+
+    __slots__ = ("array", "data_type", "value")
+
+    def __init__(self, array: np.ndarray, data_type: str) -> None:
+        self.array = array  # keeps the OrtValue's memory alive
+        self.data_type = data_type
+        self.value = ort.OrtValue.ortvalue_from_numpy(array)
+
+
+def _to_storage(array: np.ndarray, data_type: str) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=storage_dtype(data_type))
+
+
+def _from_storage(array: np.ndarray, data_type: str) -> np.ndarray:
+    if data_type in ("int4", "uint4"):
+        return array.astype(dtypes.numpy_dtype(data_type))
+    return array
+
+
+class OrtGraph(CompiledGraph):
+    def __init__(self, graph: Graph, session: ort.InferenceSession, input_names: dict, output_names: dict) -> None:
+        self.session = session
+        self.graph = graph
+        self.input_names = input_names
+        self.output_names = output_names
+        self.input_types = {n: d.data_type for n, d in graph.input_descs().items()}
+        self.output_types = {n: d.data_type for n, d in graph.output_descs().items()}
+        self._onnx_outputs = [output_names[n] for n in graph.outputs]
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {self.input_names[n]: _to_storage(a, self.input_types[n]) for n, a in inputs.items()}
+        results = self.session.run(self._onnx_outputs, feed)
+        return {n: _from_storage(r, self.output_types[n]) for n, r in zip(self.graph.outputs, results)}
+
+    def dispatch(self, inputs: Mapping[str, OrtTensor], outputs: Mapping[str, OrtTensor]) -> None:
+        binding = self.session.io_binding()
+        for name, tensor in inputs.items():
+            binding.bind_ortvalue_input(self.input_names[name], tensor.value)
+        for name, tensor in outputs.items():
+            binding.bind_ortvalue_output(self.output_names[name], tensor.value)
+        self.session.run_with_iobinding(binding)
+
+    def release(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime on the CPU.
+
+    Options (non-spec, passed to ``webml.ml.create_context``):
+    ``intra_op_threads`` (default: ONNX Runtime's choice, all cores) and
+    ``graph_optimization_level`` ("disabled", "basic", "extended", "all";
+    default "all").
+    """
+
+    name = "onnxruntime"
+    max_tensor_byte_length = 2**31
+
+    def __init__(self, *, intra_op_threads: int | None = None, graph_optimization_level: str = "all") -> None:
+        if intra_op_threads is not None and (
+            isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 0
+        ):
+            raise TypeError(f"createContext: intra_op_threads must be a non-negative int, got {intra_op_threads!r}")
+        if graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
+            raise TypeError(
+                "createContext: graph_optimization_level must be one of "
+                f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}, got {graph_optimization_level!r}"
+            )
+        self.intra_op_threads = intra_op_threads
+        self.graph_optimization_level = graph_optimization_level
+
+    def session_options(self, external_dir: bool) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = GRAPH_OPTIMIZATION_LEVELS[self.graph_optimization_level]
+        if self.intra_op_threads is not None:
+            options.intra_op_num_threads = self.intra_op_threads
+        # Prepacking would copy every MatMul/Conv weight once more; measured here it
+        # buys no speed on these kernels, and without it the weights stay the mapped pages.
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        if external_dir:
+            # External-data locations are paths below "/" (shared-memory files of webml.storage).
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", "/")
+        return options
+
+    def compile(self, graph: Graph) -> OrtGraph:
+        lowered = lower(graph)
+        options = self.session_options(bool(lowered.external_files))
+        if lowered.ortvalue_initializers:
+            names = list(lowered.ortvalue_initializers)
+            values = [ort.OrtValue.ortvalue_from_numpy(lowered.ortvalue_initializers[n]) for n in names]
+            options.add_external_initializers(names, values)
+        session = ort.InferenceSession(lowered.model.SerializeToString(), options, providers=_PROVIDERS)
+        return OrtGraph(graph, session, lowered.input_names, lowered.output_names)
+
+    def create_tensor(self, desc: OperandDesc) -> OrtTensor:
+        return OrtTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
+
+    def write_tensor(self, handle: OrtTensor, array: np.ndarray) -> None:
+        handle.value.update_inplace(_to_storage(array, handle.data_type))
+
+    def read_tensor(self, handle: OrtTensor) -> np.ndarray:
+        return _from_storage(np.array(handle.value.numpy(), copy=True), handle.data_type)
+
+    def constant_data(self, handle: OrtTensor) -> np.ndarray:
+        return _from_storage(handle.array, handle.data_type)
+
+    def release_tensor(self, handle: OrtTensor) -> None:
+        handle.value = None  # type: ignore[assignment]
+        handle.array = None  # type: ignore[assignment]
+
+    def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
+        if op in ("input", "constant", "output"):
+            return True
+        lowering = LOWERINGS.get(op)
+        if lowering is None:
+            return False
+        if argument in lowering.argument_types:
+            return data_type in lowering.argument_types[argument]
+        if argument == _first_argument(op):
+            return data_type in lowering.types
+        return True
+
+
+@functools.cache
+def _first_argument(op: str) -> str | None:
+    from ...ops import OPS
+
+    return next((k for k in OPS[op].limits if not k.startswith("output")), None)
+
+
+def create(**options: Any) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(**options)
