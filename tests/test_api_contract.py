@@ -8,13 +8,14 @@ import pytest
 
 import webml
 from webml import dtypes
+from webml.backends import BACKENDS
 
 F32_2x3 = {"dataType": "float32", "shape": [2, 3]}
 
 
-@pytest.fixture
-def context():
-    return webml.ml.create_context(backend="reference")
+@pytest.fixture(params=BACKENDS)
+def context(request):
+    return webml.ml.create_context(backend=request.param)
 
 
 def add_graph(context, shape=(2, 3)):
@@ -314,7 +315,7 @@ def test_dispatch(context):
 def test_dispatch_errors_leave_everything_usable(context):
     graph = add_graph(context)
     a, b, c = tensor(context), tensor(context), tensor(context, readable=True)
-    other = webml.ml.create_context(backend="reference")
+    other = webml.ml.create_context(backend=context.backend)
     f16 = tensor(context, {"dataType": "float16", "shape": [2, 3]})
     wrong_shape = tensor(context, {"dataType": "float32", "shape": [3, 2]})
     const = context.create_constant_tensor(F32_2x3, np.zeros(6, np.float32))

@@ -14,7 +14,7 @@ X = np.array([[-6.5, -3.0, -1.25, -0.0], [0.0, 0.5, 2.75, 7.0]], dtype=np.float3
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ INPUT_4x3 = np.array([[0, 1, 2], [10, 11, 12], [20, 21, 22], [30, 31, 32]], dtyp
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ RNG = np.random.default_rng(7)
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

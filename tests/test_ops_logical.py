@@ -25,7 +25,7 @@ ALL_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8",
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

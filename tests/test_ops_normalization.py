@@ -15,7 +15,7 @@ X = RNG.normal(size=(2, 3, 4, 5)).astype(np.float32)
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

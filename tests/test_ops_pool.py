@@ -16,7 +16,7 @@ POOLS = ("average_pool2d", "l2_pool2d", "max_pool2d")
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ REDUCTIONS = (
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

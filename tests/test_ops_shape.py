@@ -11,7 +11,7 @@ import webml
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def context():
-    return webml.ml.create_context()
+    return webml.ml.create_context(backend="reference")
 
 
 @pytest.fixture

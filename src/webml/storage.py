@@ -65,6 +65,7 @@ class ConstantStore:
     def __init__(self) -> None:
         self._dir: str | None = None
         self._files: list[str] = []
+        self._maps: list[mmap.mmap] = []
         self._count = 0
         self._finalizer: weakref.finalize | None = None
 
@@ -101,10 +102,21 @@ class ConstantStore:
         out.flags.writeable = False
         _FILES[mm] = path
         self._files.append(path)
+        self._maps.append(mm)
         return out
 
     def release_files(self) -> None:
-        """Unlink the files; arrays already made stay valid (their mappings keep the pages)."""
+        """Unlink the files; arrays already made stay valid (their mappings keep the pages).
+
+        Our own page-table entries are dropped too (MADV_DONTNEED keeps a shared
+        mapping's data): a backend that mapped the files holds the pages, and an
+        access through our arrays maps the same pages back, so they are not
+        counted twice in the process's resident memory.
+        """
+        for mm in self._maps:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                mm.madvise(mmap.MADV_DONTNEED)
+        self._maps.clear()
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

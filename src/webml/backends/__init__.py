@@ -16,8 +16,8 @@ from .base import Backend
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
 #: Backends that ship with webml, in order of preference.
-BACKENDS = ("reference", "onnxruntime")
-DEFAULT_BACKEND = "reference"
+BACKENDS = ("onnxruntime", "reference")
+DEFAULT_BACKEND = "onnxruntime"
 
 
 def create_backend(name: str | None = None, **options: Any) -> Backend:

@@ -29,7 +29,7 @@ test's ``notes``:
   ``input``, which input() step 3 of the spec now rejects; a repeated name in
   a call that expects success is made unique.
 
->>> results = replay_file("input")
+>>> results = replay_file("reshape")
 >>> sum(r.passed for r in results) == len(results)
 True
 """

@@ -206,6 +206,9 @@ class Lowerer:
         else:
             out_names = list(outputs)
         attrs = {k: v for k, v in attrs.items() if v is not None}
+        inputs = list(inputs)
+        while inputs and inputs[-1] is None:  # trailing absent inputs are omitted, not ""
+            inputs.pop()
         self.nodes.append(
             helper.make_node(
                 op_type, ["" if i is None else i for i in inputs], out_names, domain=domain or None, **attrs
@@ -241,15 +244,18 @@ class Lowerer:
             self.external_files[name] = path
             self.initializers.append(t)
         elif not self.embed_all and array.nbytes >= SHARED_THRESHOLD:
-            self.ortvalue_initializers[name] = np.ascontiguousarray(array)
-            t = helper.make_tensor(name, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape, vals=[])
-            t.ClearField("raw_data")
+            # No shared-memory file: hand the array over as an OrtValue (ONNX Runtime copies it).
+            self.ortvalue_initializers[name] = np.asarray(array, order="C")
+            t = TensorProto()
+            t.name = name
+            t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+            t.dims.extend(array.shape)
             t.data_location = TensorProto.EXTERNAL
             entry = t.external_data.add()
             entry.key, entry.value = "location", f"ortvalue-{name}"
             self.initializers.append(t)
         else:
-            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+            self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def cast(self, name: str, to: str, output: str | None = None) -> str:

@@ -1,1 +1,178 @@
-"""ONNX lowerings of the pool operators."""
+"""ONNX lowerings of the pooling operators: averagePool2d, l2Pool2d, maxPool2d.
+
+The reference semantics (see the reference kernels): padding is no part of
+any window, so max ignores it, average divides by the number of input
+elements in the window (ONNX AveragePool's ``count_include_pad=0``) and l2
+sums the squares of input elements (ONNX LpPool with p=2 pads with zeros).
+
+Output sizes: the output descriptor holds the size the ops rule chose (floor,
+ceil, or output_sizes).  Rather than ONNX's ``ceil_mode`` (whose rule for a
+last window starting in the padding differs between versions), the pools run
+in floor mode with the end padding set to exactly what the output's windows
+span, so they always produce the descriptor's shape.
+
+ONNX Runtime refuses pads not smaller than the window (``kernel_shape``).
+Such geometries (large paddings, or ceil rounding giving a window wholly in
+the padding) pad the input explicitly with a Pad node first: max pads with
+the lowest value, l2 with zeros, and average sums the zero-padded windows
+(AveragePool counting the padding, times the window area) and divides by the
+count of input elements in each window, a constant of the static shapes
+(0 / 0 gives NaN for a window wholly in padding, as in the reference).
+
+maxPool2d of data types ONNX MaxPool lacks: int32/uint32 run in double
+(exact); int64/uint64 (uint64 mapped to an order-preserving int64 by
+flipping the sign bit) use max's separability: Gather the window rows and
+ReduceMax them, then the same for the columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto
+
+from .lowering import Lowerer, Op, lowering, storage_dtype
+
+FLOATS = ("float32", "float16")
+MAX_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
+
+_NHWC_TO_NCHW = [0, 3, 1, 2]
+_NCHW_TO_NHWC = [0, 2, 3, 1]
+
+
+class _Geometry:
+    """The pool's geometry on NCHW with end paddings fitted to the output."""
+
+    def __init__(self, n: Op) -> None:
+        a = n.attrs
+        self.nhwc = a["layout"] == "nhwc"
+        shape, out = n.in_descs[0].shape, n.out_descs[0].shape
+        self.in_hw = (shape[1], shape[2]) if self.nhwc else (shape[2], shape[3])
+        self.out_hw = (out[1], out[2]) if self.nhwc else (out[2], out[3])
+        self.kernel = list(a["window_dimensions"])
+        self.strides = list(a["strides"])
+        self.dilations = list(a["dilations"])
+        padding = a["padding"]
+        self.begin = [padding[0], padding[2]]
+        # End padding such that floor rounding gives exactly the output size;
+        # trailing input a floored size leaves unread needs none.
+        self.end = [
+            max((o - 1) * s + (k - 1) * d + 1 - i - b, 0)
+            for o, s, k, d, i, b in zip(self.out_hw, self.strides, self.kernel, self.dilations, self.in_hw, self.begin)
+        ]
+
+    @property
+    def direct(self) -> bool:
+        """Whether ONNX Runtime's pools take these pads (each smaller than the window)."""
+        return all(p < k for p, k in zip(self.begin + self.end, self.kernel + self.kernel))
+
+    def pads(self) -> list[int]:
+        return [self.begin[0], self.begin[1], self.end[0], self.end[1]]
+
+    def attrs(self, pads: bool = True) -> dict:
+        return dict(
+            kernel_shape=self.kernel,
+            strides=self.strides,
+            dilations=self.dilations,
+            pads=self.pads() if pads else None,
+        )
+
+    def counts(self) -> np.ndarray:
+        """[outH, outW]: the number of input elements in each window."""
+        per_axis = []
+        for d in (0, 1):
+            starts = np.arange(self.out_hw[d]) * self.strides[d] - self.begin[d]
+            taps = starts[:, None] + np.arange(self.kernel[d])[None, :] * self.dilations[d]
+            per_axis.append(((taps >= 0) & (taps < self.in_hw[d])).sum(axis=1))
+        return np.outer(per_axis[0], per_axis[1])
+
+
+def _pool(lw: Lowerer, n: Op, compute) -> None:
+    """Run ``compute(x_nchw, geometry, output_name_or_1)`` between the layout transposes."""
+    g = _Geometry(n)
+    x = n.input
+    if g.nhwc:
+        x = lw.emit("Transpose", [x], perm=_NHWC_TO_NCHW)
+    y = compute(x, g, 1 if g.nhwc else n.output)
+    if g.nhwc:
+        lw.emit("Transpose", [y], n.output, perm=_NCHW_TO_NHWC)
+
+
+def _pad(lw: Lowerer, x: str, g: _Geometry, fill: str | None) -> str:
+    pads = lw.ints([0, 0, g.begin[0], g.begin[1], 0, 0, g.end[0], g.end[1]])
+    return lw.emit("Pad", [x, pads, fill], mode="constant")
+
+
+@lowering("averagePool2d", types=FLOATS)
+def average_pool2d(lw: Lowerer, n: Op) -> None:
+    def compute(x: str, g: _Geometry, out) -> str:
+        if g.direct and g.counts().all():
+            return lw.emit("AveragePool", [x], out, count_include_pad=0, **g.attrs())
+        window_sum_ratio = lw.emit("AveragePool", [_pad(lw, x, g, None)], count_include_pad=1, **g.attrs(pads=False))
+        area = g.kernel[0] * g.kernel[1]
+        with np.errstate(divide="ignore"):
+            factor = area / g.counts().astype(np.float64)  # inf where no input element: 0 * inf = NaN
+        return lw.emit("Mul", [window_sum_ratio, lw.const(factor.astype(storage_dtype(n.in_type)))], out)
+
+    _pool(lw, n, compute)
+
+
+@lowering("l2Pool2d", types=FLOATS)
+def l2_pool2d(lw: Lowerer, n: Op) -> None:
+    def compute(x: str, g: _Geometry, out) -> str:
+        if g.direct:
+            return lw.emit("LpPool", [x], out, p=2, **g.attrs())
+        return lw.emit("LpPool", [_pad(lw, x, g, None)], out, p=2, **g.attrs(pads=False))
+
+    _pool(lw, n, compute)
+
+
+@lowering("maxPool2d", types=MAX_TYPES)
+def max_pool2d(lw: Lowerer, n: Op) -> None:
+    data_type = n.in_type
+
+    def native(x: str, g: _Geometry, out, dtype: np.dtype) -> str:
+        # The value of a window wholly in padding: the reference's max of the empty set.
+        lowest = -np.inf if data_type in FLOATS else np.iinfo(storage_dtype(data_type)).min
+        fill = lw.const(np.array(lowest, dtype=dtype))
+        # MaxPool starts each window from the lowest finite value of its type, which is
+        # not ``lowest`` for floats (-inf) nor for 32-bit integers computed in double.
+        empty = g.counts() == 0
+        fix_empty = bool(empty.any()) and (data_type in FLOATS or dtype != storage_dtype(data_type))
+        pool_out = 1 if fix_empty else out
+        if g.direct:
+            y = lw.emit("MaxPool", [x], pool_out, **g.attrs())
+        else:
+            y = lw.emit("MaxPool", [_pad(lw, x, g, fill)], pool_out, **g.attrs(pads=False))
+        if fix_empty:
+            y = lw.emit("Where", [lw.const(empty), fill, y], out)
+        return y
+
+    def compute(x: str, g: _Geometry, out) -> str:
+        if data_type in ("float32", "float16", "int8", "uint8"):
+            return native(x, g, out, storage_dtype(data_type))
+        if data_type in ("int32", "uint32"):
+            y = native(lw.emit("Cast", [x], to=TensorProto.DOUBLE), g, 1, np.dtype(np.float64))  # exact for 32 bits
+            return lw.cast(y, data_type, out if isinstance(out, str) else None)
+        if data_type == "int64":
+            return _separable_max(lw, x, g, out)
+        # uint64: flipping the sign bit of the wrapped int64 preserves the order.
+        flip = lw.const(np.array(np.iinfo(np.int64).min, dtype=np.int64))
+        signed = lw.emit("BitwiseXor", [lw.cast(x, "int64"), flip])
+        y = lw.emit("BitwiseXor", [_separable_max(lw, signed, g, 1), flip])
+        return lw.cast(y, "uint64", out if isinstance(out, str) else None)
+
+    _pool(lw, n, compute)
+
+
+def _separable_max(lw: Lowerer, x: str, g: _Geometry, out) -> str:
+    """int64 max pooling: max over the window rows of each column, then over the columns."""
+    fill = lw.const(np.array(np.iinfo(np.int64).min, dtype=np.int64))
+    y = _pad(lw, x, g, fill) if any(g.begin + g.end) else x
+    # Rows (axis 2), then columns (axis 3): Gather puts [out, kernel] in place of the axis.
+    for d, axis in ((0, 2), (1, 3)):
+        indices = (
+            np.arange(g.out_hw[d])[:, None] * g.strides[d] + np.arange(g.kernel[d])[None, :] * g.dilations[d]
+        ).astype(np.int64)
+        gathered = lw.emit("Gather", [y, lw.const(indices)], axis=axis)
+        y = lw.emit("ReduceMax", [gathered, lw.ints([axis + 1])], out if axis == 3 else 1, keepdims=0)
+    return y

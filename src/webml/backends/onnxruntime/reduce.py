@@ -1,1 +1,176 @@
-"""ONNX lowerings of the reduce operators."""
+"""ONNX lowerings of the reduce operators.
+
+Integer semantics follow the reference kernels: sums and products are exact
+and saturate to the output type.  ONNX Runtime's integer Reduce* kernels do
+not give that (int32 sums wrap or saturate depending on the code path, and
+int64 reductions go through double and lose the low bits above 2^53), so
+32-bit integer reductions are computed in double and clipped:
+
+* reduceL1, reduceSumSquare and reduceProduct accumulate magnitudes that
+  only grow (non-negative terms; nonzero integer factors of magnitude >= 1),
+  so a double partial result is exact until it passes 2^53, and past it the
+  true result saturates anyway: the clipped result is always exact;
+* reduceSum is exact while every partial sum stays below 2^53 in magnitude,
+  which holds whenever fewer than 2^22 elements are summed.
+
+64-bit integer sums and products have no exact lowering here and are left
+out.  cumulativeSum uses CumSum, whose integer kernels add exactly (wrapping):
+32-bit inputs are summed in int64 and clipped; 64-bit inputs take the wrapped
+sum and a double cumulative sum that tells whether (and which way) it
+wrapped, which is exact for axes shorter than 2^26.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from onnx import TensorProto
+
+from .lowering import Lowerer, Op, lowering
+
+FLOATS = ("float32", "float16")
+SUM_TYPES = ("float32", "float16", "int32", "uint32")  # int64/uint64: see the module docstring
+MINMAX_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
+ARG_TYPES = MINMAX_TYPES
+CUMULATIVE_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64")
+
+# webml op -> (ONNX reduction, element-wise equivalent for an empty axes list: ONNX op or None for identity)
+_REDUCE = {
+    "reduceL1": ("ReduceL1", "Abs"),
+    "reduceL2": ("ReduceL2", "Abs"),
+    "reduceLogSum": ("ReduceLogSum", "Log"),
+    "reduceLogSumExp": ("ReduceLogSumExp", None),
+    "reduceMax": ("ReduceMax", None),
+    "reduceMean": ("ReduceMean", None),
+    "reduceMin": ("ReduceMin", None),
+    "reduceProduct": ("ReduceProd", None),
+    "reduceSum": ("ReduceSum", None),
+    "reduceSumSquare": ("ReduceSumSquare", "Square"),
+}
+
+_RANGES = {"int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
+_SIGN_BIT = np.uint64(2**63)
+
+
+def _reduce(lw: Lowerer, op_type: str, x: str, axes: Sequence[int], keep: bool, output: str | int = 1) -> str:
+    """``op_type`` over ``axes`` (not empty), or its element-wise equivalent when ``axes`` is empty."""
+    if axes:
+        return lw.emit(op_type, [x, lw.ints(axes)], output, keepdims=int(keep))
+    elementwise = next((e for r, e in _REDUCE.values() if r == op_type), None)
+    if elementwise == "Square":
+        return lw.emit("Mul", [x, x], output)
+    return lw.emit(elementwise or "Identity", [x], output)
+
+
+def _register(name: str, op_type: str, types: tuple[str, ...]) -> None:
+    @lowering(name, types=types)
+    def lower(lw: Lowerer, n: Op) -> None:
+        axes, keep = tuple(n.attrs["axes"]), bool(n.attrs["keep_dimensions"])
+        dt = n.in_type
+        if dt in FLOATS:  # ORT's float16 kernels accumulate in float32
+            _reduce(lw, op_type, n.input, axes, keep, n.output)
+        elif op_type in ("ReduceMax", "ReduceMin"):
+            _min_max(lw, n, op_type, axes, keep)
+        else:
+            _saturating(lw, n, op_type, axes, keep)
+
+    lower.__name__ = lower.__qualname__ = name
+
+
+def _min_max(lw: Lowerer, n: Op, op_type: str, axes: Sequence[int], keep: bool) -> None:
+    dt = n.in_type
+    if dt in ("int32", "int64", "int8", "uint8") or not axes:
+        _reduce(lw, op_type, n.input, axes, keep, n.output)
+    elif dt == "uint32":  # no kernel: int64 holds every value
+        lw.cast(_reduce(lw, op_type, lw.cast(n.input, "int64"), axes, keep), dt, n.output)
+    else:  # uint64: no kernel; flipping the top bit maps its order onto int64's
+        _from_ordered(lw, _reduce(lw, op_type, _to_ordered(lw, n.input), axes, keep), n.output)
+
+
+def _to_ordered(lw: Lowerer, x: str) -> str:
+    """uint64 ``x`` as int64 values in the same order (x - 2^63)."""
+    return lw.cast(lw.emit("BitwiseXor", [x, lw.const(_SIGN_BIT)]), "int64")
+
+
+def _from_ordered(lw: Lowerer, x: str, output: str) -> str:
+    return lw.emit("BitwiseXor", [lw.cast(x, "uint64"), lw.const(_SIGN_BIT)], output)
+
+
+def _saturating(lw: Lowerer, n: Op, op_type: str, axes: Sequence[int], keep: bool) -> None:
+    """A 32-bit integer sum or product, in double, clipped to the output type (see the module docstring)."""
+    low, high = _RANGES[n.in_type]
+    wide = _reduce(lw, op_type, lw.emit("Cast", [n.input], to=TensorProto.DOUBLE), axes, keep)
+    if op_type == "ReduceProd" and axes:
+        # A product past double's range is infinite, and an infinite partial product times a
+        # zero factor NaN: the product is 0 then.
+        wide = lw.emit("Where", [lw.emit("IsNaN", [wide]), lw.const(np.float64(0.0)), wide])
+    clipped = lw.emit("Clip", [wide, lw.const(np.float64(low)), lw.const(np.float64(high))])
+    lw.cast(clipped, n.in_type, n.output)
+
+
+for _name, (_op_type, _) in _REDUCE.items():
+    if _name in ("reduceL2", "reduceLogSum", "reduceLogSumExp", "reduceMean"):
+        _types = FLOATS
+    elif _name in ("reduceMax", "reduceMin"):
+        _types = MINMAX_TYPES
+    else:
+        _types = SUM_TYPES
+    _register(_name, _op_type, _types)
+
+
+# -- argMin / argMax -------------------------------------------------------------------
+
+
+@lowering("argMin", "argMax", types=ARG_TYPES)
+def arg_min_max(lw: Lowerer, n: Op) -> None:
+    x, dt = n.input, n.in_type
+    if dt == "uint32":
+        x = lw.cast(x, "int64")
+    elif dt == "uint64":
+        x = _to_ordered(lw, x)
+    op_type = "ArgMin" if n.node.op == "argMin" else "ArgMax"
+    attrs = {"axis": int(n.attrs["axis"]), "keepdims": int(bool(n.attrs["keep_dimensions"])), "select_last_index": 0}
+    if n.out_type == "int64":
+        lw.emit(op_type, [x], n.output, **attrs)
+    else:
+        lw.cast(lw.emit(op_type, [x], **attrs), n.out_type, n.output)
+
+
+# -- cumulativeSum ----------------------------------------------------------------------
+
+
+@lowering("cumulativeSum", types=CUMULATIVE_TYPES)
+def cumulative_sum(lw: Lowerer, n: Op) -> None:
+    dt = n.in_type
+    axis = lw.const(np.int64(n.attrs["axis"]))
+    attrs = {"exclusive": int(bool(n.attrs["exclusive"])), "reverse": int(bool(n.attrs["reversed"]))}
+
+    def cumsum(x: str, output: str | int = 1) -> str:
+        return lw.emit("CumSum", [x, axis], output, **attrs)
+
+    if dt == "float32":
+        cumsum(n.input, n.output)
+    elif dt == "float16":  # no float16 kernel
+        lw.cast(cumsum(lw.cast(n.input, "float32")), dt, n.output)
+    elif dt in _RANGES:  # exact in int64, then saturated
+        low, high = _RANGES[dt]
+        wide = cumsum(lw.cast(n.input, "int64"))
+        lw.cast(lw.emit("Clip", [wide, lw.const(np.int64(low)), lw.const(np.int64(high))]), dt, n.output)
+    else:
+        # The wrapped int64 sum, and in double how far the true sum lies from it:
+        # 0 (it did not wrap) or a multiple of 2^64, far beyond the double sum's error.
+        wrapped = cumsum(n.input if dt == "int64" else lw.cast(n.input, "int64"))
+        unsigned = wrapped if dt == "int64" else lw.cast(wrapped, "uint64")
+        approx = cumsum(lw.emit("Cast", [n.input], to=TensorProto.DOUBLE))
+        off = lw.emit("Sub", [approx, lw.emit("Cast", [unsigned], to=TensorProto.DOUBLE)])
+        if dt == "int64":
+            below = lw.emit("Less", [off, lw.const(np.float64(-(2.0**63)))])
+            wrapped = lw.emit("Where", [below, lw.const(np.int64(-(2**63))), wrapped])
+        # Where has no uint64 kernel: uint64's maximum is int64's -1.
+        top = lw.const(np.int64(2**63 - 1 if dt == "int64" else -1))
+        above = lw.emit("Greater", [off, lw.const(np.float64(2.0**63))])
+        if dt == "int64":
+            lw.emit("Where", [above, top, wrapped], n.output)
+        else:
+            lw.cast(lw.emit("Where", [above, top, wrapped]), "uint64", n.output)

@@ -1,0 +1,1 @@
+"""Networks built with MLGraphBuilder."""
