@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from ..backends import BACKENDS
 from . import report, wpt
 
 DEFAULT_DOCS = Path("docs/conformance.md")
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="webml wpt", description="Run the vendored WebNN Web Platform Tests against a backend."
     )
     parser.add_argument("command", nargs="?", default="run", choices=["run"], help="what to do (run)")
-    parser.add_argument("--backend", action="append", help="backend name (repeatable; default: reference)")
+    parser.add_argument("--backend", action="append", help="backend name (repeatable; default: every backend)")
     parser.add_argument("--ops", help="comma-separated spec operator names to restrict the conformance cases to")
     parser.add_argument("--no-validation", action="store_true", help="skip the traced validation tests")
     parser.add_argument(
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every failure, expected ones too")
     args = parser.parse_args(argv)
-    backends = args.backend or ["reference"]
+    backends = args.backend or list(BACKENDS)
     ops = args.ops.split(",") if args.ops else None
 
     outcomes: list[report.Outcome] = []
