@@ -182,7 +182,10 @@ class MLContext:
                 )
                 + f" (the graph's inputs: {sorted(expected)})"
             )
-        arrays = {name: _host_array(inputs[name], desc, name) for name, desc in expected.items()}
+        arrays = {
+            name: _host_array(inputs[name], desc, name, self._backend.host_dtype(desc.data_type))
+            for name, desc in expected.items()
+        }
         return graph._compiled.run(arrays)
 
     def op_support_limits(self) -> dict[str, Any]:
@@ -227,8 +230,7 @@ def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDes
             raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}")
 
 
-def _host_array(value: Any, desc: OperandDesc, name: str) -> np.ndarray:
-    target = dtypes.numpy_dtype(desc.data_type)
+def _host_array(value: Any, desc: OperandDesc, name: str, target: np.dtype) -> np.ndarray:
     if isinstance(value, np.ndarray) and value.dtype != target:
         raise TypeError(f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}")
     array = np.asarray(value, dtype=target)

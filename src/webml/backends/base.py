@@ -53,6 +53,12 @@ class Backend(ABC):
     def release_tensor(self, handle: Any) -> None:
         """Free a tensor (MLTensor.destroy)."""
 
+    def host_dtype(self, data_type: str) -> np.dtype:
+        """The NumPy dtype of host arrays that ``compute()`` exchanges for ``data_type``."""
+        from .. import dtypes
+
+        return dtypes.numpy_dtype(data_type)
+
     def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
         """Whether this backend runs ``op`` with that argument type and rank.
 

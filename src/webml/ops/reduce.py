@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..ir import OperandDesc, Value
 from .checks import SPEC_TYPES, axes_in_rank, axis_in_rank, limit, one_of
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 # The spec's tensor-limits tables (allowed data types; any rank unless noted).
 SUM_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64")  # L1, Sum, SumSquare, Product
@@ -136,3 +136,18 @@ def cumulative_sum(
         exclusive=bool(exclusive),
         reversed=bool(reversed),
     )
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+def _spread(g, value):
+    """``value`` (shaped like the reduction's output) broadcast back over the input's shape."""
+    x = g.inputs[0]
+    kept = [1 if i in g.attrs["axes"] else d for i, d in enumerate(x.shape)]
+    return g.b.expand(g.b.reshape(value, kept), x.shape) if x.shape else value
+
+
+@gradient("reduceSum")
+def _reduce_sum_grad(g):
+    return [_spread(g, g.dout)]

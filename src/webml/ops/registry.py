@@ -31,7 +31,18 @@ from typing import Any
 from ..errors import op_message
 from ..ir import OperandDesc, Value, freeze
 
-__all__ = ["OPS", "Call", "Limit", "OpDef", "op", "snake_case"]
+__all__ = [
+    "GRADIENTS",
+    "NOT_DIFFERENTIABLE",
+    "OPS",
+    "Call",
+    "Limit",
+    "OpDef",
+    "gradient",
+    "not_differentiable",
+    "op",
+    "snake_case",
+]
 
 #: Highest rank this implementation supports (spec Issue 456 leaves it open;
 #: Chromium and the WPT "rank is too large" test use 8).
@@ -67,6 +78,32 @@ class OpDef:
 
 
 OPS: dict[str, OpDef] = {}
+
+#: Gradient rules, registered beside each operator's rule (see webml.train.autodiff).
+GRADIENTS: dict[str, Callable[..., Any]] = {}
+#: Operators declared not differentiable, with the reason.
+NOT_DIFFERENTIABLE: dict[str, str] = {}
+
+
+def gradient(*names: str):
+    """Register the gradient rule of operators ``names`` (a function of a GradCall)."""
+
+    def register(rule: Callable[..., Any]) -> Callable[..., Any]:
+        for name in names:
+            if name in GRADIENTS or name in NOT_DIFFERENTIABLE:
+                raise RuntimeError(f"gradient of {name} registered twice")
+            GRADIENTS[name] = rule
+        return rule
+
+    return register
+
+
+def not_differentiable(reason: str, *names: str) -> None:
+    """Declare operators ``names`` not differentiable (gradients stop or are refused there)."""
+    for name in names:
+        if name in GRADIENTS or name in NOT_DIFFERENTIABLE:
+            raise RuntimeError(f"gradient of {name} registered twice")
+        NOT_DIFFERENTIABLE[name] = reason
 
 
 def snake_case(name: str) -> str:

@@ -27,7 +27,8 @@ __all__ = ["KERNELS", "ReferenceBackend", "create"]
 
 
 class ReferenceGraph(CompiledGraph):
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, float64: bool = False) -> None:
+        self.float64 = float64
         missing = sorted({n.op for n in graph.nodes} - KERNELS.keys())
         if missing:
             raise NotImplementedError(f"no reference kernel for {', '.join(missing)}")
@@ -46,7 +47,10 @@ class ReferenceGraph(CompiledGraph):
                 result = KERNELS[node.op](*args, out=out, **node.attrs)
             results = [result] if len(descs) == 1 else list(result)
             for oid, desc, value in zip(node.outputs, descs, results):
-                value = dtypes.cast_array(np.asarray(value), desc.data_type)
+                if self.float64 and dtypes.is_float(desc.data_type):
+                    value = np.asarray(value, dtype=np.float64)  # exact mode: no rounding
+                else:
+                    value = dtypes.cast_array(np.asarray(value), desc.data_type)
                 if value.shape != desc.shape:
                     raise AssertionError(f"reference {node.op} produced shape {value.shape}, expected {desc.shape}")
                 env[oid] = value
@@ -73,8 +77,16 @@ class ReferenceBackend(Backend):
     # it keeps the float64 oracle's working set bounded.
     max_tensor_byte_length = 2**31
 
+    def __init__(self, float64: bool = False) -> None:
+        self.float64 = float64
+
     def compile(self, graph: Graph) -> ReferenceGraph:
-        return ReferenceGraph(graph)
+        return ReferenceGraph(graph, self.float64)
+
+    def host_dtype(self, data_type: str) -> np.dtype:
+        if self.float64 and dtypes.is_float(data_type):
+            return np.dtype(np.float64)
+        return dtypes.numpy_dtype(data_type)
 
     def create_tensor(self, desc: OperandDesc) -> HostTensor:
         return HostTensor(np.zeros(desc.shape, dtype=dtypes.numpy_dtype(desc.data_type)))
@@ -92,7 +104,10 @@ class ReferenceBackend(Backend):
         handle.array = None  # type: ignore[assignment]
 
 
-def create(**options: Any) -> ReferenceBackend:
-    if options:
-        raise TypeError(f"the reference backend takes no options, got {', '.join(options)}")
-    return ReferenceBackend()
+def create(*, float64: bool = False) -> ReferenceBackend:
+    """The reference backend.  ``float64=True`` (non-spec, for numerical checks such as
+    finite differences) keeps every floating-point result in float64 instead of
+    rounding it to the operand's type; ``compute()`` then returns float64 arrays."""
+    if not isinstance(float64, bool):
+        raise TypeError(f"createContext: float64 must be a bool, got {float64!r}")
+    return ReferenceBackend(float64)

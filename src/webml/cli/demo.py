@@ -1,19 +1,12 @@
-"""The ``webml`` command.
-
-``webml`` (or ``webml demo``) builds a small network with MLGraphBuilder, runs
-it and prints the result; ``webml wpt`` runs the WebNN Web Platform Tests.
-"""
+"""``webml demo``: build a small network with MLGraphBuilder, run it, check it against NumPy."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
 import numpy as np
 
 import webml
-from webml.backends import BACKENDS
 
 
 def demo(backend: str) -> int:
@@ -62,22 +55,3 @@ def demo(backend: str) -> int:
     error = float(np.abs(result - expected).max())
     print(f"max |webml - numpy float64| = {error:.2e}")
     return 0 if error < 1e-5 else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="webml", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
-    p_demo = sub.add_parser("demo", help="build and run a small network (the default)")
-    p_demo.add_argument("--backend", default="reference", choices=BACKENDS)
-    sub.add_parser("wpt", help="run the WebNN Web Platform Tests (see `webml wpt --help`)", add_help=False)
-    if argv and argv[0] == "wpt":
-        from webml.conformance.__main__ import main as wpt_main
-
-        return wpt_main(argv[1:])
-    args = parser.parse_args(argv or ["demo"])
-    return demo(args.backend)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

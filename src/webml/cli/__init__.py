@@ -1,0 +1,85 @@
+"""The ``webml`` command.
+
+    webml classify [IMAGE ...]          top-5 ImageNet classes (default: a sample photo)
+    webml run MODEL.onnx --input N=F.npy run any ONNX model, print output statistics
+    webml info MODEL.onnx               inputs, outputs, operators and what is unsupported
+    webml wpt [--backend NAME]          the WebNN Web Platform Tests
+    webml demo                          build and run a small network with the builder
+
+Bad input (an unreadable or corrupt file, an unsupported operator, a wrong
+input name, shape or data type, an image that is not an image) gives one
+clear message on stderr and a non-zero exit status, never a traceback
+(set ``WEBML_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..backends import BACKENDS, DEFAULT_BACKEND
+
+__all__ = ["CliError", "main"]
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``webml: error: <message>``, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import classify, demo, info, run
+
+    parser = argparse.ArgumentParser(prog="webml", description="The W3C WebNN API for Python.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def backend_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="default: %(default)s")
+
+    p = sub.add_parser("classify", help="classify images with EfficientNet-Lite0 or an ONNX image classifier")
+    classify.add_arguments(p)
+    backend_option(p)
+    p.set_defaults(handler=classify.main)
+
+    p = sub.add_parser("run", help="run an ONNX model on .npy inputs")
+    run.add_arguments(p)
+    backend_option(p)
+    p.set_defaults(handler=run.main)
+
+    p = sub.add_parser("info", help="describe an ONNX model and what webml supports of it")
+    info.add_arguments(p)
+    p.set_defaults(handler=info.main)
+
+    sub.add_parser("wpt", help="run the WebNN Web Platform Tests (webml wpt --help)", add_help=False)
+
+    p = sub.add_parser("demo", help="build and run a small network with the builder")
+    backend_option(p)
+    p.set_defaults(handler=lambda args: demo.demo(args.backend))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "wpt":
+        from ..conformance.__main__ import main as wpt_main
+
+        return wpt_main(argv[1:])
+    parser = _parser()
+    args = parser.parse_args(argv or ["demo"])
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line for the user, whatever went wrong
+        if os.environ.get("WEBML_DEBUG"):
+            raise
+        message = str(exc) if isinstance(exc, CliError) else f"{type(exc).__name__}: {exc}"
+        print(f"webml: error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, (CliError, OSError, ValueError, TypeError)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""``webml classify [IMAGE ...]``: top-k ImageNet classes with EfficientNet-Lite0, or any ONNX image classifier."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import CliError
+from .common import load_onnx_model
+
+#: Normalizations for ``--model`` classifiers: x in [0, 255] -> model input.
+NORMALIZATIONS = {
+    "imagenet": (np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255),
+    "lite": (np.array([127.0] * 3), np.array([128.0] * 3)),
+    "unit": (np.zeros(3), np.array([255.0] * 3)),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (default: a sample photo)")
+    p.add_argument("--model", help="an ONNX image classifier instead of the built-in EfficientNet-Lite0")
+    p.add_argument("--labels", help="with --model: a text file of class names, one per line")
+    p.add_argument(
+        "--normalize",
+        choices=sorted(NORMALIZATIONS),
+        default="imagenet",
+        help="with --model: input normalization (default: %(default)s, ImageNet mean/std)",
+    )
+    p.add_argument("--top-k", type=int, default=5, help="how many classes to print (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+
+
+def load_images(paths: list[str]) -> list:
+    """Open each path as an RGB PIL image, or raise a CliError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise CliError(f"no such image file: {path!r}")
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise CliError(f"{path!r} is not a readable image ({exc})") from None
+    return images
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _classify_onnx(args: argparse.Namespace, context, images: list) -> list[list[tuple[str, float]]]:
+    graph = load_onnx_model(args.model, context)
+    if len(graph.input_descriptors) != 1 or len(graph.output_descriptors) < 1:
+        raise CliError(
+            f"{args.model!r}: an image classifier has one input; this model has {list(graph.input_descriptors)}"
+        )
+    ((name, desc),) = graph.input_descriptors.items()
+    shape = list(desc.shape)
+    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+        raise CliError(f"{args.model!r}: input {name!r} {desc} is not an image batch (NCHW or NHWC with 3 channels)")
+    nchw = shape[1] == 3
+    height, width = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    mean, std = NORMALIZATIONS[args.normalize]
+    labels = _read_labels(args.labels) if args.labels else None
+    out_name = next(iter(graph.output_descriptors))
+    results = []
+    for image in images:
+        x = (np.asarray(image.resize((width, height)), dtype=np.float64) - mean) / std
+        x = x.transpose(2, 0, 1) if nchw else x
+        batch = np.broadcast_to(x.astype(np.float32), (shape[0], *x.shape)).copy()
+        scores = context.compute(graph, {name: batch.astype(desc.data_type)})[out_name].reshape(shape[0], -1)[0]
+        probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else _softmax(scores)
+        if labels is not None and len(labels) != probs.size:
+            raise CliError(f"{args.labels!r} has {len(labels)} labels, the model outputs {probs.size} classes")
+        order = np.argsort(-probs)[: args.top_k]
+        results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
+    return results
+
+
+def _read_labels(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CliError(f"cannot read the labels file {path!r} ({exc})") from None
+    labels = [line.strip() for line in lines if line.strip()]
+    if not labels:
+        raise CliError(f"the labels file {path!r} is empty")
+    return labels
+
+
+def main(args: argparse.Namespace) -> int:
+    import webml
+    from webml.zoo import efficientnet_lite
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be at least 1")
+    if args.labels and not args.model:
+        raise CliError("--labels goes with --model")
+    paths = args.images or [str(efficientnet_lite.sample_image_path())]
+    images = load_images(paths)
+    start = time.perf_counter()
+    context = webml.ml.create_context(backend=args.backend)
+    if args.model:
+        results = _classify_onnx(args, context, images)
+    else:
+        results = efficientnet_lite.classify(context, images, top_k=args.top_k)
+    elapsed = time.perf_counter() - start
+    for path, top in zip(paths, results):
+        if args.json:
+            print(json.dumps({"image": path, "top": [[label, round(p, 6)] for label, p in top]}))
+        else:
+            print(f"{path}:")
+            for label, p in top:
+                print(f"  {p:7.2%}  {label}")
+    if not args.json:
+        model = args.model or "EfficientNet-Lite0"
+        print(f"({model} on the {context.backend} backend, {elapsed:.2f} s)")
+    return 0
