@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return wpt_main(argv[1:])
     parser = _parser()
-    args = parser.parse_args(argv or ["demo"])
+    args = parser.parse_args(argv or ["classify"])
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2

@@ -24,7 +24,7 @@ from .checks import (
     number,
     same_type,
 )
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 FLOAT = limit(FLOATS)
 # relu and prelu also take the signed integer types int64, int32 and int8.
@@ -141,3 +141,129 @@ def prelu(call: Call, input: Value, slope: Value) -> Value:
 def softmax(call: Call, input: Value, axis: Any) -> Value:
     """exp(x) / sum(exp(x)) along ``axis`` (an unsigned long less than the input's rank)."""
     return same_as_input(call, input, axis=axis_in_rank(call, axis, input.rank))
+
+
+# -- gradients ------------------------------------------------------------------
+# At a kink (relu, leakyRelu, prelu and elu at 0, hardSigmoid/hardSwish at their
+# corners) the one-sided derivative from the left is used, as frameworks do;
+# clamp passes the gradient at its bounds (x == min or x == max).
+
+
+def _positive(g, x):
+    return g.b.greater(x, g.scalar(0, x))
+
+
+@gradient("relu")
+def _relu_grad(g):
+    (x,) = g.inputs
+    return [g.b.where(_positive(g, x), g.dout, g.scalar(0, x))]
+
+
+@gradient("leakyRelu")
+def _leaky_relu_grad(g):
+    (x,) = g.inputs
+    return [g.b.where(_positive(g, x), g.dout, g.b.mul(g.dout, g.scalar(g.attrs["alpha"], x)))]
+
+
+@gradient("elu")
+def _elu_grad(g):
+    # For x <= 0, d/dx alpha * (exp(x) - 1) = alpha * exp(x) = out + alpha.
+    (x,) = g.inputs
+    negative = g.b.mul(g.dout, g.b.add(g.out, g.scalar(g.attrs["alpha"], x)))
+    return [g.b.where(_positive(g, x), g.dout, negative)]
+
+
+@gradient("prelu")
+def _prelu_grad(g):
+    x, slope = g.inputs
+    positive = _positive(g, x)
+    zero = g.scalar(0, x)
+    dx = g.b.where(positive, g.dout, g.b.mul(g.dout, slope))
+    dslope = g.b.where(positive, zero, g.b.mul(g.dout, x))
+    return [g.unbroadcast(dx, x), g.unbroadcast(dslope, slope)]
+
+
+@gradient("clamp")
+def _clamp_grad(g):
+    (x,) = g.inputs
+    lo, hi = g.attrs["min_value"], g.attrs["max_value"]
+    inside = None
+    if lo != -math.inf:
+        inside = g.b.greater_or_equal(x, g.scalar(lo, x))
+    if hi != math.inf:
+        below = g.b.lesser_or_equal(x, g.scalar(hi, x))
+        inside = below if inside is None else g.b.logical_and(inside, below)
+    if inside is None:
+        return [g.dout]
+    return [g.b.where(inside, g.dout, g.scalar(0, x))]
+
+
+@gradient("linear")
+def _linear_grad(g):
+    (x,) = g.inputs
+    return [g.b.mul(g.dout, g.scalar(g.attrs["alpha"], x))]
+
+
+@gradient("hardSigmoid")
+def _hard_sigmoid_grad(g):
+    (x,) = g.inputs
+    alpha = g.scalar(g.attrs["alpha"], x)
+    t = g.b.add(g.b.mul(x, alpha), g.scalar(g.attrs["beta"], x))
+    inside = g.b.logical_and(g.b.greater(t, g.scalar(0, x)), g.b.lesser(t, g.scalar(1, x)))
+    return [g.b.where(inside, g.b.mul(g.dout, alpha), g.scalar(0, x))]
+
+
+@gradient("hardSwish")
+def _hard_swish_grad(g):
+    # x * min(6, max(0, x + 3)) / 6: 0 below -3, 1 above 3, (2x + 3) / 6 between.
+    (x,) = g.inputs
+    middle = g.b.div(g.b.add(g.b.mul(x, g.scalar(2, x)), g.scalar(3, x)), g.scalar(6, x))
+    slope = g.b.where(
+        g.b.lesser_or_equal(x, g.scalar(-3, x)),
+        g.scalar(0, x),
+        g.b.where(g.b.greater(x, g.scalar(3, x)), g.scalar(1, x), middle),
+    )
+    return [g.b.mul(g.dout, slope)]
+
+
+@gradient("gelu")
+def _gelu_grad(g):
+    # 0.5 * (1 + erf(x / sqrt 2)) + x * exp(-x^2 / 2) / sqrt(2 pi)
+    (x,) = g.inputs
+    cdf = g.b.mul(g.scalar(0.5, x), g.b.add(g.scalar(1, x), g.b.erf(g.b.mul(x, g.scalar(1 / math.sqrt(2), x)))))
+    pdf = g.b.mul(g.b.exp(g.b.mul(g.b.mul(x, x), g.scalar(-0.5, x))), g.scalar(1 / math.sqrt(2 * math.pi), x))
+    return [g.b.mul(g.dout, g.b.add(cdf, g.b.mul(x, pdf)))]
+
+
+@gradient("sigmoid")
+def _sigmoid_grad(g):
+    y = g.out
+    return [g.b.mul(g.dout, g.b.mul(y, g.b.sub(g.scalar(1, y), y)))]
+
+
+@gradient("tanh")
+def _tanh_grad(g):
+    y = g.out
+    return [g.b.mul(g.dout, g.b.sub(g.scalar(1, y), g.b.mul(y, y)))]
+
+
+@gradient("softplus")
+def _softplus_grad(g):
+    (x,) = g.inputs
+    return [g.b.mul(g.dout, g.b.sigmoid(x))]
+
+
+@gradient("softsign")
+def _softsign_grad(g):
+    # d/dx x / (1 + |x|) = 1 / (1 + |x|)^2
+    (x,) = g.inputs
+    d = g.b.add(g.scalar(1, x), g.b.abs(x))
+    return [g.b.div(g.dout, g.b.mul(d, d))]
+
+
+@gradient("softmax")
+def _softmax_grad(g):
+    # y * (dout - sum(dout * y, axis))
+    y = g.out
+    total = g.b.reduce_sum(g.b.mul(g.dout, y), axes=[g.attrs["axis"]], keep_dimensions=True)
+    return [g.b.mul(y, g.b.sub(g.dout, total))]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..ir import OperandDesc, Value
 from .checks import ANY, FLOATS, limit
 from .elementwise import binary
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 UINT8 = limit(("uint8",))
 
@@ -41,3 +41,26 @@ op("logicalNot", family="logical", a=UINT8, output=UINT8)(logical_unary)
 
 op("isNaN", family="logical", a=FLOAT, output=UINT8)(logical_unary)
 op("isInfinite", family="logical", a=FLOAT, output=UINT8)(logical_unary)
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+@gradient(
+    "equal",
+    "notEqual",
+    "greater",
+    "greaterOrEqual",
+    "lesser",
+    "lesserOrEqual",
+    "logicalAnd",
+    "logicalOr",
+    "logicalXor",
+    "logicalNot",
+    "isNaN",
+    "isInfinite",
+)
+def _no_grad(g):
+    # The uint8 outputs carry no gradient (the loss is float, and where()'s
+    # condition receives none), so nothing flows back to the inputs.
+    return [None] * len(g.inputs)

