@@ -7,7 +7,7 @@ from typing import Any
 from ..ir import OperandDesc, Value
 from .activation import double
 from .checks import FLOATS, broadcast_bidirectional, broadcast_unidirectional, check_shape, limit, same_type
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 
 def shapes(a: Value, b: Value) -> str:
@@ -79,3 +79,44 @@ def gemm(
         a_transpose=a_transpose,
         b_transpose=b_transpose,
     )
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+def _swap_last(g, x):
+    """``x`` with its last two dimensions swapped."""
+    perm = list(range(len(x.shape)))
+    perm[-2:] = perm[-1], perm[-2]
+    return g.b.transpose(x, permutation=perm)
+
+
+@gradient("matmul")
+def _matmul_grad(g):
+    # out = a @ b over broadcast batch dimensions: da = dout @ b^T, db = a^T @ dout, summed over broadcasting.
+    a, b = g.inputs
+    da = g.b.matmul(g.dout, _swap_last(g, b))
+    db = g.b.matmul(_swap_last(g, a), g.dout)
+    return [g.unbroadcast(da, a), g.unbroadcast(db, b)]
+
+
+@gradient("gemm")
+def _gemm_grad(g):
+    # out = alpha * A' @ B' + beta * C with A' = A^T if a_transpose (B' likewise).
+    a, b, c = g.inputs
+    alpha, beta = g.attrs["alpha"], g.attrs["beta"]
+    at, bt = g.attrs["a_transpose"], g.attrs["b_transpose"]
+    dout = g.dout
+    if at:  # dA = (alpha * dout @ B'^T)^T = alpha * B' @ dout^T
+        da = g.b.gemm(b, dout, alpha=alpha, beta=0.0, a_transpose=bt, b_transpose=True)
+    else:  # dA = alpha * dout @ B'^T
+        da = g.b.gemm(dout, b, alpha=alpha, beta=0.0, b_transpose=not bt)
+    if bt:  # dB = (alpha * A'^T @ dout)^T = alpha * dout^T @ A'
+        db = g.b.gemm(dout, a, alpha=alpha, beta=0.0, a_transpose=True, b_transpose=at)
+    else:  # dB = alpha * A'^T @ dout
+        db = g.b.gemm(a, dout, alpha=alpha, beta=0.0, a_transpose=not at)
+    dc = None
+    if c is not None:
+        dc = dout if beta == 1 else g.b.mul(dout, g.scalar(beta, dout))
+        dc = g.unbroadcast(dc, c)
+    return [da, db, dc]

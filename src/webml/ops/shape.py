@@ -32,7 +32,7 @@ from .checks import (
     unsigned_long,
     unsigned_longs,
 )
-from .registry import MAX_RANK, Call, op
+from .registry import MAX_RANK, Call, gradient, op
 
 # A "valid tensor count" (spec): concat's inputs and split's outputs.
 MAX_TENSOR_COUNT = 8192
@@ -314,3 +314,170 @@ def where(call: Call, condition: Value, true_value: Value, false_value: Value) -
         raise call.error(f"the condition shape {list(condition.shape)} is not broadcastable with {list(values_shape)}")
     shape = check_shape(call, shape)
     return call.emit([condition, true_value, false_value], OperandDesc(true_value.data_type, shape))
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+def _take(g, x, axis: int, start: int, size: int):
+    """The ``size`` elements of ``x`` from ``start`` along ``axis``."""
+    shape = x.shape
+    starts = [0] * len(shape)
+    sizes = list(shape)
+    starts[axis], sizes[axis] = start, size
+    return g.b.slice(x, starts, sizes)
+
+
+def _zero_pad(g, x, axis: int, before: int, after: int):
+    """``x`` with ``before``/``after`` zeros along ``axis``."""
+    if before == 0 and after == 0:
+        return x
+    begin = [0] * len(x.shape)
+    end = [0] * len(x.shape)
+    begin[axis], end[axis] = before, after
+    return g.b.pad(x, begin, end)
+
+
+def _around(shape: Sequence[int], axis: int) -> tuple[int, int]:
+    """The element counts before and after ``axis`` (to view a tensor as [P, n, A])."""
+    return math.prod(shape[:axis]), math.prod(shape[axis + 1 :])
+
+
+def _with(shape: Sequence[int], axis: int, size: int) -> list[int]:
+    shape = list(shape)
+    shape[axis] = size
+    return shape
+
+
+@gradient("cast")
+def _cast_grad(g):
+    return [None]  # cast stops gradients
+
+
+@gradient("concat")
+def _concat_grad(g):
+    axis = g.attrs["axis"]
+    grads, offset = [], 0
+    for x in g.inputs:
+        size = x.shape[axis]
+        grads.append(_take(g, g.dout, axis, offset, size))
+        offset += size
+    return grads
+
+
+@gradient("expand")
+def _expand_grad(g):
+    return [g.unbroadcast(g.dout, g.inputs[0])]
+
+
+@gradient("reshape")
+def _reshape_grad(g):
+    return [g.b.reshape(g.dout, g.inputs[0].shape)]
+
+
+@gradient("tile")
+def _tile_grad(g):
+    # Output index k * n + i along an axis of size n comes from input index i: sum over the k.
+    d = g.dout
+    for axis, repetitions in enumerate(g.attrs["repetitions"]):
+        if repetitions == 1:
+            continue
+        shape = d.shape
+        n = shape[axis] // repetitions
+        before, after = _around(shape, axis)
+        d = g.b.reduce_sum(g.b.reshape(d, [before, repetitions, n, after]), axes=[1], keep_dimensions=False)
+        d = g.b.reshape(d, _with(shape, axis, n))
+    return [d]
+
+
+@gradient("pad")
+def _pad_grad(g):
+    x = g.inputs[0]
+    begin, end, mode = g.attrs["beginning_padding"], g.attrs["ending_padding"], g.attrs["mode"]
+    d = g.dout
+    if mode == "constant":
+        return [g.b.slice(d, list(begin), x.shape)]
+    # edge and reflection pad each axis in turn; undo them one axis at a time, adding each padded
+    # element's cotangent to the input element it copies.
+    for axis, (n, before, after) in enumerate(zip(x.shape, begin, end)):
+        if before == 0 and after == 0:
+            continue
+        parts = [_take(g, d, axis, before, n)]
+        if before:
+            head = _take(g, d, axis, 0, before)
+            if mode == "edge":  # all copies of input element 0
+                parts.append(_zero_pad(g, g.b.reduce_sum(head, axes=[axis], keep_dimensions=True), axis, 0, n - 1))
+            else:  # output j < before copies input before - j: input elements 1 .. before, reversed
+                parts.append(_zero_pad(g, g.b.reverse(head, axes=[axis]), axis, 1, n - 1 - before))
+        if after:
+            tail = _take(g, d, axis, before + n, after)
+            if mode == "edge":  # all copies of input element n - 1
+                parts.append(_zero_pad(g, g.b.reduce_sum(tail, axes=[axis], keep_dimensions=True), axis, n - 1, 0))
+            else:  # output before + n + k copies input n - 2 - k: input elements n - 1 - after .. n - 2, reversed
+                parts.append(_zero_pad(g, g.b.reverse(tail, axes=[axis]), axis, n - 1 - after, 1))
+        d = parts[0]
+        for part in parts[1:]:
+            d = g.b.add(d, part)
+    return [d]
+
+
+@gradient("reverse")
+def _reverse_grad(g):
+    return [g.b.reverse(g.dout, axes=list(g.attrs["axes"]))]
+
+
+@gradient("transpose")
+def _transpose_grad(g):
+    permutation = g.attrs["permutation"]
+    inverse = [0] * len(permutation)
+    for i, p in enumerate(permutation):
+        inverse[p] = i
+    return [g.b.transpose(g.dout, permutation=inverse)]
+
+
+@gradient("slice")
+def _slice_grad(g):
+    # Place the cotangent at the sliced positions (start + i * stride) of zeros shaped like the input.
+    x = g.inputs[0]
+    d = g.dout
+    for axis, stride in enumerate(g.attrs["strides"]):
+        shape = d.shape
+        m = shape[axis]
+        if stride == 1 or m == 1:
+            continue
+        # [P, m, A] -> [P, m, stride, A] with zeros after each element -> [P, (m - 1) * stride + 1, A]
+        before, after = _around(shape, axis)
+        t = g.b.pad(g.b.reshape(d, [before, m, 1, after]), [0, 0, 0, 0], [0, 0, stride - 1, 0])
+        span = (m - 1) * stride + 1
+        t = g.b.slice(g.b.reshape(t, [before, m * stride, after]), [0, 0, 0], [before, span, after])
+        d = g.b.reshape(t, _with(shape, axis, span))
+    begin = list(g.attrs["starts"])
+    end = [n - s - span for n, s, span in zip(x.shape, begin, d.shape)]
+    if any(begin) or any(end):
+        d = g.b.pad(d, begin, end)
+    return [d]
+
+
+@gradient("split")
+def _split_grad(g):
+    parts = [d if d is not None else g.zeros_like(o) for d, o in zip(g.douts, g.outputs)]
+    if len(parts) == 1:
+        return [parts[0]]
+    return [g.b.concat(parts, g.attrs["axis"])]
+
+
+@gradient("triangular")
+def _triangular_grad(g):
+    # A mask: its own adjoint.
+    return [g.b.triangular(g.dout, upper=g.attrs["upper"], diagonal=g.attrs["diagonal"])]
+
+
+@gradient("where")
+def _where_grad(g):
+    condition, true_value, false_value = g.inputs
+    zero = g.scalar(0, g.dout)
+    return [
+        None,
+        g.unbroadcast(g.b.where(condition, g.dout, zero), true_value),
+        g.unbroadcast(g.b.where(condition, zero, g.dout), false_value),
+    ]
