@@ -190,11 +190,22 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        Path(args.write_docs).write_text(
-            "# Performance\n\nMeasured by `.venv/bin/python bench/run.py --write-docs docs/performance.md`"
-            f" on {time.strftime('%Y-%m-%d')}.\n\n" + text + "\n",
-            encoding="utf-8",
-        )
+        write_docs(Path(args.write_docs), text)
+
+
+def write_docs(path: Path, text: str) -> None:
+    """Write the inference results, keeping sections other benchmarks own (between markers)."""
+    kept = ""
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        start = old.find("<!-- transfer -->")
+        if start >= 0:
+            kept = "\n" + old[start:].rstrip() + "\n"
+    path.write_text(
+        "# Performance\n\nMeasured by `.venv/bin/python bench/run.py --write-docs docs/performance.md`"
+        f" on {time.strftime('%Y-%m-%d')}.\n\n" + text + "\n" + kept,
+        encoding="utf-8",
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, limit, one_of, same_type, unsigned_long, unsigned_longs, valid_dimension
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 INPUT_LAYOUTS = ("nchw", "nhwc")
 CONV2D_FILTER_LAYOUTS = ("oihw", "hwio", "ohwi", "ihwo")
@@ -233,3 +233,126 @@ def conv_transpose2d(
         input_layout=input_layout,
         filter_layout=filter_layout,
     )
+
+
+# -- gradients ------------------------------------------------------------------
+#
+# conv2d's input gradient is convTranspose2d of the cotangent with the same
+# filter (an oihw conv2d filter read as an iohw convTranspose2d one), and
+# convTranspose2d's is conv2d of the cotangent: each is the other's adjoint.
+# Filter gradients are one conv2d between the (conv2d) input and the
+# (conv2d) output cotangent with their roles swapped: the input's channels
+# within a group become the batch, the batch becomes the channels, strides
+# and dilations trade places, and the groups stay groups.
+
+# A conv2d filter layout read as the convTranspose2d filter layout of its adjoint, and back
+# (conv2d o/i are convTranspose2d i/o); conv2d's ohwi has no convTranspose2d twin.
+_CONV_TO_TRANSPOSE_LAYOUT = {"oihw": "iohw", "hwio": "hwoi", "ihwo": "ohwi"}
+_TRANSPOSE_TO_CONV_LAYOUT = {"iohw": "oihw", "hwoi": "hwio", "ohwi": "ihwo"}
+
+
+def _spatial(operand, layout: str) -> tuple[int, int]:
+    d = dims(operand.shape, layout)
+    return d["h"], d["w"]
+
+
+def _filter_grad(g, input, cotangent, layout, groups, padding, strides, dilations, kernel):
+    """sum over n, y, x of input_padded[n, (g, c), y*s + i*d, x*s + j*d] * cotangent[n, (g, o), y, x]
+
+    as an operand of shape [C/groups, O, kh, kw] (C input, O cotangent channels).
+    """
+    b = g.b
+    if layout == "nchw":
+        n, c, h, w = input.shape
+        split = b.reshape(input, [n, groups, c // groups, h, w])
+        order = [2, 1, 0, 3, 4]
+    else:
+        n, h, w, c = input.shape
+        split = b.reshape(input, [n, h, w, groups, c // groups])
+        order = [4, 3, 0, 1, 2]
+    # [C/groups, groups * N, H, W]: the batch is the channel within a group.
+    swapped = b.reshape(b.transpose(split, permutation=order), [c // groups, groups * n, h, w])
+    if layout == "nchw":  # [N, O, oh, ow] -> oihw [O, N, oh, ow]
+        filt, filter_layout = b.transpose(cotangent, permutation=[1, 0, 2, 3]), "oihw"
+    else:  # [N, oh, ow, O] is already ihwo
+        filt, filter_layout = cotangent, "ihwo"
+    out_hw = _spatial(cotangent, layout)
+    pads = []
+    for axis, size in enumerate((h, w)):
+        begin = padding[2 * axis]
+        span = (out_hw[axis] - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1
+        # Exactly the span the taps read (or less: the result is cut to the kernel size).
+        pads += [begin, max(span - size - begin, 0)]
+    result = b.conv2d(
+        swapped,
+        filt,
+        padding=pads,
+        strides=list(dilations),
+        dilations=list(strides),
+        groups=groups,
+        filter_layout=filter_layout,
+    )
+    if tuple(result.shape[2:]) != tuple(kernel):
+        result = b.slice(result, [0, 0, 0, 0], [result.shape[0], result.shape[1], *kernel])
+    return result
+
+
+def _to_filter_layout(g, grad, layout: str, letters: str):
+    """``grad`` with axes named ``letters`` transposed to filter ``layout``."""
+    permutation = [letters.index(ch) for ch in layout]
+    return grad if permutation == [0, 1, 2, 3] else g.b.transpose(grad, permutation=permutation)
+
+
+def _bias_grad(g, layout: str):
+    return g.b.reduce_sum(g.dout, axes=[0, 2, 3] if layout == "nchw" else [0, 1, 2])
+
+
+@gradient("conv2d")
+def _conv2d_grad(g):
+    x, w, bias = g.inputs
+    a = g.attrs
+    layout, filter_layout, groups = a["input_layout"], a["filter_layout"], a["groups"]
+    dy = g.dout
+    common = {"padding": list(a["padding"]), "strides": list(a["strides"]), "dilations": list(a["dilations"])}
+    if filter_layout in _CONV_TO_TRANSPOSE_LAYOUT:
+        wt, wt_layout = w, _CONV_TO_TRANSPOSE_LAYOUT[filter_layout]
+    else:  # ohwi -> oihw, read as iohw
+        wt, wt_layout = g.b.transpose(w, permutation=[0, 3, 1, 2]), "iohw"
+    dx = g.b.conv_transpose2d(
+        dy,
+        wt,
+        output_sizes=list(_spatial(x, layout)),
+        groups=groups,
+        input_layout=layout,
+        filter_layout=wt_layout,
+        **common,
+    )
+    f = dims(w.shape, filter_layout)
+    dw = _filter_grad(g, x, dy, layout, groups, a["padding"], a["strides"], a["dilations"], (f["h"], f["w"]))
+    dw = _to_filter_layout(g, dw, filter_layout, "iohw")  # [C/groups, O, kh, kw]
+    return [dx, dw, None if bias is None else _bias_grad(g, layout)]
+
+
+@gradient("convTranspose2d")
+def _conv_transpose2d_grad(g):
+    x, w, bias = g.inputs
+    a = g.attrs
+    layout, filter_layout, groups = a["input_layout"], a["filter_layout"], a["groups"]
+    dy = g.dout
+    dx = g.b.conv2d(
+        dy,
+        w,
+        padding=list(a["padding"]),
+        strides=list(a["strides"]),
+        dilations=list(a["dilations"]),
+        groups=groups,
+        input_layout=layout,
+        filter_layout=_TRANSPOSE_TO_CONV_LAYOUT[filter_layout],
+    )
+    if tuple(dx.shape) != tuple(x.shape):  # not expected: conv2d's output size inverts convTranspose2d's
+        raise TypeError(f"convTranspose2d gradient: shape {list(dx.shape)} != input shape {list(x.shape)}")
+    f = dims(w.shape, filter_layout)
+    # The forward conv2d of the adjoint has input dy and output x: [O/groups, C, kh, kw] (o, i, h, w).
+    dw = _filter_grad(g, dy, x, layout, groups, a["padding"], a["strides"], a["dilations"], (f["h"], f["w"]))
+    dw = _to_filter_layout(g, dw, filter_layout, "oihw")
+    return [dx, dw, None if bias is None else _bias_grad(g, layout)]

@@ -15,7 +15,7 @@ from typing import Any
 from ..ir import OperandDesc, Value
 from .activation import double
 from .checks import FLOATS, axes_in_rank, axis_in_rank, limit, one_of, same_type
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 FLOAT = limit(FLOATS)
 FLOAT_1D = limit(FLOATS, 1, 1)
@@ -133,3 +133,91 @@ def layer_normalization(
     check_operand(call, input, scale, "scale", sizes)
     check_operand(call, input, bias, "bias", sizes)
     return normalized(call, input, [input, scale, bias], axes=axes, epsilon=epsilon)
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+def _broadcast_shape(rank: int, axes: Sequence[int], sizes: Sequence[int]) -> list[int]:
+    shape = [1] * rank
+    for axis, size in zip(axes, sizes):
+        shape[axis] = size
+    return shape
+
+
+def _others(rank: int, axes: Sequence[int]) -> list[int]:
+    return [i for i in range(rank) if i not in axes]
+
+
+def _reduce_to(g, value, rank: int, axes: Sequence[int]):
+    """Sum ``value`` over every dimension but ``axes`` (a tensor of those dimensions, in increasing order)."""
+    return g.b.reduce_sum(value, axes=_others(rank, axes))
+
+
+@gradient("batchNormalization")
+def _batch_normalization_grad(g):
+    # y = scale * (x - mean) * inv + bias, inv = (variance + epsilon)^-1/2, per feature along axis.
+    x, mean, variance, scale, bias = g.inputs
+    b, dy, axis, r = g.b, g.dout, g.attrs["axis"], len(g.inputs[0].shape)
+    shape = _broadcast_shape(r, [axis], [x.shape[axis]])
+    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(g.attrs["epsilon"], x))))  # [F]
+    centered = b.sub(x, b.reshape(mean, shape))
+    dy_scaled = dy if scale is None else b.mul(dy, b.reshape(scale, shape))
+    dx = b.mul(dy_scaled, b.reshape(inv, shape))
+    dmean = b.neg(_reduce_to(g, dx, r, [axis]))
+    # d inv / d variance = -inv^3 / 2
+    half_cube = b.mul(g.scalar(-0.5, x), b.mul(inv, b.mul(inv, inv)))
+    dvariance = b.mul(_reduce_to(g, b.mul(dy_scaled, centered), r, [axis]), half_cube)
+    dscale = None if scale is None else b.mul(_reduce_to(g, b.mul(dy, centered), r, [axis]), inv)
+    dbias = None if bias is None else _reduce_to(g, dy, r, [axis])
+    return [dx, dmean, dvariance, dscale, dbias]
+
+
+def _normalize_grad(g, axes: Sequence[int], scale_shaped, dy):
+    """d/dx of ((x - mean) / sqrt(variance + epsilon)) * scale over ``axes``; also x normalized."""
+    b, x = g.b, g.inputs[0]
+    mean = b.reduce_mean(x, axes=list(axes), keep_dimensions=True)
+    centered = b.sub(x, mean)
+    variance = b.reduce_mean(b.mul(centered, centered), axes=list(axes), keep_dimensions=True)
+    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(g.attrs["epsilon"], x))))
+    normalized = b.mul(centered, inv)
+    dnormalized = dy if scale_shaped is None else b.mul(dy, scale_shaped)
+    # dx = inv * (dn - mean(dn) - n * mean(dn * n)) over the normalized axes.
+    mean_d = b.reduce_mean(dnormalized, axes=list(axes), keep_dimensions=True)
+    mean_dn = b.reduce_mean(b.mul(dnormalized, normalized), axes=list(axes), keep_dimensions=True)
+    dx = b.mul(inv, b.sub(b.sub(dnormalized, mean_d), b.mul(normalized, mean_dn)))
+    return dx, normalized
+
+
+@gradient("instanceNormalization")
+def _instance_normalization_grad(g):
+    x, scale, bias = g.inputs
+    b, dy = g.b, g.dout
+    channel, spatial = (1, (2, 3)) if g.attrs["layout"] == "nchw" else (3, (1, 2))
+    shape = _broadcast_shape(4, [channel], [x.shape[channel]])
+    dx, normalized = _normalize_grad(g, spatial, None if scale is None else b.reshape(scale, shape), dy)
+    dscale = None if scale is None else _reduce_to(g, b.mul(dy, normalized), 4, [channel])
+    dbias = None if bias is None else _reduce_to(g, dy, 4, [channel])
+    return [dx, dscale, dbias]
+
+
+@gradient("layerNormalization")
+def _layer_normalization_grad(g):
+    x, scale, bias = g.inputs
+    b, dy, axes, r = g.b, g.dout, tuple(g.attrs["axes"]), len(g.inputs[0].shape)
+    # scale and bias have the dimensions axes in the order of axes; bring them to increasing order and back.
+    order = sorted(range(len(axes)), key=lambda i: axes[i])
+    back = [order.index(i) for i in range(len(axes))]
+    shape = _broadcast_shape(r, axes, [x.shape[a] for a in axes])
+
+    def placed(operand):
+        sorted_operand = operand if order == sorted(order) else b.transpose(operand, permutation=order)
+        return b.reshape(sorted_operand, shape)
+
+    def unplaced(value):  # dimensions in increasing axis order -> in the order of axes
+        return value if back == sorted(back) else b.transpose(value, permutation=back)
+
+    dx, normalized = _normalize_grad(g, axes, None if scale is None else placed(scale), dy)
+    dscale = None if scale is None else unplaced(_reduce_to(g, b.mul(dy, normalized), r, axes))
+    dbias = None if bias is None else unplaced(_reduce_to(g, dy, r, axes))
+    return [dx, dscale, dbias]

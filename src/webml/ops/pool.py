@@ -21,9 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from ..dtypes import numpy_dtype
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, SPEC_TYPES, check_shape, limit, one_of, unsigned_longs
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 LAYOUTS = ("nchw", "nhwc")
 ROUNDING_TYPES = ("floor", "ceil")
@@ -151,3 +154,135 @@ def pool2d(
 op("averagePool2d", family="pool", input=FLOAT4D, output=FLOAT4D)(pool2d)
 op("l2Pool2d", family="pool", input=FLOAT4D, output=FLOAT4D)(pool2d)
 op("maxPool2d", family="pool", input=ANY4D, output=ANY4D)(pool2d)
+
+
+# -- gradients ------------------------------------------------------------------
+#
+# Each window's cotangent goes back to the input elements of the window by a
+# convTranspose2d with groups = channels: a ones filter spreads it over the
+# window (average, l2), a one-hot filter per window tap puts it on one element
+# (max).  The convTranspose2d crops the padding off again, so padding
+# receives nothing.  The rules work in nchw, transposing nhwc in and out.
+
+
+def _nchw(g, operand):
+    return operand if g.attrs["layout"] == "nchw" else g.b.transpose(operand, permutation=[0, 3, 1, 2])
+
+
+def _from_nchw(g, operand):
+    return operand if g.attrs["layout"] == "nchw" else g.b.transpose(operand, permutation=[0, 2, 3, 1])
+
+
+def _geometry(g):
+    """The input's and the output's spatial sizes."""
+    a = g.attrs
+    shape = g.inputs[0].shape
+    out = g.out.shape
+    hw = shape[2:] if a["layout"] == "nchw" else shape[1:3]
+    out_hw = out[2:] if a["layout"] == "nchw" else out[1:3]
+    return tuple(hw), tuple(out_hw)
+
+
+def _span_padding(g, hw, out_hw):
+    """Begin and end padding of each spatial axis that makes the windows span exactly the padded input."""
+    a = g.attrs
+    begins, ends = [], []
+    for axis in (0, 1):
+        begin = a["padding"][2 * axis]
+        span = (out_hw[axis] - 1) * a["strides"][axis] + (a["window_dimensions"][axis] - 1) * a["dilations"][axis] + 1
+        begins.append(begin)
+        ends.append(max(span - begin - hw[axis], 0))
+    return begins, ends
+
+
+def _scatter(g, cotangent, filter_values, hw, out_hw):
+    """convTranspose2d of nchw ``cotangent`` [N, C * K, oh, ow] with the [C * K, 1, kh, kw] filter, groups C."""
+    a = g.attrs
+    data_type = cotangent.data_type
+    filt = g.b.constant(
+        {"dataType": data_type, "shape": list(filter_values.shape)}, filter_values.astype(numpy_dtype(data_type))
+    )
+    begins, ends = _span_padding(g, hw, out_hw)
+    return g.b.conv_transpose2d(
+        cotangent,
+        filt,
+        padding=[begins[0], ends[0], begins[1], ends[1]],
+        strides=list(a["strides"]),
+        dilations=list(a["dilations"]),
+        groups=g.inputs[0].shape[1 if a["layout"] == "nchw" else 3],
+        output_sizes=list(hw),
+    )
+
+
+def _spread_windows(g, cotangent):
+    """The nchw [N, C, oh, ow] ``cotangent`` of each window added to each input element of it, nchw."""
+    hw, out_hw = _geometry(g)
+    channels = cotangent.shape[1]
+    window = g.attrs["window_dimensions"]
+    return _scatter(g, cotangent, np.ones((channels, 1, *window)), hw, out_hw)
+
+
+def _window_counts(g):
+    """The number of input (not padding) elements in each window, [oh, ow] (at least 1)."""
+    a = g.attrs
+    hw, out_hw = _geometry(g)
+    counts = []
+    for axis in (0, 1):
+        o = np.arange(out_hw[axis])[:, None]
+        i = np.arange(a["window_dimensions"][axis])[None, :]
+        position = o * a["strides"][axis] + i * a["dilations"][axis] - a["padding"][2 * axis]
+        counts.append(((position >= 0) & (position < hw[axis])).sum(axis=1))
+    return np.maximum(np.outer(counts[0], counts[1]), 1)
+
+
+@gradient("averagePool2d")
+def _average_pool2d_grad(g):
+    dy = _nchw(g, g.dout)
+    counts = _window_counts(g)
+    data_type = dy.data_type
+    count = g.b.constant({"dataType": data_type, "shape": list(counts.shape)}, counts.astype(numpy_dtype(data_type)))
+    return [_from_nchw(g, _spread_windows(g, g.b.div(dy, count)))]
+
+
+@gradient("l2Pool2d")
+def _l2_pool2d_grad(g):
+    # d sqrt(sum x^2) / dx = x / y (0 where y is 0).
+    x, y, dy = _nchw(g, g.inputs[0]), _nchw(g, g.out), _nchw(g, g.dout)
+    zero = g.b.equal(y, g.scalar(0, y))
+    safe = g.b.where(zero, g.b.expand(g.scalar(1, y), y.shape), y)
+    per_window = g.b.where(zero, g.b.expand(g.scalar(0, y), y.shape), g.b.div(dy, safe))
+    return [_from_nchw(g, g.b.mul(x, _spread_windows(g, per_window)))]
+
+
+@gradient("maxPool2d")
+def _max_pool2d_grad(g):
+    """To the element that is the window's maximum (the first one in the window, row by row, on ties)."""
+    x = g.inputs[0]
+    if x.data_type not in FLOATS:
+        return [None]
+    a = g.attrs
+    b = g.b
+    hw, out_hw = _geometry(g)
+    x, dy = _nchw(g, x), _nchw(g, g.dout)
+    n, c = x.shape[:2]
+    begins, ends = _span_padding(g, hw, out_hw)
+    if any(begins) or any(ends):
+        x = b.pad(x, [0, 0, *begins], [0, 0, *ends], value=float("-inf"))
+    kh, kw = a["window_dimensions"]
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            tap = b.slice(
+                x,
+                [0, 0, i * a["dilations"][0], j * a["dilations"][1]],
+                [n, c, *((o - 1) * stride + 1 for o, stride in zip(out_hw, a["strides"]))],
+                strides=[1, 1, *a["strides"]],
+            )
+            taps.append(b.reshape(tap, [n, c, 1, *out_hw]))
+    k = kh * kw
+    stacked = b.concat(taps, 2) if k > 1 else taps[0]  # [N, C, K, oh, ow]
+    first = b.arg_max(stacked, 2, keep_dimensions=True)  # the first maximum
+    index = b.constant({"dataType": first.data_type, "shape": [1, 1, k, 1, 1]}, np.arange(k, dtype=np.int32))
+    chosen = b.where(b.equal(first, index), b.reshape(dy, [n, c, 1, *out_hw]), g.scalar(0, dy))
+    one_hot = np.tile(np.eye(k).reshape(k, 1, kh, kw), (c, 1, 1, 1))  # [C * K, 1, kh, kw]
+    return [_from_nchw(g, _scatter(g, b.reshape(chosen, [n, c * k, *out_hw]), one_hot, hw, out_hw))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, blockwise_broadcastable, limit
-from .registry import Call, op
+from .registry import MAX_RANK, Call, gradient, op
 
 QUANTIZED_TYPES = ("uint8", "int8", "uint32", "int32", "int4", "uint4")
 FLOAT = limit(FLOATS)
@@ -57,3 +57,35 @@ def dequantize_linear(call: Call, input: Value, scale: Value, zero_point: Value)
         raise call.error(f"zeroPoint data type {zero_point.data_type} must match input's {input.data_type}")
     _blockwise_shape(call, input, scale, zero_point)
     return call.emit([input, scale, zero_point], OperandDesc(scale.data_type, input.shape))
+
+
+# -- gradients ------------------------------------------------------------------
+
+
+@gradient("quantizeLinear")
+def _quantize_linear_grad(g):
+    return [None, None, None]  # integer output (rounded): no gradient flows
+
+
+@gradient("dequantizeLinear")
+def _dequantize_linear_grad(g):
+    """Only to scale (input and zeroPoint are integers): the block sums of dy * (input - zeroPoint)."""
+    x, scale, zero_point = g.inputs
+    b = g.b
+    ones = b.expand(g.scalar(1, scale), scale.shape) if scale.shape else g.scalar(1, scale)
+    terms = b.mul(g.dout, b.dequantize_linear(x, ones, zero_point))  # dy * (input - zeroPoint)
+    # Split each blocked dimension into (blocks, block size) and sum the block sizes.
+    shape, axes = [], []
+    for size, blocks in zip(x.shape, scale.shape):
+        if blocks == 1:
+            axes.append(len(shape))
+            shape.append(size)
+        elif blocks == size:
+            shape.append(size)
+        else:
+            axes.append(len(shape) + 1)
+            shape += [blocks, size // blocks]
+    if len(shape) > MAX_RANK:
+        raise TypeError(f"dequantizeLinear gradient: the blocks of input shape {list(x.shape)} need rank {len(shape)}")
+    summed = b.reduce_sum(b.reshape(terms, shape), axes=axes) if axes else terms
+    return [None, b.reshape(summed, list(scale.shape)), None]

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, limit, one_of, unsigned_long, valid_dimension
-from .registry import Call, Limit, op
+from .registry import Call, Limit, not_differentiable, op
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # MLRecurrentNetworkActivation
 DIRECTIONS = ("forward", "backward", "both")  # MLRecurrentNetworkDirection
@@ -368,3 +368,14 @@ def lstm_cell(
         layout=layout,
         activations=activations,
     )
+
+
+# -- gradients ------------------------------------------------------------------
+
+not_differentiable(
+    "no gradient rule for the fused recurrent operators; decompose the cell with matmul/sigmoid/tanh to train it",
+    "gru",
+    "gruCell",
+    "lstm",
+    "lstmCell",
+)

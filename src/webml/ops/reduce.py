@@ -151,3 +151,118 @@ def _spread(g, value):
 @gradient("reduceSum")
 def _reduce_sum_grad(g):
     return [_spread(g, g.dout)]
+
+
+def _float(g) -> bool:
+    return g.inputs[0].data_type in FLOAT_TYPES
+
+
+def _nonzero_or(g, x, zero_mask, value: float):
+    """``x`` with ``value`` where ``zero_mask``."""
+    return g.b.where(zero_mask, g.b.expand(g.scalar(value, x), x.shape) if x.shape else g.scalar(value, x), x)
+
+
+@gradient("reduceMean")
+def _reduce_mean_grad(g):
+    x = g.inputs[0]
+    count = int(np.prod([x.shape[a] for a in g.attrs["axes"]], dtype=np.int64))
+    return [_spread(g, g.b.div(g.dout, g.scalar(count, g.dout)))]
+
+
+@gradient("reduceSumSquare")
+def _reduce_sum_square_grad(g):
+    if not _float(g):
+        return [None]
+    x = g.inputs[0]
+    return [g.b.mul(g.b.mul(x, g.scalar(2, x)), _spread(g, g.dout))]
+
+
+@gradient("reduceL1")
+def _reduce_l1_grad(g):
+    if not _float(g):
+        return [None]
+    return [g.b.mul(g.b.sign(g.inputs[0]), _spread(g, g.dout))]
+
+
+@gradient("reduceL2")
+def _reduce_l2_grad(g):
+    # d |x| / dx = x / |x| (0 where the norm is 0).
+    x, y = g.inputs[0], g.out
+    zero = g.b.equal(y, g.scalar(0, y))
+    per = g.b.where(zero, g.zeros_like(y), g.b.div(g.dout, _nonzero_or(g, y, zero, 1)))
+    return [g.b.mul(x, _spread(g, per))]
+
+
+@gradient("reduceLogSum")
+def _reduce_log_sum_grad(g):
+    # d log(sum x) / dx = 1 / sum x
+    total = g.b.reduce_sum(g.inputs[0], axes=list(g.attrs["axes"]), keep_dimensions=g.attrs["keep_dimensions"])
+    return [_spread(g, g.b.div(g.dout, total))]
+
+
+@gradient("reduceLogSumExp")
+def _reduce_log_sum_exp_grad(g):
+    # softmax over the reduced axes: exp(x - y)
+    x = g.inputs[0]
+    return [g.b.mul(g.b.exp(g.b.sub(x, _spread(g, g.out))), _spread(g, g.dout))]
+
+
+@gradient("reduceMax", "reduceMin")
+def _reduce_extremum_grad(g):
+    """To the (first, in row-major order of the reduced axes) element that is the maximum / minimum."""
+    if not _float(g):
+        return [None]
+    b, x = g.b, g.inputs[0]
+    axes = sorted(g.attrs["axes"])
+    kept = [i for i in range(len(x.shape)) if i not in axes]
+    if not axes:
+        return [g.dout]
+    # [kept dims..., product of the reduced dims]
+    order = kept + axes
+    moved = x if order == sorted(order) else b.transpose(x, permutation=order)
+    size = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = b.reshape(moved, [*(x.shape[i] for i in kept), size])
+    arg = b.arg_max if g.node.op == "reduceMax" else b.arg_min
+    first = arg(flat, len(kept), keep_dimensions=True)  # the first extremum
+    positions = b.constant(
+        {"dataType": first.data_type, "shape": [1] * len(kept) + [size]}, np.arange(size, dtype=np.int32)
+    )
+    dy = b.reshape(g.dout, [*(x.shape[i] for i in kept), 1])
+    chosen = b.where(b.equal(first, positions), dy, g.scalar(0, dy))
+    chosen = b.reshape(chosen, [x.shape[i] for i in order])
+    if order != sorted(order):
+        chosen = b.transpose(chosen, permutation=[order.index(i) for i in range(len(order))])
+    return [chosen]
+
+
+@gradient("reduceProduct")
+def _reduce_product_grad(g):
+    """The product of the other elements: y / x without zeros, else from the product of the non-zero elements."""
+    if not _float(g):
+        return [None]
+    b, x = g.b, g.inputs[0]
+    axes = list(g.attrs["axes"])
+    zero = b.equal(x, g.scalar(0, x))
+    nonzero = _nonzero_or(g, x, zero, 1)
+    product = b.reduce_product(nonzero, axes=axes, keep_dimensions=True)  # of the non-zero elements
+    zeros = b.reduce_sum(b.cast(zero, x.data_type), axes=axes, keep_dimensions=True)
+    if x.shape:
+        zeros, product = b.expand(zeros, x.shape), b.expand(product, x.shape)
+    no_zero = b.equal(zeros, g.scalar(0, x))
+    one_zero = b.logical_and(b.equal(zeros, g.scalar(1, x)), zero)
+    others = b.where(no_zero, b.div(product, nonzero), b.where(one_zero, product, g.zeros_like(x)))
+    return [b.mul(others, _spread(g, g.dout))]
+
+
+@gradient("argMin", "argMax")
+def _arg_grad(g):
+    return [None]  # integer indices: no gradient flows
+
+
+@gradient("cumulativeSum")
+def _cumulative_sum_grad(g):
+    # Each input element adds to the outputs after it (or before it, reversed): sum the cotangents the other way.
+    if not _float(g):
+        return [None]
+    a = g.attrs
+    return [g.b.cumulative_sum(g.dout, a["axis"], exclusive=a["exclusive"], reversed=not a["reversed"])]

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, finite_float, limit, one_of, unsigned_longs
-from .registry import Call, op
+from .registry import Call, gradient, op
 
 MODES = ("nearest-neighbor", "linear")
 
@@ -93,3 +94,47 @@ def resample2d(
         shape[axis] = size
     shape = check_shape(call, shape)
     return call.emit([input], OperandDesc(input.data_type, shape), mode=mode, axes=tuple(axes))
+
+
+# -- gradients ------------------------------------------------------------------
+#
+# Both modes are linear and separable: along each resampled axis the output
+# is A @ input with a constant [outputSize, inputSize] matrix A (one 1 per row
+# for nearest-neighbor, two interpolation weights for linear; the coordinate
+# mapping of the reference kernel), so the input's cotangent is A^T @ the
+# output's, one matmul per axis.
+
+
+def _resample_matrix(mode: str, in_size: int, out_size: int) -> np.ndarray:
+    o = np.arange(out_size, dtype=np.int64)
+    matrix = np.zeros((out_size, in_size))
+    if mode == "nearest-neighbor":
+        # ceil(c - 0.5) of c = (o + 0.5) * in / out - 0.5, exactly; clamped.
+        index = np.clip(-(-((2 * o + 1) * in_size - 2 * out_size) // (2 * out_size)), 0, in_size - 1)
+        matrix[o, index] = 1.0
+    else:
+        c = np.clip(((2 * o + 1) * in_size - out_size) / (2 * out_size), 0, in_size - 1)
+        low, high = np.floor(c).astype(np.int64), np.ceil(c).astype(np.int64)
+        t = c - low
+        np.add.at(matrix, (o, low), 1 - t)
+        np.add.at(matrix, (o, high), t)
+    return matrix
+
+
+@gradient("resample2d")
+def _resample2d_grad(g):
+    x = g.inputs[0]
+    if x.data_type not in FLOATS:
+        return [None]
+    b, d = g.b, g.dout
+    rank = len(x.shape)
+    for axis in g.attrs["axes"]:
+        matrix = _resample_matrix(g.attrs["mode"], x.shape[axis], d.shape[axis])
+        if matrix.shape[0] == matrix.shape[1] and np.array_equal(matrix, np.eye(matrix.shape[0])):
+            continue  # the axis keeps its size: the identity
+        order = [i for i in range(rank) if i != axis] + [axis]
+        a = b.constant({"dataType": d.data_type, "shape": list(matrix.shape)}, matrix.astype(numpy_dtype(d.data_type)))
+        d = b.transpose(
+            b.matmul(b.transpose(d, permutation=order), a), permutation=[order.index(i) for i in range(rank)]
+        )
+    return [d]
