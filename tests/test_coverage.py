@@ -86,3 +86,24 @@ def test_backend_pending_lists_match_what_backends_lack():
 
     assert sorted(PENDING_BACKEND_OPERATORS["onnxruntime"]) == sorted(OPS.keys() - LOWERINGS.keys())
     assert sorted(LOWERINGS.keys() - OPS.keys()) == []
+
+
+def test_every_operator_has_a_gradient_rule_or_is_declared_not_differentiable():
+    from webml.ops.registry import GRADIENTS, NOT_DIFFERENTIABLE
+
+    assert sorted(OPS.keys() - GRADIENTS.keys() - NOT_DIFFERENTIABLE.keys()) == []
+    assert sorted(GRADIENTS.keys() & NOT_DIFFERENTIABLE.keys()) == []
+    assert sorted((GRADIENTS.keys() | NOT_DIFFERENTIABLE.keys()) - OPS.keys()) == []
+
+
+def test_every_gradient_rule_has_finite_difference_tests():
+    """Each family with gradient rules has a tests/test_grad_<family>.py that names its operators."""
+    from webml.ops.registry import GRADIENTS
+
+    here = Path(__file__).parent
+    texts = {p.name: p.read_text() for p in here.glob("test_grad_*.py")}
+    corpus = "\n".join(texts.values())
+    untested = [
+        name for name in GRADIENTS if OPS[name].method not in corpus and OPS[name].family not in ("logical",)
+    ]
+    assert untested == []
