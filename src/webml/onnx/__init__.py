@@ -1,8 +1,10 @@
-"""ONNX export (and, later, import).
+"""ONNX import and export.
 
-``webml.onnx.save(graph, path)`` writes the ONNX model that the onnxruntime
-backend runs for ``graph``: the same lowering, with every weight serialized,
-so that any ONNX tool can inspect exactly what webml runs.
+``webml.onnx.load(path, context)`` imports an ONNX model operator by operator
+into MLGraphBuilder calls (see :mod:`webml.onnx.importer`), so it runs on
+every backend.  ``webml.onnx.save(graph, path)`` writes the ONNX model that
+the onnxruntime backend runs for ``graph``: the same lowering, with every
+weight serialized, so that any ONNX tool can inspect exactly what webml runs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,18 @@ from pathlib import Path
 import onnx
 
 from ..api.graph import MLGraph
+from .importer import OnnxImportError, UnsupportedModelError, load, unsupported_operators
+from .importers import SUPPORTED_OPERATORS
 
-__all__ = ["save", "to_model"]
+__all__ = [
+    "SUPPORTED_OPERATORS",
+    "OnnxImportError",
+    "UnsupportedModelError",
+    "load",
+    "save",
+    "to_model",
+    "unsupported_operators",
+]
 
 #: Above this size the weights go to an external-data file beside the model
 #: (a protobuf cannot exceed 2 GiB).

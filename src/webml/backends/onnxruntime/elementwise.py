@@ -22,12 +22,12 @@ def div(lw: Lowerer, n: Op) -> None:
         lw.emit("Div", [a, b], n.output)
         return
     # Integer division by zero would trap in the kernel; the spec leaves the result
-    # undefined, and webml gives 0 as the reference backend does.
-    zero = lw.const(np.zeros((), dtype=np.dtype(_np(n.in_type))))
-    one = lw.const(np.ones((), dtype=np.dtype(_np(n.in_type))))
-    is_zero = lw.emit("Equal", [b, zero])
-    safe = lw.emit("Where", [is_zero, one, b])
-    lw.emit("Where", [is_zero, zero, lw.emit("Div", [a, safe])], n.output)
+    # undefined, and webml gives 0 as the reference backend does.  Arithmetic masks
+    # rather than Where, which ONNX Runtime lacks for some integer types (uint64).
+    dtype = np.dtype(_np(n.in_type))
+    is_zero = lw.cast(lw.emit("Equal", [b, lw.const(np.zeros((), dtype=dtype))]), n.in_type)  # 1 where b == 0
+    quotient = lw.emit("Div", [a, lw.emit("Add", [b, is_zero])])
+    lw.emit("Mul", [quotient, lw.emit("Sub", [lw.const(np.ones((), dtype=dtype)), is_zero])], n.output)
 
 
 @lowering("pow", types=("float32", "float16", "int32", "int64", "int8", "uint8", "uint32"))
