@@ -103,7 +103,5 @@ def test_every_gradient_rule_has_finite_difference_tests():
     here = Path(__file__).parent
     texts = {p.name: p.read_text() for p in here.glob("test_grad_*.py")}
     corpus = "\n".join(texts.values())
-    untested = [
-        name for name in GRADIENTS if OPS[name].method not in corpus and OPS[name].family not in ("logical",)
-    ]
+    untested = [name for name in GRADIENTS if OPS[name].method not in corpus and OPS[name].family not in ("logical",)]
     assert untested == []
