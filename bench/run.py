@@ -194,18 +194,18 @@ def main() -> None:
 
 
 def write_docs(path: Path, text: str) -> None:
-    """Write the inference results, keeping sections other benchmarks own (between markers)."""
-    kept = ""
-    if path.exists():
-        old = path.read_text(encoding="utf-8")
-        start = old.find("<!-- transfer -->")
-        if start >= 0:
-            kept = "\n" + old[start:].rstrip() + "\n"
-    path.write_text(
-        "# Performance\n\nMeasured by `.venv/bin/python bench/run.py --write-docs docs/performance.md`"
-        f" on {time.strftime('%Y-%m-%d')}.\n\n" + text + "\n" + kept,
-        encoding="utf-8",
+    """Write the results into the report's "inference" section, keeping the other sections."""
+    from webml.conformance.report import replace_marked_section
+
+    if not path.exists():
+        path.write_text("# Performance\n", encoding="utf-8")
+    body = (
+        "## Inference: webml on ONNX Runtime against plain ONNX Runtime\n\n"
+        "Measured by `.venv/bin/python bench/run.py --write-docs docs/performance.md`"
+        f" on {time.strftime('%Y-%m-%d')}.\n\n"
+        + text
     )
+    replace_marked_section(path, "inference", body)
 
 
 if __name__ == "__main__":

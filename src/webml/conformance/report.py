@@ -158,8 +158,40 @@ def write_markdown(path: Path, outcomes: Sequence[Outcome], command: str) -> Non
                 by_op[o.expected_reason.split(":")[0]] += 1
             lines += ["", f"{len(pending)} more fail because they use operators not implemented yet:", ""]
             lines += [f"- {ops}: {n}" for ops, n in sorted(by_op.items())]
+    kept = marked_sections(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + "\n" + (f"\n{kept}\n" if kept else ""), encoding="utf-8")
+
+
+def replace_marked_section(path: Path, name: str, body: str) -> None:
+    """Put ``body`` between ``<!-- name -->`` and ``<!-- /name -->`` in the markdown file
+    ``path`` (appended if absent), leaving the rest of the file as it is."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    section = f"{start}\n{body.strip()}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def marked_sections(path: Path) -> str:
+    """Every ``<!-- name -->`` ... ``<!-- /name -->`` section of ``path``, to carry over on regeneration."""
+    if not path.exists():
+        return ""
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    found = re.findall(r"<!-- ([\w-]+) -->.*?<!-- /\1 -->", text, flags=re.S)
+    blocks = []
+    for name in found:
+        block = text[text.index(f"<!-- {name} -->") : text.index(f"<!-- /{name} -->") + len(f"<!-- /{name} -->")]
+        blocks.append(block)
+    return "\n\n".join(blocks)
 
 
 def _pending_only(o: Outcome) -> bool:
