@@ -300,6 +300,11 @@ class Lowerer:
             LOWERINGS[node.op].fn(self, op)
         for oid, onnx_name in aliases:
             self.emit("Identity", [self.name(oid)], onnx_name)
+        # Lowerings that read a constant at lowering time (e.g. resolved indices) leave it unused.
+        used = {i for node in self.nodes for i in node.input} | set(output_names.values())
+        self.initializers = [t for t in self.initializers if t.name in used]
+        self.external_files = {k: v for k, v in self.external_files.items() if k in used}
+        self.ortvalue_initializers = {k: v for k, v in self.ortvalue_initializers.items() if k in used}
         graph = helper.make_graph(self.nodes, "webml", inputs, outputs, initializer=self.initializers)
         model = helper.make_model(
             graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="webml", ir_version=10
