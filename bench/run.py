@@ -202,8 +202,7 @@ def write_docs(path: Path, text: str) -> None:
     body = (
         "## Inference: webml on ONNX Runtime against plain ONNX Runtime\n\n"
         "Measured by `.venv/bin/python bench/run.py --write-docs docs/performance.md`"
-        f" on {time.strftime('%Y-%m-%d')}.\n\n"
-        + text
+        f" on {time.strftime('%Y-%m-%d')}.\n\n" + text
     )
     replace_marked_section(path, "inference", body)
 

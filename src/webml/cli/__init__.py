@@ -3,6 +3,7 @@
     webml classify [IMAGE ...]          top-5 ImageNet classes (default: a sample photo)
     webml run MODEL.onnx --input N=F.npy run any ONNX model, print output statistics
     webml info MODEL.onnx               inputs, outputs, operators and what is unsupported
+    webml train DATA_DIR --output M.npz transfer learning on one sub-folder of images per class
     webml wpt [--backend NAME]          the WebNN Web Platform Tests
     webml demo                          build and run a small network with the builder
 
@@ -28,7 +29,7 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, info, run
+    from . import classify, demo, info, run, train
 
     parser = argparse.ArgumentParser(prog="webml", description="The W3C WebNN API for Python.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_arguments(p)
     backend_option(p)
     p.set_defaults(handler=classify.main)
+
+    p = sub.add_parser("train", help="train a classifier on a folder of class sub-folders (transfer learning)")
+    train.add_arguments(p)
+    backend_option(p)
+    p.set_defaults(handler=train.main)
 
     p = sub.add_parser("run", help="run an ONNX model on .npy inputs")
     run.add_arguments(p)

@@ -22,7 +22,11 @@ NORMALIZATIONS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (default: a sample photo)")
-    p.add_argument("--model", help="an ONNX image classifier instead of the built-in EfficientNet-Lite0")
+    p.add_argument(
+        "--model",
+        help="an ONNX image classifier, or a classifier trained by webml train (.npz), "
+        "instead of the built-in EfficientNet-Lite0",
+    )
     p.add_argument("--labels", help="with --model: a text file of class names, one per line")
     p.add_argument(
         "--normalize",
@@ -96,6 +100,31 @@ def _read_labels(path: str) -> list[str]:
     return labels
 
 
+def _is_head(path: str) -> bool:
+    """Whether ``--model`` names a classifier written by ``webml train`` (an .onnx file never is)."""
+    from webml.train.transfer import is_classifier_file
+
+    if Path(path).suffix.lower() == ".onnx":
+        return False
+    if is_classifier_file(path):
+        return True
+    if Path(path).suffix.lower() == ".npz" and Path(path).is_file():
+        raise CliError(f"{path!r} is not a classifier written by webml train (no webml classifier format in it)")
+    return False
+
+
+def _classify_head(args: argparse.Namespace, context, images: list) -> list[list[tuple[str, float]]]:
+    from webml.train.transfer import classify_with_head, load_classifier
+
+    if args.labels:
+        raise CliError("--labels does not go with a webml train classifier: its class names are in the file")
+    try:
+        classifier = load_classifier(args.model)
+        return classify_with_head(context, classifier, images, top_k=min(args.top_k, len(classifier.class_names)))
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(f"{args.model!r}: {exc}") from None
+
+
 def main(args: argparse.Namespace) -> int:
     import webml
     from webml.zoo import efficientnet_lite
@@ -104,11 +133,14 @@ def main(args: argparse.Namespace) -> int:
         raise CliError("--top-k must be at least 1")
     if args.labels and not args.model:
         raise CliError("--labels goes with --model")
+    head = bool(args.model) and _is_head(args.model)
     paths = args.images or [str(efficientnet_lite.sample_image_path())]
     images = load_images(paths)
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)
-    if args.model:
+    if head:
+        results = _classify_head(args, context, images)
+    elif args.model:
         results = _classify_onnx(args, context, images)
     else:
         results = efficientnet_lite.classify(context, images, top_k=args.top_k)
