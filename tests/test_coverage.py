@@ -105,3 +105,10 @@ def test_every_gradient_rule_has_finite_difference_tests():
     corpus = "\n".join(texts.values())
     untested = [name for name in GRADIENTS if OPS[name].method not in corpus and OPS[name].family not in ("logical",)]
     assert untested == []
+
+
+def test_the_readme_names_every_operator_that_is_not_differentiable():
+    from webml.ops.registry import NOT_DIFFERENTIABLE
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert [name for name in NOT_DIFFERENTIABLE if f"`{name}`" not in readme] == []
