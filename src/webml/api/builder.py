@@ -343,9 +343,15 @@ for _opdef in OPS.values():
     setattr(MLGraphBuilder, _opdef.method, _make_method(_opdef))
 
 
+def is_produced(builder: MLGraphBuilder, operand: MLOperand) -> bool:
+    """Whether ``operand`` is an operator's output (not an input or constant) of ``builder``:
+    only those may be graph outputs (wrap the others in ``identity``)."""
+    return builder._operand(operand, "is_produced", "operand").id in builder._producer
+
+
 def operator_methods() -> dict[str, str]:
     """Spec operator name -> Python method name, for every operator."""
     return {o.name: o.method for o in OPS.values()}
 
 
-__all__ = ["MLGraphBuilder", "operator_methods"]
+__all__ = ["MLGraphBuilder", "is_produced", "operator_methods"]

@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..api.builder import MLGraphBuilder
+from ..api.builder import MLGraphBuilder, is_produced
 from ..api.context import MLContext
 from ..api.graph import MLGraph
 from ..api.operand import MLOperand
@@ -503,8 +503,7 @@ class Importer:
 
 
 def _is_input_or_constant(builder: MLGraphBuilder, operand: MLOperand) -> bool:
-    vid = operand._value.id
-    return vid in builder._constants or vid in builder._inputs.values() or vid in builder._constant_tensors
+    return not is_produced(builder, operand)
 
 
 def to_webml_array(value: np.ndarray, error: Any = None) -> np.ndarray:

@@ -55,7 +55,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..api.builder import MLGraphBuilder
+from ..api.builder import MLGraphBuilder, is_produced
 from ..api.context import MLContext
 from ..api.operand import MLOperand
 from ..api.tensor import MLTensor
@@ -172,14 +172,10 @@ class Trainer:
         grads = grad(b, loss, list(params.values()))
         new_step = b.add(step, b.constant("float32", 1.0))
         outputs: dict[str, MLOperand] = {}
-        used: set[int] = set()
 
         def output(name: str, operand: MLOperand) -> None:
-            # build() refuses inputs/constants as outputs, and one operand is one output.
-            if operand._value.id not in b._producer or operand._value.id in used:
-                operand = b.identity(operand)
-            used.add(operand._value.id)
-            outputs[name] = operand
+            # build() refuses inputs and constants as outputs.
+            outputs[name] = operand if is_produced(b, operand) else b.identity(operand)
 
         for (n, p), g in zip(params.items(), grads):
             new_p, new_s = self.optimizer.update(b, p, g, states[n], new_step)
@@ -205,7 +201,7 @@ class Trainer:
                 f"Trainer: forward's output is {out.shape} for a batch of {self.eval_batch_size} "
                 f"but [{self.batch_size}, ...{self.output_shape}] for a batch of {self.batch_size}"
             )
-        self._infer_graph = b.build({"y": b.identity(out) if out._value.id not in b._producer else out})
+        self._infer_graph = b.build({"y": out if is_produced(b, out) else b.identity(out)})
 
     # -- tensors ---------------------------------------------------------------------------
 
