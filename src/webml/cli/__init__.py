@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `webml ... | head`: the reader has gone; stop quietly
+        sys.stdout = open(os.devnull, "w")  # replaces the closed pipe until exit
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "wpt":
         from ..conformance.__main__ import main as wpt_main
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # one clear line for the user, whatever went wrong
         if os.environ.get("WEBML_DEBUG"):
             raise
