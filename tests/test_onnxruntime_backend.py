@@ -107,3 +107,17 @@ def test_telemetry_is_disabled_before_onnxruntime_loads():
     import os
 
     assert os.environ.get("ORT_DISABLE_TELEMETRY") == "1"
+
+
+def test_destroying_a_tensor_drops_the_cached_binding(context):
+    graph = scale_graph(context, 2.0)
+    x = context.create_tensor({**F32, "writable": True})
+    y = context.create_tensor({**F32, "readable": True})
+    context.dispatch(graph, {"x": x}, {"y": y})
+    assert graph._compiled._binding is not None
+    x.destroy()
+    assert graph._compiled._binding is None  # nothing keeps the destroyed tensor's memory
+    x2 = context.create_tensor({**F32, "writable": True})
+    context.write_tensor(x2, np.ones((2, 3), np.float32))
+    context.dispatch(graph, {"x": x2}, {"y": y})
+    np.testing.assert_array_equal(context.read_tensor(y), np.full((2, 3), 2, np.float32))

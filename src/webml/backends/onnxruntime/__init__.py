@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import functools
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,12 +39,13 @@ _PROVIDERS = ["CPUExecutionProvider"]
 class OrtTensor:
     """An MLTensor of this backend: an OrtValue over a host array it owns."""
 
-    __slots__ = ("array", "data_type", "value")
+    __slots__ = ("array", "bound_by", "data_type", "value")
 
     def __init__(self, array: np.ndarray, data_type: str) -> None:
         self.array = array  # keeps the OrtValue's memory alive
         self.data_type = data_type
         self.value = ort.OrtValue.ortvalue_from_numpy(array)
+        self.bound_by: weakref.WeakSet[OrtGraph] = weakref.WeakSet()  # graphs whose cached binding holds it
 
 
 def _to_storage(array: np.ndarray, data_type: str) -> np.ndarray:
@@ -83,6 +85,8 @@ class OrtGraph(CompiledGraph):
             for name, tensor in outputs.items():
                 binding.bind_ortvalue_output(self.output_names[name], tensor.value)
             self._binding = (key, binding)
+            for tensor in (*inputs.values(), *outputs.values()):
+                tensor.bound_by.add(self)
         self.session.run_with_iobinding(self._binding[1])
 
     def release(self) -> None:
@@ -170,6 +174,8 @@ class OnnxRuntimeBackend(Backend):
         return _from_storage(handle.array, handle.data_type)
 
     def release_tensor(self, handle: OrtTensor) -> None:
+        for graph in list(handle.bound_by):  # a cached binding would keep the memory alive
+            graph._binding = None
         handle.value = None  # type: ignore[assignment]
         handle.array = None  # type: ignore[assignment]
 
