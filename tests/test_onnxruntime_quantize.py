@@ -86,3 +86,22 @@ def test_wide_extremes(contexts, zero_type):
     run_both(contexts, "dequantize_linear", x, scale, zero, zero_type)
     values = np.array([3e9, -3e9, np.inf, -np.inf], dtype=np.float32)
     run_both(contexts, "quantize_linear", values, scale, zero, zero_type)
+
+
+@pytest.mark.parametrize("zero_point_type", ["int8", "int4", "uint8", "uint4"])
+def test_quantize_nan_gives_zero_as_the_reference_does(zero_point_type):
+    """The spec's cast turns NaN into 0; ONNX Runtime alone would give the signed types' minimum."""
+    results = {}
+    for backend in ("onnxruntime", "reference"):
+        ctx = webml.ml.create_context(backend=backend)
+        b = webml.MLGraphBuilder(ctx)
+        x = b.input("x", {"dataType": "float32", "shape": [4]})
+        scale = b.constant({"dataType": "float32", "shape": [1]}, np.array([0.5], np.float32))
+        zp = b.constant(
+            {"dataType": zero_point_type, "shape": [1]}, np.ones(1, webml.dtypes.numpy_dtype(zero_point_type))
+        )
+        graph = b.build({"q": b.quantize_linear(x, scale, zp)})
+        out = ctx.compute(graph, {"x": np.array([np.nan, 1.2, -100, np.inf], np.float32)})["q"]
+        results[backend] = out.astype(np.int64)
+    np.testing.assert_array_equal(results["onnxruntime"], results["reference"])
+    assert results["onnxruntime"][0] == 0

@@ -99,13 +99,18 @@ def quantize_linear(lw: Lowerer, n: Op) -> None:
         _quantize_wide(lw, n)
         return
     scale, zero_point, attrs = _parameters(lw, n)
+    signed = out_type in ("int8", "int4")
+    # ONNX Runtime quantizes NaN to the signed types' minimum; the spec's cast gives 0.
+    target = lw.fresh("quantized") if signed else n.output
     if out_type not in _RANGES:
-        lw.emit("QuantizeLinear", [n.input, scale, zero_point], n.output, **attrs)
-        return
-    # int4/uint4: quantize to the carrying 8-bit type, saturate to the 4-bit range.
-    quantized = lw.emit("QuantizeLinear", [n.input, scale, zero_point], **attrs)
-    low, high = _RANGES[out_type]
-    lw.emit("Clip", [quantized, lw.const(low, out_type), lw.const(high, out_type)], n.output)
+        lw.emit("QuantizeLinear", [n.input, scale, zero_point], target, **attrs)
+    else:
+        # int4/uint4: quantize to the carrying 8-bit type, saturate to the 4-bit range.
+        quantized = lw.emit("QuantizeLinear", [n.input, scale, zero_point], **attrs)
+        low, high = _RANGES[out_type]
+        lw.emit("Clip", [quantized, lw.const(low, out_type), lw.const(high, out_type)], target)
+    if signed:
+        lw.emit("Where", [lw.emit("IsNaN", [n.input]), lw.const(0, out_type), target], n.output)
 
 
 def _quantize_wide(lw: Lowerer, n: Op) -> None:
