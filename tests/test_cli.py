@@ -161,3 +161,27 @@ def test_console_script_entry_point():
     result = subprocess.run([sys.executable, "-m", "webml.cli", "demo"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "max |webml - numpy float64|" in result.stdout
+
+
+def test_classify_with_a_dynamic_batch_classifier(capsys, tmp_path):
+    """An ONNX classifier exported with a dynamic batch dimension is run one image at a time."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["scores"]),
+        ],
+        "mean_colour",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+    )
+    path = tmp_path / "colour.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("red\ngreen\nblue\n")
+    from PIL import Image
+
+    picture = tmp_path / "blue.png"
+    Image.new("RGB", (40, 30), (10, 20, 250)).save(picture)
+    code, out, err = run(capsys, "classify", "--model", str(path), "--labels", str(labels), "--json", str(picture))
+    assert code == 0, err
+    assert json.loads(out)["top"][0][0] == "blue"

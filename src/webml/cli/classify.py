@@ -60,8 +60,24 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _batch_dimensions(path: str) -> dict[str, int]:
+    """A dynamic batch dimension of the model's inputs, fixed to 1 (one image at a time)."""
+    import onnx
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # load_onnx_model reports an unreadable file properly
+        return {}
+    initializers = {t.name for t in model.graph.initializer}
+    return {
+        vi.type.tensor_type.shape.dim[0].dim_param: 1
+        for vi in model.graph.input
+        if vi.name not in initializers and vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_param
+    }
+
+
 def _classify_onnx(args: argparse.Namespace, context, images: list) -> list[list[tuple[str, float]]]:
-    graph = load_onnx_model(args.model, context)
+    graph = load_onnx_model(args.model, context, _batch_dimensions(args.model))
     if len(graph.input_descriptors) != 1 or len(graph.output_descriptors) < 1:
         raise CliError(
             f"{args.model!r}: an image classifier has one input; this model has {list(graph.input_descriptors)}"
