@@ -22,32 +22,29 @@ import numpy as np
 import webml
 
 
-def status(field: str) -> float:
-    """A /proc/self/status memory field, in bytes."""
-    with open("/proc/self/status") as f:
+def _proc_field(path: str, field: str) -> float:
+    """A ``Field:   <n> kB`` line of a /proc file, in bytes."""
+    with open(path) as f:
         for line in f:
             if line.startswith(field + ":"):
                 return float(line.split()[1]) * 1024
-    raise KeyError(field)
+    raise KeyError(f"{field} in {path}")
+
+
+def status(field: str) -> float:
+    """A /proc/self/status memory field, in bytes."""
+    return _proc_field("/proc/self/status", field)
 
 
 def shmem() -> float:
     """Shared memory in use on the whole system (/proc/meminfo), in bytes: counts the
     pages of shared-memory files whether or not any process maps them."""
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("Shmem:"):
-                return float(line.split()[1]) * 1024
-    raise KeyError("Shmem")
+    return _proc_field("/proc/meminfo", "Shmem")
 
 
 def rollup(field: str) -> float:
     """A /proc/self/smaps_rollup field, in bytes (Pss counts a page mapped twice once)."""
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return float(line.split()[1]) * 1024
-    raise KeyError(field)
+    return _proc_field("/proc/self/smaps_rollup", field)
 
 
 def reset_peak() -> None:

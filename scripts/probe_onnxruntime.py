@@ -18,17 +18,13 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from webml.backends.onnxruntime.lowering import onnx_type
+
+# The element types webml's lowering uses (int4/uint4 travel as int8/uint8), plus bool.
 TYPES = {
-    "float32": TensorProto.FLOAT,
-    "float16": TensorProto.FLOAT16,
-    "int32": TensorProto.INT32,
-    "uint32": TensorProto.UINT32,
-    "int64": TensorProto.INT64,
-    "uint64": TensorProto.UINT64,
-    "int8": TensorProto.INT8,
-    "uint8": TensorProto.UINT8,
-    "bool": TensorProto.BOOL,
+    name: onnx_type(name) for name in ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
 }
+TYPES["bool"] = TensorProto.BOOL
 
 
 def probe(op: str, inputs: int, attrs: dict, opset: int, out_type: int | None) -> dict[str, str]:

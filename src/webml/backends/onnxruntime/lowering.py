@@ -223,37 +223,25 @@ class Lowerer:
         else:
             dt = storage_dtype(data_type) if data_type is not None else np.asarray(value).dtype
             array = np.asarray(value, dtype=dt)
-        return self._initializer(array, name or self.fresh("c"), onnx_dtype=None)
+        return self._initializer(array, name or self.fresh("c"))
 
     def ints(self, values: Sequence[int]) -> str:
         """A 1-D int64 initializer (shapes, axes, pads...)."""
         return self.const(np.asarray(list(values), dtype=np.int64))
 
-    def _initializer(self, array: np.ndarray, name: str, onnx_dtype: int | None) -> str:
+    def _initializer(self, array: np.ndarray, name: str) -> str:
         self._used.add(name)
         path = None if self.embed_all else file_location(array)
         if path is not None:
-            t = TensorProto()
-            t.name = name
-            t.data_type = onnx_dtype if onnx_dtype is not None else helper.np_dtype_to_tensor_dtype(array.dtype)
-            t.dims.extend(array.shape)
-            t.data_location = TensorProto.EXTERNAL
-            for key, value in (("location", path.lstrip("/")), ("offset", "0"), ("length", str(array.nbytes))):
-                entry = t.external_data.add()
-                entry.key, entry.value = key, value
+            # A shared-memory file (webml.storage): ONNX Runtime maps the same pages.
+            self.initializers.append(
+                _external_tensor(name, array, location=path.lstrip("/"), offset="0", length=str(array.nbytes))
+            )
             self.external_files[name] = path
-            self.initializers.append(t)
         elif not self.embed_all and array.nbytes >= SHARED_THRESHOLD:
             # No shared-memory file: hand the array over as an OrtValue (ONNX Runtime copies it).
             self.ortvalue_initializers[name] = np.asarray(array, order="C")
-            t = TensorProto()
-            t.name = name
-            t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-            t.dims.extend(array.shape)
-            t.data_location = TensorProto.EXTERNAL
-            entry = t.external_data.add()
-            entry.key, entry.value = "location", f"ortvalue-{name}"
-            self.initializers.append(t)
+            self.initializers.append(_external_tensor(name, array, location=f"ortvalue-{name}"))
         else:
             self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
@@ -288,7 +276,7 @@ class Lowerer:
         for oid, array in g.constants.items():
             desc = g.operands[oid]
             stored = array.astype(storage_dtype(desc.data_type)) if desc.data_type in ("int4", "uint4") else array
-            self._initializer(np.asarray(stored).reshape(desc.shape), self.name(oid), None)
+            self._initializer(np.asarray(stored).reshape(desc.shape), self.name(oid))
         for node in g.nodes:
             op = Op(
                 node,
@@ -310,6 +298,19 @@ class Lowerer:
             graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="webml", ir_version=10
         )
         return Lowered(model, input_names, output_names, self.external_files, self.ortvalue_initializers)
+
+
+def _external_tensor(name: str, array: np.ndarray, **external_data: str) -> TensorProto:
+    """A TensorProto of ``array``'s type and shape whose data lives outside the protobuf."""
+    t = TensorProto()
+    t.name = name
+    t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+    t.dims.extend(array.shape)
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in external_data.items():
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t
 
 
 def lower(graph: Graph, *, embed_all: bool = False) -> Lowered:
