@@ -1,11 +1,21 @@
-"""MLContext: tensors, dispatch, compute, support limits, destroy."""
+"""MLContext: tensors, dispatch, compute, support limits, destroy.
+
+Threads: the spec runs a context's tensor and graph work on one timeline, so
+every timeline operation here (create/write/read tensor, dispatch, compute,
+and the destroy of the context, its graphs and tensors) holds the context's
+lock from its first check to its last step.  Calls from any thread are then
+ordered as on that timeline, backends see one call at a time per context, and
+a graph or tensor destroyed by another thread is refused with the spec's error
+instead of vanishing halfway through a call.
+"""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -20,6 +30,8 @@ from .descriptors import check_dimensions, parse_operand_descriptor, parse_tenso
 from .graph import MLGraph
 from .tensor import MLTensor
 
+T = TypeVar("T")
+
 
 class MLContext:
     """The global state of graph building and execution on one backend.
@@ -32,8 +44,11 @@ class MLContext:
         self._power_preference = power_preference
         self._accelerated = accelerated
         self._lost_future: Future[dict[str, str]] = Future()
-        self._graphs: weakref.WeakSet[MLGraph] = weakref.WeakSet()
-        self._tensors: weakref.WeakSet[MLTensor] = weakref.WeakSet()
+        self._is_lost = False
+        # Reentrant: destroy() destroys graphs and tensors, whose destroy() takes it too.
+        self._timeline = threading.RLock()
+        self._graphs: _Owned[MLGraph] = _Owned(self._timeline)
+        self._tensors: _Owned[MLTensor] = _Owned(self._timeline)
 
     # -- attributes ------------------------------------------------------------
 
@@ -57,42 +72,47 @@ class MLContext:
 
     @property
     def _lost(self) -> bool:
-        return self._lost_future.done()
+        return self._is_lost
 
     def destroy(self) -> None:
-        """Lose the context: destroy its graphs and tensors.  Idempotent."""
-        if self._lost:
-            return
+        """Lose the context: destroy its graphs and tensors.  Idempotent, from any thread."""
+        with self._timeline:
+            if self._is_lost:
+                return
+            self._is_lost = True
+            for graph in self._graphs.snapshot():
+                graph.destroy()
+            for tensor in self._tensors.snapshot():
+                tensor.destroy()
+        # Outside the lock: a callback on ``lost`` may use other threads that wait for it.
         self._lost_future.set_result({"message": "destroy() was called on the context"})
-        for graph in list(self._graphs):
-            graph.destroy()
-        for tensor in list(self._tensors):
-            tensor.destroy()
 
     # -- tensors -----------------------------------------------------------------
 
     def create_tensor(self, descriptor: Mapping[str, Any]) -> MLTensor:
         """A zero-filled tensor: ``{"dataType", "shape", "readable", "writable"}``."""
-        if self._lost:
-            raise InvalidStateError("createTensor: the context is lost")
-        desc, readable, writable = parse_tensor_descriptor(descriptor, "createTensor")
-        check_dimensions(desc, "createTensor", self._backend.max_tensor_byte_length)
-        tensor = MLTensor(self, desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
-        self._tensors.add(tensor)
-        return tensor
+        with self._timeline:
+            if self._lost:
+                raise InvalidStateError("createTensor: the context is lost")
+            desc, readable, writable = parse_tensor_descriptor(descriptor, "createTensor")
+            check_dimensions(desc, "createTensor", self._backend.max_tensor_byte_length)
+            tensor = MLTensor(self, desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
+            self._tensors.add(tensor)
+            return tensor
 
     def create_constant_tensor(self, descriptor: Mapping[str, Any], data: Any) -> MLTensor:
         """A constant tensor holding a copy of ``data``, usable by ``builder.constant(tensor)``."""
-        if self._lost:
-            raise InvalidStateError("createConstantTensor: the context is lost")
-        desc = parse_operand_descriptor(descriptor, "createConstantTensor")
-        check_dimensions(desc, "createConstantTensor", self._backend.max_tensor_byte_length)
-        array = to_array(data, desc, "createConstantTensor")
-        handle = self._backend.create_tensor(desc)
-        self._backend.write_tensor(handle, array)
-        tensor = MLTensor(self, desc, handle, constant=True)
-        self._tensors.add(tensor)
-        return tensor
+        with self._timeline:
+            if self._lost:
+                raise InvalidStateError("createConstantTensor: the context is lost")
+            desc = parse_operand_descriptor(descriptor, "createConstantTensor")
+            check_dimensions(desc, "createConstantTensor", self._backend.max_tensor_byte_length)
+            array = to_array(data, desc, "createConstantTensor")
+            handle = self._backend.create_tensor(desc)
+            self._backend.write_tensor(handle, array)
+            tensor = MLTensor(self, desc, handle, constant=True)
+            self._tensors.add(tensor)
+            return tensor
 
     def _check_tensor(self, tensor: Any, where: str) -> MLTensor:
         if not isinstance(tensor, MLTensor):
@@ -105,23 +125,25 @@ class MLContext:
 
     def write_tensor(self, tensor: MLTensor, data: Any) -> None:
         """Copy ``data`` (an array of the tensor's dtype, or raw bytes) into a writable tensor."""
-        self._check_tensor(tensor, "writeTensor")
-        if not tensor._writable:
-            raise TypeError("writeTensor: the tensor is not writable (create it with 'writable': True)")
-        array = to_array(data, tensor._desc, "writeTensor")
-        if self._lost:
-            return  # the spec's timeline steps abort silently on a lost context
-        self._backend.write_tensor(tensor._handle, array)
+        with self._timeline:
+            self._check_tensor(tensor, "writeTensor")
+            if not tensor._writable:
+                raise TypeError("writeTensor: the tensor is not writable (create it with 'writable': True)")
+            array = to_array(data, tensor._desc, "writeTensor")
+            if self._lost:
+                return  # the spec's timeline steps abort silently on a lost context
+            self._backend.write_tensor(tensor._handle, array)
 
     def read_tensor(self, tensor: MLTensor, out: Any = None) -> np.ndarray | None:
         """A NumPy array of the tensor's data, or, given ``out``, fill that buffer and return None."""
-        self._check_tensor(tensor, "readTensor")
-        if not tensor._readable:
-            raise TypeError("readTensor: the tensor is not readable (create it with 'readable': True)")
-        write = None if out is None else writer(out, tensor._desc, "readTensor")
-        if self._lost:
-            raise InvalidStateError("readTensor: the context is lost")
-        array = self._backend.read_tensor(tensor._handle)
+        with self._timeline:
+            self._check_tensor(tensor, "readTensor")
+            if not tensor._readable:
+                raise TypeError("readTensor: the tensor is not readable (create it with 'readable': True)")
+            write = None if out is None else writer(out, tensor._desc, "readTensor")
+            if self._lost:
+                raise InvalidStateError("readTensor: the context is lost")
+            array = self._backend.read_tensor(tensor._handle)  # a copy: filling ``out`` needs no lock
         if write is None:
             return array
         write(array)
@@ -140,20 +162,23 @@ class MLContext:
 
     def dispatch(self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]) -> None:
         """Run ``graph`` reading ``inputs`` and writing ``outputs`` (dicts of name -> MLTensor)."""
-        self._check_graph(graph, "dispatch")
-        for what, named in (("inputs", inputs), ("outputs", outputs)):
-            if not isinstance(named, Mapping):
-                raise TypeError(f"dispatch: {what} must be a dict of name -> MLTensor")
-        all_tensors = [*inputs.values(), *outputs.values()]
-        if len({id(t) for t in all_tensors}) != len(all_tensors):
-            raise TypeError("dispatch: the same tensor is used more than once")
-        for t in all_tensors:
-            self._check_tensor(t, "dispatch")
-        _match_tensors(inputs, graph.input_descriptors, "inputs")
-        _match_tensors(outputs, graph.output_descriptors, "outputs")
-        if self._lost:
-            return
-        graph._compiled.dispatch({n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()})
+        with self._timeline:
+            self._check_graph(graph, "dispatch")
+            for what, named in (("inputs", inputs), ("outputs", outputs)):
+                if not isinstance(named, Mapping):
+                    raise TypeError(f"dispatch: {what} must be a dict of name -> MLTensor")
+            all_tensors = [*inputs.values(), *outputs.values()]
+            if len({id(t) for t in all_tensors}) != len(all_tensors):
+                raise TypeError("dispatch: the same tensor is used more than once")
+            for t in all_tensors:
+                self._check_tensor(t, "dispatch")
+            _match_tensors(inputs, graph.input_descriptors, "inputs")
+            _match_tensors(outputs, graph.output_descriptors, "outputs")
+            if self._lost:
+                return
+            graph._compiled.dispatch(
+                {n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()}
+            )
 
     def compute(self, graph: MLGraph, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run ``graph`` on host arrays and return its outputs as NumPy arrays (non-spec).
@@ -161,32 +186,33 @@ class MLContext:
         Each input may be a NumPy array of the input's dtype, or anything
         ``numpy.asarray`` turns into one of the input's shape.
         """
-        self._check_graph(graph, "compute")
-        if self._lost:
-            raise InvalidStateError("compute: the context is lost")
-        if not isinstance(inputs, Mapping):
-            raise TypeError("compute: inputs must be a dict of name -> array")
-        expected = graph.input_descriptors
-        missing = sorted(expected.keys() - inputs.keys())
-        extra = sorted(inputs.keys() - expected.keys())
-        if missing or extra:
-            raise TypeError(
-                "compute: "
-                + "; ".join(
-                    p
-                    for p in (
-                        f"missing inputs {missing}" if missing else "",
-                        f"unknown inputs {extra}" if extra else "",
+        with self._timeline:
+            self._check_graph(graph, "compute")
+            if self._lost:
+                raise InvalidStateError("compute: the context is lost")
+            if not isinstance(inputs, Mapping):
+                raise TypeError("compute: inputs must be a dict of name -> array")
+            expected = graph.input_descriptors
+            missing = sorted(expected.keys() - inputs.keys())
+            extra = sorted(inputs.keys() - expected.keys())
+            if missing or extra:
+                raise TypeError(
+                    "compute: "
+                    + "; ".join(
+                        p
+                        for p in (
+                            f"missing inputs {missing}" if missing else "",
+                            f"unknown inputs {extra}" if extra else "",
+                        )
+                        if p
                     )
-                    if p
+                    + f" (the graph's inputs: {sorted(expected)})"
                 )
-                + f" (the graph's inputs: {sorted(expected)})"
-            )
-        arrays = {
-            name: _host_array(inputs[name], desc, name, self._backend.host_dtype(desc.data_type))
-            for name, desc in expected.items()
-        }
-        return graph._compiled.run(arrays)
+            arrays = {
+                name: _host_array(inputs[name], desc, name, self._backend.host_dtype(desc.data_type))
+                for name, desc in expected.items()
+            }
+            return graph._compiled.run(arrays)
 
     def op_support_limits(self) -> dict[str, Any]:
         """The MLOpSupportLimits of this context's backend (spec camelCase keys)."""
@@ -214,6 +240,26 @@ class MLContext:
                 entry[arg] = d
             limits[opdef.name] = entry
         return limits
+
+
+class _Owned(Generic[T]):
+    """The graphs or tensors that a context destroys with it.
+
+    A weak set (dropping an object drops it here) behind the context's lock:
+    the builder adds graphs from whatever thread builds them.
+    """
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+        self._items: weakref.WeakSet[T] = weakref.WeakSet()
+
+    def add(self, item: T) -> None:
+        with self._lock:
+            self._items.add(item)
+
+    def snapshot(self) -> list[T]:
+        with self._lock:
+            return list(self._items)
 
 
 def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDesc], what: str) -> None:

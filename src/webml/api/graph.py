@@ -28,13 +28,14 @@ class MLGraph:
         return self._ir
 
     def destroy(self) -> None:
-        """Release the compiled graph; later dispatches raise InvalidStateError."""
-        if self._destroyed:
-            return
-        self._destroyed = True
-        if self._compiled is not None:
-            self._compiled.release()
-            self._compiled = None
+        """Release the compiled graph; later dispatches raise InvalidStateError.  From any thread."""
+        with self._context._timeline:  # waits for a dispatch or compute of it in another thread
+            if self._destroyed:
+                return
+            self._destroyed = True
+            if self._compiled is not None:
+                self._compiled.release()
+                self._compiled = None
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}: {v}" for k, v in self.input_descriptors.items())

@@ -55,12 +55,13 @@ class MLTensor:
         return self._constant
 
     def destroy(self) -> None:
-        """Release the tensor's data; later use raises TypeError.  Idempotent."""
-        if self._destroyed:
-            return
-        self._destroyed = True
-        self._context._backend.release_tensor(self._handle)
-        self._handle = None
+        """Release the tensor's data; later use raises TypeError.  Idempotent, from any thread."""
+        with self._context._timeline:  # waits for a call using it in another thread
+            if self._destroyed:
+                return
+            self._destroyed = True
+            self._context._backend.release_tensor(self._handle)
+            self._handle = None
 
     def __repr__(self) -> str:
         state = ", destroyed" if self._destroyed else ""

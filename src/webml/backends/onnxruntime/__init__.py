@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import functools
+import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +69,11 @@ class OrtGraph(CompiledGraph):
         self.output_types = {n: d.data_type for n, d in graph.output_descs().items()}
         self._onnx_outputs = [output_names[n] for n in graph.outputs]
         self._binding: tuple[list, ort.IOBinding] | None = None
+        # Guards the cached binding, so that checking its key and running it is one step: a
+        # dispatch always runs the binding of its own tensors, whoever calls and from what
+        # thread.  That is this cache's own rule, so it lives with the cache; ordering the
+        # calls of a context (the spec's timeline) is the API layer's lock (api/context.py).
+        self._binding_lock = threading.Lock()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {self.input_names[n]: _to_storage(a, self.input_types[n]) for n, a in inputs.items()}
@@ -78,20 +84,27 @@ class OrtGraph(CompiledGraph):
         # Dispatching again with the same tensors (the common loop) reuses the binding.
         # The key holds the OrtValues themselves, so it cannot match a later tensor.
         key = [(n, t.value) for n, t in inputs.items()] + [(n, t.value) for n, t in outputs.items()]
-        if self._binding is None or not _same(self._binding[0], key):
-            binding = self.session.io_binding()
-            for name, tensor in inputs.items():
-                binding.bind_ortvalue_input(self.input_names[name], tensor.value)
-            for name, tensor in outputs.items():
-                binding.bind_ortvalue_output(self.output_names[name], tensor.value)
-            self._binding = (key, binding)
-            for tensor in (*inputs.values(), *outputs.values()):
-                tensor.bound_by.add(self)
-        self.session.run_with_iobinding(self._binding[1])
+        with self._binding_lock:
+            if self._binding is None or not _same(self._binding[0], key):
+                binding = self.session.io_binding()
+                for name, tensor in inputs.items():
+                    binding.bind_ortvalue_input(self.input_names[name], tensor.value)
+                for name, tensor in outputs.items():
+                    binding.bind_ortvalue_output(self.output_names[name], tensor.value)
+                self._binding = (key, binding)
+                for tensor in (*inputs.values(), *outputs.values()):
+                    tensor.bound_by.add(self)
+            self.session.run_with_iobinding(self._binding[1])
+
+    def forget_binding(self) -> None:
+        """Drop the cached binding (it holds a tensor being released)."""
+        with self._binding_lock:
+            self._binding = None
 
     def release(self) -> None:
-        self._binding = None
-        self.session = None  # type: ignore[assignment]
+        with self._binding_lock:
+            self._binding = None
+            self.session = None  # type: ignore[assignment]
 
 
 def _same(a: list, b: list) -> bool:
@@ -175,7 +188,7 @@ class OnnxRuntimeBackend(Backend):
 
     def release_tensor(self, handle: OrtTensor) -> None:
         for graph in list(handle.bound_by):  # a cached binding would keep the memory alive
-            graph._binding = None
+            graph.forget_binding()
         handle.value = None  # type: ignore[assignment]
         handle.array = None  # type: ignore[assignment]
 
