@@ -215,16 +215,16 @@ class MLGraphBuilder:
             needed.add(oid)
             if oid in self._producer:
                 stack.extend(i for i in self._nodes[self._producer[oid]].inputs if i is not None)
-        for oid in needed:
-            tensor = self._constant_tensors.get(oid)
-            if tensor is not None and tensor._destroyed:
-                raise TypeError("build: a constant tensor used by the graph is destroyed")
         node_indices = sorted({self._producer[o] for o in needed if o in self._producer})
         nodes = tuple(self._nodes[i] for i in node_indices)
         constants = {o: a for o, a in self._constants.items() if o in needed}
-        for oid, tensor in self._constant_tensors.items():
-            if oid in needed:
-                constants[oid] = self._context._backend.constant_data(tensor._handle)
+        # Under the context's timeline lock: another thread may destroy a constant tensor meanwhile.
+        with self._context._timeline:
+            for oid, tensor in self._constant_tensors.items():
+                if oid in needed:
+                    if tensor._destroyed:
+                        raise TypeError("build: a constant tensor used by the graph is destroyed")
+                    constants[oid] = self._context._backend.constant_data(tensor._handle)
         operand_ids = set(needed)
         for n in nodes:
             operand_ids.update(n.outputs)
