@@ -12,6 +12,7 @@ import pytest
 import webml
 import webml.train.losses
 import webml.train.optimizers
+import webml.train.parameter_file
 import webml.train.trainer
 from gradcheck import check_gradients
 from webml.train import SGD, Adam, AdamW, Trainer, mean_squared_error, read_parameters, softmax_cross_entropy
@@ -19,7 +20,9 @@ from webml.train import SGD, Adam, AdamW, Trainer, mean_squared_error, read_para
 rng = np.random.default_rng(6)
 
 
-@pytest.mark.parametrize("module", [webml.train.losses, webml.train.optimizers, webml.train.trainer])
+@pytest.mark.parametrize(
+    "module", [webml.train.losses, webml.train.optimizers, webml.train.trainer, webml.train.parameter_file]
+)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -358,7 +361,9 @@ def test_save_and_load(tmp_path):
     np.savez(tmp_path / "plain.npz", w0=params["w0"])
     with pytest.raises(ValueError, match="not a webml parameter file"):
         other.load_parameters(tmp_path / "plain.npz")
-    np.savez(tmp_path / "v9.npz", format=np.array(webml.train.trainer.FORMAT), version=np.array(9), names=np.array([]))
+    np.savez(
+        tmp_path / "v9.npz", format=np.array(webml.train.parameter_file.FORMAT), version=np.array(9), names=np.array([])
+    )
     with pytest.raises(ValueError, match="format version 9 is not supported"):
         read_parameters(tmp_path / "v9.npz")
     (tmp_path / "junk.npz").write_bytes(b"junk")

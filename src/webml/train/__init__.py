@@ -5,7 +5,8 @@ from .embeddings import EfficientNetLite0Features, EmbeddingCache, FeatureExtrac
 from .image_folder import DatasetError, ImageFolder, UnreadableImagesError, load_image_folder
 from .losses import mean_squared_error, one_hot, softmax_cross_entropy
 from .optimizers import SGD, Adam, AdamW, Optimizer
-from .trainer import Trainer, read_parameters
+from .parameter_file import read_parameters, write_parameters
+from .trainer import Trainer
 from .transfer import TransferClassifier, classify_with_head, load_classifier, train_classifier
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "read_parameters",
     "softmax_cross_entropy",
     "train_classifier",
+    "write_parameters",
 ]

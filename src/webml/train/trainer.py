@@ -62,13 +62,11 @@ from ..api.tensor import MLTensor
 from .autodiff import grad
 from .losses import mean_squared_error, softmax_cross_entropy
 from .optimizers import Optimizer
+from .parameter_file import read_parameters, write_parameters
+from .progress import ProgressBar
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LOSSES", "Trainer", "read_parameters"]
+__all__ = ["LOSSES", "Trainer"]
 
-#: The ``format`` entry of files written by :meth:`Trainer.save`.
-FORMAT = "webml.train.parameters"
-#: The version of that format this module writes and reads.
-FORMAT_VERSION = 1
 #: Loss names accepted by :class:`Trainer`.
 LOSSES = ("softmax_cross_entropy", "mse")
 
@@ -310,7 +308,7 @@ class Trainer:
         if metric:
             history[metric] = []
         stream = sys.stderr if progress is True else (progress or None)
-        bar = _ProgressBar(stream, epochs, steps, metric) if stream else None
+        bar = ProgressBar(stream, epochs, steps, metric) if stream else None
         best: float | None = None
         best_params: dict[str, np.ndarray] | None = None
         best_epoch = 0
@@ -401,16 +399,8 @@ class Trainer:
             self.context.write_tensor(cur[f"param:{n}"], np.ascontiguousarray(a, np.float32))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the parameters to ``path`` (.npz with a format version and the parameter names)."""
-        params = self.parameters()
-        names = list(params)
-        np.savez(
-            path,
-            format=np.array(FORMAT),
-            version=np.array(FORMAT_VERSION),
-            names=np.array(names, dtype=str),
-            **{f"param_{i}": params[n] for i, n in enumerate(names)},
-        )
+        """Write the parameters to ``path`` (see :mod:`webml.train.parameter_file`)."""
+        write_parameters(path, self.parameters())
 
     def load_parameters(self, path: str | os.PathLike[str]) -> None:
         """Load parameters saved by :meth:`save` into this trainer (names and shapes must match).
@@ -492,27 +482,6 @@ class Trainer:
         return x, np.ascontiguousarray(y, np.float32)
 
 
-def read_parameters(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """The parameters in a file written by :meth:`Trainer.save` (name -> float32 array)."""
-    where = f"read_parameters({os.fspath(path)!r})"
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{where}: not a parameter file: {exc}") from exc
-    with data:
-        keys = set(data.files)
-        if "format" not in keys or str(data["format"]) != FORMAT:
-            raise ValueError(f"{where}: not a webml parameter file (no format {FORMAT!r})")
-        version = int(data["version"]) if "version" in keys else None
-        if version != FORMAT_VERSION:
-            raise ValueError(f"{where}: format version {version} is not supported (this webml reads {FORMAT_VERSION})")
-        names = [str(n) for n in data["names"]]
-        missing = [f"param_{i}" for i in range(len(names)) if f"param_{i}" not in keys]
-        if missing:
-            raise ValueError(f"{where}: the file is incomplete (missing {missing})")
-        return {n: np.asarray(data[f"param_{i}"], np.float32) for i, n in enumerate(names)}
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -549,62 +518,3 @@ def _check_state(optimizer: Optimizer, name: str, param: np.ndarray) -> dict[str
             raise TypeError(f"Trainer: {type(optimizer).__name__} state names must be strings without ':', got {k!r}")
         checked[k] = np.array(v, np.float32)
     return checked
-
-
-class _ProgressBar:
-    """A one-line text progress bar: redrawn in place on a terminal, one line per epoch otherwise."""
-
-    width = 24
-    interval = 0.1  # seconds between redraws
-    loss_interval = 1.0  # seconds between reads of the running loss (terminals only)
-
-    def __init__(self, stream: IO[str], epochs: int, steps: int, metric: str | None) -> None:
-        self.stream = stream
-        self.epochs = epochs
-        self.steps = steps
-        self.metric = metric
-        isatty = getattr(stream, "isatty", None)
-        self.live = bool(isatty and isatty())
-        self.last_draw = 0.0
-        self.last_loss_read = 0.0
-        self.loss: float | None = None
-
-    def _line(self, epoch: int, step: int, loss: float | None, value: float | None, seconds: float | None) -> str:
-        filled = self.width * step // self.steps
-        bar = "=" * filled + (">" if filled < self.width else "") + " " * (self.width - filled - 1)
-        digits = len(str(self.epochs))
-        parts = [f"epoch {epoch + 1:>{digits}}/{self.epochs}", f"[{bar[: self.width]}]", f"{step}/{self.steps}"]
-        if loss is not None:
-            parts.append(f"loss {loss:.4f}")
-        if value is not None:
-            parts.append(f"{self.metric} {value:.4f}")
-        if seconds is not None:
-            parts.append(f"{seconds:.2f}s")
-        return " ".join(parts)
-
-    def wants_loss(self) -> bool:
-        # Reading the running loss is a host round trip: only on a terminal, at most once a second.
-        now = time.perf_counter()
-        if self.live and now - self.last_loss_read >= self.loss_interval:
-            self.last_loss_read = now
-            return True
-        return False
-
-    def update(self, epoch: int, step: int, loss: float | None) -> None:
-        if loss is not None:
-            self.loss = loss
-        if not self.live:
-            return
-        now = time.perf_counter()
-        if now - self.last_draw < self.interval and step != self.steps:
-            return
-        self.last_draw = now
-        self.stream.write("\r" + self._line(epoch, step, self.loss, None, None) + "\033[K")
-        self.stream.flush()
-
-    def finish(self, epoch: int, loss: float, value: float | None, seconds: float) -> None:
-        line = self._line(epoch, self.steps, loss, value, seconds)
-        self.stream.write(("\r" + line + "\033[K" if self.live else line) + "\n")
-        self.stream.flush()
-        self.loss = None
-        self.last_loss_read = time.perf_counter()
