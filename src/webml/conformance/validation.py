@@ -30,8 +30,8 @@ test's ``notes``:
   a call that expects success is made unique.
 
 >>> results = replay_file("reshape")
->>> sum(r.passed for r in results) == len(results)
-True
+>>> sorted({r.status for r in results})  # its unnamed first test makes no call
+['empty', 'passed']
 """
 
 from __future__ import annotations
