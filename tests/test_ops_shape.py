@@ -180,10 +180,20 @@ def test_pad_value_is_cast_to_the_input_type(context):
     assert out.tolist() == [-np.inf, 1.0]
 
 
+@pytest.mark.parametrize("backend", ["reference", "onnxruntime"])
+@pytest.mark.parametrize(("data_type", "mode"), [("float32", "constant"), ("int64", "edge"), ("uint8", "reflection")])
+def test_pad_of_a_0d_input_with_empty_paddings_is_the_input(backend, data_type, mode):
+    # The spec allows any rank; with nothing to pad the output is the input.
+    context = webml.ml.create_context(backend=backend)
+    x = np.array(-7 if data_type == "int64" else 7, webml.dtypes.numpy_dtype(data_type))
+    out = compute(context, "pad", [x], [], [], mode=mode, value=3)
+    assert out.shape == () and out.dtype == x.dtype and out.item() == x.item()
+
+
 @pytest.mark.parametrize(
     ("shape", "begin", "end", "options", "message"),
     [
-        ([], [], [], {}, r"input rank 0 is not supported"),
+        ([], [0], [0], {}, r"ending_padding \(1\) must both equal the input rank 0"),
         ([2, 3], [1], [1, 2], {"mode": "edge"}, r"lengths of beginning_padding \(1\) and ending_padding \(2\)"),
         ([2, 3], [1, 3], [1, 0], {"mode": "reflection"}, r"beginning_padding\[1\] = 3 must be less than"),
         ([2, 3], [0, 0], [2, 0], {"mode": "reflection"}, r"ending_padding\[0\] = 2 must be less than"),

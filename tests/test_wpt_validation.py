@@ -1,53 +1,72 @@
-"""The traced WPT validation tests, replayed on the reference backend, one pytest test per file.
+"""The traced WPT validation tests, replayed on each backend, one pytest test per file.
 
 Every traced test must pass unless :mod:`webml.conformance.expectations`
 expects it to fail (an operator in ``PENDING_OPERATORS``, or an entry of
 ``VALIDATION_FAILURES``); an expected failure that passes fails too, so the
-list only shrinks.
+list only shrinks.  A test that checks nothing (no call, or only the
+builder's construction) is neither a pass nor a failure: it is counted apart.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
-from webml.conformance import expectations
+from webml.backends import BACKENDS
+from webml.conformance import expectations, report
 from webml.conformance.data import validation_files
 from webml.conformance.validation import TestResult, replay_file, replay_test, typed_array
 
 BACKEND = "reference"
 FILES = validation_files()
 
+#: Traced tests (2025-03-31): 74 make no call, 26 only construct a builder (loops over
+#: the types opSupportLimits() excludes, traced with every type supported).
+TOTAL, NOTHING_TO_CHECK = 992, 100
 
-def disagreements(results: list[TestResult]) -> list[str]:
+
+def disagreements(results: list[TestResult], backend: str) -> list[str]:
     problems = []
     for r in results:
         if r.skipped:
             continue
-        expected = expectations.expected_failure("validation", BACKEND, r.key, r.operators)
-        if r.passed and expected:
+        expected = expectations.expected_failure("validation", backend, r.key, r.operators)
+        if r.empty:
+            if expected:
+                problems.append(f"EMPTY {r.key}: expected to fail ({expected}) but checks nothing")
+        elif r.passed and expected:
             problems.append(f"XPASS {r.key}: expected to fail ({expected}) but passes; update the expectations")
         elif not r.passed and not expected:
             problems.append(f"FAIL {r.key}: {r.reason}")
     return problems
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_validation_file(path):
-    problems = disagreements(replay_file(path, BACKEND))
+def test_validation_file(path, backend):
+    problems = disagreements(replay_file(path, backend), backend)
     assert not problems, "\n".join(problems)
 
 
-def test_suite_is_complete():
-    assert len(FILES) == 62
-    assert sum(len(replay_file(p, BACKEND)) for p in FILES) == 992
+def test_suite_is_complete_and_counted_honestly():
+    results = [r for p in FILES for r in replay_file(p, BACKEND)]
+    assert len(results) == TOTAL
+    statuses = Counter(r.status for r in results)
+    assert statuses["skipped"] == 0
+    assert statuses["empty"] == NOTHING_TO_CHECK
+    assert not any(r.passed for r in results if r.empty), "a test that checks nothing is no pass"
+    failures = len(expectations.VALIDATION_FAILURES[BACKEND])
+    assert statuses == {"passed": TOTAL - NOTHING_TO_CHECK - failures, "failed": failures, "empty": NOTHING_TO_CHECK}
 
 
 def test_listed_failures_exist():
     """Every VALIDATION_FAILURES entry names a real test (no stale entries)."""
     keys = {f"{p.stem}::{t}" for p in FILES for t in _names(p)}
-    stale = sorted(set(expectations.VALIDATION_FAILURES.get(BACKEND, {})) - keys)
-    assert not stale, f"VALIDATION_FAILURES[{BACKEND!r}] lists unknown tests: {stale}"
+    for backend, table in expectations.VALIDATION_FAILURES.items():
+        stale = sorted(set(table) - keys)
+        assert not stale, f"VALIDATION_FAILURES[{backend!r}] lists unknown tests: {stale}"
 
 
 def _names(path):
@@ -153,6 +172,20 @@ def test_replay_reports_missing_operators_and_options():
 def test_unchecked_calls_must_not_raise():
     result = run(trace(call("input", "", {"dataType": "float32", "shape": [1]}, result=0, expect=None)))
     assert not result.passed and "must not raise" in result.reason
+
+
+def test_a_test_that_checks_nothing_is_no_pass():
+    for test in (trace(), {**trace(), "calls": []}):
+        result = run(test)
+        assert result.empty and not result.passed and result.status == "empty"
+        assert "nothing to check" in result.reason
+    assert run(trace(X)).status == "passed"  # input() is checked to succeed
+    # The report counts it apart, and an expected failure that checks nothing is a stale entry.
+    (outcome,) = report.judge("validation", BACKEND, [run(trace())])
+    assert outcome.status == "EMPTY" and outcome.ok and not outcome.checked
+    stale = report.Outcome("validation", BACKEND, "f::t", (), (), False, "", "some reason", empty=True)
+    assert not stale.ok
+    assert report.summary_line([outcome]) == "0 passed, 0 failed of 0 that check something; 1 check nothing"
 
 
 def test_typed_arrays():

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["conformance_files", "load", "validation_files", "wpt_dir"]
+__all__ = ["conformance_files", "listed_files", "load", "validation_files", "wpt_dir"]
 
 
 def wpt_dir() -> Path:
@@ -40,11 +40,33 @@ def load(path: Path) -> dict[str, Any]:
         return json.load(f, object_hook=_hook)
 
 
-def conformance_files() -> list[Path]:
-    """Every conformance file, the supplement included, sorted by name."""
+#: index.json's sections and the folders their files are in.
+_SECTIONS = {"conformance": "conformance", "supplement": "conformance_supplement", "validation": "validation"}
+
+
+def listed_files(section: str) -> list[Path]:
+    """The files ``index.json`` lists in ``section`` ("conformance", "supplement" or
+    "validation"), sorted by name: the index, not a directory listing, says what the suite is."""
     root = wpt_dir()
-    return sorted(root.glob("conformance/*.json")) + sorted(root.glob("conformance_supplement/*.json"))
+    index_path = root / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{index_path} is missing: the WPT folder is incomplete")
+    folder = root / _SECTIONS[section]
+    paths = []
+    for entry in load(index_path)[section]["files"]:
+        name = entry.get("json")
+        if name is None:  # a WPT file without graph cases
+            continue
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".json"):
+            raise ValueError(f"{index_path}: {section} lists {name!r}, not a file name")
+        paths.append(folder / name)
+    return sorted(paths)
+
+
+def conformance_files() -> list[Path]:
+    """Every conformance file, the supplement's after the rest, each part sorted by name."""
+    return listed_files("conformance") + listed_files("supplement")
 
 
 def validation_files() -> list[Path]:
-    return sorted(wpt_dir().glob("validation/*.json"))
+    return listed_files("validation")

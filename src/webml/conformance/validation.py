@@ -30,8 +30,8 @@ test's ``notes``:
   a call that expects success is made unique.
 
 >>> results = replay_file("reshape")
->>> sum(r.passed for r in results) == len(results)
-True
+>>> sorted({r.status for r in results})  # its unnamed first test makes no call
+['empty', 'passed']
 """
 
 from __future__ import annotations
@@ -97,6 +97,16 @@ class TestResult:
     operators: set[str] = field(default_factory=set)  # spec names of the operators it calls
     skipped: bool = False
     notes: list[str] = field(default_factory=list)  # trace artefacts the replay undid
+    empty: bool = False  # replayed without error but checked nothing: neither a pass nor a failure
+
+    @property
+    def status(self) -> str:
+        """One of passed, failed, skipped or empty (nothing to check)."""
+        if self.skipped:
+            return "skipped"
+        if self.empty:
+            return "empty"
+        return "passed" if self.passed else "failed"
 
     @property
     def key(self) -> str:
@@ -228,6 +238,10 @@ def _expects_success(call: dict[str, Any]) -> bool:
     return call.get("expect") in (None, "success")
 
 
+def _is_builder_constructor(call: dict[str, Any]) -> bool:
+    return call["target"] == "MLGraphBuilder" and call["method"] == "constructor"
+
+
 def _check_call(call: dict[str, Any], outcome: Any, exc: BaseException | None) -> str:
     """'' when the call's outcome is what the trace expects, else why not."""
     expect = call.get("expect")
@@ -274,6 +288,9 @@ class _Replay:
         self.limits: dict[int, dict[str, Any]] = {}  # id(context) -> op_support_limits()
         self.renamed = 0
         self.unsupported_types: set[str] = set()  # "op(dataType)" skipped as unsupported
+        # What the test's own calls checked: calls made (but building the builder, which
+        # every test does first), rejections seen, properties compared.
+        self.checks = 0
 
     # -- values ------------------------------------------------------------------
 
@@ -411,6 +428,7 @@ class _Replay:
                 exc = err
             if isinstance(exc, TypeError) and untracked_rejection and "expect" not in call:
                 rejected = True  # the rejection the tracer could not attach to its call
+                self.checks += 1
                 continue
             # A WPT loop over opSupportLimits() types would not reach this call.
             unsupported = isinstance(exc, TypeError) and self.uses_limits and _expects_success(call)
@@ -426,6 +444,8 @@ class _Replay:
                 return f"{_where(call)}: {err}"
             if reason:
                 return reason
+            if not setup and not _is_builder_constructor(call):
+                self.checks += 1
             if exc is None:
                 self.succeeded(call, prepared, outcome)
         if untracked_rejection and not rejected:
@@ -454,6 +474,7 @@ class _Replay:
             return f"operand #{ident}: reading {prop} raised {_describe(exc)}"
         if actual != expected:
             return f"operand #{ident} {prop}: expected {expected!r}, got {actual!r}"
+        self.checks += 1
         return ""
 
     def notes(self) -> list[str]:
@@ -496,6 +517,15 @@ def replay_test(test: dict[str, Any], setup: list[dict[str, Any]], file: str, ba
         reason = f"setup: {reason}"
     else:
         reason = replay.run(test["calls"], test.get("expectations", []))
+    if not reason and not replay.checks:
+        # No call, or only the builder's construction, or every call skipped (see above):
+        # WPT would assert nothing here, so this is no pass.
+        why = "nothing to check: " + (
+            "the trace only constructs a builder, or every call was skipped"
+            if test["calls"]
+            else "the trace makes no call"
+        )
+        return TestResult(file, test["name"], False, why, operators, notes=replay.notes(), empty=True)
     return TestResult(file, test["name"], not reason, reason, operators, notes=replay.notes())
 
 

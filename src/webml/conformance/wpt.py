@@ -75,7 +75,8 @@ def _typed(values: list[Any], data_type: str) -> np.ndarray:
         return np.array(wrapped, dtype=np.uint64).view(dt)
     if dtypes.is_integer(data_type):
         return np.array([int(v) for v in values], dtype=np.int64).astype(dt)
-    return np.array(values, dtype=np.float64).astype(dt)
+    with np.errstate(over="ignore"):  # as a JS typed array does, out-of-range values become ±inf
+        return np.array(values, dtype=np.float64).astype(dt)
 
 
 def _resolve(value: Any, env: dict[str, Any]) -> Any:

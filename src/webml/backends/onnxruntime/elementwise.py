@@ -30,7 +30,11 @@ def div(lw: Lowerer, n: Op) -> None:
     lw.emit("Mul", [quotient, lw.emit("Sub", [lw.const(np.ones((), dtype=dtype)), is_zero])], n.output)
 
 
-@lowering("pow", types=("float32", "float16", "int32", "int64", "int8", "uint8", "uint32"))
+POW_TYPES = ("float32", "float16", "int32", "int64", "int8", "uint8", "uint32")
+
+
+# b and the output have a's type (spec), so they take no uint64 either.
+@lowering("pow", types=POW_TYPES, b=POW_TYPES, output=POW_TYPES)
 def power(lw: Lowerer, n: Op) -> None:
     if n.in_type in ("float32", "float16", "int32", "int64"):
         lw.emit("Pow", n.inputs, n.output)

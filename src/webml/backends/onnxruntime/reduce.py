@@ -64,7 +64,8 @@ def _reduce(lw: Lowerer, op_type: str, x: str, axes: Sequence[int], keep: bool, 
 
 
 def _register(name: str, op_type: str, types: tuple[str, ...]) -> None:
-    @lowering(name, types=types)
+    # The output has the input's type (spec): without int64/uint64 in, none out either.
+    @lowering(name, types=types, output=types)
     def lower(lw: Lowerer, n: Op) -> None:
         axes, keep = tuple(n.attrs["axes"]), bool(n.attrs["keep_dimensions"])
         dt = n.in_type

@@ -124,6 +124,9 @@ _PAD_MODES = {"constant": "constant", "edge": "edge", "reflection": "reflect"}
 
 @lowering("pad", types=ANY)
 def pad(lw: Lowerer, n: Op) -> None:
+    if not n.attrs["beginning_padding"]:  # a 0-D input: nothing to pad (ONNX Pad needs rank >= 1)
+        lw.emit("Identity", [n.input], n.output)
+        return
     mode = n.attrs["mode"]
     pads = lw.ints([*n.attrs["beginning_padding"], *n.attrs["ending_padding"]])
     value = lw.const(n.attrs["value"], n.in_type) if mode == "constant" else None

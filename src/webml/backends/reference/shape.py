@@ -68,6 +68,8 @@ _NUMPY_PAD_MODES = {"constant": "constant", "edge": "edge", "reflection": "refle
 
 @kernel("pad")
 def pad(x, *, out, beginning_padding, ending_padding, mode, value):
+    if x.ndim == 0:  # nothing to pad (np.pad refuses empty widths)
+        return x.copy()
     widths = list(zip(beginning_padding, ending_padding))
     if mode == "constant":
         fill = np.asarray(value, dtype=x.dtype) if x.dtype.kind != "f" else float(value)
