@@ -340,6 +340,7 @@ class Analysis:
             if node.op_type == "Constant" or (
                 node.op_type not in NO_FOLD
                 and node.domain in ("", "ai.onnx")
+                and onnx.defs.has(node.op_type)  # an unknown operator is reported, not folded
                 and inputs
                 and (node.op_type in SHAPE_OPS or all(i in self.static for i in inputs))
                 and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)

@@ -129,6 +129,8 @@ def _check_node(node: onnx.NodeProto, defined: set[str], opsets: dict[str, int],
     try:
         schema = onnx.defs.get_schema(node.op_type, opsets[domain], "" if domain == "ai.onnx" else domain)
     except onnx.defs.SchemaError:
+        if domain == "ai.onnx" and onnx.defs.has(node.op_type):
+            raise _node_error(node, f"{node.op_type} does not exist in opset {opsets[domain]}") from None
         return  # an unknown operator: shape inference skips it, the importer reports it
     _check_against_schema(node, schema)
     if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
