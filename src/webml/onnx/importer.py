@@ -433,15 +433,18 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def unsupported_operators(
-    model: str | os.PathLike[str] | bytes | onnx.ModelProto, free_dimensions: Mapping[str, int] | None = None
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    free_dimensions: Mapping[str, int] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Everything in ``model`` the importer cannot build: (op_type or "graph input", node name, reason).
 
     An empty list means :func:`load` will build every node (the builder may
     still refuse a data type its backend lacks).  Dynamic dimensions not
-    fixed by ``free_dimensions`` are reported too.
+    fixed by ``free_dimensions`` are reported too; ``base_dir`` is as for :func:`read_model`.
+    A malformed model raises :class:`OnnxImportError`.
     """
-    proto = read_model(model)
+    proto = read_model(model, base_dir)
     try:
         proto = _fix_input_dims(proto, free_dimensions)
         dims = []
@@ -775,6 +778,7 @@ def load(
     path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     context: MLContext,
     free_dimensions: Mapping[str, int] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> MLGraph:
     """Build the ONNX model with an MLGraphBuilder of ``context``; returns the MLGraph.
 
@@ -782,11 +786,12 @@ def load(
     outputs do not depend on, e.g. one only read by ``Shape``, is left out of
     the graph, as the builder does).  Boolean tensors are uint8.  Dynamic input
     dimensions are fixed by ``free_dimensions`` (dim_param -> size).  Raises
-    :class:`OnnxImportError` listing every unsupported node at once.
+    :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
+    ``base_dir`` (by default the model's folder; bytes and ModelProtos have none), see :func:`read_model`.
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
-    model = read_model(path_or_model)
+    model = read_model(path_or_model, base_dir)
     model = _fix_input_dims(model, free_dimensions)
     analysis = Analysis(model)
     if analysis.problems:
