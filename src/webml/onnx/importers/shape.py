@@ -536,6 +536,7 @@ def resize(imp, node, attrs):
         coordinate = attrs.get("coordinate_transformation_mode", "half_pixel")
         nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
+    imp.check_size(out_shape, 4)  # before the index tables of that size are computed
     if 0 in out_shape:
         raise imp.error(f"the output shape {out_shape} is empty; webml has no empty tensors")
     axes = _resample2d_fits(x, out_shape, scales, mode, coordinate, nearest_mode)
@@ -558,4 +559,5 @@ def upsample(imp, node, attrs):
     mode = attrs.get("mode", "nearest")
     mode = "linear" if mode == "bilinear" else mode
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
+    imp.check_size(out_shape, 4)
     return _resize(imp, x, out_shape, scales, mode, "asymmetric", "floor")
