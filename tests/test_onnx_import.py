@@ -376,7 +376,12 @@ def test_float64_constants_become_float32_with_a_warning():
     graph = wo.load(model, webml.ml.create_context(backend="reference"))  # folded: no warning needed
     assert [n.op for n in graph.ir.nodes] == ["add"]
     nodes = [helper.make_node("Add", ["x", "c"], ["y"])]
-    model = make_model(nodes, [tensor("x", [2], TensorProto.DOUBLE)], [tensor("y", [2], TensorProto.DOUBLE)])
+    model = make_model(
+        nodes,
+        [tensor("x", [2], TensorProto.DOUBLE)],
+        [tensor("y", [2], TensorProto.DOUBLE)],
+        [init("c", np.float64([1.5, 2.5]))],
+    )
     assert ("graph input", "x", "its type DOUBLE is not a webml data type") in wo.unsupported_operators(model)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from .common import read_onnx
+from . import CliError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,8 @@ def _type(value_info) -> str:
     import onnx
 
     t = value_info.type.tensor_type
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?"
+    known = t.elem_type and t.elem_type in onnx.TensorProto.DataType.values()
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if known else "?"
     dims = [d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in t.shape.dim]
     return f"{dtype}[{', '.join(dims)}]"
 
@@ -24,7 +25,10 @@ def _type(value_info) -> str:
 def main(args: argparse.Namespace) -> int:
     import webml.onnx
 
-    model = read_onnx(args.model)
+    try:  # the importer's reader: the same checks as webml run (validated, external data kept in its folder)
+        model = webml.onnx.importer.read_model(args.model)
+    except webml.onnx.OnnxImportError as exc:
+        raise CliError(str(exc)) from None
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
@@ -42,7 +46,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"operators: {sum(counts.values())} nodes, {len(counts)} types")
     for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {op:28} {n}")
-    unsupported = webml.onnx.unsupported_operators(model)
+    try:
+        unsupported = webml.onnx.unsupported_operators(model)
+    except webml.onnx.OnnxImportError as exc:
+        raise CliError(str(exc)) from None
     if unsupported:
         print(f"not supported by webml: {len(unsupported)} node(s)")
         for op, node, reason in unsupported:

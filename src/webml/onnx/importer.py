@@ -40,19 +40,11 @@ from ..api.builder import MLGraphBuilder, is_produced
 from ..api.context import MLContext
 from ..api.graph import MLGraph
 from ..api.operand import MLOperand
+from ..errors import DOMException
+from .errors import OnnxImportError
+from .validate import PACKED_4BIT, tensor_type_problem, validate_model
 
 __all__ = ["OnnxImportError", "UnsupportedModelError", "load", "read_model", "unsupported_operators"]
-
-
-class OnnxImportError(ValueError):
-    """An ONNX model webml cannot import; ``.unsupported`` lists (op_type, node name, reason)."""
-
-    def __init__(self, message: str, unsupported: Sequence[tuple[str, str, str]] = ()) -> None:
-        self.unsupported = list(unsupported)
-        if self.unsupported:
-            lines = "\n".join(f"  {op} {name!r}: {reason}" for op, name, reason in self.unsupported)
-            message = f"{message}\n{lines}"
-        super().__init__(message)
 
 
 #: Another name for :class:`OnnxImportError`.
@@ -98,41 +90,134 @@ def type_name(elem_type: int) -> str:
 # -- reading -------------------------------------------------------------------------
 
 
-def read_model(path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
-    """An ONNX ModelProto from a path, serialized bytes or a ModelProto; external data is loaded
-    relative to the path.  Anything else raises :class:`OnnxImportError` (``TypeError`` for a wrong type)."""
+def read_model(
+    path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> onnx.ModelProto:
+    """A checked ONNX ModelProto from a path, serialized bytes or a ModelProto.
+
+    External data is read from ``base_dir``: by default the model's folder
+    for a path; bytes and ModelProtos have none, so their external data is
+    refused unless ``base_dir`` is given.  Every external-data file must lie
+    inside ``base_dir`` (symlinks resolved) and hold what the tensor
+    declares.  The model is checked by :func:`webml.onnx.validate.validate_model`.
+    A problem raises :class:`OnnxImportError` (``TypeError`` for a wrong type).
+    """
+    if base_dir is not None and not isinstance(base_dir, (str, os.PathLike)):
+        raise TypeError(f"webml.onnx.load: base_dir must be a path, got {type(base_dir).__name__}")
     if isinstance(path_or_model, onnx.ModelProto):
-        return path_or_model
-    if isinstance(path_or_model, (bytes, bytearray, memoryview)):
-        model = onnx.ModelProto()
+        model, what = path_or_model, "the ModelProto"
+    elif isinstance(path_or_model, (bytes, bytearray, memoryview)):
+        model, what = _parse(bytes(path_or_model), "the bytes"), "the bytes"
+    elif isinstance(path_or_model, (str, os.PathLike)):
+        path = Path(path_or_model)
+        what = repr(str(path))
+        if not path.is_file():
+            raise OnnxImportError(f"webml.onnx.load: no such file: {what}")
         try:
-            model.ParseFromString(bytes(path_or_model))
-        except Exception as exc:
-            raise OnnxImportError(f"webml.onnx.load: the bytes are not an ONNX model ({exc})") from None
-        _check_parsed(model, "the bytes")
-        return model
-    if not isinstance(path_or_model, (str, os.PathLike)):
+            data = path.read_bytes()
+        except OSError as exc:
+            raise OnnxImportError(f"webml.onnx.load: {what} cannot be read ({exc.strerror or exc})") from None
+        model = _parse(data, what)
+        base_dir = path.parent if base_dir is None else base_dir
+    else:
         raise TypeError(
             f"webml.onnx.load: expected a path, bytes or an onnx.ModelProto, got {type(path_or_model).__name__}"
         )
-    path = Path(path_or_model)
-    if not path.is_file():
-        raise OnnxImportError(f"webml.onnx.load: no such file: {str(path)!r}")
+    _check_parsed(model, what)
+    external = list(_external_tensors(model.graph))
+    if external:
+        if base_dir is None:
+            raise OnnxImportError(
+                f"webml.onnx.load: {what} refers to external data, which is only read from a folder named "
+                "by base_dir= (or beside a model loaded by path)"
+            )
+        if model is path_or_model:  # never change the caller's ModelProto
+            model = onnx.ModelProto()
+            model.CopyFrom(path_or_model)
+            external = list(_external_tensors(model.graph))
+        for tensor in external:
+            _read_external(tensor, Path(base_dir), what)
+    validate_model(model)
+    return model
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    model = onnx.ModelProto()
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
-    except Exception as exc:
-        raise OnnxImportError(f"webml.onnx.load: {str(path)!r} is not an ONNX model ({exc})") from None
-    _check_parsed(model, repr(str(path)))
-    try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except Exception as exc:  # OSError, or onnx's ValidationError for a missing file
-        raise OnnxImportError(f"webml.onnx.load: the external data of {str(path)!r} cannot be read: {exc}") from None
+        model.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError, or a RuntimeError of its C++ parser
+        raise OnnxImportError(f"webml.onnx.load: {what} is not an ONNX model ({exc})") from None
     return model
 
 
 def _check_parsed(model: onnx.ModelProto, what: str) -> None:
-    if not model.HasField("graph") or not (model.graph.node or model.graph.output):
-        raise OnnxImportError(f"webml.onnx.load: {what} is not an ONNX model (no graph)")
+    if model.ir_version < 1 or not model.HasField("graph") or not (model.graph.node or model.graph.output):
+        raise OnnxImportError(f"webml.onnx.load: {what} is not an ONNX model (no ir_version or no graph)")
+
+
+def _external_tensors(graph: onnx.GraphProto):
+    """The tensors of ``graph`` (its subgraphs included) whose data lies in external files."""
+    tensors = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+            tensors.extend(attr.tensors)
+            for sub in [attr.g] if attr.HasField("g") else []:
+                yield from _external_tensors(sub)
+            for sub in attr.graphs:
+                yield from _external_tensors(sub)
+    yield from (t for t in tensors if t.data_location == TensorProto.EXTERNAL)
+
+
+def _read_external(tensor: onnx.TensorProto, base_dir: Path, what: str) -> None:
+    """Fill ``tensor`` from its external file, which must lie inside ``base_dir`` and hold its data."""
+
+    def refuse(problem: str) -> OnnxImportError:
+        return OnnxImportError(f"webml.onnx.load: the external data of tensor {tensor.name!r} in {what}: {problem}")
+
+    entries = {e.key: e.value for e in tensor.external_data}
+    location = entries.get("location", "")
+    if not location or os.path.isabs(location) or "\0" in location:
+        raise refuse(f"the location {location!r} is not a relative file name")
+    try:
+        base = base_dir.resolve(strict=True)
+        target = (base / location).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise refuse(f"{location!r} cannot be found in {str(base_dir)!r} ({exc})") from None
+    if not target.is_relative_to(base):
+        raise refuse(f"{location!r} lies outside the folder {str(base)!r}")
+    if not target.is_file():
+        raise refuse(f"{location!r} is not a regular file")
+    problem = tensor_type_problem(tensor)
+    if problem:
+        raise refuse(problem)
+    count = prod(tensor.dims)
+    itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    need = (count + 1) // 2 if tensor.data_type in PACKED_4BIT else count * itemsize
+    try:
+        offset = int(entries.get("offset", 0))
+        length = int(entries["length"]) if "length" in entries else need
+    except ValueError:
+        raise refuse("its offset or length is not an integer") from None
+    size = target.stat().st_size
+    if offset < 0 or length != need or offset + length > size:
+        raise refuse(
+            f"offset {offset} and length {length} do not fit: the tensor needs {need} bytes, "
+            f"{location!r} has {size}"
+        )
+    try:
+        with open(target, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+    except OSError as exc:
+        raise refuse(f"{location!r} cannot be read ({exc.strerror or exc})") from None
+    if len(data) != length:
+        raise refuse(f"{location!r} changed while it was read")
+    tensor.raw_data = data
+    del tensor.external_data[:]
+    tensor.data_location = TensorProto.DEFAULT
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -206,7 +291,8 @@ def _fix_input_dims(model: onnx.ModelProto, free_dimensions: Mapping[str, int] |
 def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
     """Element types and ranks of the graph's values, from onnx shape inference (best effort)."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        # No data propagation: it computes values in C++ without any size bound.
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
     except Exception:
         inferred = model
     infos: dict[str, ValueInfo] = {}
@@ -254,6 +340,7 @@ class Analysis:
             if node.op_type == "Constant" or (
                 node.op_type not in NO_FOLD
                 and node.domain in ("", "ai.onnx")
+                and onnx.defs.has(node.op_type)  # an unknown operator is reported, not folded
                 and inputs
                 and (node.op_type in SHAPE_OPS or all(i in self.static for i in inputs))
                 and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
@@ -346,15 +433,18 @@ def attributes(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def unsupported_operators(
-    model: str | os.PathLike[str] | bytes | onnx.ModelProto, free_dimensions: Mapping[str, int] | None = None
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    free_dimensions: Mapping[str, int] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """Everything in ``model`` the importer cannot build: (op_type or "graph input", node name, reason).
 
     An empty list means :func:`load` will build every node (the builder may
     still refuse a data type its backend lacks).  Dynamic dimensions not
-    fixed by ``free_dimensions`` are reported too.
+    fixed by ``free_dimensions`` are reported too; ``base_dir`` is as for :func:`read_model`.
+    A malformed model raises :class:`OnnxImportError`.
     """
-    proto = read_model(model)
+    proto = read_model(model, base_dir)
     try:
         proto = _fix_input_dims(proto, free_dimensions)
         dims = []
@@ -379,6 +469,11 @@ class Importer:
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
         self.node: onnx.NodeProto | None = None
+        weights = sum(_declared_bytes(t) for t in model.graph.initializer)
+        #: Bytes one folded value may have, and all of them together: a small multiple of the weights.
+        self.fold_limit = FOLD_LIMIT + weights
+        self.fold_budget = 4 * FOLD_LIMIT + 2 * weights
+        self.max_bytes = int(context.op_support_limits()["maxTensorByteLength"])
 
     # -- values
 
@@ -390,6 +485,21 @@ class Importer:
         return OnnxImportError(
             f"webml.onnx.load: {node.op_type} node {name!r}: {message}", [(node.op_type, name, message)]
         )
+
+    def check_size(self, shape: Sequence[int], itemsize: int, what: str = "the output") -> None:
+        """Refuse a shape whose tensor exceeds the backend's maxTensorByteLength (before allocating it)."""
+        if any(int(d) < 0 for d in shape):
+            raise self.error(f"{what} has a negative dimension: {list(shape)}")
+        if prod(shape) * itemsize > self.max_bytes:
+            raise self.error(f"{what} of shape {list(shape)} needs more than the maximum {self.max_bytes} bytes")
+
+    def fold(self, node: onnx.NodeProto, values: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """``node`` computed on static inputs, once its outputs are known to fit the fold limits."""
+        results = fold(node, values, self.model, self.fold_limit)
+        self.fold_budget -= sum(r.nbytes for r in results if r is not None)
+        if self.fold_budget < 0:
+            raise self.error("the static values computed at import time exceed a small multiple of the model's size")
+        return results
 
     def has(self, node: onnx.NodeProto, index: int) -> bool:
         return index < len(node.input) and node.input[index] != ""
@@ -462,17 +572,22 @@ class Importer:
             t = value.type.tensor_type
             data_type = WEBML_TYPES[t.elem_type]
             shape = [d.dim_value for d in t.shape.dim]
-            self.env[value.name] = self.builder.input(value.name, {"dataType": data_type, "shape": shape})
+            try:
+                self.env[value.name] = self.builder.input(value.name, {"dataType": data_type, "shape": shape})
+            except (TypeError, DOMException) as exc:
+                raise OnnxImportError(f"webml.onnx.load: graph input {value.name!r}: {exc}") from exc
         from .importers import HANDLERS
 
         for node in graph.node:
             self.node = node
             try:
                 outputs = self._node(node, HANDLERS)
-            except OnnxImportError:
+            except (OnnxImportError, MemoryError, RecursionError):
                 raise
-            except TypeError as exc:
+            except (TypeError, ValueError, DOMException) as exc:  # the builder's or NumPy's refusal
                 raise self.error(str(exc)) from exc
+            except Exception as exc:  # an importer bug: still one clear error (the fuzz test counts these)
+                raise self.error(f"cannot be imported ({type(exc).__name__}: {exc})") from exc
             for name, out in zip(node.output, outputs):
                 if name and out is not None:
                     self.env[name] = out
@@ -496,7 +611,7 @@ class Importer:
             and all(i == "" or isinstance(self.env.get(i), np.ndarray) for i in node.input)
             and node.input
         ):
-            return fold(node, [self.env[i] if i else None for i in node.input], self.analysis.model)
+            return self.fold(node, [self.env[i] if i else None for i in node.input])
         handler = handlers[node.op_type]
         outputs = handler.build(self, node, attributes(node))
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
@@ -540,10 +655,31 @@ def constant_value(attrs: Mapping[str, Any], error: Any) -> np.ndarray:
     raise error("only value, value_float(s) and value_int(s) are supported (not sparse or string values)")
 
 
-def fold(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model: onnx.ModelProto) -> list[np.ndarray]:
-    """Compute ``node`` on static inputs with ONNX's reference implementation."""
-    from onnx.reference import ReferenceEvaluator
 
+#: The most bytes one folded value may have beyond the model's weights (see Importer.fold_limit).
+FOLD_LIMIT = 2**26
+#: Ops whose output shape comes from their input values: refused when shape inference cannot bound it.
+VALUE_SHAPED = frozenset(
+    {"ConstantOfShape", "Expand", "Tile", "Range", "OneHot", "Resize", "Upsample", "Pad", "CenterCropPad", "Col2Im"}
+)
+#: Static inputs up to this many elements are given to shape inference as values (they are shapes).
+_SMALL_INPUT = 4096
+
+
+def _itemsize(elem_type: int) -> int:
+    """Bytes per element of an ONNX type (8, a pointer, for strings and unknown types)."""
+    try:
+        return helper.tensor_dtype_to_np_dtype(elem_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        return 8
+
+
+def _declared_bytes(tensor: onnx.TensorProto) -> int:
+    return prod(tensor.dims) * _itemsize(tensor.data_type)
+
+
+def _fold_model(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model: onnx.ModelProto, small: bool):
+    """A one-node model of ``node``; with ``small``, its small inputs are initializers (for shape inference)."""
     names = [f"in{i}" if v is not None else "" for i, v in enumerate(values)]
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
@@ -552,32 +688,97 @@ def fold(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model: onnx.
     out_names = [f"out{i}" if o else "" for i, o in enumerate(node.output)]
     del copy.output[:]
     copy.output.extend(out_names)
-    inputs = [
-        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), np.shape(v))
-        for n, v in zip(names, values)
-        if n
-    ]
+    inputs, initializers = [], []
+    for n, v in zip(names, values):
+        if not n:
+            continue
+        array = np.asarray(v)
+        if small and array.size <= _SMALL_INPUT:
+            initializers.append(numpy_helper.from_array(array, n))
+        else:
+            inputs.append(helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape))
     outputs = [helper.make_empty_tensor_value_info(n) for n in out_names if n]
-    graph = helper.make_graph([copy], "fold", inputs, outputs)
+    graph = helper.make_graph([copy], "fold", inputs, outputs, initializers)
     opsets = [o for o in model.opset_import if o.domain in ("", "ai.onnx")] or [helper.make_opsetid("", 21)]
-    proto = helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version or 8)
+    return helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version or 8), names, out_names
+
+
+def _fold_problem(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model: onnx.ModelProto, limit: int):
+    """Why folding ``node`` would make a value larger than ``limit`` bytes (from shape inference), or None."""
+    if node.op_type == "Range" and len(values) == 3 and all(v is not None and np.size(v) == 1 for v in values):
+        start, end, delta = (float(np.asarray(v).reshape(-1)[0]) for v in values)
+        count = (end - start) / delta if delta else math.inf
+        if not math.isfinite(count):
+            return f"Range({start}, {end}, {delta}) has no finite length"
+        if max(0, math.ceil(count)) * np.asarray(values[0]).itemsize > limit:
+            return f"Range({start}, {end}, {delta}) has {math.ceil(count)} values, more than the limit of {limit} bytes"
+        return None
+    proto, _, _ = _fold_model(node, values, model, small=True)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=False)
+    except Exception:
+        inferred = proto
+    for out in inferred.graph.output:
+        t = out.type.tensor_type
+        known = t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim)
+        if not known:
+            if node.op_type in VALUE_SHAPED:
+                return "the size of its output cannot be bounded before computing it"
+            continue
+        dims = [d.dim_value for d in t.shape.dim]
+        if any(d < 0 for d in dims):
+            return f"its output shape {dims} has a negative dimension"
+        itemsize = _itemsize(t.elem_type)
+        if prod(dims) * itemsize > limit:
+            return f"its output of shape {dims} needs {prod(dims) * itemsize} bytes, more than the limit {limit}"
+    return None
+
+
+def fold(
+    node: onnx.NodeProto,
+    values: Sequence[np.ndarray | None],
+    model: onnx.ModelProto,
+    limit: int = FOLD_LIMIT,
+) -> list[np.ndarray]:
+    """Compute ``node`` on static inputs with ONNX's reference implementation.
+
+    Shape inference first bounds the outputs: one larger than ``limit`` bytes is refused before anything
+    is computed."""
+    from onnx.reference import ReferenceEvaluator
+
+    name = node.name or (node.output[0] if node.output else "")
+
+    def refuse(problem: str) -> OnnxImportError:
+        return OnnxImportError(
+            f"webml.onnx.load: {node.op_type} node {name!r}: {problem}", [(node.op_type, name, problem)]
+        )
+
+    problem = _fold_problem(node, values, model, limit)
+    if problem:
+        raise refuse(f"cannot be computed at import time: {problem}")
+    proto, names, out_names = _fold_model(node, values, model, small=False)
     try:
         session = ReferenceEvaluator(proto)
         results = session.run(None, {n: np.asarray(v) for n, v in zip(names, values) if n})
+    except MemoryError:
+        raise
     except Exception as exc:
-        name = node.name or (node.output[0] if node.output else "")
-        raise OnnxImportError(
-            f"webml.onnx.load: {node.op_type} node {name!r}: folding its static inputs failed: {exc}",
-            [(node.op_type, name, f"folding failed: {exc}")],
-        ) from exc
+        raise refuse(f"folding its static inputs failed: {type(exc).__name__}: {exc}") from exc
+    if len(results) < sum(1 for o in out_names if o):
+        raise refuse(f"folding gave {len(results)} output(s), fewer than the node names")
     it = iter(results)
-    return [np.asarray(next(it)) if o else None for o in out_names]
+    outputs = [np.asarray(next(it)) if o else None for o in out_names]
+    for out in outputs:
+        if out is not None and out.nbytes > limit:
+            raise refuse(f"its folded output of shape {list(out.shape)} exceeds the limit of {limit} bytes")
+    return outputs
 
 
 def load(
     path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     context: MLContext,
     free_dimensions: Mapping[str, int] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
 ) -> MLGraph:
     """Build the ONNX model with an MLGraphBuilder of ``context``; returns the MLGraph.
 
@@ -585,11 +786,12 @@ def load(
     outputs do not depend on, e.g. one only read by ``Shape``, is left out of
     the graph, as the builder does).  Boolean tensors are uint8.  Dynamic input
     dimensions are fixed by ``free_dimensions`` (dim_param -> size).  Raises
-    :class:`OnnxImportError` listing every unsupported node at once.
+    :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
+    ``base_dir`` (by default the model's folder; bytes and ModelProtos have none), see :func:`read_model`.
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
-    model = read_model(path_or_model)
+    model = read_model(path_or_model, base_dir)
     model = _fix_input_dims(model, free_dimensions)
     analysis = Analysis(model)
     if analysis.problems:

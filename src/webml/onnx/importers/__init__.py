@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import onnx
 
 
@@ -51,10 +52,30 @@ def onnx_op(*op_types: str, static: Any = (), check: Callable[..., str | None] |
     return register
 
 
+def axis_index(imp: Any, axis: Any, rank: int, what: str = "axis", end_ok: bool = False) -> int:
+    """``axis`` in [-rank, rank) (to ``rank`` inclusive with ``end_ok``) made non-negative; else the node's error.
+
+    The one place ONNX axes are normalised: out-of-range values are refused, as ONNX Runtime does,
+    never wrapped."""
+    a = int(axis)
+    high = rank + 1 if end_ok else rank
+    if not -rank <= a < high:
+        raise imp.error(f"{what} {a} is out of range for an input of rank {rank} (valid: {-rank} to {high - 1})")
+    return a + rank if a < 0 else a
+
+
+def axis_indices(imp: Any, values: Any, rank: int, what: str = "axes") -> list[int]:
+    """Each of ``values`` checked and normalised by :func:`axis_index`; duplicates are refused."""
+    axes = [axis_index(imp, a, rank, what) for a in np.asarray(values).reshape(-1)]
+    if len(set(axes)) != len(axes):
+        raise imp.error(f"{what} {[int(a) for a in np.asarray(values).reshape(-1)]} repeat an axis")
+    return axes
+
+
 for _module in ("elementwise", "nn", "shape", "reduce", "recurrent", "quantize"):
     importlib.import_module(f"{__name__}.{_module}")
 
 #: The ONNX operators the importer builds (Constant and the folded Shape/Size included).
 SUPPORTED_OPERATORS: list[str] = sorted({*HANDLERS, "Constant"})
 
-__all__ = ["HANDLERS", "SUPPORTED_OPERATORS", "Handler", "onnx_op"]
+__all__ = ["HANDLERS", "SUPPORTED_OPERATORS", "Handler", "axis_index", "axis_indices", "onnx_op"]

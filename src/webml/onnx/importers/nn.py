@@ -9,7 +9,7 @@ a width of 1, 3-D ones are refused.  ONNX's ``auto_pad``, ``ceil_mode`` and
 from __future__ import annotations
 
 from ..importer import prod
-from . import onnx_op
+from . import axis_index, onnx_op
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -284,7 +284,7 @@ def layer_normalization(imp, node, attrs):
     b = imp.builder
     x, scale, bias = (imp.operand(node, i) for i in range(3))
     rank = len(x.shape)
-    axis = attrs.get("axis", -1) % rank
+    axis = axis_index(imp, attrs.get("axis", -1), rank)
     axes = list(range(axis, rank))
     epsilon = attrs.get("epsilon", 1e-5)
     normalized = x.shape[axis:]
@@ -348,8 +348,8 @@ def _softmax_frame(imp, node, attrs, x):
     """(operand to normalize, axis, shape to restore or None): opsets < 13 coerce to 2-D."""
     rank = len(x.shape)
     if imp.opset >= 13:
-        return x, attrs.get("axis", -1) % rank, None
-    axis = attrs.get("axis", 1) % rank if rank else 0
+        return x, axis_index(imp, attrs.get("axis", -1), rank), None
+    axis = axis_index(imp, attrs.get("axis", 1), rank)
     if rank == 2 and axis == 1:
         return x, 1, None
     flat = imp.builder.reshape(x, [prod(x.shape[:axis]), prod(x.shape[axis:])])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import onnx_op
+from ..importer import prod
+from . import axis_index, onnx_op
 
 
 def _check(node, attrs, analysis):
@@ -36,7 +37,8 @@ def _arguments(imp, node, attrs, zero_type):
     x = imp.operand(node, 0)
     scale = imp.operand(node, 1)
     rank = len(x.shape)
-    axis = attrs.get("axis", 1) % rank if rank else 0
+    # The axis matters only for a per-axis (or blocked) scale; ONNX ignores it for a per-tensor one.
+    axis = axis_index(imp, attrs.get("axis", 1), rank) if rank and prod(scale.shape) > 1 else 0
     if rank == 0:
         x = imp.builder.reshape(x, [1])
     x_shape = list(x.shape)

@@ -7,8 +7,7 @@ of a reduction over every axis.
 
 from __future__ import annotations
 
-from . import onnx_op
-from .shape import _axes
+from . import axis_index, axis_indices, onnx_op
 
 REDUCTIONS = {
     "ReduceMean": "reduce_mean",
@@ -39,7 +38,8 @@ def _reduction(op_type: str, method: str):
             if attrs.get("noop_with_empty_axes", 0):
                 return imp.builder.identity(x)
             axes = list(range(rank))
-        return getattr(imp.builder, method)(x, axes=_axes(axes, rank), keep_dimensions=bool(attrs.get("keepdims", 1)))
+        keep = bool(attrs.get("keepdims", 1))
+        return getattr(imp.builder, method)(x, axes=axis_indices(imp, axes, rank), keep_dimensions=keep)
 
     return build
 
@@ -52,7 +52,7 @@ def _arg(method: str):
     def build(imp, node, attrs):
         b = imp.builder
         x = imp.operand(node, 0)
-        axis = attrs.get("axis", 0) % len(x.shape)
+        axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
         keep = bool(attrs.get("keepdims", 1))
         if not attrs.get("select_last_index", 0):
             return getattr(b, method)(x, axis, keep_dimensions=keep, output_data_type="int64")
@@ -70,7 +70,10 @@ onnx_op("ArgMin")(_arg("arg_min"))
 @onnx_op("CumSum", static=(1,))
 def cum_sum(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = int(imp.static(node, 1).reshape(-1)[0]) % len(x.shape)
+    value = imp.static(node, 1).reshape(-1)
+    if value.size != 1:
+        raise imp.error(f"the axis input must hold one value, not {value.size}")
+    axis = axis_index(imp, value[0], len(x.shape))
     return imp.builder.cumulative_sum(
         x, axis, exclusive=bool(attrs.get("exclusive", 0)), reversed=bool(attrs.get("reverse", 0))
     )

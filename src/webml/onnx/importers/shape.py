@@ -14,13 +14,8 @@ import math
 import numpy as np
 from onnx import TensorProto
 
-from ..importer import WEBML_TYPES, fold, prod, type_name
-from . import onnx_op
-
-
-def _axes(values, rank: int) -> list[int]:
-    return [int(a) % rank if rank else 0 for a in np.asarray(values).reshape(-1)]
-
+from ..importer import WEBML_TYPES, prod, type_name
+from . import axis_index, axis_indices, onnx_op
 
 # -- static shape values --------------------------------------------------------------------
 
@@ -42,7 +37,7 @@ def size(imp, node, attrs):
 
 
 def _fold_only(imp, node, attrs):
-    return fold(node, [imp.static(node, i) for i in range(len(node.input))], imp.model)
+    return imp.fold(node, [imp.static(node, i) for i in range(len(node.input))])
 
 
 onnx_op("ConstantOfShape", static=(0,))(_fold_only)
@@ -77,8 +72,7 @@ def reshape(imp, node, attrs):
 def flatten(imp, node, attrs):
     x = imp.operand(node, 0)
     rank = len(x.shape)
-    axis = attrs.get("axis", 1)
-    axis = axis + rank if axis < 0 else axis
+    axis = axis_index(imp, attrs.get("axis", 1), rank, end_ok=True)
     return _reshape_to(imp, x, [prod(x.shape[:axis]), prod(x.shape[axis:])])
 
 
@@ -95,7 +89,7 @@ def squeeze(imp, node, attrs):
     x = imp.operand(node, 0)
     axes = _axes_argument(imp, node, attrs, 13)
     rank = len(x.shape)
-    axes = [i for i, d in enumerate(x.shape) if d == 1] if axes is None else _axes(axes, rank)
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axes is None else axis_indices(imp, axes, rank)
     return _reshape_to(imp, x, [d for i, d in enumerate(x.shape) if i not in axes])
 
 
@@ -103,8 +97,10 @@ def squeeze(imp, node, attrs):
 def unsqueeze(imp, node, attrs):
     x = imp.operand(node, 0)
     axes = _axes_argument(imp, node, attrs, 13)
+    if axes is None:
+        raise imp.error("Unsqueeze needs axes")
     rank = len(x.shape) + len(axes)
-    axes = set(_axes(axes, rank))
+    axes = set(axis_indices(imp, axes, rank))
     dims = iter(x.shape)
     return _reshape_to(imp, x, [1 if i in axes else next(dims) for i in range(rank)])
 
@@ -122,7 +118,7 @@ def concat(imp, node, attrs):
     rank = len(operands[0].shape)
     if rank == 0:
         raise imp.error("Concat of scalars is not supported")
-    return imp.builder.concat(operands, attrs["axis"] % rank)
+    return imp.builder.concat(operands, axis_index(imp, attrs["axis"], rank))
 
 
 @onnx_op("Expand", static=(1,))
@@ -145,7 +141,7 @@ def tile(imp, node, attrs):
 def _slice(imp, x, starts, ends, axes, steps):
     """ONNX Slice on an operand: negative steps reverse the axis first."""
     rank = len(x.shape)
-    axes = list(range(len(starts))) if axes is None else _axes(axes, rank)
+    axes = list(range(len(starts))) if axes is None else axis_indices(imp, axes, rank)
     steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
     begin, sizes, strides = [0] * rank, list(x.shape), [1] * rank
     reverse = []
@@ -187,7 +183,7 @@ def slice_(imp, node, attrs):
 def split(imp, node, attrs):
     x = imp.operand(node, 0)
     rank = len(x.shape)
-    axis = attrs.get("axis", 0) % rank
+    axis = axis_index(imp, attrs.get("axis", 0), rank)
     dim = x.shape[axis]
     count = len(node.output)
     if imp.opset < 13:
@@ -196,12 +192,16 @@ def split(imp, node, attrs):
         value = imp.static(node, 1)
         sizes = None if value is None else [int(v) for v in value.reshape(-1)]
     if sizes is None and "num_outputs" in attrs:
+        if attrs["num_outputs"] != count or not 1 <= count <= dim:
+            raise imp.error(f"num_outputs={attrs['num_outputs']} for {count} output(s) along a dimension of {dim}")
         chunk = -(-dim // attrs["num_outputs"])
         sizes = [chunk] * (attrs["num_outputs"] - 1) + [dim - chunk * (attrs["num_outputs"] - 1)]
     if sizes is None:
         if dim % count:
             raise imp.error(f"dimension {dim} does not split evenly into {count} outputs")
         sizes = [dim // count] * count
+    if len(sizes) != count or sum(sizes) != dim or any(s < 0 for s in sizes):
+        raise imp.error(f"split sizes {list(sizes)} do not divide dimension {dim} into {count} output(s)")
     if 0 in sizes:
         raise imp.error(f"split sizes {list(sizes)} contain 0; webml has no empty tensors")
     if len(sizes) == 1:
@@ -227,14 +227,14 @@ def _indices(imp, node, index, dims):
 @onnx_op("Gather")
 def gather(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = attrs.get("axis", 0) % len(x.shape)
+    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
     return imp.builder.gather(x, _indices(imp, node, 1, x.shape[axis]), axis=axis)
 
 
 @onnx_op("GatherElements")
 def gather_elements(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = attrs.get("axis", 0) % len(x.shape)
+    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
     return imp.builder.gather_elements(x, _indices(imp, node, 1, x.shape[axis]), axis=axis)
 
 
@@ -264,7 +264,7 @@ def scatter_nd(imp, node, attrs):
 @onnx_op("ScatterElements", "Scatter", check=_check_reduction)
 def scatter_elements(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = attrs.get("axis", 0) % len(x.shape)
+    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
     indices = _indices(imp, node, 1, x.shape[axis])
     return imp.builder.scatter_elements(x, indices, imp.operand(node, 2), axis=axis)
 
@@ -304,7 +304,7 @@ def pad(imp, node, attrs):
         constant = imp.static(node, 2)
         value = 0 if constant is None or constant.size == 0 else np.asarray(constant).reshape(-1)[0].item()
         axes_value = imp.static(node, 3)
-        axes = list(range(rank)) if axes_value is None else _axes(axes_value, rank)
+        axes = list(range(rank)) if axes_value is None else axis_indices(imp, axes_value, rank)
     n = len(axes)
     begin, end = [0] * rank, [0] * rank
     for i, axis in enumerate(axes):
@@ -486,7 +486,7 @@ def _resize_arguments(imp, node, attrs, x):
         scale_value, size_value = imp.static(node, 2), imp.static(node, 3)
         scales = None if scale_value is None or scale_value.size == 0 else scale_value.reshape(-1).tolist()
         sizes = None if size_value is None or size_value.size == 0 else [int(s) for s in size_value.reshape(-1)]
-    axes = _axes(attrs["axes"], rank) if "axes" in attrs else list(range(rank))
+    axes = axis_indices(imp, attrs["axes"], rank) if "axes" in attrs else list(range(rank))
     full_scales, out_shape = [1.0] * rank, list(x.shape)
     if sizes is not None:
         policy = attrs.get("keep_aspect_ratio_policy", "stretch")
@@ -536,6 +536,7 @@ def resize(imp, node, attrs):
         coordinate = attrs.get("coordinate_transformation_mode", "half_pixel")
         nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
+    imp.check_size(out_shape, 4)  # before the index tables of that size are computed
     if 0 in out_shape:
         raise imp.error(f"the output shape {out_shape} is empty; webml has no empty tensors")
     axes = _resample2d_fits(x, out_shape, scales, mode, coordinate, nearest_mode)
@@ -558,4 +559,5 @@ def upsample(imp, node, attrs):
     mode = attrs.get("mode", "nearest")
     mode = "linear" if mode == "bilinear" else mode
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
+    imp.check_size(out_shape, 4)
     return _resize(imp, x, out_shape, scales, mode, "asymmetric", "floor")
