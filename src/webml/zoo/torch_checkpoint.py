@@ -1,4 +1,4 @@
-"""Read PyTorch checkpoints (state dicts of tensors) without PyTorch.
+"""Read PyTorch checkpoints (state dicts of tensors) without PyTorch, and without unpickling.
 
 Two formats are read:
 
@@ -11,32 +11,73 @@ Two formats are read:
 * the zip one (1.6 and later): ``<archive>/data.pkl`` holds the object and
   ``<archive>/data/<key>`` the raw bytes of each storage.
 
-Unpickling runs code named by the file, so the unpickler here resolves only
-the names a state dict needs (``collections.OrderedDict``, the tensor rebuild
-functions and the storage classes) and refuses every other one.  Tensors
-come back as NumPy arrays (a copy, C-contiguous, of the tensor's view of its
-storage: offset, shape and strides are honoured).
+Unpickling runs code named by the file, so the pickles are not given to
+:mod:`pickle`: a small interpreter here runs only the opcodes that build plain
+data (numbers, strings, tuples, lists, dicts), resolves only the names a state
+dict needs (``collections.OrderedDict``, the tensor rebuild functions and the
+storage classes) and refuses every other one.  Tensors come back as NumPy
+arrays (a copy, C-contiguous, of the tensor's view of its storage: offset,
+shape and strides are honoured).
+
+Files from strangers are hostile, so every size is checked against the file
+before anything is allocated:
+
+* a storage's declared element count times its item size must equal the size
+  of its bytes in the file (its zip record, read from the zip directory, or
+  its legacy ``[count][elements]`` block), which must lie inside the file;
+* a tensor's extent (offset plus the largest index its sizes and strides
+  reach) must lie inside its storage; negative strides are refused (torch has
+  none), zero strides (torch's ``expand``) are allowed;
+* everything the reader allocates -- decompressed zip members, the objects a
+  pickle builds, the arrays it returns -- is charged against one budget of
+  :data:`MAX_EXPANSION` times the file's size plus :data:`EXPANSION_SLACK`.
+  This is what bounds a zero-stride tensor that would expand a small storage
+  into a huge array, a zip bomb, and a zip whose members overlap;
+* zip members must be stored or deflated, unencrypted, lie inside the
+  archive and claim no more than deflate's largest ratio;
+* containers may nest at most :data:`MAX_DEPTH` deep.
+
+Every refusal is a :class:`CheckpointError` naming the tensor, storage or record.
 """
 
 from __future__ import annotations
 
 import collections
-import io
 import os
-import pickle
+import stat
+import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
-__all__ = ["CheckpointError", "load_state_dict"]
+__all__ = ["EXPANSION_SLACK", "MAX_DEPTH", "MAX_EXPANSION", "CheckpointError", "load_state_dict"]
 
 #: The magic number that opens a legacy checkpoint.
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 #: The only legacy protocol version there is.
 LEGACY_PROTOCOL = 1001
+
+#: What a checkpoint may make the reader allocate, as a multiple of the file's size (plus the slack below).
+#: A state dict costs about twice its file (the storages' bytes, then the arrays copied out of them); the
+#: rest leaves room for tied weights and small expanded (zero-stride) buffers.
+MAX_EXPANSION = 8
+#: Bytes allowed on top of ``MAX_EXPANSION`` times the file's size, so that tiny files still load.
+EXPANSION_SLACK = 16 << 20
+#: How deep containers may nest in a checkpoint (a state dict needs 2, a training checkpoint about 6).
+MAX_DEPTH = 100
+#: The most dimensions a tensor may have (NumPy's limit).
+MAX_NDIM = 64
+#: Memory one byte of pickle can make the interpreter hold at most (an empty dict from one opcode byte,
+#: with its slot on the stack, is about 90 bytes).
+PICKLE_BYTE_COST = 128
+#: Deflate cannot compress better than about 1032:1; a member claiming more is forged.
+MAX_DEFLATE_RATIO = 1032
+
+_INT64_LIMIT = 1 << 63
 
 #: torch storage class name -> NumPy element type (little-endian).
 STORAGE_DTYPES: dict[str, np.dtype] = {
@@ -55,6 +96,44 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
 
 class CheckpointError(ValueError):
     """The file is not a PyTorch checkpoint this reader understands."""
+
+
+def _show(value: Any) -> str:
+    """A short repr for messages (names from a file may be long)."""
+    if isinstance(value, str | bytes) and len(value) > 60:
+        return repr(value[:60]) + "..."
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"a {type(value).__name__}"
+
+
+class _Budget:
+    """The bytes a checkpoint may still make the reader allocate (see the module docstring)."""
+
+    def __init__(self, file_size: int) -> None:
+        self.file_size = file_size
+        self.left = MAX_EXPANSION * file_size + EXPANSION_SLACK
+
+    def charge(self, nbytes: int, what: str) -> None:
+        if nbytes > self.left:
+            raise CheckpointError(
+                f"{what} would take {nbytes} bytes, more than a {self.file_size}-byte checkpoint may yield "
+                f"({MAX_EXPANSION} times its size plus {EXPANSION_SLACK >> 20} MiB in all)"
+            )
+        self.left -= nbytes
+
+
+def _int64(value: Any, what: str, minimum: int = 0) -> int:
+    if type(value) is not int or not minimum <= value < _INT64_LIMIT:
+        raise CheckpointError(f"{what} is {_show(value)}, not an integer in [{minimum}, 2**63)")
+    return value
+
+
+def _key(value: Any, what: str) -> str:
+    if type(value) not in (str, int):
+        raise CheckpointError(f"{what} is {_show(value)}, not a string")
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -83,146 +162,483 @@ class _PendingTensor:
     """A tensor whose storage may not have been read yet."""
 
     storage: _Storage
-    offset: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]
+    offset: Any
+    shape: tuple[Any, ...]
+    strides: tuple[Any, ...]
 
-    def materialize(self) -> np.ndarray:
-        data = self.storage.data
-        if data is None:
-            raise CheckpointError(f"the bytes of storage {self.storage.key!r} are missing")
-        if any(n == 0 for n in self.shape):
-            return np.zeros(self.shape, data.dtype)
-        if any(s < 0 for s in self.strides):
-            raise CheckpointError(f"negative strides {list(self.strides)} are not supported")
-        start = self.offset
-        last = start + sum((n - 1) * s for n, s in zip(self.shape, self.strides))
-        if start < 0 or last >= data.size:
+    def materialize(self, name: str, budget: _Budget) -> np.ndarray:
+        what = f"tensor {name}"
+        storage = self.storage
+        shape, strides = self.shape, self.strides
+        if len(shape) != len(strides):
+            raise CheckpointError(f"{what} has {len(shape)} sizes but {len(strides)} strides")
+        if len(shape) > MAX_NDIM:
+            raise CheckpointError(f"{what} has {len(shape)} dimensions, more than {MAX_NDIM}")
+        offset = _int64(self.offset, f"the storage offset of {what}")
+        for n in shape:
+            _int64(n, f"a size of {what}")
+        for s in strides:
+            if type(s) is int and s < 0:
+                raise CheckpointError(f"{what} has negative strides {list(strides)} (torch has none)")
+            _int64(s, f"a stride of {what}")
+        numel = 1
+        for n in shape:
+            numel *= max(n, 1)
+        nbytes = numel * storage.dtype.itemsize
+        if nbytes >= _INT64_LIMIT:
+            raise CheckpointError(f"{what} of shape {list(shape)} has more than 2**63 bytes")
+        if 0 in shape:
+            return np.zeros(shape, storage.dtype)
+        last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
+        if last >= storage.numel:
             raise CheckpointError(
-                f"a tensor of shape {list(self.shape)} at offset {start} overruns its storage of {data.size} elements"
+                f"{what} of shape {list(shape)}, strides {list(strides)} at offset {offset} overruns "
+                f"its storage {storage.key!r} of {storage.numel} elements"
             )
+        data = storage.data
+        if data is None:
+            raise CheckpointError(f"the bytes of storage {storage.key!r} (of {what}) are missing")
+        budget.charge(nbytes, what)
+        dense = 1
+        contiguous = True
+        for n, s in zip(reversed(shape), reversed(strides)):
+            if n != 1 and s != dense:
+                contiguous = False
+                break
+            dense *= n
+        if contiguous:
+            return data[offset : offset + numel].reshape(shape).copy()
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
-            data[start:], shape=self.shape, strides=tuple(s * item for s in self.strides), writeable=False
+            data[offset:],
+            shape=shape,
+            strides=tuple(s * item if n > 1 else 0 for n, s in zip(shape, strides)),
+            writeable=False,
         )
         return np.array(view, order="C", copy=True)
 
 
-def _rebuild_tensor(storage: _Storage, offset: int, shape: Any, strides: Any, *_rest: Any) -> _PendingTensor:
+def _rebuild_tensor(*args: Any) -> _PendingTensor:
     """``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])``."""
+    if len(args) not in (6, 7):
+        raise CheckpointError(f"_rebuild_tensor_v2 takes 6 or 7 arguments, the checkpoint gives {len(args)}")
+    return _rebuild_tensor_v1(*args[:4])
+
+
+def _rebuild_tensor_v1(*args: Any) -> _PendingTensor:
+    """``torch._utils._rebuild_tensor(storage, offset, size, stride)``."""
+    if len(args) != 4:
+        raise CheckpointError(f"_rebuild_tensor takes 4 arguments, the checkpoint gives {len(args)}")
+    storage, offset, shape, strides = args
     if not isinstance(storage, _Storage):
         raise CheckpointError("a tensor is rebuilt from something that is not a storage")
-    return _PendingTensor(storage, int(offset), tuple(int(n) for n in shape), tuple(int(s) for s in strides))
+    if type(shape) is not tuple or type(strides) is not tuple:
+        raise CheckpointError(f"a tensor on storage {storage.key!r} has sizes or strides that are not tuples")
+    return _PendingTensor(storage, offset, shape, strides)
 
 
-def _rebuild_tensor_v1(storage: _Storage, offset: int, shape: Any, strides: Any) -> _PendingTensor:
-    """``torch._utils._rebuild_tensor(storage, offset, size, stride)``."""
-    return _rebuild_tensor(storage, offset, shape, strides)
-
-
-def _rebuild_parameter(data: Any, *_rest: Any) -> Any:
+def _rebuild_parameter(*args: Any) -> Any:
     """``torch._utils._rebuild_parameter(data, requires_grad, hooks)``: a parameter is its data."""
-    return data
+    if len(args) != 3 or not isinstance(args[0], _PendingTensor):
+        raise CheckpointError("_rebuild_parameter is not given a tensor and two arguments")
+    return args[0]
 
 
-_ALLOWED_FUNCTIONS = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+def _ordered_dict(*args: Any) -> collections.OrderedDict:
+    """``collections.OrderedDict()``: pickles fill it with SETITEMS afterwards."""
+    if args:
+        raise CheckpointError("OrderedDict is called with arguments (a pickled one has none)")
+    return collections.OrderedDict()
+
+
+_ALLOWED_FUNCTIONS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor_v1,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
+_CALLABLES = frozenset(_ALLOWED_FUNCTIONS.values())
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the names a state dict needs; storages come from persistent ids."""
+def _find_global(module: str, name: str) -> Any:
+    if (module, name) in _ALLOWED_FUNCTIONS:
+        return _ALLOWED_FUNCTIONS[(module, name)]
+    if module == "torch" and name in STORAGE_DTYPES:
+        return _StorageType(name)
+    raise CheckpointError(
+        f"refusing to unpickle {_show(module)[1:-1]}.{_show(name)[1:-1]}: only tensors and state dicts are read"
+    )
 
-    def __init__(self, file: IO[bytes], storages: dict[str, _Storage], load_bytes: Any = None) -> None:
-        super().__init__(file)
-        self.storages = storages
-        self.load_bytes = load_bytes  # zip format: key -> the storage's raw bytes
+
+# -- the pickle interpreter ---------------------------------------------------------------------------------------
+
+_U8 = struct.Struct("<B").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_F64 = struct.Struct(">d").unpack_from
+#: What a dict key may be: hashing it must be cheap and recursion-free.
+_KEY_TYPES = frozenset((str, int, bytes, float, bool, type(None)))
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _check_keys(keys: Any) -> None:
+    for k in keys:
+        if type(k) not in _KEY_TYPES:
+            raise CheckpointError(f"a dict key is {_show(k)} (only strings and numbers are read)")
+
+
+def _run_pickle(data: bytes, start: int, end: int, persistent_load: Callable[[Any], Any], what: str) -> tuple[Any, int]:
+    """Run the pickle at ``data[start:]`` (it must stop before ``end``): (its object, where it stops).
+
+    Only opcodes that build plain data run; memo indices go into a dict (a
+    huge index costs one entry, not a huge array), every length is checked
+    against the data, and nothing recurses.
+    """
+    stack: list[Any] = []
+    metastack: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    i = start
+    op = -1
+    try:
+        while True:
+            if i >= end:
+                raise _Truncated
+            op = data[i]
+            i += 1
+            if op == 0x72:  # LONG_BINPUT
+                memo[_U32(data, i)[0]] = stack[-1]
+                i += 4
+            elif op == 0x68:  # BINGET
+                stack.append(memo[data[i]])
+                i += 1
+            elif op == 0x4B:  # BININT1
+                stack.append(data[i])
+                i += 1
+            elif op == 0x58:  # BINUNICODE
+                n = _U32(data, i)[0]
+                i += 4
+                if i + n > end:
+                    raise _Truncated
+                stack.append(str(data[i : i + n], "utf-8", "surrogatepass"))
+                i += n
+            elif op == 0x28:  # MARK
+                metastack.append(stack)
+                stack = []
+            elif op == 0x74:  # TUPLE
+                items = tuple(stack)
+                stack = metastack.pop()
+                stack.append(items)
+            elif op == 0x52:  # REDUCE
+                args = stack.pop()
+                func = stack[-1]
+                if func not in _CALLABLES or type(args) is not tuple:
+                    raise CheckpointError(f"{what}: REDUCE at byte {i - 1} calls {_show(func)}, which is not allowed")
+                stack[-1] = func(*args)
+            elif op == 0x71:  # BINPUT
+                memo[data[i]] = stack[-1]
+                i += 1
+            elif op == 0x29:  # EMPTY_TUPLE
+                stack.append(())
+            elif op == 0x85:  # TUPLE1
+                stack[-1] = (stack[-1],)
+            elif op == 0x4D:  # BININT2
+                stack.append(_U16(data, i)[0])
+                i += 2
+            elif op == 0x4E:  # NONE
+                stack.append(None)
+            elif op == 0x51:  # BINPERSID
+                stack[-1] = persistent_load(stack[-1])
+            elif op == 0x89:  # NEWFALSE
+                stack.append(False)
+            elif op == 0x88:  # NEWTRUE
+                stack.append(True)
+            elif op == 0x7D:  # EMPTY_DICT
+                stack.append({})
+            elif op == 0x73:  # SETITEM
+                value = stack.pop()
+                key = stack.pop()
+                target = stack[-1]
+                if not isinstance(target, dict):
+                    raise CheckpointError(f"{what}: SETITEM at byte {i - 1} on {_show(target)}")
+                _check_keys((key,))
+                target[key] = value
+            elif op == 0x75:  # SETITEMS
+                items = stack
+                stack = metastack.pop()
+                target = stack[-1]
+                if not isinstance(target, dict) or len(items) % 2:
+                    raise CheckpointError(f"{what}: SETITEMS at byte {i - 1} on {_show(target)}")
+                keys = items[0::2]
+                _check_keys(keys)
+                target.update(zip(keys, items[1::2]))
+            elif op == 0x6A:  # LONG_BINGET
+                stack.append(memo[_U32(data, i)[0]])
+                i += 4
+            elif op == 0x4A:  # BININT
+                stack.append(_I32(data, i)[0])
+                i += 4
+            elif op == 0x86:  # TUPLE2
+                second = stack.pop()
+                stack[-1] = (stack[-1], second)
+            elif op == 0x87:  # TUPLE3
+                third = stack.pop()
+                second = stack.pop()
+                stack[-1] = (stack[-1], second, third)
+            elif op == 0x5D:  # EMPTY_LIST
+                stack.append([])
+            elif op == 0x61:  # APPEND
+                value = stack.pop()
+                target = stack[-1]
+                if type(target) is not list:
+                    raise CheckpointError(f"{what}: APPEND at byte {i - 1} on {_show(target)}")
+                target.append(value)
+            elif op == 0x65:  # APPENDS
+                items = stack
+                stack = metastack.pop()
+                target = stack[-1]
+                if type(target) is not list:
+                    raise CheckpointError(f"{what}: APPENDS at byte {i - 1} on {_show(target)}")
+                target.extend(items)
+            elif op == 0x6C:  # LIST
+                items = stack
+                stack = metastack.pop()
+                stack.append(items)
+            elif op == 0x64:  # DICT
+                items = stack
+                stack = metastack.pop()
+                if len(items) % 2:
+                    raise CheckpointError(f"{what}: DICT at byte {i - 1} has an odd number of items")
+                keys = items[0::2]
+                _check_keys(keys)
+                stack.append(dict(zip(keys, items[1::2])))
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                n = data[i]
+                i += 1
+                if i + n > end:
+                    raise _Truncated
+                stack.append(str(data[i : i + n], "utf-8", "surrogatepass"))
+                i += n
+            elif op in (0x55, 0x54, 0x43, 0x42, 0x8E, 0x8D):
+                # SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES, BINBYTES8, BINUNICODE8
+                width = {0x55: 1, 0x43: 1, 0x54: 4, 0x42: 4, 0x8E: 8, 0x8D: 8}[op]
+                n = data[i] if width == 1 else (_U32 if width == 4 else _U64)(data, i)[0]
+                i += width
+                if i + n > end:
+                    raise _Truncated
+                raw = bytes(data[i : i + n])
+                stack.append(raw if op in (0x43, 0x42, 0x8E) else raw.decode("utf-8", "surrogatepass"))
+                i += n
+            elif op in (0x8A, 0x8B):  # LONG1, LONG4
+                n = data[i] if op == 0x8A else _U32(data, i)[0]
+                i += 1 if op == 0x8A else 4
+                if i + n > end:
+                    raise _Truncated
+                stack.append(int.from_bytes(data[i : i + n], "little", signed=True))
+                i += n
+            elif op == 0x47:  # BINFLOAT
+                stack.append(_F64(data, i)[0])
+                i += 8
+            elif op == 0x63:  # GLOBAL: module\nname\n
+                j = data.index(b"\n", i, end)
+                k = data.index(b"\n", j + 1, end)
+                module, name = str(data[i:j], "utf-8"), str(data[j + 1 : k], "utf-8")
+                i = k + 1
+                stack.append(_find_global(module, name))
+            elif op == 0x93:  # STACK_GLOBAL
+                name = stack.pop()
+                module = stack.pop()
+                if type(module) is not str or type(name) is not str:
+                    raise CheckpointError(f"{what}: STACK_GLOBAL at byte {i - 1} is not given two strings")
+                stack.append(_find_global(module, name))
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif op == 0x62:  # BUILD: only the attributes of a dict (torch's ``_metadata``), which are dropped
+                stack.pop()
+                if not isinstance(stack[-1], dict):
+                    raise CheckpointError(f"{what}: BUILD at byte {i - 1} on {_show(stack[-1])}")
+            elif op == 0x30:  # POP
+                stack.pop()
+            elif op == 0x31:  # POP_MARK
+                stack = metastack.pop()
+            elif op == 0x32:  # DUP
+                stack.append(stack[-1])
+            elif op == 0x80:  # PROTO
+                if data[i] > 5:
+                    raise CheckpointError(f"{what}: unsupported pickle protocol {data[i]}")
+                i += 1
+            elif op == 0x95:  # FRAME: frames only group opcodes
+                i += 8
+            elif op == 0x2E:  # STOP
+                if metastack or len(stack) != 1:
+                    raise CheckpointError(
+                        f"{what}: the pickle stops with {len(stack)} objects and {len(metastack)} open marks"
+                    )
+                return stack[0], i
+            else:
+                raise CheckpointError(f"{what}: unsupported pickle opcode {bytes([op])!r} at byte {i - 1}")
+    except (_Truncated, struct.error):
+        if end < len(data):
+            raise CheckpointError(f"{what}: the pickle is longer than the allocation budget allows") from None
+        raise CheckpointError(f"{what}: the pickle ends before its STOP opcode (the file is truncated)") from None
+    except (IndexError, KeyError, ValueError, TypeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{what}: malformed pickle near byte {i} (opcode {bytes([op])!r})") from None
+
+
+def _check_depth(obj: Any, what: str) -> None:
+    """Refuse containers nested more than MAX_DEPTH deep (level by level: no recursion, shared ones seen once)."""
+    level, seen, depth = [obj], set(), 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise CheckpointError(f"{what} nests containers more than {MAX_DEPTH} deep")
+        deeper = []
+        for container in level:
+            children = container.values() if isinstance(container, dict) else container
+            for child in children:
+                if isinstance(child, dict | list | tuple) and id(child) not in seen:
+                    seen.add(id(child))
+                    deeper.append(child)
+        level = deeper
+
+
+class _Storages:
+    """The storages named by a pickle's persistent ids; ``load`` gives a new one its bytes (zip format)."""
+
+    def __init__(self, load: Callable[[_Storage], None] | None = None) -> None:
+        self.by_key: dict[str, _Storage] = {}
+        self.load = load
         self.views: list[tuple[_Storage, _Storage, int]] = []
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_FUNCTIONS:
-            return _ALLOWED_FUNCTIONS[(module, name)]
-        if module == "torch" and name in STORAGE_DTYPES:
-            return _StorageType(name)
-        raise CheckpointError(f"refusing to unpickle {module}.{name}: only tensors and state dicts are read")
-
-    def persistent_load(self, pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise CheckpointError(f"unknown persistent id {pid!r}")
+    def persistent_load(self, pid: Any) -> _Storage:
+        if type(pid) is not tuple or len(pid) not in (5, 6) or pid[0] != "storage":
+            raise CheckpointError(f"unknown persistent id ({_show(pid)})")
         storage_type, key, _location, numel = pid[1:5]
         if not isinstance(storage_type, _StorageType):
-            raise CheckpointError(f"unknown storage type {storage_type!r}")
-        key = str(key)
-        root = self.storages.get(key)
+            raise CheckpointError(f"unknown storage type {_show(storage_type)}")
+        key = _key(key, "a storage key")
+        numel = _int64(numel, f"the element count of storage {key!r}")
+        root = self.by_key.get(key)
         if root is None:
-            root = _Storage(key, storage_type.dtype, int(numel))
-            if self.load_bytes is not None:
-                raw = self.load_bytes(key)
-                root.data = np.frombuffer(raw, dtype=storage_type.dtype, count=int(numel))
-            self.storages[key] = root
+            root = self.by_key[key] = _Storage(key, storage_type.dtype, numel)
+            if self.load is not None:
+                self.load(root)
+        elif root.dtype != storage_type.dtype or root.numel != numel:
+            raise CheckpointError(
+                f"storage {key!r} is named as {root.numel} {root.dtype} and as {numel} {storage_type.dtype}"
+            )
         view_metadata = pid[5] if len(pid) > 5 else None
         if view_metadata is None:
             return root
         # A legacy view of part of a root storage: (view key, offset in elements, size).
-        view_key, view_offset, view_size = view_metadata
-        view = _Storage(str(view_key), root.dtype, int(view_size))
-        self.views.append((view, root, int(view_offset)))
+        if type(view_metadata) is not tuple or len(view_metadata) != 3:
+            raise CheckpointError(f"the view of storage {key!r} is {_show(view_metadata)}")
+        view_key = _key(view_metadata[0], f"the key of a view of storage {key!r}")
+        view_offset = _int64(view_metadata[1], f"the offset of view {view_key!r}")
+        view_size = _int64(view_metadata[2], f"the size of view {view_key!r}")
+        if view_offset + view_size > root.numel:
+            raise CheckpointError(
+                f"view {view_key!r} ({view_size} elements at {view_offset}) overruns storage {key!r} of {root.numel}"
+            )
+        view = _Storage(view_key, root.dtype, view_size)
+        self.views.append((view, root, view_offset))
         return view
 
 
-def _collect(obj: Any) -> Any:
-    """Replace every pending tensor in a (nested) container with its NumPy array."""
-    if isinstance(obj, _PendingTensor):
-        return obj.materialize()
-    if isinstance(obj, dict):
-        return type(obj)((k, _collect(v)) for k, v in obj.items())
-    if isinstance(obj, list | tuple):
-        return type(obj)(_collect(v) for v in obj)
+def _load_legacy(data: bytes, budget: _Budget) -> Any:
+    end = len(data)
+    pos = 0
+
+    def next_pickle(what: str, storages: _Storages | None = None) -> Any:
+        nonlocal pos
+
+        def no_storages(_pid: Any) -> Any:
+            raise CheckpointError(f"{what} names a storage")
+
+        # Bound the pickle's length so that the objects it can build stay within the budget.
+        window = min(end, pos + budget.left // PICKLE_BYTE_COST)
+        obj, stop = _run_pickle(data, pos, window, storages.persistent_load if storages else no_storages, what)
+        budget.charge((stop - pos) * PICKLE_BYTE_COST, what)
+        pos = stop
+        return obj
+
+    magic = next_pickle("the magic number")
+    if type(magic) is not int or magic != LEGACY_MAGIC:
+        raise CheckpointError("not a PyTorch checkpoint (bad magic number)")
+    protocol = next_pickle("the protocol version")
+    if type(protocol) is not int or protocol != LEGACY_PROTOCOL:
+        raise CheckpointError(f"unsupported legacy checkpoint protocol {_show(protocol)}")
+    sys_info = next_pickle("the system information")
+    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+        raise CheckpointError("only little-endian checkpoints are supported")
+    storages = _Storages()
+    obj = next_pickle("the checkpoint's object", storages)
+    keys = next_pickle("the storage key list")
+    if type(keys) is not list:
+        raise CheckpointError("the storage key list is missing")
+    filled = set()
+    for key in keys:
+        key = _key(key, "a listed storage key")
+        storage = storages.by_key.get(key)
+        if storage is None:
+            raise CheckpointError(f"storage {key!r} is listed but no tensor uses it")
+        if key in filled:
+            raise CheckpointError(f"storage {key!r} is listed twice")
+        filled.add(key)
+        if pos + 8 > end:
+            raise CheckpointError(f"the file ends before storage {key!r}")
+        (count,) = struct.unpack_from("<q", data, pos)
+        if count != storage.numel:
+            raise CheckpointError(
+                f"storage {key!r} holds {count} elements in the file but {storage.numel} in its pickle"
+            )
+        nbytes = count * storage.dtype.itemsize
+        if pos + 8 + nbytes > end:
+            raise CheckpointError(f"the file ends inside storage {key!r} ({nbytes} bytes at byte {pos + 8} of {end})")
+        storage.data = np.frombuffer(data, dtype=storage.dtype, count=count, offset=pos + 8)
+        pos += 8 + nbytes
+    for view, root, offset in storages.views:
+        if root.data is not None:
+            view.data = root.data[offset : offset + view.numel]
     return obj
 
 
-def _load_legacy(f: IO[bytes]) -> Any:
-    def small_pickle() -> Any:
-        return _RestrictedUnpickler(f, {}).load()
-
-    magic = small_pickle()
-    if magic != LEGACY_MAGIC:
-        raise CheckpointError("not a PyTorch checkpoint (bad magic number)")
-    protocol = small_pickle()
-    if protocol != LEGACY_PROTOCOL:
-        raise CheckpointError(f"unsupported legacy checkpoint protocol {protocol}")
-    sys_info = small_pickle()
-    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
-        raise CheckpointError("only little-endian checkpoints are supported")
-    storages: dict[str, _Storage] = {}
-    unpickler = _RestrictedUnpickler(f, storages)
-    obj = unpickler.load()
-    keys = _RestrictedUnpickler(f, {}).load()
-    if not isinstance(keys, list):
-        raise CheckpointError("the storage key list is missing")
-    for key in keys:
-        storage = storages.get(str(key))
-        if storage is None:
-            raise CheckpointError(f"storage {key!r} is listed but no tensor uses it")
-        count = np.frombuffer(f.read(8), dtype="<i8")
-        if count.size != 1:
-            raise CheckpointError(f"the file ends before storage {key!r}")
-        n = int(count[0])
-        raw = f.read(n * storage.dtype.itemsize)
-        if len(raw) != n * storage.dtype.itemsize:
-            raise CheckpointError(f"the file ends inside storage {key!r}")
-        storage.data = np.frombuffer(raw, dtype=storage.dtype)
-    for view, root, offset in unpickler.views:
-        if root.data is None:
-            raise CheckpointError(f"the bytes of storage {root.key!r} are missing")
-        view.data = root.data[offset : offset + view.numel]
-    return _collect(obj)
+def _read_member(archive: zipfile.ZipFile, name: str, archive_size: int, budget: _Budget, what: str) -> bytes:
+    """The bytes of one zip member, checked against the zip directory before anything is read."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise CheckpointError(f"the record {name!r} of {what} is missing from the archive") from None
+    record = f"record {name!r}"
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{record} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise CheckpointError(f"{record} uses compression method {info.compress_type} (only stored or deflated)")
+    if info.header_offset + info.compress_size > archive_size:
+        raise CheckpointError(
+            f"{record} claims {info.compress_size} bytes at byte {info.header_offset}, past the archive's end"
+        )
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise CheckpointError(f"{record} is stored but claims {info.file_size} bytes in {info.compress_size}")
+    if info.file_size > MAX_DEFLATE_RATIO * info.compress_size + 64:
+        raise CheckpointError(
+            f"{record} claims {info.file_size} bytes from {info.compress_size}, more than deflate can compress"
+        )
+    budget.charge(info.file_size, record)
+    with archive.open(info) as member:
+        raw = member.read(info.file_size)  # never more than the directory says
+    if len(raw) != info.file_size:
+        raise CheckpointError(f"{record} holds {len(raw)} bytes, not the {info.file_size} its directory entry says")
+    return raw
 
 
-def _load_zip(path: str | os.PathLike[str]) -> Any:
+def _load_zip(path: str | os.PathLike[str], archive_size: int, budget: _Budget) -> Any:
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
@@ -230,34 +646,64 @@ def _load_zip(path: str | os.PathLike[str]) -> Any:
             raise CheckpointError("a zip checkpoint must hold exactly one data.pkl")
         prefix = pkl[0][: -len("data.pkl")]
         byteorder = prefix + "byteorder"
-        if byteorder in names and archive.read(byteorder).strip() != b"little":
-            raise CheckpointError("only little-endian checkpoints are supported")
+        if byteorder in names:
+            if archive.getinfo(byteorder).file_size > 16:
+                raise CheckpointError(f"record {byteorder!r} is too long")
+            if _read_member(archive, byteorder, archive_size, budget, "the byte order").strip() != b"little":
+                raise CheckpointError("only little-endian checkpoints are supported")
 
-        def load_bytes(key: str) -> bytes:
-            return archive.read(f"{prefix}data/{key}")
+        def load(storage: _Storage) -> None:
+            name = f"{prefix}data/{storage.key}"
+            info = archive.getinfo(name) if name in names else None
+            nbytes = storage.numel * storage.dtype.itemsize
+            if info is not None and info.file_size != nbytes:
+                raise CheckpointError(
+                    f"storage {storage.key!r} declares {storage.numel} elements of {storage.dtype.itemsize} bytes "
+                    f"({nbytes} bytes) but its record {name!r} holds {info.file_size}"
+                )
+            raw = _read_member(archive, name, archive_size, budget, f"storage {storage.key!r}")
+            storage.data = np.frombuffer(raw, dtype=storage.dtype)
 
-        unpickler = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), {}, load_bytes)
-        return _collect(unpickler.load())
+        pkl_info = archive.getinfo(pkl[0])
+        budget.charge(pkl_info.file_size * PICKLE_BYTE_COST, f"the objects of record {pkl[0]!r}")
+        data = _read_member(archive, pkl[0], archive_size, budget, "the checkpoint's object")
+        obj, _stop = _run_pickle(data, 0, len(data), _Storages(load).persistent_load, f"record {pkl[0]!r}")
+        return obj
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """The tensors of a PyTorch state-dict checkpoint at ``path``, by name, as NumPy arrays.
 
     Raises :class:`CheckpointError` (a ``ValueError``) for a file that is not a
-    checkpoint of tensors, or that names anything beyond tensors and ordered dicts.
+    checkpoint of tensors, that names anything beyond tensors and ordered dicts,
+    whose sizes do not fit the file, or that would make the reader allocate more
+    than :data:`MAX_EXPANSION` times the file's size plus :data:`EXPANSION_SLACK`
+    (this bounds tensors with zero strides, which torch's ``expand`` makes: they
+    load as long as their arrays fit the budget).
     """
+    where = repr(os.fspath(path))
     try:
-        if zipfile.is_zipfile(path):
-            obj = _load_zip(path)
-        else:
-            with open(path, "rb") as f:
-                obj = _load_legacy(f)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{os.fspath(path)!r} is not a readable PyTorch checkpoint: {exc}") from exc
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
-        raise CheckpointError(f"{os.fspath(path)!r} does not hold a dict of tensors")
-    return {str(k): v for k, v in obj.items()}
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise CheckpointError(f"{where} is not a regular file")
+            budget = _Budget(info.st_size)
+            is_zip = zipfile.is_zipfile(f)
+            f.seek(0)
+            data = b"" if is_zip else f.read(info.st_size)
+        obj = _load_zip(path, info.st_size, budget) if is_zip else _load_legacy(data, budget)
+        _check_depth(obj, where)
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict):
+            raise CheckpointError(f"{where} does not hold a dict of tensors")
+        state = {}
+        for key, value in obj.items():
+            if not isinstance(value, _PendingTensor):
+                raise CheckpointError(f"{where} does not hold a dict of tensors (entry {_show(key)} is {_show(value)})")
+            state[str(key)] = value.materialize(_show(key), budget)
+        return state
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError) as exc:
+        raise CheckpointError(f"{where} is not a readable PyTorch checkpoint: {exc}") from None
