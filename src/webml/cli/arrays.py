@@ -11,6 +11,7 @@ the array called NAME in it, else its only array.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from typing import IO
 
@@ -111,7 +112,8 @@ def _read_npy(name: str, where: str, f: IO[bytes], size: int, dtype: np.dtype, s
             file_shape, fortran, file_dtype = fmt.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-    except (ValueError, EOFError, OSError) as exc:
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError, tokenize.TokenError) as exc:
+        # numpy parses the header dict with tokenize and ast: a garbled one fails with any of these
         raise CliError(f"input {name!r}: {where} is not a readable .npy file ({exc})") from None
     if file_dtype.hasobject or file_dtype.fields is not None or file_dtype.subdtype is not None:
         raise CliError(f"input {name!r}: {where} holds a {file_dtype} array, not one of numbers")

@@ -119,8 +119,15 @@ def _read_labels(path: str) -> list[str]:
 
 def _is_head(path: str) -> bool:
     """Whether ``--model`` names a classifier written by ``webml train`` (an .onnx file never is)."""
+    from webml.files import RefusedFileError, open_regular_file
     from webml.train.transfer import is_classifier_file
 
+    try:
+        open_regular_file(path).close()  # a FIFO named model.npz would block the reads below
+    except FileNotFoundError:
+        pass  # reported by whichever reader is used
+    except RefusedFileError as exc:
+        raise CliError(f"--model {exc}") from None
     if Path(path).suffix.lower() == ".onnx":
         return False
     if is_classifier_file(path):
