@@ -92,9 +92,17 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # one clear line for the user, whatever went wrong
         if os.environ.get("WEBML_DEBUG"):
             raise
-        message = str(exc) if isinstance(exc, CliError) else f"{type(exc).__name__}: {exc}"
-        print(f"webml: error: {message}", file=sys.stderr)
+        print(f"webml: error: {_message(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, (CliError, OSError, ValueError, TypeError)) else 1
+
+
+def _message(exc: Exception) -> str:
+    """What the user reads: errors that are written for users as they are, others with their type."""
+    from ..images import UnreadableImageError
+
+    if isinstance(exc, (CliError, UnreadableImageError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":

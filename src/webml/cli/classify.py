@@ -38,20 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
 
 
-def load_images(paths: list[str]) -> list:
-    """Open each path as an RGB PIL image, or raise a CliError naming the file."""
-    from PIL import Image, UnidentifiedImageError
+def check_images(paths: list[str]) -> None:
+    """Decode each image once, so that a bad one stops the command before any model is built.
 
-    images = []
+    The images are decoded again, one at a time, when they are classified:
+    holding them all would take up to ~200 MB each (see :mod:`webml.images`).
+    """
+    from webml.images import read_image
+
     for path in paths:
-        if not Path(path).is_file():
-            raise CliError(f"no such image file: {path!r}")
         try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise CliError(f"{path!r} is not a readable image ({exc})") from None
-    return images
+            read_image(path)
+        except FileNotFoundError:
+            raise CliError(f"no such image file: {path!r}") from None
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -76,7 +75,9 @@ def _batch_dimensions(path: str) -> dict[str, int]:
     }
 
 
-def _classify_onnx(args: argparse.Namespace, context, images: list) -> list[list[tuple[str, float]]]:
+def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
+    from webml.images import read_rgb_image
+
     graph = load_onnx_model(args.model, context, _batch_dimensions(args.model))
     if len(graph.input_descriptors) != 1 or len(graph.output_descriptors) < 1:
         raise CliError(
@@ -93,7 +94,7 @@ def _classify_onnx(args: argparse.Namespace, context, images: list) -> list[list
     out_name = next(iter(graph.output_descriptors))
     results = []
     for image in images:
-        x = (np.asarray(image.resize((width, height)), dtype=np.float64) - mean) / std
+        x = (np.asarray(read_rgb_image(image).resize((width, height)), dtype=np.float64) - mean) / std
         x = x.transpose(2, 0, 1) if nchw else x
         batch = np.broadcast_to(x.astype(np.float32), (shape[0], *x.shape)).copy()
         scores = context.compute(graph, {name: batch.astype(desc.data_type)})[out_name].reshape(shape[0], -1)[0]
@@ -118,8 +119,15 @@ def _read_labels(path: str) -> list[str]:
 
 def _is_head(path: str) -> bool:
     """Whether ``--model`` names a classifier written by ``webml train`` (an .onnx file never is)."""
+    from webml.files import RefusedFileError, open_regular_file
     from webml.train.transfer import is_classifier_file
 
+    try:
+        open_regular_file(path).close()  # a FIFO named model.npz would block the reads below
+    except FileNotFoundError:
+        pass  # reported by whichever reader is used
+    except RefusedFileError as exc:
+        raise CliError(f"--model {exc}") from None
     if Path(path).suffix.lower() == ".onnx":
         return False
     if is_classifier_file(path):
@@ -129,7 +137,7 @@ def _is_head(path: str) -> bool:
     return False
 
 
-def _classify_head(args: argparse.Namespace, context, images: list) -> list[list[tuple[str, float]]]:
+def _classify_head(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
     from webml.train.transfer import classify_with_head, load_classifier
 
     if args.labels:
@@ -151,15 +159,15 @@ def main(args: argparse.Namespace) -> int:
         raise CliError("--labels goes with --model")
     head = bool(args.model) and _is_head(args.model)
     paths = args.images or [str(efficientnet_lite.sample_image_path())]
-    images = load_images(paths)
+    check_images(paths)
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)
     if head:
-        results = _classify_head(args, context, images)
+        results = _classify_head(args, context, paths)
     elif args.model:
-        results = _classify_onnx(args, context, images)
+        results = _classify_onnx(args, context, paths)
     else:
-        results = efficientnet_lite.classify(context, images, top_k=args.top_k)
+        results = efficientnet_lite.classify(context, paths, top_k=args.top_k)
     elapsed = time.perf_counter() - start
     for path, top in zip(paths, results):
         if args.json:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +48,54 @@ def load_onnx_model(path: str, context: Any, free_dimensions: dict[str, int] | N
         return webml.onnx.load(path, context, free_dimensions=free_dimensions)
     except webml.onnx.OnnxImportError as exc:
         raise CliError(str(exc)) from None
+
+
+def check_output_file(path: str, option: str, suffix: str) -> Path:
+    """``path`` as a file the command may write (checked before any work), or a CliError saying why not."""
+    p = Path(path)
+    if p.suffix.lower() != suffix:
+        raise CliError(f"{option} {path!r}: the file name must end in {suffix}")
+    if p.is_dir():
+        raise CliError(f"{option} {path!r} is a folder; name the file to write (e.g. {str(p / ('model' + suffix))!r})")
+    if p.exists() and not p.is_file():
+        raise CliError(f"{option} {path!r} exists and is not a regular file")
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise CliError(f"{option} {path!r}: the folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{option} {path!r}: the folder {str(parent)!r} is not writable")
+    return p
+
+
+def check_output_dir(path: str, option: str) -> Path:
+    """``path`` as a folder the command may write into (made when it writes), or a CliError saying why not."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"{option} {path!r} exists and is not a folder")
+    existing = p.resolve()
+    while not existing.exists():  # the folders to make go under the nearest one that exists
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise CliError(f"{option} {path!r}: {str(existing)!r} is not a writable folder")
+    return p
+
+
+def write_files_atomically(writes: dict[Path, Callable[[str], None]]) -> None:
+    """Call ``write(temp_path)`` for each target into a new file beside it, then move them all in place.
+
+    A failure while writing leaves every target as it was, and no temporary file behind.
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for target, write in writes.items():
+            temp = str(target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for open()
+            temps.append((temp, target))
+            write(temp)
+        for temp, target in temps:
+            os.replace(temp, target)
+    except BaseException:
+        for temp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+        raise

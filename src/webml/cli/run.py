@@ -1,4 +1,11 @@
-"""``webml run MODEL.onnx --input NAME=FILE.npy ...``: run any ONNX model through webml."""
+"""``webml run MODEL.onnx --input NAME=FILE.npy ...``: run any ONNX model through webml.
+
+With ``--output-dir``, each output is saved as ``NAME.npy`` with NAME made
+a safe file name (letters, digits, ``-``, ``_``, ``.``); names that would
+collide (``a/b`` and ``a_b``, or ``Y`` and ``y`` on a case-insensitive
+disk) get ``-2``, ``-3``, ... in graph order, and every renamed output is
+printed.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from . import CliError
-from .common import load_onnx_model, parse_assignments
+from .arrays import INPUT_HELP, read_input_array
+from .common import check_output_dir, load_onnx_model, parse_assignments, write_files_atomically
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the ONNX model")
-    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy", help="an input (repeatable)")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy", help=INPUT_HELP)
     p.add_argument(
         "--free-dim", action="append", default=[], metavar="NAME=SIZE", help="fix a dynamic dimension (repeatable)"
     )
-    p.add_argument("--output-dir", "-o", help="save each output as NAME.npy there")
-
-
-def _load_npy(name: str, path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise CliError(f"input {name!r}: no such file {path!r}") from None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"input {name!r}: {path!r} is not a readable .npy file ({exc})") from None
+    p.add_argument(
+        "--output-dir",
+        "-o",
+        help="save each output as NAME.npy there (NAME made a safe, unique file name; renamings are printed)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,26 +45,36 @@ def main(args: argparse.Namespace) -> int:
     if unknown or missing:
         parts = [f"unknown input(s) {unknown}" if unknown else "", f"missing input(s) {missing}" if missing else ""]
         raise CliError("; ".join(p for p in parts if p) + f" (the model's inputs: {_describe(expected)})")
+    out_dir = check_output_dir(args.output_dir, "--output-dir") if args.output_dir else None
     feeds = {}
-    for name, path in files.items():
-        array = _load_npy(name, path)
+    for name, value in files.items():
         desc = expected[name]
-        if array.dtype != np.dtype(webml.dtypes.numpy_dtype(desc.data_type)):
-            raise CliError(f"input {name!r} has dtype {array.dtype}, the model expects {desc.data_type}")
-        if tuple(array.shape) != desc.shape:
-            raise CliError(f"input {name!r} has shape {list(array.shape)}, the model expects {list(desc.shape)}")
-        feeds[name] = array
+        dtype = np.dtype(webml.dtypes.numpy_dtype(desc.data_type))
+        feeds[name] = read_input_array(name, value, dtype, tuple(desc.shape))
     outputs = context.compute(graph, feeds)
-    out_dir = Path(args.output_dir) if args.output_dir else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
     for name, array in outputs.items():
         print(_summary(name, array))
-        if out_dir is not None:
-            np.save(out_dir / f"{_safe(name)}.npy", array)
     if out_dir is not None:
-        print(f"saved {len(outputs)} output(s) in {out_dir}")
+        _save_outputs(out_dir, outputs)
     return 0
+
+
+def _save_outputs(out_dir: Path, outputs: dict[str, np.ndarray]) -> None:
+    file_names = output_file_names(list(outputs))
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def writer(array: np.ndarray):
+        def write(temp: str) -> None:
+            with open(temp, "wb") as f:  # np.save would append ".npy" to the temporary name
+                np.save(f, array, allow_pickle=False)
+
+        return write
+
+    write_files_atomically({out_dir / file_names[n]: writer(a) for n, a in outputs.items()})
+    for name, file_name in file_names.items():
+        if file_name != f"{name}.npy":
+            print(f"output {name!r} saved as {file_name}")
+    print(f"saved {len(outputs)} output(s) in {out_dir}")
 
 
 def _summary(name: str, a: np.ndarray) -> str:
@@ -79,8 +92,28 @@ def _describe(descs: dict) -> str:
     return ", ".join(f"{n} {d}" for n, d in descs.items())
 
 
+_MAX_STEM = 100  # characters of a file name kept from an output name
+
+
+def output_file_names(names: list[str]) -> dict[str, str]:
+    """A distinct, safe ``.npy`` file name for each output name (see the module's notes)."""
+    stems = {n: _safe(n) for n in names}
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    # Names that are file names already keep them; the others take what is left.
+    for n in sorted(names, key=lambda n: stems[n] != n):
+        stem, k = stems[n], 1
+        while (f"{stem}-{k}" if k > 1 else stem).casefold() in taken:
+            k += 1
+        stem = f"{stem}-{k}" if k > 1 else stem
+        taken.add(stem.casefold())
+        out[n] = f"{stem}.npy"
+    return {n: out[n] for n in names}
+
+
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "output"
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name[:_MAX_STEM])
+    return ("_" + safe[1:] if safe.startswith(".") else safe) or "output"
 
 
 def _positive_int(name: str, value: str) -> int:

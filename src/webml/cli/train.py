@@ -6,7 +6,10 @@ stratified train/validation split, prints progress (stderr) and the
 validation accuracy (stdout), and writes the classifier to MODEL.npz, which
 ``webml classify --model MODEL.npz IMAGE ...`` uses.  Unreadable images are
 all listed and training stops, unless ``--skip-unreadable`` is given (then
-they are left out with a warning).  Embeddings are cached on disk (see
+they are left out with a warning).  Only regular files are read, and
+images whose declared size is over :data:`webml.images.MAX_IMAGE_PIXELS`
+(decompression bombs) count as unreadable.  MODEL.npz is checked before
+any work and written whole or not at all.  Embeddings are cached on disk (see
 ``--cache-dir``), so retraining on the same images is fast.
 """
 
@@ -19,11 +22,14 @@ import time
 from pathlib import Path
 
 from . import CliError
+from .common import check_output_file, write_files_atomically
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR", help="a folder with one sub-folder of images per class")
-    p.add_argument("--output", "-o", required=True, metavar="MODEL_FILE", help="where to write the classifier (.npz)")
+    p.add_argument(
+        "--output", "-o", required=True, metavar="MODEL.npz", help="the classifier file to write (checked first)"
+    )
     p.add_argument("--epochs", type=int, default=50, help="passes over the training images (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="images per training step (default: %(default)s)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
@@ -72,9 +78,7 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError("--base-output goes with --base-model")
     if args.base_model and not Path(args.base_model).is_file():
         raise CliError(f"no such base model file: {args.base_model!r}")
-    parent = Path(args.output).resolve().parent
-    if not parent.is_dir():
-        raise CliError(f"--output {args.output!r}: the folder {str(parent)!r} does not exist")
+    check_output_file(args.output, "--output", ".npz")  # before any image is embedded
 
 
 def main(args: argparse.Namespace) -> int:
@@ -111,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except webml.onnx.OnnxImportError as exc:
         raise CliError(str(exc)) from None
-    result.classifier.save(args.output)
+    write_files_atomically({Path(args.output): result.classifier.save})
     classes = result.classifier.class_names
     if result.validation_accuracy is None:
         print(f"validation accuracy: - (no validation images; --validation-split {args.validation_split})")

@@ -38,6 +38,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..api.context import MLContext
+from ..images import UnreadableImageError, read_rgb_image
 from .image_folder import UnreadableImagesError
 
 __all__ = [
@@ -79,18 +80,11 @@ class FeatureExtractor(Protocol):
 
 
 def read_image(image: Any) -> Any:
-    """A decoded RGB PIL image from a PIL image or a path; ``ValueError``/``OSError`` if unreadable."""
-    from PIL import Image, UnidentifiedImageError
+    """A decoded RGB PIL image from a PIL image or a path; ``ValueError``/``OSError`` if unreadable.
 
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    try:
-        with Image.open(image) as opened:
-            return opened.convert("RGB")  # decodes the whole image
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file {os.fspath(image)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    Files are read by :func:`webml.images.read_rgb_image` (regular files, bounded sizes).
+    """
+    return read_rgb_image(image)
 
 
 def _normalize(pixels: np.ndarray, normalize: str) -> np.ndarray:
@@ -429,6 +423,8 @@ def compute_embeddings(
     for i in todo:  # decode the new files first, so that bad ones are reported before the long part
         try:
             read_image(paths[i])
+        except UnreadableImageError as exc:
+            bad.append((paths[i], exc.reason))
         except (OSError, ValueError) as exc:
             bad.append((paths[i], str(exc)))
         else:

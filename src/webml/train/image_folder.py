@@ -11,8 +11,10 @@ and names starting with a dot, are ignored and listed in ``ignored``).
 Everything wrong with the layout is a :class:`DatasetError` with one
 message that names the folders concerned.  Whether each image can be
 decoded is checked later, when it is read (see
-:func:`webml.train.embeddings.compute_embeddings`), and reported for all
-files at once as an :class:`UnreadableImagesError`.
+:func:`webml.train.embeddings.compute_embeddings`, which reads through
+:func:`webml.images.read_image`: regular files only, bounded sizes), and
+reported for all files at once as an :class:`UnreadableImagesError`; a
+FIFO or a folder named ``x.png`` is listed here and reported there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images import IMAGE_EXTENSIONS
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DatasetError",
@@ -32,9 +36,6 @@ __all__ = [
     "load_image_folder",
     "stratified_split",
 ]
-
-#: File extensions (lower case) taken as images; everything else is ignored.
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class DatasetError(ValueError):

@@ -267,19 +267,14 @@ ImageLike = Any  # a PIL image or the path of an image file
 
 
 def _open_image(image: ImageLike) -> Image:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from ..images import read_image
 
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, str | os.PathLike):
-        try:
-            with Image.open(image) as opened:
-                opened.load()
-                return opened.copy()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image file {os.fspath(image)!r} does not exist") from None
-        except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"image file {os.fspath(image)!r} is not a readable image: {exc}") from None
+        return read_image(image)  # bounded, and a clear error naming the file
     raise TypeError(f"images: expected PIL images or file paths, got {type(image).__name__}")
 
 
