@@ -54,6 +54,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from .data_pickle import PickleDataError, check_depth, run_pickle
+from .data_pickle import show as _show
+
 __all__ = ["EXPANSION_SLACK", "MAX_DEPTH", "MAX_EXPANSION", "CheckpointError", "load_state_dict"]
 
 #: The magic number that opens a legacy checkpoint.
@@ -94,18 +97,8 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PickleDataError):
     """The file is not a PyTorch checkpoint this reader understands."""
-
-
-def _show(value: Any) -> str:
-    """A short repr for messages (names from a file may be long)."""
-    if isinstance(value, str | bytes) and len(value) > 60:
-        return repr(value[:60]) + "..."
-    if isinstance(value, str | bytes | int | float | bool) or value is None:
-        text = repr(value)
-        return text if len(text) <= 80 else text[:77] + "..."
-    return f"a {type(value).__name__}"
 
 
 class _Budget:
@@ -270,244 +263,6 @@ def _find_global(module: str, name: str) -> Any:
     )
 
 
-# -- the pickle interpreter ---------------------------------------------------------------------------------------
-
-_U8 = struct.Struct("<B").unpack_from
-_U16 = struct.Struct("<H").unpack_from
-_U32 = struct.Struct("<I").unpack_from
-_I32 = struct.Struct("<i").unpack_from
-_U64 = struct.Struct("<Q").unpack_from
-_F64 = struct.Struct(">d").unpack_from
-#: What a dict key may be: hashing it must be cheap and recursion-free.
-_KEY_TYPES = frozenset((str, int, bytes, float, bool, type(None)))
-
-
-class _Truncated(Exception):
-    pass
-
-
-def _check_keys(keys: Any) -> None:
-    for k in keys:
-        if type(k) not in _KEY_TYPES:
-            raise CheckpointError(f"a dict key is {_show(k)} (only strings and numbers are read)")
-
-
-def _run_pickle(data: bytes, start: int, end: int, persistent_load: Callable[[Any], Any], what: str) -> tuple[Any, int]:
-    """Run the pickle at ``data[start:]`` (it must stop before ``end``): (its object, where it stops).
-
-    Only opcodes that build plain data run; memo indices go into a dict (a
-    huge index costs one entry, not a huge array), every length is checked
-    against the data, and nothing recurses.
-    """
-    stack: list[Any] = []
-    metastack: list[list[Any]] = []
-    memo: dict[int, Any] = {}
-    i = start
-    op = -1
-    try:
-        while True:
-            if i >= end:
-                raise _Truncated
-            op = data[i]
-            i += 1
-            if op == 0x72:  # LONG_BINPUT
-                memo[_U32(data, i)[0]] = stack[-1]
-                i += 4
-            elif op == 0x68:  # BINGET
-                stack.append(memo[data[i]])
-                i += 1
-            elif op == 0x4B:  # BININT1
-                stack.append(data[i])
-                i += 1
-            elif op == 0x58:  # BINUNICODE
-                n = _U32(data, i)[0]
-                i += 4
-                if i + n > end:
-                    raise _Truncated
-                stack.append(str(data[i : i + n], "utf-8", "surrogatepass"))
-                i += n
-            elif op == 0x28:  # MARK
-                metastack.append(stack)
-                stack = []
-            elif op == 0x74:  # TUPLE
-                items = tuple(stack)
-                stack = metastack.pop()
-                stack.append(items)
-            elif op == 0x52:  # REDUCE
-                args = stack.pop()
-                func = stack[-1]
-                if func not in _CALLABLES or type(args) is not tuple:
-                    raise CheckpointError(f"{what}: REDUCE at byte {i - 1} calls {_show(func)}, which is not allowed")
-                stack[-1] = func(*args)
-            elif op == 0x71:  # BINPUT
-                memo[data[i]] = stack[-1]
-                i += 1
-            elif op == 0x29:  # EMPTY_TUPLE
-                stack.append(())
-            elif op == 0x85:  # TUPLE1
-                stack[-1] = (stack[-1],)
-            elif op == 0x4D:  # BININT2
-                stack.append(_U16(data, i)[0])
-                i += 2
-            elif op == 0x4E:  # NONE
-                stack.append(None)
-            elif op == 0x51:  # BINPERSID
-                stack[-1] = persistent_load(stack[-1])
-            elif op == 0x89:  # NEWFALSE
-                stack.append(False)
-            elif op == 0x88:  # NEWTRUE
-                stack.append(True)
-            elif op == 0x7D:  # EMPTY_DICT
-                stack.append({})
-            elif op == 0x73:  # SETITEM
-                value = stack.pop()
-                key = stack.pop()
-                target = stack[-1]
-                if not isinstance(target, dict):
-                    raise CheckpointError(f"{what}: SETITEM at byte {i - 1} on {_show(target)}")
-                _check_keys((key,))
-                target[key] = value
-            elif op == 0x75:  # SETITEMS
-                items = stack
-                stack = metastack.pop()
-                target = stack[-1]
-                if not isinstance(target, dict) or len(items) % 2:
-                    raise CheckpointError(f"{what}: SETITEMS at byte {i - 1} on {_show(target)}")
-                keys = items[0::2]
-                _check_keys(keys)
-                target.update(zip(keys, items[1::2]))
-            elif op == 0x6A:  # LONG_BINGET
-                stack.append(memo[_U32(data, i)[0]])
-                i += 4
-            elif op == 0x4A:  # BININT
-                stack.append(_I32(data, i)[0])
-                i += 4
-            elif op == 0x86:  # TUPLE2
-                second = stack.pop()
-                stack[-1] = (stack[-1], second)
-            elif op == 0x87:  # TUPLE3
-                third = stack.pop()
-                second = stack.pop()
-                stack[-1] = (stack[-1], second, third)
-            elif op == 0x5D:  # EMPTY_LIST
-                stack.append([])
-            elif op == 0x61:  # APPEND
-                value = stack.pop()
-                target = stack[-1]
-                if type(target) is not list:
-                    raise CheckpointError(f"{what}: APPEND at byte {i - 1} on {_show(target)}")
-                target.append(value)
-            elif op == 0x65:  # APPENDS
-                items = stack
-                stack = metastack.pop()
-                target = stack[-1]
-                if type(target) is not list:
-                    raise CheckpointError(f"{what}: APPENDS at byte {i - 1} on {_show(target)}")
-                target.extend(items)
-            elif op == 0x6C:  # LIST
-                items = stack
-                stack = metastack.pop()
-                stack.append(items)
-            elif op == 0x64:  # DICT
-                items = stack
-                stack = metastack.pop()
-                if len(items) % 2:
-                    raise CheckpointError(f"{what}: DICT at byte {i - 1} has an odd number of items")
-                keys = items[0::2]
-                _check_keys(keys)
-                stack.append(dict(zip(keys, items[1::2])))
-            elif op == 0x8C:  # SHORT_BINUNICODE
-                n = data[i]
-                i += 1
-                if i + n > end:
-                    raise _Truncated
-                stack.append(str(data[i : i + n], "utf-8", "surrogatepass"))
-                i += n
-            elif op in (0x55, 0x54, 0x43, 0x42, 0x8E, 0x8D):
-                # SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES, BINBYTES8, BINUNICODE8
-                width = {0x55: 1, 0x43: 1, 0x54: 4, 0x42: 4, 0x8E: 8, 0x8D: 8}[op]
-                n = data[i] if width == 1 else (_U32 if width == 4 else _U64)(data, i)[0]
-                i += width
-                if i + n > end:
-                    raise _Truncated
-                raw = bytes(data[i : i + n])
-                stack.append(raw if op in (0x43, 0x42, 0x8E) else raw.decode("utf-8", "surrogatepass"))
-                i += n
-            elif op in (0x8A, 0x8B):  # LONG1, LONG4
-                n = data[i] if op == 0x8A else _U32(data, i)[0]
-                i += 1 if op == 0x8A else 4
-                if i + n > end:
-                    raise _Truncated
-                stack.append(int.from_bytes(data[i : i + n], "little", signed=True))
-                i += n
-            elif op == 0x47:  # BINFLOAT
-                stack.append(_F64(data, i)[0])
-                i += 8
-            elif op == 0x63:  # GLOBAL: module\nname\n
-                j = data.index(b"\n", i, end)
-                k = data.index(b"\n", j + 1, end)
-                module, name = str(data[i:j], "utf-8"), str(data[j + 1 : k], "utf-8")
-                i = k + 1
-                stack.append(_find_global(module, name))
-            elif op == 0x93:  # STACK_GLOBAL
-                name = stack.pop()
-                module = stack.pop()
-                if type(module) is not str or type(name) is not str:
-                    raise CheckpointError(f"{what}: STACK_GLOBAL at byte {i - 1} is not given two strings")
-                stack.append(_find_global(module, name))
-            elif op == 0x94:  # MEMOIZE
-                memo[len(memo)] = stack[-1]
-            elif op == 0x62:  # BUILD: only the attributes of a dict (torch's ``_metadata``), which are dropped
-                stack.pop()
-                if not isinstance(stack[-1], dict):
-                    raise CheckpointError(f"{what}: BUILD at byte {i - 1} on {_show(stack[-1])}")
-            elif op == 0x30:  # POP
-                stack.pop()
-            elif op == 0x31:  # POP_MARK
-                stack = metastack.pop()
-            elif op == 0x32:  # DUP
-                stack.append(stack[-1])
-            elif op == 0x80:  # PROTO
-                if data[i] > 5:
-                    raise CheckpointError(f"{what}: unsupported pickle protocol {data[i]}")
-                i += 1
-            elif op == 0x95:  # FRAME: frames only group opcodes
-                i += 8
-            elif op == 0x2E:  # STOP
-                if metastack or len(stack) != 1:
-                    raise CheckpointError(
-                        f"{what}: the pickle stops with {len(stack)} objects and {len(metastack)} open marks"
-                    )
-                return stack[0], i
-            else:
-                raise CheckpointError(f"{what}: unsupported pickle opcode {bytes([op])!r} at byte {i - 1}")
-    except (_Truncated, struct.error):
-        if end < len(data):
-            raise CheckpointError(f"{what}: the pickle is longer than the allocation budget allows") from None
-        raise CheckpointError(f"{what}: the pickle ends before its STOP opcode (the file is truncated)") from None
-    except (IndexError, KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{what}: malformed pickle near byte {i} (opcode {bytes([op])!r})") from None
-
-
-def _check_depth(obj: Any, what: str) -> None:
-    """Refuse containers nested more than MAX_DEPTH deep (level by level: no recursion, shared ones seen once)."""
-    level, seen, depth = [obj], set(), 0
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise CheckpointError(f"{what} nests containers more than {MAX_DEPTH} deep")
-        deeper = []
-        for container in level:
-            children = container.values() if isinstance(container, dict) else container
-            for child in children:
-                if isinstance(child, dict | list | tuple) and id(child) not in seen:
-                    seen.add(id(child))
-                    deeper.append(child)
-        level = deeper
-
-
 class _Storages:
     """The storages named by a pickle's persistent ids; ``load`` gives a new one its bytes (zip format)."""
 
@@ -563,7 +318,9 @@ def _load_legacy(data: bytes, budget: _Budget) -> Any:
 
         # Bound the pickle's length so that the objects it can build stay within the budget.
         window = min(end, pos + budget.left // PICKLE_BYTE_COST)
-        obj, stop = _run_pickle(data, pos, window, storages.persistent_load if storages else no_storages, what)
+        obj, stop = run_pickle(
+            data, pos, window, _find_global, _CALLABLES, storages.persistent_load if storages else no_storages, what
+        )
         budget.charge((stop - pos) * PICKLE_BYTE_COST, what)
         pos = stop
         return obj
@@ -667,7 +424,9 @@ def _load_zip(path: str | os.PathLike[str], archive_size: int, budget: _Budget) 
         pkl_info = archive.getinfo(pkl[0])
         budget.charge(pkl_info.file_size * PICKLE_BYTE_COST, f"the objects of record {pkl[0]!r}")
         data = _read_member(archive, pkl[0], archive_size, budget, "the checkpoint's object")
-        obj, _stop = _run_pickle(data, 0, len(data), _Storages(load).persistent_load, f"record {pkl[0]!r}")
+        obj, _stop = run_pickle(
+            data, 0, len(data), _find_global, _CALLABLES, _Storages(load).persistent_load, f"record {pkl[0]!r}"
+        )
         return obj
 
 
@@ -692,7 +451,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             f.seek(0)
             data = b"" if is_zip else f.read(info.st_size)
         obj = _load_zip(path, info.st_size, budget) if is_zip else _load_legacy(data, budget)
-        _check_depth(obj, where)
+        check_depth(obj, where, MAX_DEPTH)
         if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
             obj = obj["state_dict"]
         if not isinstance(obj, dict):
@@ -703,7 +462,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 raise CheckpointError(f"{where} does not hold a dict of tensors (entry {_show(key)} is {_show(value)})")
             state[str(key)] = value.materialize(_show(key), budget)
         return state
-    except CheckpointError as exc:
+    except PickleDataError as exc:  # CheckpointError included
         raise CheckpointError(f"{where}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError) as exc:
         raise CheckpointError(f"{where} is not a readable PyTorch checkpoint: {exc}") from None
