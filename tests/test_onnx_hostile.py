@@ -28,10 +28,15 @@ def model(nodes, inputs, outputs, initializers=(), opset=18, extra_opsets=()):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset), *extra_opsets])
 
 
-def _child(data, conn):
+def _child(data, conn, compute=None, backend="reference"):
     resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
     try:
-        wo.load(data, webml.ml.create_context(backend="reference"))
+        context = webml.ml.create_context(backend=backend)
+        graph = wo.load(data, context)
+        if compute is not None:
+            context.compute(graph, compute)
+            conn.send(("computed", ""))
+            return
         conn.send(("loaded", ""))
     except wo.OnnxImportError as exc:
         conn.send(("OnnxImportError", str(exc)))
@@ -39,11 +44,12 @@ def _child(data, conn):
         conn.send((type(exc).__name__, str(exc)))
 
 
-def load_in_child(m: onnx.ModelProto) -> tuple[str, str]:
-    """(outcome, message) of loading ``m`` in a child process limited to 3 GiB of address space."""
+def load_in_child(m: onnx.ModelProto, compute=None, backend="reference") -> tuple[str, str]:
+    """(outcome, message) of loading ``m`` (and computing it on ``compute``) in a child process
+    limited to 3 GiB of address space."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    p = ctx.Process(target=_child, args=(m.SerializeToString(), child))
+    p = ctx.Process(target=_child, args=(m.SerializeToString(), child, compute, backend))
     p.start()
     ok = parent.poll(120)
     result = parent.recv() if ok else ("hang", "")
@@ -115,6 +121,27 @@ def test_split_with_a_huge_num_outputs():
     )
     outcome, message = load_in_child(m)
     assert outcome == "OnnxImportError" and "num_outputs" in message and "Split node" in message
+
+
+@pytest.mark.parametrize("op", ["DepthToSpace", "SpaceToDepth"])
+def test_a_zero_blocksize_is_refused(op):
+    m = model([helper.make_node(op, ["x"], ["y"], blocksize=0)], [tensor("x", [1, 8, 2, 2])], [tensor("y", None)])
+    outcome, message = load_in_child(m)
+    assert outcome == "OnnxImportError" and "blocksize=0 must be a positive integer" in message, (outcome, message)
+
+
+@pytest.mark.parametrize("backend", ["reference", "onnxruntime"])
+def test_a_huge_pooling_window_loads_and_computes_in_bounded_memory(backend):
+    # Found by the fuzzer: kernel_shape [2**31, 2] with SAME padding on a 32x32 input made both backends
+    # allocate (a list of every tap; 24 GB on onnxruntime) or loop over every tap.
+    m = model(
+        [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2**31, 2], auto_pad="SAME_LOWER")],
+        [tensor("x", [1, 3, 32, 32])],
+        [tensor("y", [1, 3, 32, 32])],
+    )
+    x = np.random.default_rng(0).normal(size=(1, 3, 32, 32)).astype(np.float32)
+    outcome, message = load_in_child(m, compute={"x": x}, backend=backend)
+    assert outcome == "computed", (outcome, message)
 
 
 # -- schema checks (the internal exceptions) ------------------------------------------------------------

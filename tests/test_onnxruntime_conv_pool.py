@@ -138,3 +138,33 @@ def test_max_pool2d_integers(contexts, data_type, geometry):
     x = RNG.integers(info.min, info.max, size=(2, 3, 7, 6), dtype=np.dtype(data_type), endpoint=True)
     x.ravel()[:4] = [info.min, info.max, info.min + 1, info.max - 1]
     compare(contexts, "max_pool2d", data_type, {"x": x}, exact=True, **POOL_GEOMETRIES[geometry])
+
+
+WIDE_POOLS = [("max_pool2d", t) for t in ("float32", "float16", "int8", "uint8", "int32", "uint32", "int64", "uint64")]
+WIDE_POOLS += [(op, t) for op in ("average_pool2d", "l2_pool2d") for t in ("float32", "float16")]
+
+
+@pytest.mark.parametrize(("method", "data_type"), WIDE_POOLS)
+@pytest.mark.parametrize("rounding", ["floor", "ceil"])
+def test_pools_with_windows_wider_than_the_input(contexts, method, data_type, rounding):
+    # Windows wider than the input are pooled over their taps inside it (ceil rounding adds windows wholly
+    # in the padding): the same values as the reference.
+    dtype = np.dtype(data_type)
+    x = RNG.integers(-60, 60, size=(1, 2, 5, 4)) if dtype.kind in "iu" else RNG.normal(size=(1, 2, 5, 4)) * 10
+    x = np.abs(x).astype(dtype) if dtype.kind == "u" else x.astype(dtype)
+    options = dict(
+        window_dimensions=[7, 3], padding=[3, 4, 1, 2], strides=[2, 3], dilations=[1, 2], output_shape_rounding=rounding
+    )
+    ref, ort = (run(c, method, data_type, {"x": x}, **options) for c in contexts)
+    tolerance = 1e-2 if data_type == "float16" else 1e-5
+    np.testing.assert_allclose(ort.astype(np.float64), ref.astype(np.float64), rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("method", ["average_pool2d", "max_pool2d", "l2_pool2d"])
+def test_a_huge_window_costs_no_more_than_the_input(contexts, method):
+    # A 2**31-tall window (from a hostile ONNX file, say) must neither list its taps nor loop over them.
+    x = RNG.normal(size=(1, 3, 8, 8)).astype(np.float32)
+    options = dict(window_dimensions=[2**31, 2], padding=[2**30, 2**30 - 1, 1, 0])
+    ref, ort = (run(c, method, "float32", {"x": x}, **options) for c in contexts)
+    assert ref.shape == (1, 3, 8, 8)
+    np.testing.assert_allclose(ort, ref, rtol=1e-5, atol=1e-5)

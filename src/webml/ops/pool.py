@@ -48,6 +48,20 @@ def conv_output_sizes(
     return numerator // stride + 1, -(-numerator // stride) + 1
 
 
+def window_taps(size: int, out: int, window: int, pad_begin: int, stride: int, dilation: int):
+    """Along one spatial axis: ``(start, first, count)``, arrays of ``out`` int64.
+
+    Output ``o``'s window has taps at input indices ``start[o] + k * dilation`` for ``k`` in
+    ``[0, window)``; those inside the input ``[0, size)`` are ``k`` in ``[first, first + count)``.
+    Computed without listing the taps, so a huge window or padding costs nothing (padding is
+    no part of any window: every backend pools only these taps).
+    """
+    start = np.arange(out, dtype=np.int64) * stride - pad_begin
+    first = np.clip(-(start // dilation), 0, None)  # ceil(-start / dilation), at least 0
+    last = np.minimum(window - 1, (size - 1 - start) // dilation)
+    return start, first, np.maximum(last - first + 1, 0)
+
+
 def _list_option(call: Call, value: Sequence[int] | None, name: str, length: int, default: Sequence[int]):
     """An optional ``sequence<unsigned long>`` option of the given length (default when absent)."""
     if value is None:

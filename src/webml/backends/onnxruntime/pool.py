@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
+from ...ops.pool import window_taps
 from .lowering import Lowerer, Op, lowering, storage_dtype
 
 FLOATS = ("float32", "float16")
@@ -65,6 +66,12 @@ class _Geometry:
         """Whether ONNX Runtime's pools take these pads (each smaller than the window)."""
         return all(p < k for p, k in zip(self.begin + self.end, self.kernel + self.kernel))
 
+    @property
+    def wide(self) -> bool:
+        """Whether a window is wider than the input: ONNX Runtime's pools loop over every tap of the window,
+        padding included, so such geometries (a huge window from a file) go through :func:`_separable`."""
+        return any((k - 1) * d + 1 > i for k, d, i in zip(self.kernel, self.dilations, self.in_hw))
+
     def pads(self) -> list[int]:
         return [self.begin[0], self.begin[1], self.end[0], self.end[1]]
 
@@ -78,11 +85,8 @@ class _Geometry:
 
     def counts(self) -> np.ndarray:
         """[outH, outW]: the number of input elements in each window."""
-        per_axis = []
-        for d in (0, 1):
-            starts = np.arange(self.out_hw[d]) * self.strides[d] - self.begin[d]
-            taps = starts[:, None] + np.arange(self.kernel[d])[None, :] * self.dilations[d]
-            per_axis.append(((taps >= 0) & (taps < self.in_hw[d])).sum(axis=1))
+        geometry = zip(self.in_hw, self.out_hw, self.kernel, self.begin, self.strides, self.dilations)
+        per_axis = [window_taps(*axis)[2] for axis in geometry]
         return np.outer(per_axis[0], per_axis[1])
 
 
@@ -105,6 +109,12 @@ def _pad(lw: Lowerer, x: str, g: _Geometry, fill: str | None) -> str:
 @lowering("averagePool2d", types=FLOATS)
 def average_pool2d(lw: Lowerer, n: Op) -> None:
     def compute(x: str, g: _Geometry, out) -> str:
+        if g.wide:
+            zero = np.array(0, dtype=storage_dtype(n.in_type))
+            with np.errstate(divide="ignore"):
+                inverse = 1.0 / g.counts().astype(np.float64)  # inf where no input element: 0 * inf = NaN
+            sums = _separable(lw, x, g, 1, "ReduceSum", zero)
+            return lw.emit("Mul", [sums, lw.const(inverse.astype(zero.dtype))], out)
         if g.direct and g.counts().all():
             return lw.emit("AveragePool", [x], out, count_include_pad=0, **g.attrs())
         window_sum_ratio = lw.emit("AveragePool", [_pad(lw, x, g, None)], count_include_pad=1, **g.attrs(pads=False))
@@ -119,6 +129,9 @@ def average_pool2d(lw: Lowerer, n: Op) -> None:
 @lowering("l2Pool2d", types=FLOATS)
 def l2_pool2d(lw: Lowerer, n: Op) -> None:
     def compute(x: str, g: _Geometry, out) -> str:
+        if g.wide:
+            zero = np.array(0, dtype=storage_dtype(n.in_type))
+            return lw.emit("Sqrt", [_separable(lw, lw.emit("Mul", [x, x]), g, 1, "ReduceSum", zero)], out)
         if g.direct:
             return lw.emit("LpPool", [x], out, p=2, **g.attrs())
         return lw.emit("LpPool", [_pad(lw, x, g, None)], out, p=2, **g.attrs(pads=False))
@@ -133,6 +146,8 @@ def max_pool2d(lw: Lowerer, n: Op) -> None:
     def native(x: str, g: _Geometry, out, dtype: np.dtype) -> str:
         # The value of a window wholly in padding: the reference's max of the empty set.
         lowest = -np.inf if data_type in FLOATS else np.iinfo(storage_dtype(data_type)).min
+        if g.wide:
+            return _separable(lw, x, g, out, "ReduceMax", np.array(lowest, dtype=dtype))
         fill = lw.const(np.array(lowest, dtype=dtype))
         # MaxPool starts each window from the lowest finite value of its type, which is
         # not ``lowest`` for floats (-inf) nor for 32-bit integers computed in double.
@@ -164,15 +179,27 @@ def max_pool2d(lw: Lowerer, n: Op) -> None:
     _pool(lw, n, compute)
 
 
-def _separable_max(lw: Lowerer, x: str, g: _Geometry, out) -> str:
-    """int64 max pooling: max over the window rows of each column, then over the columns."""
-    fill = lw.const(np.array(np.iinfo(np.int64).min, dtype=np.int64))
-    y = _pad(lw, x, g, fill) if any(g.begin + g.end) else x
-    # Rows (axis 2), then columns (axis 3): Gather puts [out, kernel] in place of the axis.
+def _separable(lw: Lowerer, x: str, g: _Geometry, out, reduce: str, fill: np.ndarray) -> str:
+    """``reduce`` ("ReduceMax" or "ReduceSum") over each window's taps inside the input, rows then columns.
+
+    Gather puts each output's taps ([out, L], only those inside the input, the rest masked to ``fill``)
+    in place of the axis, so the work is bounded by the input however large the window or padding.
+    """
+    y = x
     for d, axis in ((0, 2), (1, 3)):
-        indices = (
-            np.arange(g.out_hw[d])[:, None] * g.strides[d] + np.arange(g.kernel[d])[None, :] * g.dilations[d]
-        ).astype(np.int64)
+        start, first, count = window_taps(
+            g.in_hw[d], g.out_hw[d], g.kernel[d], g.begin[d], g.strides[d], g.dilations[d]
+        )
+        steps = np.arange(max(int(count.max(initial=0)), 1), dtype=np.int64)
+        mask = steps[None, :] < count[:, None]
+        indices = np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * g.dilations[d], 0)
         gathered = lw.emit("Gather", [y, lw.const(indices)], axis=axis)
-        y = lw.emit("ReduceMax", [gathered, lw.ints([axis + 1])], out if axis == 3 else 1, keepdims=0)
+        if not mask.all():
+            gathered = lw.emit("Where", [lw.const(mask if axis == 3 else mask[:, :, None]), gathered, lw.const(fill)])
+        y = lw.emit(reduce, [gathered, lw.ints([axis + 1])], out if axis == 3 else 1, keepdims=0)
     return y
+
+
+def _separable_max(lw: Lowerer, x: str, g: _Geometry, out) -> str:
+    """int64 max pooling (ONNX MaxPool has no int64), by separability."""
+    return _separable(lw, x, g, out, "ReduceMax", np.array(np.iinfo(np.int64).min, dtype=np.int64))

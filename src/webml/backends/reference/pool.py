@@ -1,8 +1,8 @@
 """Reference kernels of the pooling operators: averagePool2d, l2Pool2d, maxPool2d.
 
-The input (NCHW; NHWC is transposed to it and back) is padded to exactly the
-extent the output's windows span, and ``sliding_window_view`` gives every
-window as a view: (N, C, outH, outW, windowH, windowW).  The spec does not
+The input (NCHW; NHWC is transposed to it and back) is gathered into every
+output's window, listing only the taps that fall inside the input, so a huge
+window or padding costs no more than the input: (N, C, outH, outW, LH, LW).  The spec does not
 say what padding contributes; as in Chromium's backends (and WPT's expected
 values) padding elements are not part of any window: max ignores them,
 average divides by the number of input elements in the window (padding is
@@ -17,56 +17,39 @@ saturated by the output cast), l2 0, average NaN (0 / 0).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ...ops.pool import window_taps
 from .kernels import kernel
 
 
-def _padded(x: np.ndarray, fill, out_hw, window_dimensions, padding, strides, dilations) -> np.ndarray:
-    """Pad (or crop) the spatial dims of NCHW ``x`` to the span of the ``out_hw`` windows."""
-    widths = [(0, 0), (0, 0)]
-    for d in (0, 1):
-        axis, begin = 2 + d, padding[2 * d]
-        span = (out_hw[d] - 1) * strides[d] + (window_dimensions[d] - 1) * dilations[d] + 1
-        end = span - begin - x.shape[axis]
-        if end < 0:
-            # Trailing rows/columns that no window reaches (floor rounding): drop them.
-            x = x[(slice(None),) * axis + (slice(0, max(x.shape[axis] + end, 0)),)]
-            end = max(span - begin - x.shape[axis], 0)
-        widths.append((begin, end))
-    return np.pad(x, widths, constant_values=fill)
+def _taps(size: int, out: int, window: int, pad_begin: int, stride: int, dilation: int):
+    """Along one axis: (indices, mask), both (out, L), of the input elements each output's window reaches;
+    only taps inside the input are listed, so the work is bounded by the input, however large the window."""
+    start, first, count = window_taps(size, out, window, pad_begin, stride, dilation)
+    steps = np.arange(max(int(count.max(initial=0)), 1), dtype=np.int64)
+    mask = steps[None, :] < count[:, None]
+    indices = np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * dilation, 0)
+    return indices, mask
 
 
-def _windows(xp: np.ndarray, out_hw, window_dimensions, padding, strides, dilations) -> np.ndarray:
-    """The (N, C, outH, outW, windowH, windowW) view of the windows of padded ``xp``."""
-    effective = [(k - 1) * d + 1 for k, d in zip(window_dimensions, dilations)]
-    view = sliding_window_view(xp, effective, axis=(2, 3))
-    return view[
-        :,
-        :,
-        : (out_hw[0] - 1) * strides[0] + 1 : strides[0],
-        : (out_hw[1] - 1) * strides[1] + 1 : strides[1],
-        :: dilations[0],
-        :: dilations[1],
-    ]
+def _windows(x: np.ndarray, fill, out_hw, window_dimensions, padding, strides, dilations):
+    """The (N, C, outH, outW, LH, LW) windows of NCHW ``x`` (taps outside it are ``fill``), and their counts."""
+    (ih, mh), (iw, mw) = (
+        _taps(x.shape[2 + d], out_hw[d], window_dimensions[d], padding[2 * d], strides[d], dilations[d])
+        for d in (0, 1)
+    )
+    windows = x[:, :, ih[:, :, None, None], iw[None, None, :, :]].transpose(0, 1, 2, 4, 3, 5)
+    mask = mh[:, None, :, None] & mw[None, :, None, :]  # (outH, outW, LH, LW)
+    return np.where(mask, windows, fill), mask.sum(axis=(-2, -1))
 
 
 def _pool(reduce, x, fill, out, layout, **geometry):
-    """``reduce(windows, count)`` of every window of ``x`` (padded with ``fill``) in ``layout``.
-
-    ``count()`` gives the number of input elements in each window.
-    """
+    """``reduce(windows, count)`` of every window of ``x`` in ``layout``; ``count`` is the number of input
+    elements in each window."""
     if layout == "nhwc":
         x = x.transpose(0, 3, 1, 2)
     out_hw = out.shape[2:] if layout == "nchw" else out.shape[1:3]
-
-    def windows(a: np.ndarray, fill) -> np.ndarray:
-        return _windows(_padded(a, fill, out_hw, **geometry), out_hw, **geometry)
-
-    def count() -> np.ndarray:
-        return windows(np.ones((1, 1, *x.shape[2:])), 0.0).sum(axis=(-2, -1))
-
-    result = reduce(windows(x, fill), count)
+    result = reduce(*_windows(x, fill, out_hw, **geometry))
     return result.transpose(0, 2, 3, 1) if layout == "nhwc" else result
 
 
@@ -86,6 +69,6 @@ def l2_pool2d(x, *, out, layout, **geometry):
 def average_pool2d(x, *, out, layout, **geometry):
     def average(windows: np.ndarray, count) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            return windows.sum(axis=(-2, -1)) / count()
+            return windows.sum(axis=(-2, -1)) / count
 
     return _pool(average, x, 0.0, out, layout, **geometry)

@@ -376,6 +376,9 @@ def cast_like(imp, node, attrs):
 
 def _check_depth_to_space(node, attrs, analysis):
     mode = attrs.get("mode", "DCR")
+    blocksize = attrs.get("blocksize")
+    if not isinstance(blocksize, int) or blocksize < 1:
+        return f"blocksize={blocksize!r} must be a positive integer"
     return None if mode in ("DCR", "CRD") else f"mode={mode!r} is not supported"
 
 
