@@ -144,6 +144,73 @@ def test_a_huge_pooling_window_loads_and_computes_in_bounded_memory(backend):
     assert outcome == "computed", (outcome, message)
 
 
+def test_a_cast_to_an_unknown_type_is_refused():
+    m = model([helper.make_node("Cast", ["x"], ["y"], to=2**31 - 1)], [tensor("x", [2])], [tensor("y", None)])
+    outcome, message = load_in_child(m)
+    assert outcome == "OnnxImportError" and "to=2147483647 is not an ONNX element type" in message, (outcome, message)
+
+
+def test_a_pool_whose_kernel_does_not_fit_the_rank_is_refused():
+    m = model(
+        [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2])], [tensor("x", [1, 1, 4, 4])], [tensor("y", None)]
+    )
+    outcome, message = load_in_child(m)
+    assert outcome == "OnnxImportError" and "kernel_shape has 1 values" in message, (outcome, message)
+
+
+def test_static_inputs_of_the_wrong_types_are_refused():
+    a = numpy_helper.from_array(np.array([1, 2], np.int64), "a")
+    b = numpy_helper.from_array(np.array([1, 2], np.float32), "b")
+    m = model([helper.make_node("Mul", ["a", "b"], ["y"])], [], [tensor("y", None)], [a, b])
+    outcome, message = load_in_child(m)
+    assert outcome == "OnnxImportError" and "Mul" in message, (outcome, message)
+
+
+def _rank_cases():
+    x4 = tensor("x", [1, 2, 4, 4])
+    w3 = numpy_helper.from_array(np.ones((2, 2, 3), np.float32), "w")
+    w4 = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
+    idx = numpy_helper.from_array(np.zeros((1, 5), np.int64), "i")
+    upd = numpy_helper.from_array(np.zeros((1,), np.float32), "u")
+    lstm_w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    lstm_r = numpy_helper.from_array(np.ones((1, 4, 1), np.float32), "r")
+    xs = numpy_helper.from_array(np.ones((1, 2, 3, 3), np.float32), "xs")
+    return {
+        "ConvTranspose weight of another rank": (
+            model([helper.make_node("ConvTranspose", ["x", "w"], ["y"])], [x4], [tensor("y", None)], [w3]),
+            "the weight has rank 3",
+        ),
+        "ScatterND indices deeper than the data": (
+            model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"])], [x4], [tensor("y", None)], [idx, upd]),
+            "do not index the rank-4 data",
+        ),
+        "LSTM weight of rank 2": (
+            model(
+                [helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=1)],
+                [tensor("x", [1, 1, 2])],
+                [tensor("y", None)],
+                [lstm_w, lstm_r],
+            ),
+            "input W has rank 2, not 3",
+        ),
+        "folded ConvTranspose whose weight does not fit": (
+            model([helper.make_node("ConvTranspose", ["xs", "w"], ["y"])], [], [tensor("y", None)], [xs, w3]),
+            "do not fit the operator",
+        ),
+        "ConvTranspose strides of another length": (
+            model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[1])], [x4], [tensor("y", None)], [w4]),
+            "strides has 1 values",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_rank_cases()))
+def test_operands_and_attributes_of_the_wrong_rank_are_refused(name):
+    m, expected = _rank_cases()[name]
+    outcome, message = load_in_child(m)
+    assert outcome == "OnnxImportError" and expected in message, (outcome, message)
+
+
 # -- schema checks (the internal exceptions) ------------------------------------------------------------
 
 

@@ -338,12 +338,11 @@ def _worker(conn: Connection, backend: str, memory: int) -> None:
         try:
             graph = webml.onnx.load(data, context)
             outcome = "loaded"
-            feeds = {
-                n: np.zeros(d.shape, webml.dtypes.numpy_dtype(d.data_type)) for n, d in graph.input_descriptors.items()
-            }
             # A model may declare tensors up to maxTensorByteLength: computing those is what it asks for,
-            # not a blow-up, so only graphs whose tensors are small are computed.
+            # not a blow-up, so only graphs whose tensors (inputs included) are small are computed.
             if sum(d.byte_length for d in graph.ir.operands.values()) <= COMPUTE_BYTES:
+                descs = graph.input_descriptors.items()
+                feeds = {n: np.zeros(d.shape, webml.dtypes.numpy_dtype(d.data_type)) for n, d in descs}
                 context.compute(graph, feeds)
                 outcome = "computed"
         except MemoryError:

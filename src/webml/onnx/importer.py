@@ -715,7 +715,10 @@ def _fold_problem(node: onnx.NodeProto, values: Sequence[np.ndarray | None], mod
         return None
     proto, _, _ = _fold_model(node, values, model, small=True)
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=False)
+        # Strict: onnx.reference trusts its inputs, so a node they do not fit is refused before it runs.
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=False)
+    except onnx.shape_inference.InferenceError as exc:
+        return f"its static inputs do not fit the operator ({str(exc).splitlines()[0][:300]})"
     except Exception:
         inferred = proto
     for out in inferred.graph.output:
@@ -745,6 +748,7 @@ def fold(
     Shape inference first bounds the outputs: one larger than ``limit`` bytes is refused before anything
     is computed."""
     from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import RuntimeTypeError
 
     name = node.name or (node.output[0] if node.output else "")
 
@@ -762,6 +766,8 @@ def fold(
         results = session.run(None, {n: np.asarray(v) for n, v in zip(names, values) if n})
     except MemoryError:
         raise
+    except RuntimeTypeError as exc:  # onnx.reference's own check of the inputs' types: the model is wrong
+        raise refuse(f"its static inputs have the wrong types: {exc}") from None
     except Exception as exc:
         raise refuse(f"folding its static inputs failed: {type(exc).__name__}: {exc}") from exc
     if len(results) < sum(1 for o in out_names if o):

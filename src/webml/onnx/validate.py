@@ -184,6 +184,11 @@ def _range(low: int, high: int) -> str:
     return f"at least {low}" if high >= 2**31 - 1 else f"{low} to {high}"
 
 
+#: Attributes that name an element type (Cast's ``to``, EyeLike's and the random generators' ``dtype``).
+TYPE_ATTRIBUTES = frozenset({"to", "dtype", "output_dtype"})
+_KNOWN_TYPES = frozenset(onnx.TensorProto.DataType.values())
+
+
 def _check_attribute(
     node: onnx.NodeProto, attr: onnx.AttributeProto, defined: set[str], opsets: dict[str, int], ir_version: int
 ) -> None:
@@ -196,6 +201,9 @@ def _check_attribute(
         for v in values:
             if abs(v) > MAX_RANK:
                 raise _node_error(node, f"attribute {attr.name}={v} is out of range (webml's ranks are <= {MAX_RANK})")
+    if attr.name in TYPE_ATTRIBUTES and attr.type == AttributeProto.INT:
+        if attr.i not in _KNOWN_TYPES or attr.i == onnx.TensorProto.UNDEFINED:
+            raise _node_error(node, f"attribute {attr.name}={attr.i} is not an ONNX element type")
     if attr.type == AttributeProto.TENSOR:
         check_tensor(attr.t, f"attribute {attr.name!r}", node)
     elif attr.type == AttributeProto.TENSORS:

@@ -36,6 +36,14 @@ def _same_pads(size: int, stride: int, window: int, upper: bool) -> tuple[int, i
     return out, (small, large) if upper else (large, small)
 
 
+def _check_lengths(imp, n: int, **lists) -> None:
+    """Each attribute list has one value per spatial dimension (``pads`` two)."""
+    for name, values in lists.items():
+        want = 2 * n if name == "pads" else n
+        if len(values) != want:
+            raise imp.error(f"{name} has {len(values)} values, the input's {n} spatial dimensions need {want}")
+
+
 def _geometry(imp, node, attrs, spatial_shape, kernel):
     """Per spatial dimension: strides, dilations, (begin, end) pads, from the ONNX attributes."""
     n = len(spatial_shape)
@@ -43,6 +51,7 @@ def _geometry(imp, node, attrs, spatial_shape, kernel):
     dilations = list(attrs.get("dilations", [1] * n))
     pads = list(attrs.get("pads", [0] * (2 * n)))
     auto_pad = attrs.get("auto_pad", "NOTSET")
+    _check_lengths(imp, n, kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads)
     pairs = []
     for i in range(n):
         window = (kernel[i] - 1) * dilations[i] + 1
@@ -101,6 +110,13 @@ def conv_transpose(imp, node, attrs):
     auto_pad = attrs.get("auto_pad", "NOTSET")
     output_shape = attrs.get("output_shape")
     pads = list(attrs.get("pads", [0] * (2 * n)))
+    if len(w.shape) != len(x.shape):
+        raise imp.error(f"the weight has rank {len(w.shape)}, the input rank {len(x.shape)}")
+    _check_lengths(
+        imp, n, kernel_shape=kernel, strides=strides, dilations=dilations, output_padding=output_padding, pads=pads
+    )
+    if output_shape is not None and len(output_shape) != n:
+        raise imp.error(f"output_shape has {len(output_shape)} values, the input's {n} spatial dimensions need {n}")
     pairs = [(pads[i], pads[i + n]) for i in range(n)]
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         if output_shape is None:

@@ -47,6 +47,9 @@ def _check(node, attrs, analysis):
 def _common(imp, node, attrs, gates: int):
     b = imp.builder
     x, w, r = imp.operand(node, 0), imp.operand(node, 1), imp.operand(node, 2)
+    for name, operand in (("X", x), ("W", w), ("R", r)):
+        if len(operand.shape) != 3:
+            raise imp.error(f"input {name} has rank {len(operand.shape)}, not 3")
     batch_first = attrs.get("layout", 0) == 1
     if batch_first:
         x = b.transpose(x, permutation=[1, 0, 2])

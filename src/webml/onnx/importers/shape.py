@@ -257,7 +257,10 @@ def _check_reduction(node, attrs, analysis):
 @onnx_op("ScatterND", check=_check_reduction)
 def scatter_nd(imp, node, attrs):
     x = imp.operand(node, 0)
-    k = imp.input_shape(node, 1)[-1]
+    indices_shape = imp.input_shape(node, 1)
+    if not indices_shape or indices_shape[-1] > len(x.shape):
+        raise imp.error(f"indices of shape {list(indices_shape)} do not index the rank-{len(x.shape)} data")
+    k = indices_shape[-1]
     return imp.builder.scatter_nd(x, _indices(imp, node, 1, x.shape[:k]), imp.operand(node, 2))
 
 
