@@ -62,6 +62,15 @@ def window_taps(size: int, out: int, window: int, pad_begin: int, stride: int, d
     return start, first, np.maximum(last - first + 1, 0)
 
 
+def window_tap_indices(size: int, out: int, window: int, pad_begin: int, stride: int, dilation: int):
+    """Along one spatial axis: ``(indices, mask)``, both ``(out, L)``: the input indices of each output's
+    taps inside the input (:func:`window_taps`), padded to a common length ``L`` where ``mask`` is False."""
+    start, first, count = window_taps(size, out, window, pad_begin, stride, dilation)
+    steps = np.arange(max(int(count.max(initial=0)), 1), dtype=np.int64)
+    mask = steps[None, :] < count[:, None]
+    return np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * dilation, 0), mask
+
+
 def _list_option(call: Call, value: Sequence[int] | None, name: str, length: int, default: Sequence[int]):
     """An optional ``sequence<unsigned long>`` option of the given length (default when absent)."""
     if value is None:

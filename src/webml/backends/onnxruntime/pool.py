@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from ...ops.pool import window_taps
+from ...ops.pool import window_tap_indices, window_taps
 from .lowering import Lowerer, Op, lowering, storage_dtype
 
 FLOATS = ("float32", "float16")
@@ -187,12 +187,9 @@ def _separable(lw: Lowerer, x: str, g: _Geometry, out, reduce: str, fill: np.nda
     """
     y = x
     for d, axis in ((0, 2), (1, 3)):
-        start, first, count = window_taps(
+        indices, mask = window_tap_indices(
             g.in_hw[d], g.out_hw[d], g.kernel[d], g.begin[d], g.strides[d], g.dilations[d]
         )
-        steps = np.arange(max(int(count.max(initial=0)), 1), dtype=np.int64)
-        mask = steps[None, :] < count[:, None]
-        indices = np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * g.dilations[d], 0)
         gathered = lw.emit("Gather", [y, lw.const(indices)], axis=axis)
         if not mask.all():
             gathered = lw.emit("Where", [lw.const(mask if axis == 3 else mask[:, :, None]), gathered, lw.const(fill)])

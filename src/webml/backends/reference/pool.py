@@ -18,24 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.pool import window_taps
+from ...ops.pool import window_tap_indices
 from .kernels import kernel
-
-
-def _taps(size: int, out: int, window: int, pad_begin: int, stride: int, dilation: int):
-    """Along one axis: (indices, mask), both (out, L), of the input elements each output's window reaches;
-    only taps inside the input are listed, so the work is bounded by the input, however large the window."""
-    start, first, count = window_taps(size, out, window, pad_begin, stride, dilation)
-    steps = np.arange(max(int(count.max(initial=0)), 1), dtype=np.int64)
-    mask = steps[None, :] < count[:, None]
-    indices = np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * dilation, 0)
-    return indices, mask
 
 
 def _windows(x: np.ndarray, fill, out_hw, window_dimensions, padding, strides, dilations):
     """The (N, C, outH, outW, LH, LW) windows of NCHW ``x`` (taps outside it are ``fill``), and their counts."""
     (ih, mh), (iw, mw) = (
-        _taps(x.shape[2 + d], out_hw[d], window_dimensions[d], padding[2 * d], strides[d], dilations[d])
+        window_tap_indices(x.shape[2 + d], out_hw[d], window_dimensions[d], padding[2 * d], strides[d], dilations[d])
         for d in (0, 1)
     )
     windows = x[:, :, ih[:, :, None, None], iw[None, None, :, :]].transpose(0, 1, 2, 4, 3, 5)
