@@ -197,6 +197,31 @@ def _rank_cases():
             model([helper.make_node("ConvTranspose", ["xs", "w"], ["y"])], [], [tensor("y", None)], [xs, w3]),
             "do not fit the operator",
         ),
+        "AveragePool with a zero stride": (
+            model(
+                [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[0, 1])],
+                [x4],
+                [tensor("y", None)],
+            ),
+            "strides=[0, 1] must be positive",
+        ),
+        "Split whose num_outputs disagrees with its outputs": (
+            model(
+                [helper.make_node("Split", ["x"], ["a", "b", "c", "d"], axis=1, num_outputs=3)],
+                [x4],
+                [tensor(n, None) for n in "abcd"],
+            ),
+            "num_outputs=3 but the node has 4 outputs",
+        ),
+        "folded GatherND with an index out of range": (
+            model(
+                [helper.make_node("GatherND", ["xs", "i"], ["y"])],
+                [],
+                [tensor("y", None)],
+                [xs, numpy_helper.from_array(np.array([[0, 5]], np.int64), "i")],
+            ),
+            "its static inputs cannot be computed",
+        ),
         "ConvTranspose strides of another length": (
             model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[1])], [x4], [tensor("y", None)], [w4]),
             "strides has 1 values",

@@ -133,6 +133,7 @@ def _check_node(node: onnx.NodeProto, defined: set[str], opsets: dict[str, int],
             raise _node_error(node, f"{node.op_type} does not exist in opset {opsets[domain]}") from None
         return  # an unknown operator: shape inference skips it, the importer reports it
     _check_against_schema(node, schema)
+    _check_output_count(node)
     if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
         return  # check_node checks subgraphs without the outer scope; _check_attribute did them
     context = onnx.checker.C.CheckerContext()
@@ -143,6 +144,15 @@ def _check_node(node: onnx.NodeProto, defined: set[str], opsets: dict[str, int],
     except Exception as exc:  # onnx's ValidationError; its first line says what
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _node_error(node, f"the node does not match the ONNX schema of {node.op_type}: {first}") from None
+
+
+def _check_output_count(node: onnx.NodeProto) -> None:
+    """Attributes that state the number of outputs must agree with it (shape inference indexes by them
+    and aborts the process when they do not)."""
+    if node.op_type == "Split":
+        given = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+        if given is not None and given != len(node.output):
+            raise _node_error(node, f"num_outputs={given} but the node has {len(node.output)} outputs")
 
 
 def _check_against_schema(node: onnx.NodeProto, schema: onnx.defs.OpSchema) -> None:

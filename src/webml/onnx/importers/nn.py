@@ -37,11 +37,14 @@ def _same_pads(size: int, stride: int, window: int, upper: bool) -> tuple[int, i
 
 
 def _check_lengths(imp, n: int, **lists) -> None:
-    """Each attribute list has one value per spatial dimension (``pads`` two)."""
+    """Each attribute list has one value per spatial dimension (``pads`` two); kernel sizes, strides and
+    dilations are positive."""
     for name, values in lists.items():
         want = 2 * n if name == "pads" else n
         if len(values) != want:
             raise imp.error(f"{name} has {len(values)} values, the input's {n} spatial dimensions need {want}")
+        if name in ("kernel_shape", "strides", "dilations") and any(v < 1 for v in values):
+            raise imp.error(f"{name}={list(values)} must be positive")
 
 
 def _geometry(imp, node, attrs, spatial_shape, kernel):
