@@ -412,3 +412,21 @@ def test_info_on_elem_type_99(tmp_path, capsys):
     assert cli_main(["info", str(path)]) == 2
     err = capsys.readouterr().err
     assert "element type 99" in err and "KeyError" not in err
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        ("import webml, webml.onnx; webml.onnx.load(path, webml.ml.create_context())", "OnnxImportError"),
+        ("from webml.zoo.torch_checkpoint import load_state_dict; load_state_dict(path)", "CheckpointError"),
+    ],
+)
+def test_a_fifo_named_like_a_model_is_refused_without_blocking(tmp_path, call, error):
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    script = f"path = {str(fifo)!r}\ntry:\n    {call}\nexcept Exception as exc:\n    print(type(exc).__name__, exc)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith(error) and "named pipe (FIFO)" in done.stdout, done.stdout + done.stderr

@@ -41,6 +41,7 @@ from ..api.context import MLContext
 from ..api.graph import MLGraph
 from ..api.operand import MLOperand
 from ..errors import DOMException
+from ..files import RefusedFileError, open_regular_file
 from .errors import OnnxImportError
 from .validate import PACKED_4BIT, tensor_type_problem, validate_model
 
@@ -112,10 +113,13 @@ def read_model(
     elif isinstance(path_or_model, (str, os.PathLike)):
         path = Path(path_or_model)
         what = repr(str(path))
-        if not path.is_file():
-            raise OnnxImportError(f"webml.onnx.load: no such file: {what}")
         try:
-            data = path.read_bytes()
+            with open_regular_file(path) as f:  # a FIFO named model.onnx would block a plain read
+                data = f.read()
+        except FileNotFoundError:
+            raise OnnxImportError(f"webml.onnx.load: no such file: {what}") from None
+        except RefusedFileError as exc:
+            raise OnnxImportError(f"webml.onnx.load: {what} {exc.reason}") from None
         except OSError as exc:
             raise OnnxImportError(f"webml.onnx.load: {what} cannot be read ({exc.strerror or exc})") from None
         model = _parse(data, what)

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import collections
 import os
-import stat
 import struct
 import zipfile
 from collections.abc import Callable
@@ -54,6 +53,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from ..files import RefusedFileError, open_regular_file
 from .data_pickle import PickleDataError, check_depth, run_pickle
 from .data_pickle import show as _show
 
@@ -442,10 +442,12 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """
     where = repr(os.fspath(path))
     try:
-        with open(path, "rb") as f:
+        try:
+            f = open_regular_file(path)  # a FIFO named like a checkpoint would block a plain open
+        except RefusedFileError as exc:
+            raise CheckpointError(exc.reason) from None
+        with f:
             info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise CheckpointError(f"{where} is not a regular file")
             budget = _Budget(info.st_size)
             is_zip = zipfile.is_zipfile(f)
             f.seek(0)
