@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 import webml
-from webml.storage import SHARED_THRESHOLD, ConstantStore, file_location
+from webml.storage import SHARED_THRESHOLD, ConstantStore
 
 
 def test_large_constants_live_in_shared_memory_until_build():
@@ -18,7 +18,7 @@ def test_large_constants_live_in_shared_memory_until_build():
     desc = {"dataType": "float32", "shape": [data.size]}
     k = builder.constant(desc, data)
     stored = builder._constants[k._value.id]
-    path = file_location(stored)
+    path = builder._constant_files.get(k._value.id)
     if os.path.isdir("/dev/shm"):
         assert path is not None and os.path.exists(path)
     assert not stored.flags.writeable
@@ -33,14 +33,14 @@ def test_large_constants_live_in_shared_memory_until_build():
 
 def test_small_constants_are_plain_arrays():
     store = ConstantStore()
-    small = store.copy(np.ones(4, np.float32))
-    assert file_location(small) is None and not small.flags.writeable
+    small, path = store.copy(np.ones(4, np.float32))
+    assert path is None and not small.flags.writeable
 
 
 def test_an_unbuilt_builder_leaves_no_files():
     store = ConstantStore()
-    big = store.copy(np.zeros(SHARED_THRESHOLD, np.uint8))
-    directory = os.path.dirname(file_location(big) or "")
+    big, path = store.copy(np.zeros(SHARED_THRESHOLD, np.uint8))
+    directory = os.path.dirname(path or "")
     del store
     gc.collect()
     assert not directory or not os.path.exists(directory)

@@ -9,7 +9,7 @@ stored once and never copied while the graph is built.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 
-__all__ = ["Graph", "Node", "OperandDesc", "Value", "freeze"]
+__all__ = ["Graph", "Node", "OperandDesc", "Value", "ancestors", "freeze"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +84,25 @@ class Node:
     """One operator application.
 
     ``op`` is the spec's operator name (camelCase, e.g. ``"reduceSum"``);
-    ``inputs`` are operand ids in the operator's argument order, ``None`` for
-    an absent optional operand; ``attrs`` are the non-operand arguments.
+    ``inputs`` maps the Python names of the operator's operand arguments
+    (snake_case of the spec's: ``recurrent_weight``) to operand ids, a tuple
+    of ids for a sequence argument (concat's ``inputs``); an absent optional
+    operand is left out.  They are in the operator's operand order
+    (:attr:`webml.ops.OpDef.operands`).  ``attrs`` are the other arguments.
     """
 
     op: str
-    inputs: tuple[int | None, ...]
+    inputs: Mapping[str, int | tuple[int, ...]]
     outputs: tuple[int, ...]
     attrs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     label: str = ""
+
+    def operand_ids(self) -> tuple[int, ...]:
+        """Every input operand id, in operand order (a sequence argument's in its order)."""
+        ids: list[int] = []
+        for value in self.inputs.values():
+            ids.extend(value if isinstance(value, tuple) else (value,))
+        return tuple(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +112,10 @@ class Graph:
     ``operands`` maps every operand id used to its descriptor; ``inputs`` and
     ``outputs`` map names to operand ids; ``constants`` maps constant operand
     ids to read-only arrays of the operand's NumPy dtype and shape; ``nodes``
-    are in topological order.
+    are in topological order.  ``constant_files`` maps the constants whose
+    bytes are the whole of a shared-memory file (:mod:`webml.storage`) to the
+    file's path, for backends that map weights from files; the files exist
+    until the backend's ``compile`` returns.
     """
 
     operands: Mapping[int, OperandDesc]
@@ -110,9 +123,27 @@ class Graph:
     constants: Mapping[int, np.ndarray]
     nodes: tuple[Node, ...]
     outputs: Mapping[str, int]
+    constant_files: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def input_descs(self) -> dict[str, OperandDesc]:
         return {name: self.operands[i] for name, i in self.inputs.items()}
 
     def output_descs(self) -> dict[str, OperandDesc]:
         return {name: self.operands[i] for name, i in self.outputs.items()}
+
+
+def ancestors(roots: Iterable[int], producer: Callable[[int], Node | None]) -> set[int]:
+    """The operand ids that ``roots`` depend on, themselves included (the spec's
+    queue walk of build); ``producer`` gives the node that outputs an id, or None
+    for inputs and constants."""
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        oid = stack.pop()
+        if oid in found:
+            continue
+        found.add(oid)
+        node = producer(oid)
+        if node is not None:
+            stack.extend(node.operand_ids())
+    return found

@@ -22,29 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHARED_THRESHOLD", "ConstantStore", "file_location"]
+__all__ = ["SHARED_THRESHOLD", "ConstantStore"]
 
 #: Constants of at least this many bytes go to shared-memory files.
 SHARED_THRESHOLD = 1 << 20
 
 _SHM = Path("/dev/shm")
 _PREFIX = "webml-"
-# mmap object -> path of its file (while the file exists)
-_FILES: weakref.WeakKeyDictionary[mmap.mmap, str] = weakref.WeakKeyDictionary()
-
-
-def file_location(array: np.ndarray) -> str | None:
-    """The path of the shared-memory file holding ``array`` (offset 0), or None."""
-    base = array
-    while isinstance(base, np.ndarray):
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    if isinstance(base, mmap.mmap):
-        path = _FILES.get(base)
-        if path is not None and os.path.exists(path):
-            return path
-    return None
 
 
 def _remove_stale_dirs() -> None:
@@ -78,17 +62,18 @@ class ConstantStore:
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
         return self._dir
 
-    def copy(self, array: np.ndarray) -> np.ndarray:
-        """A read-only copy of ``array`` (same dtype and shape)."""
+    def copy(self, array: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """A read-only copy of ``array`` (same dtype and shape), and the path of the
+        shared-memory file that holds it (all of it, from offset 0) or None."""
         if array.nbytes >= SHARED_THRESHOLD:
             directory = self._directory()
             if directory is not None:
                 return self._copy_to_file(array, directory)
         out = np.array(array, copy=True, order="C")
         out.flags.writeable = False
-        return out
+        return out, None
 
-    def _copy_to_file(self, array: np.ndarray, directory: str) -> np.ndarray:
+    def _copy_to_file(self, array: np.ndarray, directory: str) -> tuple[np.ndarray, str]:
         path = os.path.join(directory, f"c{self._count}.bin")
         self._count += 1
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -100,10 +85,9 @@ class ConstantStore:
         out = np.frombuffer(mm, dtype=array.dtype).reshape(array.shape)
         out[...] = array  # the one copy, straight into shared memory
         out.flags.writeable = False
-        _FILES[mm] = path
         self._files.append(path)
         self._maps.append(mm)
-        return out
+        return out, path
 
     def release_files(self) -> None:
         """Unlink the files; arrays already made stay valid (their mappings keep the pages).

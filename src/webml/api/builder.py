@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import InvalidStateError, OperationError, op_message
-from ..ir import Graph, Node, OperandDesc, Value
+from ..ir import Graph, Node, OperandDesc, Value, ancestors
 from ..ops import OPS, OpDef
-from ..ops.registry import Call, snake_case
+from ..ops.registry import OPTIONAL, REQUIRED, SEQUENCE, Call
 from ..storage import ConstantStore
 from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
@@ -59,6 +59,7 @@ class MLGraphBuilder:
         self._inputs: dict[str, int] = {}
         self._constants: dict[int, np.ndarray] = {}
         self._constant_tensors: dict[int, MLTensor] = {}
+        self._constant_files: dict[int, str] = {}  # constant id -> its shared-memory file
         self._store = ConstantStore()
         self._next_id = 0
 
@@ -88,6 +89,10 @@ class MLGraphBuilder:
         for v in values:
             self._producer[v.id] = len(self._nodes) - 1
         return values
+
+    def _node_of(self, oid: int) -> Node | None:
+        index = self._producer.get(oid)
+        return None if index is None else self._nodes[index]
 
     def _rollback(self, n_nodes: int, next_id: int) -> None:
         """Forget nodes and operands added since (n_nodes, next_id): a failed call changes nothing."""
@@ -144,7 +149,9 @@ class MLGraphBuilder:
     def _add_constant(self, desc: OperandDesc, array: np.ndarray) -> MLOperand:
         """Keep a copy of ``array`` (the spec's copy-on-constant), made once, read-only."""
         value = self._new_value(desc)
-        self._constants[value.id] = self._store.copy(array)
+        self._constants[value.id], path = self._store.copy(array)
+        if path is not None:
+            self._constant_files[value.id] = path
         return MLOperand(self, value)
 
     def _constant_buffer(self, descriptor: Any, buffer: Any) -> MLOperand:
@@ -205,16 +212,7 @@ class MLGraphBuilder:
             if value.id in self._constants or value.id in self._constant_tensors or value.id in self._inputs.values():
                 raise TypeError(f"build: output {name!r} is an input or a constant; use identity() to output it")
             out_ids[name] = value.id
-        # Collect what the outputs depend on (the spec's queue walk).
-        needed: set[int] = set()
-        stack = list(out_ids.values())
-        while stack:
-            oid = stack.pop()
-            if oid in needed:
-                continue
-            needed.add(oid)
-            if oid in self._producer:
-                stack.extend(i for i in self._nodes[self._producer[oid]].inputs if i is not None)
+        needed = ancestors(out_ids.values(), self._node_of)
         node_indices = sorted({self._producer[o] for o in needed if o in self._producer})
         nodes = tuple(self._nodes[i] for i in node_indices)
         constants = {o: a for o, a in self._constants.items() if o in needed}
@@ -234,6 +232,7 @@ class MLGraphBuilder:
             constants=constants,
             nodes=nodes,
             outputs=out_ids,
+            constant_files={o: path for o, path in self._constant_files.items() if o in needed},
         )
         self._has_built = True
         try:
@@ -251,15 +250,12 @@ class MLGraphBuilder:
 def _make_method(opdef: OpDef):
     params = list(opdef.signature.parameters.values())[1:]  # drop `call`
     label_param = inspect.Parameter("label", inspect.Parameter.KEYWORD_ONLY, default="", annotation=str)
-    public_sig = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *params, label_param])
-    rule_sig = opdef.signature.replace(parameters=params)
-    kinds = {p.name: _OPERAND_KINDS.get(str(p.annotation), "other") for p in params}
-    public_sig = public_sig.replace(
-        parameters=[
-            p.replace(annotation=_PUBLIC_ANNOTATIONS.get(kinds.get(p.name), p.annotation))
-            for p in public_sig.parameters.values()
-        ]
+    kinds = {o.param: o.kind for o in opdef.operands}
+    public_params = [p.replace(annotation=_PUBLIC_ANNOTATIONS.get(kinds.get(p.name), p.annotation)) for p in params]
+    public_sig = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *public_params, label_param]
     )
+    rule_sig = opdef.signature.replace(parameters=params)
 
     def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
         name = opdef.name
@@ -273,7 +269,7 @@ def _make_method(opdef: OpDef):
             raise TypeError(f"{where}: {exc}") from None
         arguments = {}
         for pname, value in bound.arguments.items():
-            arguments[pname] = _convert(self, value, kinds[pname], where, pname)
+            arguments[pname] = _convert(self, value, kinds.get(pname), where, pname)
         _check_limits(self, opdef, arguments, where)
         mark = (len(self._nodes), self._next_id)
         try:
@@ -290,25 +286,15 @@ def _make_method(opdef: OpDef):
     return method
 
 
-# How a rule's parameter annotation says it takes operands.
-_OPERAND_KINDS = {
-    "Value": "operand",
-    "Value | None": "optional",
-    "Sequence[Value]": "operands",
-    "list[Value]": "operands",
-}
-_PUBLIC_ANNOTATIONS = {
-    "operand": "MLOperand",
-    "optional": "MLOperand | None",
-    "operands": "list[MLOperand]",
-}
+# The Python API's annotation of each kind of operand argument.
+_PUBLIC_ANNOTATIONS = {REQUIRED: "MLOperand", OPTIONAL: "MLOperand | None", SEQUENCE: "list[MLOperand]"}
 
 
-def _convert(builder: MLGraphBuilder, value: Any, kind: str, where: str, what: str) -> Any:
+def _convert(builder: MLGraphBuilder, value: Any, kind: str | None, where: str, what: str) -> Any:
     """Operand arguments become Values of this builder; anything else there is a TypeError."""
-    if kind == "operand" or (kind == "optional" and value is not None):
+    if kind == REQUIRED or (kind == OPTIONAL and value is not None):
         return builder._operand(value, where, what)
-    if kind == "operands":
+    if kind == SEQUENCE:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise TypeError(f"{where}: {what} must be a sequence of MLOperand, got {type(value).__name__}")
         return [builder._operand(v, where, f"{what}[{i}]") for i, v in enumerate(value)]
@@ -317,9 +303,10 @@ def _convert(builder: MLGraphBuilder, value: Any, kind: str, where: str, what: s
 
 def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, Any], where: str) -> None:
     backend = builder._context._backend
-    for arg, lim in opdef.limits.items():
-        value = arguments.get(snake_case(arg))
+    for operand in opdef.operands:
+        value = arguments.get(operand.param)
         values = value if isinstance(value, list) else [value]
+        arg, lim = operand.name, operand.limit
         for v in values:
             if not isinstance(v, Value):
                 continue

@@ -49,7 +49,7 @@ def double(call: Call, value: Any, name: str, data_type: str) -> float:
 
 def same_as_input(call: Call, input: Value, **attrs: Any) -> Value:
     """Emit the node; its output is a copy of the input's descriptor (*copying an MLOperand*)."""
-    return call.emit([input], OperandDesc(input.data_type, input.shape), **attrs)
+    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), **attrs)
 
 
 def plain(call: Call, input: Value) -> Value:
@@ -134,7 +134,7 @@ def prelu(call: Call, input: Value, slope: Value) -> Value:
     if shape is None:
         slope_shape, input_shape = list(slope.shape), list(input.shape)
         raise call.error(f"slope shape {slope_shape} is not broadcastable with input shape {input_shape}")
-    return call.emit([input, slope], OperandDesc(input.data_type, check_shape(call, shape)))
+    return call.emit({"input": input, "slope": slope}, OperandDesc(input.data_type, check_shape(call, shape)))
 
 
 @op("softmax", family="activation", input=limit(FLOATS, 1), output=limit(FLOATS, 1))

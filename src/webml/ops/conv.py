@@ -18,7 +18,7 @@ from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, limit, one_of, same_type, unsigned_long, unsigned_longs, valid_dimension
-from .registry import Call, gradient, op
+from .registry import Call, gradient, op, optional
 
 INPUT_LAYOUTS = ("nchw", "nhwc")
 CONV2D_FILTER_LAYOUTS = ("oihw", "hwio", "ohwi", "ihwo")
@@ -29,7 +29,7 @@ CONV_TRANSPOSE2D_FILTER_LAYOUTS = ("iohw", "hwoi", "ohwi")
 LIMITS = {
     "input": limit(FLOATS, 4, 4),
     "filter": limit(FLOATS, 4, 4),
-    "bias": limit(FLOATS, 1, 1),
+    "bias": optional(limit(FLOATS, 1, 1)),
     "output": limit(FLOATS, 4, 4),
 }
 
@@ -148,7 +148,7 @@ def conv2d(
     width = conv_output_size(x["w"], f["w"], padding[2], padding[3], strides[1], dilations[1])
     desc = _output_desc(call, input, input_layout, x["n"], output_channels, height, width)
     return call.emit(
-        [input, filter, bias],
+        {"input": input, "filter": filter, "bias": bias},
         desc,
         padding=padding,
         strides=strides,
@@ -224,7 +224,7 @@ def conv_transpose2d(
         height, width = calculated[0] + output_padding[0], calculated[1] + output_padding[1]
     desc = _output_desc(call, input, input_layout, x["n"], output_channels, height, width)
     return call.emit(
-        [input, filter, bias],
+        {"input": input, "filter": filter, "bias": bias},
         desc,
         padding=padding,
         strides=strides,

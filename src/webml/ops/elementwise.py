@@ -14,7 +14,7 @@ def binary(call: Call, a: Value, b: Value, output_type: str | None = None) -> Va
     shape = broadcast_bidirectional(a.shape, b.shape)
     if shape is None:
         raise call.error(f"the shapes of a {list(a.shape)} and b {list(b.shape)} are not broadcastable")
-    return call.emit([a, b], OperandDesc(output_type or a.data_type, shape))
+    return call.emit({"a": a, "b": b}, OperandDesc(output_type or a.data_type, shape))
 
 
 def arithmetic(call: Call, a: Value, b: Value) -> Value:

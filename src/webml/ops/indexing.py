@@ -54,7 +54,7 @@ def gather(call: Call, input: Value, indices: Value, *, axis: int = 0) -> Value:
     # input.shape[:axis] + indices.shape + input.shape[axis+1:]
     shape = tuple(input.shape[:axis]) + tuple(indices.shape) + tuple(input.shape[axis + 1 :])
     shape = check_shape(call, shape)
-    return call.emit([input, indices], OperandDesc(input.data_type, shape), axis=axis)
+    return call.emit({"input": input, "indices": indices}, OperandDesc(input.data_type, shape), axis=axis)
 
 
 @op("gatherElements", family="indexing", input=INPUT, indices=INDICES, output=OUTPUT)
@@ -64,13 +64,13 @@ def gather_elements(call: Call, input: Value, indices: Value, *, axis: int = 0) 
     _elements_shape(call, input, indices, axis)
     # The output has indices' shape (the spec copies input's descriptor, but
     # its examples and WPT give indices' shape, which differs along axis).
-    return call.emit([input, indices], OperandDesc(input.data_type, indices.shape), axis=axis)
+    return call.emit({"input": input, "indices": indices}, OperandDesc(input.data_type, indices.shape), axis=axis)
 
 
 @op("gatherND", family="indexing", input=INPUT, indices=INDICES, output=limit(SPEC_TYPES, 0))
 def gather_nd(call: Call, input: Value, indices: Value) -> Value:
     shape = check_shape(call, _nd_slice_shape(call, input, indices))
-    return call.emit([input, indices], OperandDesc(input.data_type, shape))
+    return call.emit({"input": input, "indices": indices}, OperandDesc(input.data_type, shape))
 
 
 @op(
@@ -89,7 +89,9 @@ def scatter_elements(call: Call, input: Value, indices: Value, updates: Value, *
     _elements_shape(call, input, indices, axis)
     if updates.shape != indices.shape:
         raise call.error(f"updates shape {list(updates.shape)} must equal indices shape {list(indices.shape)}")
-    return call.emit([input, indices, updates], OperandDesc(input.data_type, input.shape), axis=axis)
+    return call.emit(
+        {"input": input, "indices": indices, "updates": updates}, OperandDesc(input.data_type, input.shape), axis=axis
+    )
 
 
 @op(
@@ -108,7 +110,9 @@ def scatter_nd(call: Call, input: Value, indices: Value, updates: Value) -> Valu
             f"updates shape {list(updates.shape)} must be indices.shape[:-1] + "
             f"input.shape[indices.shape[-1]:] = {list(expected)}"
         )
-    return call.emit([input, indices, updates], OperandDesc(input.data_type, input.shape))
+    return call.emit(
+        {"input": input, "indices": indices, "updates": updates}, OperandDesc(input.data_type, input.shape)
+    )
 
 
 # -- gradients ------------------------------------------------------------------

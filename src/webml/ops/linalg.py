@@ -7,7 +7,7 @@ from typing import Any
 from ..ir import OperandDesc, Value
 from .activation import double
 from .checks import FLOATS, broadcast_bidirectional, broadcast_unidirectional, check_shape, limit, same_type
-from .registry import Call, gradient, op
+from .registry import Call, gradient, op, optional
 
 
 def shapes(a: Value, b: Value) -> str:
@@ -28,7 +28,7 @@ def matmul(call: Call, a: Value, b: Value) -> Value:
     if batch is None:
         raise call.error(f"the batch dimensions of a and b are not broadcastable: shapes {shapes(a, b)}")
     shape = check_shape(call, (*batch, rows_a, cols_b))
-    return call.emit([a, b], OperandDesc(a.data_type, shape))
+    return call.emit({"a": a, "b": b}, OperandDesc(a.data_type, shape))
 
 
 @op(
@@ -36,7 +36,7 @@ def matmul(call: Call, a: Value, b: Value) -> Value:
     family="linalg",
     a=limit(FLOATS, 2, 2),
     b=limit(FLOATS, 2, 2),
-    c=limit(FLOATS, 0, 2),
+    c=optional(limit(FLOATS, 0, 2)),
     output=limit(FLOATS, 2, 2),
 )
 def gemm(
@@ -72,7 +72,7 @@ def gemm(
         same_type(call, a, c, names=("a", "c"))
     shape = check_shape(call, shape)
     return call.emit(
-        [a, b, c],
+        {"a": a, "b": b, "c": c},
         OperandDesc(a.data_type, shape),
         alpha=alpha,
         beta=beta,

@@ -28,7 +28,7 @@ def logical_binary(call: Call, a: Value, b: Value) -> Value:
 
 def logical_unary(call: Call, a: Value) -> Value:
     """Shared rule of the one-operand operations: a uint8 output of a's shape."""
-    return call.emit([a], OperandDesc("uint8", a.shape))
+    return call.emit({"a": a}, OperandDesc("uint8", a.shape))
 
 
 for _name in ("equal", "notEqual", "greater", "greaterOrEqual", "lesser", "lesserOrEqual"):

@@ -15,7 +15,7 @@ from typing import Any
 from ..ir import OperandDesc, Value
 from .activation import double
 from .checks import FLOATS, axes_in_rank, axis_in_rank, limit, one_of, same_type
-from .registry import Call, gradient, op
+from .registry import Call, gradient, op, optional
 
 FLOAT = limit(FLOATS)
 FLOAT_1D = limit(FLOATS, 1, 1)
@@ -31,9 +31,9 @@ def check_operand(call: Call, input: Value, operand: Value | None, name: str, sh
         raise call.error(f"{name} shape {list(operand.shape)} must be {list(shape)}")
 
 
-def normalized(call: Call, input: Value, inputs: Sequence[Value | None], **attrs: Any) -> Value:
+def normalized(call: Call, input: Value, operands: dict[str, Value | None], **attrs: Any) -> Value:
     """Emit the node; its output is a copy of the input's descriptor (*copying an MLOperand*)."""
-    return call.emit(inputs, OperandDesc(input.data_type, input.shape), **attrs)
+    return call.emit({"input": input, **operands}, OperandDesc(input.data_type, input.shape), **attrs)
 
 
 @op(
@@ -42,8 +42,8 @@ def normalized(call: Call, input: Value, inputs: Sequence[Value | None], **attrs
     input=limit(FLOATS, 1),
     mean=FLOAT_1D,
     variance=FLOAT_1D,
-    scale=FLOAT_1D,
-    bias=FLOAT_1D,
+    scale=optional(FLOAT_1D),
+    bias=optional(FLOAT_1D),
     output=limit(FLOATS, 1),
 )
 def batch_normalization(
@@ -69,15 +69,17 @@ def batch_normalization(
     epsilon = double(call, epsilon, "epsilon", input.data_type)
     check_operand(call, input, scale, "scale", features)
     check_operand(call, input, bias, "bias", features)
-    return normalized(call, input, [input, mean, variance, scale, bias], axis=axis, epsilon=epsilon)
+    return normalized(
+        call, input, {"mean": mean, "variance": variance, "scale": scale, "bias": bias}, axis=axis, epsilon=epsilon
+    )
 
 
 @op(
     "instanceNormalization",
     family="normalization",
     input=limit(FLOATS, 4, 4),
-    scale=FLOAT_1D,
-    bias=FLOAT_1D,
+    scale=optional(FLOAT_1D),
+    bias=optional(FLOAT_1D),
     output=limit(FLOATS, 4, 4),
 )
 def instance_normalization(
@@ -100,10 +102,12 @@ def instance_normalization(
     channels = (input.shape[1 if layout == "nchw" else 3],)
     check_operand(call, input, scale, "scale", channels)
     check_operand(call, input, bias, "bias", channels)
-    return normalized(call, input, [input, scale, bias], epsilon=epsilon, layout=layout)
+    return normalized(call, input, {"scale": scale, "bias": bias}, epsilon=epsilon, layout=layout)
 
 
-@op("layerNormalization", family="normalization", input=FLOAT, scale=FLOAT, bias=FLOAT, output=FLOAT)
+@op(
+    "layerNormalization", family="normalization", input=FLOAT, scale=optional(FLOAT), bias=optional(FLOAT), output=FLOAT
+)
 def layer_normalization(
     call: Call,
     input: Value,
@@ -132,7 +136,7 @@ def layer_normalization(
             raise call.error(f"{name} rank {operand.rank} must equal the number of axes {list(axes)} ({len(axes)})")
     check_operand(call, input, scale, "scale", sizes)
     check_operand(call, input, bias, "bias", sizes)
-    return normalized(call, input, [input, scale, bias], axes=axes, epsilon=epsilon)
+    return normalized(call, input, {"scale": scale, "bias": bias}, axes=axes, epsilon=epsilon)
 
 
 # -- gradients ------------------------------------------------------------------

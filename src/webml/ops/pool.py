@@ -163,7 +163,7 @@ def pool2d(
         shape = (batches, output_height, output_width, channels)
     shape = check_shape(call, shape)
     return call.emit(
-        [input],
+        {"input": input},
         OperandDesc(input.data_type, shape),
         window_dimensions=window,
         padding=padding,

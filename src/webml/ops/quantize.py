@@ -47,7 +47,9 @@ def quantize_linear(call: Call, input: Value, scale: Value, zero_point: Value) -
     if scale.data_type != input.data_type:
         raise call.error(f"scale data type {scale.data_type} must match input's {input.data_type}")
     _blockwise_shape(call, input, scale, zero_point)
-    return call.emit([input, scale, zero_point], OperandDesc(zero_point.data_type, input.shape))
+    return call.emit(
+        {"input": input, "scale": scale, "zero_point": zero_point}, OperandDesc(zero_point.data_type, input.shape)
+    )
 
 
 @op("dequantizeLinear", family="quantize", input=QUANTIZED, scale=FLOAT, zeroPoint=QUANTIZED, output=FLOAT)
@@ -56,7 +58,9 @@ def dequantize_linear(call: Call, input: Value, scale: Value, zero_point: Value)
     if zero_point.data_type != input.data_type:
         raise call.error(f"zeroPoint data type {zero_point.data_type} must match input's {input.data_type}")
     _blockwise_shape(call, input, scale, zero_point)
-    return call.emit([input, scale, zero_point], OperandDesc(scale.data_type, input.shape))
+    return call.emit(
+        {"input": input, "scale": scale, "zero_point": zero_point}, OperandDesc(scale.data_type, input.shape)
+    )
 
 
 # -- gradients ------------------------------------------------------------------

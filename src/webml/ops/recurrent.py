@@ -14,7 +14,7 @@ from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, limit, one_of, unsigned_long, valid_dimension
-from .registry import Call, Limit, not_differentiable, op
+from .registry import Call, Limit, not_differentiable, op, optional
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # MLRecurrentNetworkActivation
 DIRECTIONS = ("forward", "backward", "both")  # MLRecurrentNetworkDirection
@@ -120,9 +120,9 @@ def sequence_outputs(
     input=rank(3),
     weight=rank(3),
     recurrentWeight=rank(3),
-    bias=rank(2),
-    recurrentBias=rank(2),
-    initialHiddenState=rank(3),
+    bias=optional(rank(2)),
+    recurrentBias=optional(rank(2)),
+    initialHiddenState=optional(rank(3)),
     output0=rank(3),
     output1=rank(4),
 )
@@ -164,7 +164,14 @@ def gru(
 
     descs = sequence_outputs(call, input, steps, hidden_size, num_directions, 1, return_sequence)
     return call.emit(
-        [input, weight, recurrent_weight, bias, recurrent_bias, initial_hidden_state],
+        {
+            "input": input,
+            "weight": weight,
+            "recurrent_weight": recurrent_weight,
+            "bias": bias,
+            "recurrent_bias": recurrent_bias,
+            "initial_hidden_state": initial_hidden_state,
+        },
         descs,
         steps=steps,
         hidden_size=hidden_size,
@@ -183,8 +190,8 @@ def gru(
     weight=rank(2),
     recurrentWeight=rank(2),
     hiddenState=rank(2),
-    bias=rank(1),
-    recurrentBias=rank(1),
+    bias=optional(rank(1)),
+    recurrentBias=optional(rank(1)),
     output=rank(2),
 )
 def gru_cell(
@@ -220,7 +227,14 @@ def gru_cell(
 
     shape = check_shape(call, (batch_size, hidden_size))
     return call.emit(
-        [input, weight, recurrent_weight, hidden_state, bias, recurrent_bias],
+        {
+            "input": input,
+            "weight": weight,
+            "recurrent_weight": recurrent_weight,
+            "hidden_state": hidden_state,
+            "bias": bias,
+            "recurrent_bias": recurrent_bias,
+        },
         OperandDesc(input.data_type, shape),
         hidden_size=hidden_size,
         reset_after=reset_after,
@@ -238,11 +252,11 @@ def gru_cell(
     input=rank(3),
     weight=rank(3),
     recurrentWeight=rank(3),
-    bias=rank(2),
-    recurrentBias=rank(2),
-    peepholeWeight=rank(2),
-    initialHiddenState=rank(3),
-    initialCellState=rank(3),
+    bias=optional(rank(2)),
+    recurrentBias=optional(rank(2)),
+    peepholeWeight=optional(rank(2)),
+    initialHiddenState=optional(rank(3)),
+    initialCellState=optional(rank(3)),
     output0=rank(3),
     output1=rank(3),
     output2=rank(4),
@@ -291,16 +305,16 @@ def lstm(
 
     descs = sequence_outputs(call, input, steps, hidden_size, num_directions, 2, return_sequence)
     return call.emit(
-        [
-            input,
-            weight,
-            recurrent_weight,
-            bias,
-            recurrent_bias,
-            peephole_weight,
-            initial_hidden_state,
-            initial_cell_state,
-        ],
+        {
+            "input": input,
+            "weight": weight,
+            "recurrent_weight": recurrent_weight,
+            "bias": bias,
+            "recurrent_bias": recurrent_bias,
+            "peephole_weight": peephole_weight,
+            "initial_hidden_state": initial_hidden_state,
+            "initial_cell_state": initial_cell_state,
+        },
         descs,
         steps=steps,
         hidden_size=hidden_size,
@@ -319,9 +333,9 @@ def lstm(
     recurrentWeight=rank(2),
     hiddenState=rank(2),
     cellState=rank(2),
-    bias=rank(1),
-    recurrentBias=rank(1),
-    peepholeWeight=rank(1),
+    bias=optional(rank(1)),
+    recurrentBias=optional(rank(1)),
+    peepholeWeight=optional(rank(1)),
     output0=rank(2),
     output1=rank(2),
 )
@@ -362,7 +376,16 @@ def lstm_cell(
 
     desc = OperandDesc(input.data_type, check_shape(call, (batch_size, hidden_size)))
     return call.emit(
-        [input, weight, recurrent_weight, hidden_state, cell_state, bias, recurrent_bias, peephole_weight],
+        {
+            "input": input,
+            "weight": weight,
+            "recurrent_weight": recurrent_weight,
+            "hidden_state": hidden_state,
+            "cell_state": cell_state,
+            "bias": bias,
+            "recurrent_bias": recurrent_bias,
+            "peephole_weight": peephole_weight,
+        },
         [desc, desc],
         hidden_size=hidden_size,
         layout=layout,

@@ -63,7 +63,7 @@ def _reduction(name: str, types: Sequence[str]):
         # keepDimensions is a WebIDL boolean: any value converts by its truthiness.
         keep = bool(keep_dimensions)
         axes, shape = reduction_output_sizes(call, input.shape, axes, keep)
-        return call.emit([input], OperandDesc(input.data_type, shape), axes=axes, keep_dimensions=keep)
+        return call.emit({"input": input}, OperandDesc(input.data_type, shape), axes=axes, keep_dimensions=keep)
 
     rule.__name__ = rule.__qualname__ = name
     rule.__doc__ = f"{name}: reduce ``input`` along ``axes`` (all axes by default)."
@@ -90,7 +90,7 @@ def _arg_min_max(call: Call, input: Value, axis: int, keep_dimensions: bool, out
         )
     keep = bool(keep_dimensions)
     _, shape = reduction_output_sizes(call, input.shape, (axis,), keep)
-    return call.emit([input], OperandDesc(output_data_type, shape), axis=axis, keep_dimensions=keep)
+    return call.emit({"input": input}, OperandDesc(output_data_type, shape), axis=axis, keep_dimensions=keep)
 
 
 _ARG_INPUT = limit(SPEC_TYPES, 1)
@@ -130,7 +130,7 @@ def cumulative_sum(
     """Prefix sums along ``axis``; ``exclusive`` leaves out the current value, ``reversed`` sums from the end."""
     axis = axis_in_rank(call, axis, input.rank)
     return call.emit(
-        [input],
+        {"input": input},
         OperandDesc(input.data_type, input.shape),
         axis=axis,
         exclusive=bool(exclusive),

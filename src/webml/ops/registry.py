@@ -5,7 +5,16 @@ An operator is declared once, in its family module, with :func:`op`::
     @op("add", family="elementwise", a=ANY, b=ANY, output=ANY)
     def add(call, a, b):
         ...validation per the spec, on descriptors...
-        return call.emit([a, b], OperandDesc(a.data_type, shape))
+        return call.emit({"a": a, "b": b}, OperandDesc(a.data_type, shape))
+
+The keyword arguments of :func:`op` declare the operator's operand arguments
+and outputs with their allowed data types and ranks (the spec's tables, as
+``op_support_limits()`` reports them): every argument whose name does not
+start with ``output`` is an operand argument, required unless wrapped in
+:func:`optional` (an options member such as conv2d's ``bias``) or
+:func:`sequence` (concat's ``inputs``).  Their order is the operator's
+operand order.  :mod:`webml.api.builder` converts and checks the operand
+arguments before the rule runs.
 
 The decorated *rule* receives a :class:`Call` and the operator's arguments
 as the Python API takes them: required arguments positionally, the options
@@ -13,18 +22,18 @@ dictionary's members as keyword-only arguments in snake_case (``label`` is
 handled for it).  Operands arrive as :class:`~webml.ir.Value` (id and
 descriptor).  The rule raises ``call.error(...)`` (a TypeError naming the
 operator and its label) for invalid arguments and returns what
-``call.emit`` returns.
-
-The keyword arguments of :func:`op` give each operand argument's allowed data
-types and ranks (the spec's tables), which :mod:`webml.api.builder` checks
-before the rule runs and ``op_support_limits()`` reports.
+``call.emit`` returns: it names the node's operands by their Python names,
+``call.emit({"a": a, "b": b}, desc)``, and the IR node keeps them so
+(:attr:`webml.ir.Node.inputs`).  Kernels, lowerings and gradient rules then
+take them as keyword arguments of those names, the attributes as keyword
+arguments too.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +47,14 @@ __all__ = [
     "Call",
     "Limit",
     "OpDef",
+    "Operand",
     "gradient",
     "not_differentiable",
     "op",
+    "optional",
+    "register",
+    "registrar",
+    "sequence",
     "snake_case",
 ]
 
@@ -67,17 +81,73 @@ class Limit:
         }
 
 
+#: Operand kinds: a required operand, an optional one (absent: None), a sequence of operands.
+REQUIRED, OPTIONAL, SEQUENCE = "required", "optional", "sequence"
+
+
+@dataclass(frozen=True)
+class _Kind:
+    limit: Limit
+    kind: str
+
+
+def optional(limit: Limit) -> _Kind:
+    """Declare an optional operand argument (``bias=optional(limit(FLOATS, 1, 1))``)."""
+    return _Kind(limit, OPTIONAL)
+
+
+def sequence(limit: Limit) -> _Kind:
+    """Declare an argument taking a sequence of operands (concat's ``inputs``)."""
+    return _Kind(limit, SEQUENCE)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One operand argument of an operator."""
+
+    name: str  # the spec's name (``recurrentWeight``), as in op_support_limits()
+    param: str  # the Python name (``recurrent_weight``): of the rule's parameter and the IR node's input
+    kind: str  # REQUIRED, OPTIONAL or SEQUENCE
+    limit: Limit
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str  # the spec's camelCase name
     method: str  # the Python method name
     family: str
     rule: Callable[..., Any]
-    limits: dict[str, Limit] = field(default_factory=dict)
+    limits: dict[str, Limit] = field(default_factory=dict)  # every operand argument and output, spec names
     signature: inspect.Signature | None = None
+    operands: tuple[Operand, ...] = ()  # in operand order
+
+    def operand(self, param: str) -> Operand | None:
+        """The operand argument of Python name ``param``, or None."""
+        return next((o for o in self.operands if o.param == param), None)
 
 
 OPS: dict[str, OpDef] = {}
+
+
+def register(table: dict[str, Any], name: str, entry: Any, what: str) -> None:
+    """Add ``entry`` to ``table`` under ``name``; a second registration is a programming error."""
+    if name in table:
+        raise RuntimeError(f"{what} {name} registered twice")
+    table[name] = entry
+
+
+def registrar(table: dict[str, Any], what: str) -> Callable[..., Callable[[Callable], Callable]]:
+    """A decorator factory registering one function under each of several operator names."""
+
+    def names(*op_names: str) -> Callable[[Callable], Callable]:
+        def decorate(fn: Callable) -> Callable:
+            for name in op_names:
+                register(table, name, fn, what)
+            return fn
+
+        return decorate
+
+    return names
 
 #: Gradient rules, registered beside each operator's rule (see webml.train.autodiff).
 GRADIENTS: dict[str, Callable[..., Any]] = {}
@@ -86,24 +156,33 @@ NOT_DIFFERENTIABLE: dict[str, str] = {}
 
 
 def gradient(*names: str):
-    """Register the gradient rule of operators ``names`` (a function of a GradCall)."""
+    """Register the gradient rule of operators ``names``.
 
-    def register(rule: Callable[..., Any]) -> Callable[..., Any]:
+    The rule takes a GradCall, the node's operands (MLOperands) as keyword
+    arguments of their Python names and the node's attributes as keyword
+    arguments, and returns a dict of operand name -> cotangent (an absent
+    name or None: no cotangent flows there; a list for a sequence operand).
+    """
+
+    def decorate(rule: Callable[..., Any]) -> Callable[..., Any]:
         for name in names:
-            if name in GRADIENTS or name in NOT_DIFFERENTIABLE:
-                raise RuntimeError(f"gradient of {name} registered twice")
+            _check_no_gradient(name)
             GRADIENTS[name] = rule
         return rule
 
-    return register
+    return decorate
 
 
 def not_differentiable(reason: str, *names: str) -> None:
     """Declare operators ``names`` not differentiable (gradients stop or are refused there)."""
     for name in names:
-        if name in GRADIENTS or name in NOT_DIFFERENTIABLE:
-            raise RuntimeError(f"gradient of {name} registered twice")
+        _check_no_gradient(name)
         NOT_DIFFERENTIABLE[name] = reason
+
+
+def _check_no_gradient(name: str) -> None:
+    if name in GRADIENTS or name in NOT_DIFFERENTIABLE:
+        raise RuntimeError(f"gradient of {name} registered twice")
 
 
 def snake_case(name: str) -> str:
@@ -114,23 +193,31 @@ def snake_case(name: str) -> str:
     return s.lower()
 
 
-def op(name: str, *, family: str, method: str | None = None, **limits: Limit):
-    """Register the rule of operator ``name`` (spec camelCase) in ``family``."""
+def op(name: str, *, family: str, method: str | None = None, **arguments: Limit | _Kind):
+    """Register the rule of operator ``name`` (spec camelCase) in ``family``.
 
-    def register(rule: Callable[..., Any]) -> Callable[..., Any]:
-        if name in OPS:
-            raise RuntimeError(f"operator {name} registered twice")
-        OPS[name] = OpDef(
-            name=name,
-            method=method or snake_case(name),
-            family=family,
-            rule=rule,
-            limits=dict(limits),
-            signature=inspect.signature(rule),
-        )
+    ``arguments``: each operand argument's and output's limits (see the module docstring).
+    """
+
+    def decorate(rule: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(rule)
+        limits, operands = {}, []
+        for arg, declared in arguments.items():
+            kind, lim = (declared.kind, declared.limit) if isinstance(declared, _Kind) else (REQUIRED, declared)
+            limits[arg] = lim
+            if arg.startswith("output"):
+                if kind != REQUIRED:
+                    raise RuntimeError(f"{name}: output {arg} cannot be {kind}")
+                continue
+            param = snake_case(arg)
+            if param not in signature.parameters:
+                raise RuntimeError(f"{name}: operand argument {arg} is not a parameter ({param}) of its rule")
+            operands.append(Operand(arg, param, kind, lim))
+        opdef = OpDef(name, method or snake_case(name), family, rule, limits, signature, tuple(operands))
+        register(OPS, name, opdef, "operator")
         return rule
 
-    return register
+    return decorate
 
 
 class Call:
@@ -149,19 +236,37 @@ class Call:
 
     def emit(
         self,
-        inputs: Sequence[Value | None],
+        inputs: Mapping[str, Value | Sequence[Value] | None],
         outputs: OperandDesc | Sequence[OperandDesc],
         op: str | None = None,
         **attrs: Any,
     ) -> Any:
-        """Add a node; returns its output Value, or a list for a sequence of outputs."""
+        """Add a node of this operator (or ``op``) with ``inputs`` named by their Python
+        names (None: an absent optional operand); returns its output Value, or a list
+        for a sequence of outputs."""
+        name = op or self.op
         single = isinstance(outputs, OperandDesc)
         descs = [outputs] if single else list(outputs)
-        values = self._emit(
-            op or self.op,
-            tuple(None if v is None else v.id for v in inputs),
-            descs,
-            freeze(attrs),
-            self.label,
-        )
+        values = self._emit(name, node_inputs(OPS[name], inputs), descs, freeze(attrs), self.label)
         return values[0] if single else values
+
+
+def node_inputs(opdef: OpDef, inputs: Mapping[str, Any]) -> dict[str, int | tuple[int, ...]]:
+    """The IR node inputs (operand ids by Python name, absent optional operands left out)
+    of ``opdef`` for ``inputs`` (Values by Python name)."""
+    if not isinstance(inputs, Mapping):
+        raise RuntimeError(f"{opdef.name}: a rule emits its operands by name, not {type(inputs).__name__}")
+    unknown = set(inputs) - {o.param for o in opdef.operands}
+    if unknown:
+        raise RuntimeError(f"{opdef.name} has no operand argument {', '.join(sorted(unknown))}")
+    ids: dict[str, int | tuple[int, ...]] = {}
+    for operand in opdef.operands:
+        value = inputs.get(operand.param)
+        if value is None:
+            if operand.kind != OPTIONAL:
+                raise RuntimeError(f"{opdef.name}: the operand {operand.param} is missing")
+        elif operand.kind == SEQUENCE:
+            ids[operand.param] = tuple(v.id for v in value)
+        else:
+            ids[operand.param] = value.id
+    return ids

@@ -93,7 +93,7 @@ def resample2d(
             raise call.error(f"the output size {size} of axis {axis} ({source}) is not a valid dimension")
         shape[axis] = size
     shape = check_shape(call, shape)
-    return call.emit([input], OperandDesc(input.data_type, shape), mode=mode, axes=tuple(axes))
+    return call.emit({"input": input}, OperandDesc(input.data_type, shape), mode=mode, axes=tuple(axes))
 
 
 # -- gradients ------------------------------------------------------------------

@@ -32,7 +32,7 @@ from .checks import (
     unsigned_long,
     unsigned_longs,
 )
-from .registry import MAX_RANK, Call, gradient, op
+from .registry import MAX_RANK, Call, gradient, op, sequence
 
 # A "valid tensor count" (spec): concat's inputs and split's outputs.
 MAX_TENSOR_COUNT = 8192
@@ -63,13 +63,13 @@ def _length_is_rank(call: Call, values: Sequence[int], input: Value, name: str) 
 def cast(call: Call, input: Value, data_type: str) -> Value:
     """Cast each element to ``data_type`` (truncating floats toward zero for integer targets)."""
     one_of(call, data_type, ALL_TYPES, "data_type")
-    return call.emit([input], OperandDesc(data_type, input.shape), data_type=data_type)
+    return call.emit({"input": input}, OperandDesc(data_type, input.shape), data_type=data_type)
 
 
 # -- concat -----------------------------------------------------------------------
 
 
-@op("concat", family="shape", inputs=RANK1, output=RANK1)
+@op("concat", family="shape", inputs=sequence(RANK1), output=RANK1)
 def concat(call: Call, inputs: Sequence[Value], axis: int) -> Value:
     """Concatenate ``inputs`` (a list of operands) along ``axis``."""
     if not isinstance(inputs, (list, tuple)) or not all(isinstance(v, Value) for v in inputs):
@@ -95,7 +95,7 @@ def concat(call: Call, inputs: Sequence[Value], axis: int) -> Value:
                 )
         shape[axis] += input.shape[axis]
     shape = check_shape(call, shape)
-    return call.emit(list(inputs), OperandDesc(first.data_type, shape), axis=axis)
+    return call.emit({"inputs": inputs}, OperandDesc(first.data_type, shape), axis=axis)
 
 
 # -- expand, reshape, tile ----------------------------------------------------------
@@ -112,7 +112,7 @@ def expand(call: Call, input: Value, new_shape: Sequence[int]) -> Value:
         )
     # The output's allowed ranks (any, up to MAX_RANK) and valid dimensions.
     shape = check_shape(call, shape)
-    return call.emit([input], OperandDesc(input.data_type, shape), new_shape=shape)
+    return call.emit({"input": input}, OperandDesc(input.data_type, shape), new_shape=shape)
 
 
 @op("reshape", family="shape", input=ALL, output=ALL)
@@ -128,7 +128,7 @@ def reshape(call: Call, input: Value, new_shape: Sequence[int]) -> Value:
             f"new_shape {list(new_shape)} has {math.prod(new_shape)} elements, "
             f"input shape {list(input.shape)} has {count}"
         )
-    return call.emit([input], OperandDesc(input.data_type, new_shape), new_shape=new_shape)
+    return call.emit({"input": input}, OperandDesc(input.data_type, new_shape), new_shape=new_shape)
 
 
 @op("tile", family="shape", input=ANY, output=ANY)
@@ -139,7 +139,7 @@ def tile(call: Call, input: Value, repetitions: Sequence[int]) -> Value:
     if 0 in repetitions:
         raise call.error(f"repetitions {list(repetitions)} must not contain 0")
     shape = check_shape(call, [d * r for d, r in zip(input.shape, repetitions)])
-    return call.emit([input], OperandDesc(input.data_type, shape), repetitions=repetitions)
+    return call.emit({"input": input}, OperandDesc(input.data_type, shape), repetitions=repetitions)
 
 
 # -- pad --------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def pad(
     shape = check_shape(call, shape)
     value = dtypes.cast_number(value, input.data_type)
     return call.emit(
-        [input],
+        {"input": input},
         OperandDesc(input.data_type, shape),
         beginning_padding=beginning_padding,
         ending_padding=ending_padding,
@@ -201,7 +201,7 @@ def reverse(call: Call, input: Value, *, axes: Sequence[int] | None = None) -> V
         axes = tuple(range(input.rank))
     else:
         axes = axes_in_rank(call, axes, input.rank, "axes")
-    return call.emit([input], OperandDesc(input.data_type, input.shape), axes=axes)
+    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), axes=axes)
 
 
 @op("transpose", family="shape", input=ANY, output=ANY)
@@ -215,7 +215,7 @@ def transpose(call: Call, input: Value, *, permutation: Sequence[int] | None = N
         permutation = axes_in_rank(call, permutation, input.rank, "permutation")
     # The spec's steps copy input's descriptor; its prose, and WPT, permute the shape.
     shape = tuple(input.shape[p] for p in permutation)
-    return call.emit([input], OperandDesc(input.data_type, shape), permutation=permutation)
+    return call.emit({"input": input}, OperandDesc(input.data_type, shape), permutation=permutation)
 
 
 # -- slice, split -----------------------------------------------------------------
@@ -256,7 +256,8 @@ def slice(
         if start + size > input_size:
             raise call.error(f"starts[{index}] + sizes[{index}] = {start + size} exceeds the input size {input_size}")
         shape.append(-(-size // stride))  # ceil(size / stride)
-    return call.emit([input], OperandDesc(input.data_type, tuple(shape)), starts=starts, sizes=sizes, strides=strides)
+    desc = OperandDesc(input.data_type, tuple(shape))
+    return call.emit({"input": input}, desc, starts=starts, sizes=sizes, strides=strides)
 
 
 @op("split", family="shape", input=RANK1, outputs=RANK1)
@@ -284,7 +285,7 @@ def split(call: Call, input: Value, splits: int | Sequence[int], *, axis: int = 
             raise call.error(f"splits ({count}) must evenly divide the input size {dim} along axis {axis}")
         sizes = (dim // count,) * count
     descs = [OperandDesc(input.data_type, (*input.shape[:axis], size, *input.shape[axis + 1 :])) for size in sizes]
-    return call.emit([input], descs, splits=sizes, axis=axis)
+    return call.emit({"input": input}, descs, splits=sizes, axis=axis)
 
 
 # -- triangular, where ------------------------------------------------------------
@@ -296,7 +297,7 @@ def triangular(call: Call, input: Value, *, upper: bool = True, diagonal: int = 
     if not isinstance(upper, (bool, np.bool_)):
         raise call.error(f"upper must be a boolean, got {upper!r}")
     diagonal = long(call, diagonal, "diagonal")
-    return call.emit([input], OperandDesc(input.data_type, input.shape), upper=bool(upper), diagonal=diagonal)
+    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), upper=bool(upper), diagonal=diagonal)
 
 
 @op("where", family="shape", condition=limit(("uint8",)), trueValue=ANY, falseValue=ANY, output=ANY)
@@ -314,7 +315,10 @@ def where(call: Call, condition: Value, true_value: Value, false_value: Value) -
     if shape is None:
         raise call.error(f"the condition shape {list(condition.shape)} is not broadcastable with {list(values_shape)}")
     shape = check_shape(call, shape)
-    return call.emit([condition, true_value, false_value], OperandDesc(true_value.data_type, shape))
+    return call.emit(
+        {"condition": condition, "true_value": true_value, "false_value": false_value},
+        OperandDesc(true_value.data_type, shape),
+    )
 
 
 # -- gradients ------------------------------------------------------------------

@@ -21,7 +21,7 @@ FLOAT_LIMIT = limit(FLOATS)
 
 def unary(call: Call, input: Value) -> Value:
     """The shared rule: the output has the input's data type and shape."""
-    return call.emit([input], OperandDesc(input.data_type, input.shape))
+    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape))
 
 
 for _name in ("abs", "neg", "sign"):

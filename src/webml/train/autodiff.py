@@ -7,25 +7,26 @@ runs on every backend.  Each operator's gradient rule is registered beside
 its definition in ``webml.ops.<family>`` with ``@gradient("name")``; an
 operator either has a rule or is declared with ``not_differentiable``.
 
-A rule receives a :class:`GradCall` and returns the cotangent of each of the
-node's inputs (``None`` where none flows, e.g. indices), built with
-``g.b`` (the builder)::
+A rule receives a :class:`GradCall`, the node's operands as keyword
+arguments of their Python names and its attributes as keyword arguments, and
+returns the cotangents of its operands by name (absent or ``None`` where none
+flows, e.g. indices), built with ``g.b`` (the builder)::
 
     @gradient("mul")
-    def _mul(g):
-        a, b = g.inputs
-        return [g.unbroadcast(g.b.mul(g.dout, b), a), g.unbroadcast(g.b.mul(g.dout, a), b)]
+    def _mul(g, a, b):
+        return {"a": g.unbroadcast(g.b.mul(g.dout, b), a), "b": g.unbroadcast(g.b.mul(g.dout, a), b)}
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..api.builder import MLGraphBuilder
 from ..api.operand import MLOperand
-from ..ir import Node, Value
-from ..ops.registry import GRADIENTS, NOT_DIFFERENTIABLE
+from ..ir import Node, Value, ancestors
+from ..ops.registry import GRADIENTS, NOT_DIFFERENTIABLE, OPS
 
 __all__ = ["GradCall", "grad"]
 
@@ -36,7 +37,16 @@ class GradCall:
     def __init__(self, builder: MLGraphBuilder, node: Node, douts: list[MLOperand | None]) -> None:
         self.b = builder
         self.node = node
-        self.inputs: list[MLOperand | None] = [None if i is None else _operand(builder, i) for i in node.inputs]
+        #: The node's operands by Python name (a list for a sequence operand).
+        self.operands: dict[str, Any] = {
+            name: [_operand(builder, i) for i in ids] if isinstance(ids, tuple) else _operand(builder, ids)
+            for name, ids in node.inputs.items()
+        }
+        # TRANSITIONAL (issue 10): the operands in order, None where absent, for rules of the (g) form.
+        self.inputs: list[MLOperand | None] = []
+        for operand in OPS[node.op].operands if node.op in OPS else ():
+            value = self.operands.get(operand.param)
+            self.inputs.extend(value if isinstance(value, list) else [value])
         self.outputs: list[MLOperand] = [_operand(builder, o) for o in node.outputs]
         self.douts = douts
 
@@ -103,19 +113,11 @@ def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) 
     nodes = builder._nodes
     producer = builder._producer
     # Nodes between the parameters and the loss, in order.
-    needed: set[int] = set()
-    stack = [loss_v.id]
-    while stack:
-        oid = stack.pop()
-        if oid in needed:
-            continue
-        needed.add(oid)
-        if oid in producer:
-            stack.extend(i for i in nodes[producer[oid]].inputs if i is not None)
+    needed = ancestors([loss_v.id], lambda oid: nodes[producer[oid]] if oid in producer else None)
     depends: set[int] = set(param_ids)
     on_path: list[int] = []
     for index, node in enumerate(nodes):
-        if any(o in needed for o in node.outputs) and any(i in depends for i in node.inputs if i is not None):
+        if any(o in needed for o in node.outputs) and any(i in depends for i in node.operand_ids()):
             depends.update(node.outputs)
             on_path.append(index)
 
@@ -128,7 +130,7 @@ def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) 
         if all(d is None for d in douts):
             continue
         if node.op in NOT_DIFFERENTIABLE:
-            if any(i in depends for i in node.inputs if i is not None):
+            if any(i in depends for i in node.operand_ids()):
                 raise TypeError(
                     f"{where}: {node.op}{f' [{node.label}]' if node.label else ''} is not differentiable "
                     f"({NOT_DIFFERENTIABLE[node.op]})"
@@ -137,13 +139,39 @@ def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) 
         rule = GRADIENTS.get(node.op)
         if rule is None:
             raise TypeError(f"{where}: no gradient rule for {node.op}")
-        dins = rule(GradCall(builder, node, douts))
-        for i, d in zip(node.inputs, dins):
-            if i is None or d is None or i not in depends:
+        for i, d in _cotangents(rule, GradCall(builder, node, douts)):
+            if d is None or i not in depends:
                 continue
             cotangent[i] = d if i not in cotangent else builder.add(cotangent[i], d)
     out = []
     for p, pid in zip(params, param_ids):
         g = cotangent.get(pid)
-        out.append(g if g is not None else GradCall(builder, Node("identity", (), (pid,)), [None]).zeros_like(p))
+        out.append(g if g is not None else GradCall(builder, Node("identity", {}, (pid,)), [None]).zeros_like(p))
     return out
+
+
+def _cotangents(rule: Any, g: GradCall) -> list[tuple[int, MLOperand | None]]:
+    """(operand id, cotangent) pairs of what ``rule`` returns for the node of ``g``."""
+    node = g.node
+    if len(inspect.signature(rule).parameters) == 1:  # TRANSITIONAL: the (g) form returning a list
+        return list(zip((i for i in _ordered_ids(node)), rule(g)))
+    result = rule(g, **g.operands, **node.attrs)
+    unknown = set(result) - node.inputs.keys()
+    if unknown:
+        raise AssertionError(f"the gradient rule of {node.op} returned cotangents of {sorted(unknown)}")
+    pairs: list[tuple[int, MLOperand | None]] = []
+    for name, d in result.items():
+        ids = node.inputs[name]
+        if isinstance(ids, tuple):
+            pairs.extend(zip(ids, d if d is not None else [None] * len(ids)))
+        else:
+            pairs.append((ids, d))
+    return pairs
+
+
+def _ordered_ids(node: Node) -> list[int | None]:
+    ids: list[int | None] = []
+    for operand in OPS[node.op].operands:
+        value = node.inputs.get(operand.param)
+        ids.extend(value if isinstance(value, tuple) else [value])
+    return ids

@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-import functools
 import threading
 import weakref
 from collections.abc import Mapping
@@ -166,10 +165,11 @@ class OnnxRuntimeBackend(Backend):
 
     def compile(self, graph: Graph) -> OrtGraph:
         lowered = lower(graph)
-        options = self.session_options(bool(lowered.external_files))
-        if lowered.ortvalue_initializers:
-            names = list(lowered.ortvalue_initializers)
-            values = [ort.OrtValue.ortvalue_from_numpy(lowered.ortvalue_initializers[n]) for n in names]
+        weights = lowered.weights
+        options = self.session_options(bool(weights.external_files))
+        if weights.ortvalues:
+            names = list(weights.ortvalues)
+            values = [ort.OrtValue.ortvalue_from_numpy(weights.ortvalues[n]) for n in names]
             options.add_external_initializers(names, values)
         session = ort.InferenceSession(lowered.model.SerializeToString(), options, providers=_PROVIDERS)
         return OrtGraph(graph, session, lowered.input_names, lowered.output_names)
@@ -198,18 +198,7 @@ class OnnxRuntimeBackend(Backend):
         lowering = LOWERINGS.get(op)
         if lowering is None:
             return False
-        if argument in lowering.argument_types:
-            return data_type in lowering.argument_types[argument]
-        if argument == _first_argument(op):
-            return data_type in lowering.types
-        return True
-
-
-@functools.cache
-def _first_argument(op: str) -> str | None:
-    from ...ops import OPS
-
-    return next((k for k in OPS[op].limits if not k.startswith("output")), None)
+        return data_type in lowering.argument_types.get(argument, (data_type,))
 
 
 def create(**options: Any) -> OnnxRuntimeBackend:

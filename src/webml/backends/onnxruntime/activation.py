@@ -27,14 +27,14 @@ _DIRECT = {
 }
 
 
-@lowering(*_DIRECT, types=FLOATS)
+@lowering(*_DIRECT, input=FLOATS)
 def direct(lw: Lowerer, n: Op) -> None:
     # alpha/beta were cast to the input's type, so as float attributes they are exact.
     attrs = {k: float(v) for k, v in n.attrs.items() if k in ("alpha", "beta")}
     lw.emit(_DIRECT[n.node.op], [n.input], n.output, **attrs)
 
 
-@lowering("sigmoid", types=FLOATS)
+@lowering("sigmoid", input=FLOATS)
 def sigmoid(lw: Lowerer, n: Op) -> None:
     if n.in_type == "float16":  # within 2 ULP of the reference over every float16 value
         lw.emit("Sigmoid", [n.input], n.output)
@@ -47,17 +47,17 @@ def sigmoid(lw: Lowerer, n: Op) -> None:
     lw.emit("Reciprocal", [lw.emit("Add", [e, lw.const(1.0, "float32")])], n.output)
 
 
-@lowering("gelu", types=FLOATS)
+@lowering("gelu", input=FLOATS)
 def gelu(lw: Lowerer, n: Op) -> None:
     lw.emit("Gelu", [n.input], n.output, approximate="none")
 
 
-@lowering("softmax", types=FLOATS)
+@lowering("softmax", input=FLOATS)
 def softmax(lw: Lowerer, n: Op) -> None:
     lw.emit("Softmax", [n.input], n.output, axis=int(n.attrs["axis"]))
 
 
-@lowering("linear", types=FLOATS)
+@lowering("linear", input=FLOATS)
 def linear(lw: Lowerer, n: Op) -> None:
     # x * 1 is x exactly; x + 0 is x up to the sign of a zero result, which no
     # comparison of numbers tells apart, so neither node is emitted for nothing.
@@ -71,7 +71,7 @@ def linear(lw: Lowerer, n: Op) -> None:
         lw.emit("Identity", [x], n.output)
 
 
-@lowering("relu", types=SIGNED)
+@lowering("relu", input=SIGNED)
 def relu(lw: Lowerer, n: Op) -> None:
     if n.in_type == "int64":  # ONNX Runtime's Relu has no int64 kernel
         lw.emit("Max", [n.input, lw.const(0, "int64")], n.output)
@@ -79,7 +79,7 @@ def relu(lw: Lowerer, n: Op) -> None:
     lw.emit("Relu", [n.input], n.output)
 
 
-@lowering("clamp", types=NUMERIC)
+@lowering("clamp", input=NUMERIC)
 def clamp(lw: Lowerer, n: Op) -> None:
     # Clip (opset 13) has kernels for every numeric type; an integer bound at
     # the type's limit clamps nothing and is left out.
@@ -109,7 +109,7 @@ def clamp(lw: Lowerer, n: Op) -> None:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-@lowering("prelu", types=SIGNED)
+@lowering("prelu", input=SIGNED)
 def prelu(lw: Lowerer, n: Op) -> None:
     x, slope = n.inputs
     data_type = n.in_type

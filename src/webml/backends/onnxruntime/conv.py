@@ -52,12 +52,12 @@ def _conv(lw: Lowerer, n: Op, op_type: str, filter_perm, **attrs) -> None:
         lw.emit("Transpose", [y], n.output, perm=_NCHW_TO_NHWC)
 
 
-@lowering("conv2d", types=FLOATS)
+@lowering("conv2d", input=FLOATS)
 def conv2d(lw: Lowerer, n: Op) -> None:
     _conv(lw, n, "Conv", _TO_OIHW[n.attrs["filter_layout"]])
 
 
-@lowering("convTranspose2d", types=FLOATS)
+@lowering("convTranspose2d", input=FLOATS)
 def conv_transpose2d(lw: Lowerer, n: Op) -> None:
     shape = n.in_descs[0].shape
     h, w = (shape[2], shape[3]) if n.attrs["input_layout"] == "nchw" else (shape[1], shape[2])

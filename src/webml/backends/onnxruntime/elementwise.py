@@ -10,12 +10,12 @@ ALL = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint
 _ONNX = {"add": "Add", "sub": "Sub", "mul": "Mul", "max": "Max", "min": "Min"}
 
 
-@lowering(*_ONNX, types=ALL)
+@lowering(*_ONNX, a=ALL)
 def arithmetic(lw: Lowerer, n: Op) -> None:
     lw.emit(_ONNX[n.node.op], n.inputs, n.output)
 
 
-@lowering("div", types=ALL)
+@lowering("div", a=ALL)
 def div(lw: Lowerer, n: Op) -> None:
     a, b = n.inputs
     if n.in_type in ("float32", "float16"):
@@ -34,7 +34,7 @@ POW_TYPES = ("float32", "float16", "int32", "int64", "int8", "uint8", "uint32")
 
 
 # b and the output have a's type (spec), so they take no uint64 either.
-@lowering("pow", types=POW_TYPES, b=POW_TYPES, output=POW_TYPES)
+@lowering("pow", a=POW_TYPES, b=POW_TYPES, output=POW_TYPES)
 def power(lw: Lowerer, n: Op) -> None:
     if n.in_type in ("float32", "float16", "int32", "int64"):
         lw.emit("Pow", n.inputs, n.output)

@@ -61,34 +61,34 @@ def _nd_sizes(n: Op) -> list[int]:
     return list(n.in_descs[0].shape[:k])
 
 
-@lowering("gather", types=ALL)
+@lowering("gather", input=ALL)
 def gather(lw: Lowerer, n: Op) -> None:
     axis = n.attrs["axis"]
     indices = _clamped(lw, n, 1, [n.in_descs[0].shape[axis]])
     lw.emit("Gather", [n.input, indices], n.output, axis=axis)
 
 
-@lowering("gatherElements", types=ALL)
+@lowering("gatherElements", input=ALL)
 def gather_elements(lw: Lowerer, n: Op) -> None:
     axis = n.attrs["axis"]
     indices = _clamped(lw, n, 1, [n.in_descs[0].shape[axis]])
     lw.emit("GatherElements", [n.input, indices], n.output, axis=axis)
 
 
-@lowering("gatherND", types=ALL)
+@lowering("gatherND", input=ALL)
 def gather_nd(lw: Lowerer, n: Op) -> None:
     indices = _clamped(lw, n, 1, _nd_sizes(n), nd=True)
     lw.emit("GatherND", [n.input, indices], n.output)
 
 
-@lowering("scatterElements", types=ALL)
+@lowering("scatterElements", input=ALL)
 def scatter_elements(lw: Lowerer, n: Op) -> None:
     axis = n.attrs["axis"]
     indices = _clamped(lw, n, 1, [n.in_descs[0].shape[axis]])
     lw.emit("ScatterElements", [n.input, indices, n.inputs[2]], n.output, axis=axis)
 
 
-@lowering("scatterND", types=ALL)
+@lowering("scatterND", input=ALL)
 def scatter_nd(lw: Lowerer, n: Op) -> None:
     indices = _clamped(lw, n, 1, _nd_sizes(n), nd=True)
     lw.emit("ScatterND", [n.input, indices, n.inputs[2]], n.output)

@@ -7,13 +7,13 @@ from .lowering import Lowerer, Op, lowering
 FLOATS = ("float32", "float16")
 
 
-@lowering("matmul", types=FLOATS)
+@lowering("matmul", a=FLOATS)
 def matmul(lw: Lowerer, n: Op) -> None:
     # MatMul broadcasts the batch dimensions as numpy.matmul does (both ranks are at least 2).
     lw.emit("MatMul", n.inputs, n.output)
 
 
-@lowering("gemm", types=FLOATS)
+@lowering("gemm", a=FLOATS)
 def gemm(lw: Lowerer, n: Op) -> None:
     # Gemm: alpha * A' * B' + beta * C, C unidirectionally broadcast to [M, N] (rank 0 to 2),
     # exactly the spec's operator.  alpha/beta were cast to the input's type: exact as floats.

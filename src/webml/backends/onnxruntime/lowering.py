@@ -2,9 +2,13 @@
 
 One lowering per operator, registered with :func:`lowering` in the family
 module of the same name as in :mod:`webml.ops`.  A lowering receives the
-:class:`Lowerer` and an :class:`Op` (the node with ONNX value names) and
-emits ONNX nodes.  It states the data types it handles (``types``): the
-backend reports exactly those in ``op_support_limits()`` and the builder
+:class:`Lowerer`, the node's operands as keyword arguments of their Python
+names (each an :class:`Arg`: the ONNX value name, a ``str``, with its
+descriptor; a list for a sequence operand; an absent optional operand is not
+passed), its output(s) as ``out`` (an Arg, or a list of them) and the node's
+attributes as keyword arguments; it emits ONNX nodes.  It states the data
+types it handles per named argument (``@lowering("conv2d", input=FLOATS)``):
+the backend reports exactly those in ``op_support_limits()`` and the builder
 refuses the rest, so nothing unsupported reaches ONNX Runtime.
 
 Value representation: every operand is an ONNX value of the same element
@@ -12,29 +16,30 @@ type, except int4/uint4, which are carried as int8/uint8 holding the same
 values (ONNX Runtime's CPU kernels and its Python API barely know 4-bit
 types); lowerings that care (quantization, cast) saturate to 4-bit ranges.
 
-Large constants are not serialized into the protobuf: those that live in
-shared-memory files (:mod:`webml.storage`) become external-data tensors
-that ONNX Runtime maps, the others are handed over as OrtValues.
+Where each constant's bytes go (inside the protobuf, mapped from a file,
+handed over as an OrtValue) is :mod:`.weights`' decision.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ... import dtypes
 from ...ir import Graph, Node, OperandDesc
-from ...ops import FAMILIES
-from ...storage import SHARED_THRESHOLD, file_location
+from ...ops import FAMILIES, OPS
+from ...ops.registry import register
+from .weights import Weights
 
-__all__ = ["LOWERINGS", "OPSET", "Lowered", "Lowerer", "Op", "lower", "lowering", "onnx_type", "storage_dtype"]
+__all__ = ["LOWERINGS", "OPSET", "Arg", "Lowered", "Lowerer", "lower", "lowering", "onnx_type", "storage_dtype"]
 
 #: The default-domain opset of the models webml writes.
 OPSET = 21
@@ -72,34 +77,58 @@ def storage_dtype(data_type: str) -> np.dtype:
 class Lowering:
     name: str
     fn: Callable[..., None]
-    types: tuple[str, ...]  # of the operator's first operand argument
-    argument_types: Mapping[str, tuple[str, ...]]  # of other arguments (spec names), where narrower
+    argument_types: Mapping[str, tuple[str, ...]]  # spec argument name -> the data types handled
 
 
 LOWERINGS: dict[str, Lowering] = {}
 
 
-def lowering(*names: str, types: Iterable[str], **argument_types: Iterable[str]):
+def lowering(*names: str, **argument_types: Iterable[str]):
     """Register the lowering of operators ``names``.
 
-    ``types`` are the data types of the operator's first operand argument
-    that the lowering handles; keyword arguments narrow other arguments
-    (spec names, e.g. ``output=("float32",)`` for cast).  These are what the
-    backend supports; the builder refuses the rest.
+    Keyword arguments name the operator's arguments (spec names, outputs
+    included, e.g. ``input=FLOATS`` or ``output=("float32",)``) whose data
+    types the lowering handles only in part; the others take every type the
+    spec allows.  These are what the backend supports; the builder refuses the rest.
     """
-    supported = tuple(types)
-    others = {k: tuple(v) for k, v in argument_types.items()}
+    supported = {k: tuple(v) for k, v in argument_types.items()}
 
-    def register(fn: Callable[..., None]) -> Callable[..., None]:
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         for name in names:
-            if name in LOWERINGS:
-                raise RuntimeError(f"onnxruntime lowering for {name} registered twice")
-            LOWERINGS[name] = Lowering(name, fn, supported, others)
+            unknown = set(supported) - OPS[name].limits.keys()
+            if unknown:
+                raise RuntimeError(f"onnxruntime lowering for {name}: no argument {', '.join(sorted(unknown))}")
+            register(LOWERINGS, name, Lowering(name, fn, supported), "onnxruntime lowering for")
         return fn
 
-    return register
+    return decorate
 
 
+class Arg(str):
+    """An operand or output as a lowering sees it: its ONNX value name, with its descriptor."""
+
+    desc: OperandDesc
+    id: int  # the IR operand id
+
+    def __new__(cls, name: str, desc: OperandDesc, oid: int) -> Arg:
+        arg = super().__new__(cls, name)
+        arg.desc, arg.id = desc, oid
+        return arg
+
+    @property
+    def data_type(self) -> str:
+        return self.desc.data_type
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.desc.shape
+
+    @property
+    def rank(self) -> int:
+        return self.desc.rank
+
+
+# TRANSITIONAL (issue 10): the (lw, op) form of lowerings not yet taking named operands.
 @dataclass
 class Op:
     """A node as its lowering sees it: ONNX value names and descriptors."""
@@ -142,8 +171,7 @@ class Lowered:
     model: onnx.ModelProto
     input_names: dict[str, str]  # webml input name -> ONNX graph input name
     output_names: dict[str, str]  # webml output name -> ONNX graph output name
-    external_files: dict[str, str] = field(default_factory=dict)  # initializer -> absolute path
-    ortvalue_initializers: dict[str, np.ndarray] = field(default_factory=dict)  # initializer -> array
+    weights: Weights
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*")
@@ -154,11 +182,10 @@ class Lowerer:
 
     def __init__(self, graph: Graph, *, embed_all: bool = False) -> None:
         self.graph = graph
-        self.embed_all = embed_all  # serialize every constant (webml.onnx.save)
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
-        self.external_files: dict[str, str] = {}
-        self.ortvalue_initializers: dict[str, np.ndarray] = {}
+        self.weights = Weights(embed_all=embed_all)
+        #: The node being lowered (its ``op`` tells apart operators that share a lowering).
+        self.node: Node | None = None
         self._names: dict[int, str] = {}
         self._used: set[str] = set()
         self._counter = 0
@@ -229,22 +256,14 @@ class Lowerer:
         """A 1-D int64 initializer (shapes, axes, pads...)."""
         return self.const(np.asarray(list(values), dtype=np.int64))
 
-    def _initializer(self, array: np.ndarray, name: str) -> str:
+    def _initializer(self, array: np.ndarray, name: str, file: str | None = None) -> str:
         self._used.add(name)
-        path = None if self.embed_all else file_location(array)
-        if path is not None:
-            # A shared-memory file (webml.storage): ONNX Runtime maps the same pages.
-            self.initializers.append(
-                _external_tensor(name, array, location=path.lstrip("/"), offset="0", length=str(array.nbytes))
-            )
-            self.external_files[name] = path
-        elif not self.embed_all and array.nbytes >= SHARED_THRESHOLD:
-            # No shared-memory file: hand the array over as an OrtValue (ONNX Runtime copies it).
-            self.ortvalue_initializers[name] = np.asarray(array, order="C")
-            self.initializers.append(_external_tensor(name, array, location=f"ortvalue-{name}"))
-        else:
-            self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        self.weights.add(name, array, file)
         return name
+
+    def constant_value(self, arg: Arg) -> np.ndarray | None:
+        """The array of a constant operand (a lowering may read it, e.g. indices), or None."""
+        return self.graph.constants.get(arg.id)
 
     def cast(self, name: str, to: str, output: str | None = None) -> str:
         """``name`` converted to the ONNX type carrying webml data type ``to``."""
@@ -275,42 +294,42 @@ class Lowerer:
             output_names[name] = onnx_name
         for oid, array in g.constants.items():
             desc = g.operands[oid]
-            stored = array.astype(storage_dtype(desc.data_type)) if desc.data_type in ("int4", "uint4") else array
-            self._initializer(np.asarray(stored).reshape(desc.shape), self.name(oid))
+            if desc.data_type in ("int4", "uint4"):  # carried as int8/uint8: a converted copy, in no file
+                self._initializer(array.astype(storage_dtype(desc.data_type)).reshape(desc.shape), self.name(oid))
+            else:
+                self._initializer(np.asarray(array).reshape(desc.shape), self.name(oid), g.constant_files.get(oid))
         for node in g.nodes:
-            op = Op(
-                node,
-                [None if i is None else self.name(i) for i in node.inputs],
-                [self.name(o) for o in node.outputs],
-                [None if i is None else g.operands[i] for i in node.inputs],
-                [g.operands[o] for o in node.outputs],
-            )
-            LOWERINGS[node.op].fn(self, op)
+            self._lower_node(node)
         for oid, onnx_name in aliases:
             self.emit("Identity", [self.name(oid)], onnx_name)
-        # Lowerings that read a constant at lowering time (e.g. resolved indices) leave it unused.
-        used = {i for node in self.nodes for i in node.input} | set(output_names.values())
-        self.initializers = [t for t in self.initializers if t.name in used]
-        self.external_files = {k: v for k, v in self.external_files.items() if k in used}
-        self.ortvalue_initializers = {k: v for k, v in self.ortvalue_initializers.items() if k in used}
-        graph = helper.make_graph(self.nodes, "webml", inputs, outputs, initializer=self.initializers)
+        self.weights.keep({i for node in self.nodes for i in node.input} | set(output_names.values()))
+        graph = helper.make_graph(self.nodes, "webml", inputs, outputs, initializer=self.weights.initializers)
         model = helper.make_model(
             graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="webml", ir_version=10
         )
-        return Lowered(model, input_names, output_names, self.external_files, self.ortvalue_initializers)
+        return Lowered(model, input_names, output_names, self.weights)
 
+    def _lower_node(self, node: Node) -> None:
+        g = self.graph
 
-def _external_tensor(name: str, array: np.ndarray, **external_data: str) -> TensorProto:
-    """A TensorProto of ``array``'s type and shape whose data lives outside the protobuf."""
-    t = TensorProto()
-    t.name = name
-    t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-    t.dims.extend(array.shape)
-    t.data_location = TensorProto.EXTERNAL
-    for key, value in external_data.items():
-        entry = t.external_data.add()
-        entry.key, entry.value = key, value
-    return t
+        def arg(oid: int) -> Arg:
+            return Arg(self.name(oid), g.operands[oid], oid)
+
+        operands = {
+            name: [arg(i) for i in ids] if isinstance(ids, tuple) else arg(ids) for name, ids in node.inputs.items()
+        }
+        outs = [arg(o) for o in node.outputs]
+        fn = LOWERINGS[node.op].fn
+        if len(inspect.signature(fn).parameters) == 2:  # TRANSITIONAL: the (lw, op) form
+            ins: list[Any] = []
+            for operand in OPS[node.op].operands:
+                value = operands.get(operand.param)
+                ins.extend(value if isinstance(value, list) else [value])
+            positional = Node(node.op, tuple(None if i is None else i.id for i in ins), node.outputs, node.attrs)  # type: ignore[arg-type]
+            fn(self, Op(positional, ins, outs, [None if i is None else i.desc for i in ins], [o.desc for o in outs]))
+            return
+        self.node = node
+        fn(self, **operands, out=outs[0] if len(outs) == 1 else outs, **node.attrs)
 
 
 def lower(graph: Graph, *, embed_all: bool = False) -> Lowered:

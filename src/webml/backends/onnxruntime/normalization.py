@@ -23,7 +23,7 @@ def _filled(lw: Lowerer, name: str | None, value: float, shape, data_type: str) 
     return lw.const(np.full(tuple(shape), value, dtype=storage_dtype(data_type)))
 
 
-@lowering("batchNormalization", types=FLOATS)
+@lowering("batchNormalization", input=FLOATS)
 def batch_normalization(lw: Lowerer, n: Op) -> None:
     # Not ONNX BatchNormalization: its kernel folds the mean into the bias (x * a + (bias - mean * a)),
     # which cancels catastrophically for x near the mean and misses WPT's tolerance.  Here the
@@ -44,7 +44,7 @@ def batch_normalization(lw: Lowerer, n: Op) -> None:
         lw.emit("Add", [y, bias], n.output)
 
 
-@lowering("instanceNormalization", types=FLOATS)
+@lowering("instanceNormalization", input=FLOATS)
 def instance_normalization(lw: Lowerer, n: Op) -> None:
     x, scale, bias = n.inputs
     epsilon, layout = float(n.attrs["epsilon"]), n.attrs["layout"]
@@ -60,7 +60,7 @@ def instance_normalization(lw: Lowerer, n: Op) -> None:
     lw.emit("Transpose", [y], n.output, perm=[0, 2, 3, 1])
 
 
-@lowering("layerNormalization", types=FLOATS)
+@lowering("layerNormalization", input=FLOATS)
 def layer_normalization(lw: Lowerer, n: Op) -> None:
     x, scale, bias = n.inputs
     axes, epsilon = tuple(int(a) for a in n.attrs["axes"]), float(n.attrs["epsilon"])

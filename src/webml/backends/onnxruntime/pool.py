@@ -106,7 +106,7 @@ def _pad(lw: Lowerer, x: str, g: _Geometry, fill: str | None) -> str:
     return lw.emit("Pad", [x, pads, fill], mode="constant")
 
 
-@lowering("averagePool2d", types=FLOATS)
+@lowering("averagePool2d", input=FLOATS)
 def average_pool2d(lw: Lowerer, n: Op) -> None:
     def compute(x: str, g: _Geometry, out) -> str:
         if g.wide:
@@ -126,7 +126,7 @@ def average_pool2d(lw: Lowerer, n: Op) -> None:
     _pool(lw, n, compute)
 
 
-@lowering("l2Pool2d", types=FLOATS)
+@lowering("l2Pool2d", input=FLOATS)
 def l2_pool2d(lw: Lowerer, n: Op) -> None:
     def compute(x: str, g: _Geometry, out) -> str:
         if g.wide:
@@ -139,7 +139,7 @@ def l2_pool2d(lw: Lowerer, n: Op) -> None:
     _pool(lw, n, compute)
 
 
-@lowering("maxPool2d", types=MAX_TYPES)
+@lowering("maxPool2d", input=MAX_TYPES)
 def max_pool2d(lw: Lowerer, n: Op) -> None:
     data_type = n.in_type
 

@@ -92,7 +92,7 @@ def _broadcastable(lw: Lowerer, n: Op, name: str) -> str:
     return _repeat(lw, name, scale_shape, target)
 
 
-@lowering("quantizeLinear", types=("float32", "float16"), zeroPoint=QUANTIZED)
+@lowering("quantizeLinear", input=("float32", "float16"), zeroPoint=QUANTIZED)
 def quantize_linear(lw: Lowerer, n: Op) -> None:
     out_type = n.out_type
     if out_type in ("int32", "uint32"):
@@ -125,7 +125,7 @@ def _quantize_wide(lw: Lowerer, n: Op) -> None:
     lw.cast(finite, n.out_type, n.output)
 
 
-@lowering("dequantizeLinear", types=QUANTIZED, scale=("float32", "float16"))
+@lowering("dequantizeLinear", input=QUANTIZED, scale=("float32", "float16"))
 def dequantize_linear(lw: Lowerer, n: Op) -> None:
     if n.in_type in ("int32", "uint32"):
         # ONNX Runtime subtracts in int32 (overflow) and has no uint32 kernel:

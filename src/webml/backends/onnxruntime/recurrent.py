@@ -107,7 +107,7 @@ def _onnx_rnn(
     lw.emit(kind, inputs, outputs, hidden_size=hidden, **attrs)
 
 
-@lowering("gru", types=FLOATS)
+@lowering("gru", input=FLOATS)
 def gru(lw: Lowerer, n: Op) -> None:
     x, weight, recurrent_weight, bias, recurrent_bias, h0 = n.inputs
     a = n.attrs
@@ -131,7 +131,7 @@ def gru(lw: Lowerer, n: Op) -> None:
     )
 
 
-@lowering("gruCell", types=FLOATS)
+@lowering("gruCell", input=FLOATS)
 def gru_cell(lw: Lowerer, n: Op) -> None:
     x, weight, recurrent_weight, h, bias, recurrent_bias = n.inputs
     axis0 = lw.ints([0])
@@ -169,7 +169,7 @@ def _peephole_is_onnx(lw: Lowerer, n: Op, index: int, hidden: int) -> bool:
     return not np.any(np.asarray(array)[..., hidden : 2 * hidden])
 
 
-@lowering("lstm", types=FLOATS)
+@lowering("lstm", input=FLOATS)
 def lstm(lw: Lowerer, n: Op) -> None:
     x, weight, recurrent_weight, bias, recurrent_bias, peephole, h0, c0 = n.inputs
     a = n.attrs
@@ -196,7 +196,7 @@ def lstm(lw: Lowerer, n: Op) -> None:
     )
 
 
-@lowering("lstmCell", types=FLOATS)
+@lowering("lstmCell", input=FLOATS)
 def lstm_cell(lw: Lowerer, n: Op) -> None:
     x, weight, recurrent_weight, h, c, bias, recurrent_bias, peephole = n.inputs
     if not _peephole_is_onnx(lw, n, 7, n.attrs["hidden_size"]):

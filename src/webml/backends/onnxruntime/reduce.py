@@ -65,7 +65,7 @@ def _reduce(lw: Lowerer, op_type: str, x: str, axes: Sequence[int], keep: bool, 
 
 def _register(name: str, op_type: str, types: tuple[str, ...]) -> None:
     # The output has the input's type (spec): without int64/uint64 in, none out either.
-    @lowering(name, types=types, output=types)
+    @lowering(name, input=types, output=types)
     def lower(lw: Lowerer, n: Op) -> None:
         axes, keep = tuple(n.attrs["axes"]), bool(n.attrs["keep_dimensions"])
         dt = n.in_type
@@ -123,7 +123,7 @@ for _name, (_op_type, _) in _REDUCE.items():
 # -- argMin / argMax -------------------------------------------------------------------
 
 
-@lowering("argMin", "argMax", types=ARG_TYPES)
+@lowering("argMin", "argMax", input=ARG_TYPES)
 def arg_min_max(lw: Lowerer, n: Op) -> None:
     x, dt = n.input, n.in_type
     if dt == "uint32":
@@ -141,7 +141,7 @@ def arg_min_max(lw: Lowerer, n: Op) -> None:
 # -- cumulativeSum ----------------------------------------------------------------------
 
 
-@lowering("cumulativeSum", types=CUMULATIVE_TYPES)
+@lowering("cumulativeSum", input=CUMULATIVE_TYPES)
 def cumulative_sum(lw: Lowerer, n: Op) -> None:
     dt = n.in_type
     axis = lw.const(np.int64(n.attrs["axis"]))

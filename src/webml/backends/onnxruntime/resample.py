@@ -51,7 +51,7 @@ def _resize_is_exact(in_size: int, out_size: int) -> bool:
     return bool(np.array_equal(mapping.ravel(), _nearest_indices(in_size, out_size)))
 
 
-@lowering("resample2d", types=_TYPES)
+@lowering("resample2d", input=_TYPES)
 def resample2d(lw: Lowerer, n: Op) -> None:
     axes = list(n.attrs["axes"])
     in_shape, out_shape = n.in_descs[0].shape, n.out_descs[0].shape

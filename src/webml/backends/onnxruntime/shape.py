@@ -17,7 +17,7 @@ _INT64_MIN = -(2**63)
 # -- cast -------------------------------------------------------------------------
 
 
-@lowering("cast", types=ALL, output=ALL)
+@lowering("cast", input=ALL, output=ALL)
 def cast(lw: Lowerer, n: Op) -> None:
     src, dst = n.in_type, n.out_type
     if src == dst:
@@ -93,22 +93,22 @@ def _representable_within(lo: int, hi: int, ftype: np.dtype) -> tuple[float, flo
 # -- concat, expand, reshape, tile ----------------------------------------------------
 
 
-@lowering("concat", types=ANY)
+@lowering("concat", inputs=ANY)
 def concat(lw: Lowerer, n: Op) -> None:
     lw.emit("Concat", n.inputs, n.output, axis=n.attrs["axis"])
 
 
-@lowering("expand", types=ANY)
+@lowering("expand", input=ANY)
 def expand(lw: Lowerer, n: Op) -> None:
     lw.emit("Expand", [n.input, lw.ints(n.attrs["new_shape"])], n.output)
 
 
-@lowering("reshape", types=ALL)
+@lowering("reshape", input=ALL)
 def reshape(lw: Lowerer, n: Op) -> None:
     lw.emit("Reshape", [n.input, lw.ints(n.attrs["new_shape"])], n.output)
 
 
-@lowering("tile", types=ANY)
+@lowering("tile", input=ANY)
 def tile(lw: Lowerer, n: Op) -> None:
     repetitions = n.attrs["repetitions"]
     if all(r == 1 for r in repetitions):
@@ -122,7 +122,7 @@ def tile(lw: Lowerer, n: Op) -> None:
 _PAD_MODES = {"constant": "constant", "edge": "edge", "reflection": "reflect"}
 
 
-@lowering("pad", types=ANY)
+@lowering("pad", input=ANY)
 def pad(lw: Lowerer, n: Op) -> None:
     if not n.attrs["beginning_padding"]:  # a 0-D input: nothing to pad (ONNX Pad needs rank >= 1)
         lw.emit("Identity", [n.input], n.output)
@@ -136,7 +136,7 @@ def pad(lw: Lowerer, n: Op) -> None:
 # -- reverse, transpose -----------------------------------------------------------
 
 
-@lowering("reverse", types=ANY)
+@lowering("reverse", input=ANY)
 def reverse(lw: Lowerer, n: Op) -> None:
     axes = sorted(n.attrs["axes"])
     if not axes:
@@ -148,7 +148,7 @@ def reverse(lw: Lowerer, n: Op) -> None:
     lw.emit("Slice", [n.input, starts, ends, lw.ints(axes), lw.ints([-1] * count)], n.output)
 
 
-@lowering("transpose", types=ANY)
+@lowering("transpose", input=ANY)
 def transpose(lw: Lowerer, n: Op) -> None:
     permutation = list(n.attrs["permutation"])
     if permutation == sorted(permutation):
@@ -160,7 +160,7 @@ def transpose(lw: Lowerer, n: Op) -> None:
 # -- slice, split -----------------------------------------------------------------
 
 
-@lowering("slice", types=ANY)
+@lowering("slice", input=ANY)
 def slice_(lw: Lowerer, n: Op) -> None:
     shape = n.in_descs[0].shape
     starts, sizes, strides = n.attrs["starts"], n.attrs["sizes"], n.attrs["strides"]
@@ -178,7 +178,7 @@ def slice_(lw: Lowerer, n: Op) -> None:
     lw.emit("Slice", inputs, n.output)
 
 
-@lowering("split", types=ANY)
+@lowering("split", input=ANY)
 def split(lw: Lowerer, n: Op) -> None:
     splits = n.attrs["splits"]
     if len(splits) == 1:
@@ -192,7 +192,7 @@ def split(lw: Lowerer, n: Op) -> None:
 _TRILU = ("float32", "float16", "int32", "int64")  # ONNX Runtime's Trilu kernels
 
 
-@lowering("triangular", types=ANY)
+@lowering("triangular", input=ANY)
 def triangular(lw: Lowerer, n: Op) -> None:
     upper, diagonal = n.attrs["upper"], n.attrs["diagonal"]
     if n.in_type in _TRILU:
@@ -206,7 +206,7 @@ def triangular(lw: Lowerer, n: Op) -> None:
     lw.emit("Mul", [n.input, lw.const(mask)], n.output)
 
 
-@lowering("where", types=("uint8",), trueValue=ANY, falseValue=ANY)
+@lowering("where", condition=("uint8",), trueValue=ANY, falseValue=ANY)
 def where(lw: Lowerer, n: Op) -> None:
     condition, true_value, false_value = n.inputs
     condition = lw.cast(condition, "bool")

@@ -25,17 +25,17 @@ _FLOAT_OPS = {
 }
 
 
-@lowering(*_FLOAT_OPS, types=FLOATS)
+@lowering(*_FLOAT_OPS, input=FLOATS)
 def float_unary(lw: Lowerer, n: Op) -> None:
     lw.emit(_FLOAT_OPS[n.node.op], [n.input], n.output)
 
 
-@lowering("identity", types=ALL)
+@lowering("identity", input=ALL)
 def identity(lw: Lowerer, n: Op) -> None:
     lw.emit("Identity", [n.input], n.output)
 
 
-@lowering("abs", "neg", types=SIGNED)
+@lowering("abs", "neg", input=SIGNED)
 def abs_neg(lw: Lowerer, n: Op) -> None:
     x = n.input
     if n.in_type not in FLOATS:
@@ -46,7 +46,7 @@ def abs_neg(lw: Lowerer, n: Op) -> None:
     lw.emit("Abs" if n.node.op == "abs" else "Neg", [x], n.output)
 
 
-@lowering("sign", types=SIGNED)
+@lowering("sign", input=SIGNED)
 def sign(lw: Lowerer, n: Op) -> None:
     if n.in_type not in FLOATS:
         lw.emit("Sign", [n.input], n.output)

@@ -40,11 +40,14 @@ class ReferenceGraph(CompiledGraph):
         for name, oid in g.inputs.items():
             env[oid] = inputs[name]
         for node in g.nodes:
-            args = [None if i is None else lift(env[i]) for i in node.inputs]
+            args = {
+                name: [lift(env[i]) for i in ids] if isinstance(ids, tuple) else lift(env[ids])
+                for name, ids in node.inputs.items()
+            }
             descs = [g.operands[o] for o in node.outputs]
             out: Any = descs[0] if len(descs) == 1 else descs
             with np.errstate(all="ignore"):
-                result = KERNELS[node.op](*args, out=out, **node.attrs)
+                result = KERNELS[node.op](**args, out=out, **node.attrs)
             results = [result] if len(descs) == 1 else list(result)
             for oid, desc, value in zip(node.outputs, descs, results):
                 if self.float64 and dtypes.is_float(desc.data_type):

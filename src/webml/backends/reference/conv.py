@@ -32,7 +32,7 @@ def _finish(result: np.ndarray, bias, input_layout: str) -> np.ndarray:
 
 
 @kernel("conv2d")
-def conv2d(input, filter, bias, *, out, padding, strides, dilations, groups, input_layout, filter_layout):
+def conv2d(input, filter, bias=None, *, out, padding, strides, dilations, groups, input_layout, filter_layout):
     x = input.transpose(_TO_NCHW[input_layout])
     w = filter.transpose(_TO_OIHW[filter_layout])  # [O, C/groups, kh, kw]
     n, c, _, _ = x.shape
@@ -52,7 +52,9 @@ def conv2d(input, filter, bias, *, out, padding, strides, dilations, groups, inp
 
 
 @kernel("convTranspose2d")
-def conv_transpose2d(input, filter, bias, *, out, padding, strides, dilations, groups, input_layout, filter_layout):
+def conv_transpose2d(
+    input, filter, bias=None, *, out, padding, strides, dilations, groups, input_layout, filter_layout
+):
     """Scatter-add: input pixel (y, x) times tap (i, j) lands on (y * stride + i * dilation - padding, ...)."""
     x = input.transpose(_TO_NCHW[input_layout])
     w = filter.transpose(_TO_IOHW[filter_layout])  # [C, O/groups, kh, kw]

@@ -1,10 +1,12 @@
 """The reference kernel registry.
 
 A kernel is registered per operator with :func:`kernel` in the family module
-of the same name as in :mod:`webml.ops`.  It receives the node's input arrays
-*lifted* for exact arithmetic (floats as float64, integers as int64, uint64
-as uint64, absent optional inputs as None), the output descriptor(s) as
-``out`` and the node's attributes as keyword arguments.  It returns one
+of the same name as in :mod:`webml.ops`.  It receives the node's operands as
+keyword arguments of their Python names (``input``, ``filter``, ``bias``...),
+as arrays *lifted* for exact arithmetic (floats as float64, integers as
+int64, uint64 as uint64; a list for a sequence operand; an absent optional
+operand is not passed, so its parameter defaults to None), the output
+descriptor(s) as ``out`` and the node's attributes as keyword arguments.  It returns one
 array, or a list for multi-output operators; the runtime rounds each result
 to the output's data type with the spec's casting rules.
 """
@@ -16,20 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.registry import registrar
+
 KERNELS: dict[str, Callable[..., Any]] = {}
 
 
-def kernel(*names: str):
-    """Register a reference kernel for the operators ``names`` (spec camelCase)."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for name in names:
-            if name in KERNELS:
-                raise RuntimeError(f"reference kernel for {name} registered twice")
-            KERNELS[name] = fn
-        return fn
-
-    return register
+#: ``@kernel("add", "sub")``: register a reference kernel for operators named in spec camelCase.
+kernel = registrar(KERNELS, "reference kernel for")
 
 
 def lift(array: np.ndarray) -> np.ndarray:

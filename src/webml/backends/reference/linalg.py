@@ -15,7 +15,7 @@ def matmul(a, b, *, out):
 
 
 @kernel("gemm")
-def gemm(a, b, c, *, out, alpha, beta, a_transpose, b_transpose):
+def gemm(a, b, c=None, *, out, alpha, beta, a_transpose, b_transpose):
     # The spec's emulation: matmul(alpha * A, B) + beta * C, C broadcast to [M, N].
     if a_transpose:
         a = a.T

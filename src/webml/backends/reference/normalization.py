@@ -40,7 +40,7 @@ def _moments(x, axes: tuple[int, ...]):
 
 
 @kernel("batchNormalization")
-def batch_normalization(input, mean, variance, scale, bias, *, out, axis, epsilon):
+def batch_normalization(input, mean, variance, scale=None, bias=None, *, out, axis, epsilon):
     r = input.ndim
     return _affine(
         input,
@@ -53,7 +53,7 @@ def batch_normalization(input, mean, variance, scale, bias, *, out, axis, epsilo
 
 
 @kernel("instanceNormalization")
-def instance_normalization(input, scale, bias, *, out, epsilon, layout):
+def instance_normalization(input, scale=None, bias=None, *, out, epsilon, layout):
     # Per sample and channel, over the spatial dimensions.
     channel, spatial = (1, (2, 3)) if layout == "nchw" else (3, (1, 2))
     mean, variance = _moments(input, spatial)
@@ -72,7 +72,7 @@ def _over_axes(operand, axes: tuple[int, ...], rank: int):
 
 
 @kernel("layerNormalization")
-def layer_normalization(input, scale, bias, *, out, axes, epsilon):
+def layer_normalization(input, scale=None, bias=None, *, out, axes, epsilon):
     # With no axes nothing is reduced: the mean is x itself and the variance 0.
     mean, variance = _moments(input, tuple(axes))
     r = input.ndim

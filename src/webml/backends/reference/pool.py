@@ -44,21 +44,21 @@ def _pool(reduce, x, fill, out, layout, **geometry):
 
 
 @kernel("maxPool2d")
-def max_pool2d(x, *, out, layout, **geometry):
-    lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    return _pool(lambda w, count: w.max(axis=(-2, -1)), x, lowest, out, layout, **geometry)
+def max_pool2d(input, *, out, layout, **geometry):
+    lowest = -np.inf if input.dtype.kind == "f" else np.iinfo(input.dtype).min
+    return _pool(lambda w, count: w.max(axis=(-2, -1)), input, lowest, out, layout, **geometry)
 
 
 @kernel("l2Pool2d")
-def l2_pool2d(x, *, out, layout, **geometry):
+def l2_pool2d(input, *, out, layout, **geometry):
     # Padding adds nothing to the sum of squares.
-    return _pool(lambda w, count: np.sqrt((w * w).sum(axis=(-2, -1))), x, 0.0, out, layout, **geometry)
+    return _pool(lambda w, count: np.sqrt((w * w).sum(axis=(-2, -1))), input, 0.0, out, layout, **geometry)
 
 
 @kernel("averagePool2d")
-def average_pool2d(x, *, out, layout, **geometry):
+def average_pool2d(input, *, out, layout, **geometry):
     def average(windows: np.ndarray, count) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return windows.sum(axis=(-2, -1)) / count
 
-    return _pool(average, x, 0.0, out, layout, **geometry)
+    return _pool(average, input, 0.0, out, layout, **geometry)

@@ -114,7 +114,7 @@ def per_direction(t: np.ndarray | None, d: int) -> np.ndarray | None:
 
 
 @kernel("gruCell")
-def gru_cell(input, weight, recurrent_weight, hidden_state, bias, recurrent_bias, *, out, **attrs):
+def gru_cell(input, weight, recurrent_weight, hidden_state, bias=None, recurrent_bias=None, *, out, **attrs):
     return gru_step(input, hidden_state, weight, recurrent_weight, bias, recurrent_bias, **attrs)
 
 
@@ -123,9 +123,9 @@ def gru(
     input,
     weight,
     recurrent_weight,
-    bias,
-    recurrent_bias,
-    initial_hidden_state,
+    bias=None,
+    recurrent_bias=None,
+    initial_hidden_state=None,
     *,
     out,
     steps,
@@ -154,7 +154,17 @@ def gru(
 
 @kernel("lstmCell")
 def lstm_cell(
-    input, weight, recurrent_weight, hidden_state, cell_state, bias, recurrent_bias, peephole_weight, *, out, **attrs
+    input,
+    weight,
+    recurrent_weight,
+    hidden_state,
+    cell_state,
+    bias=None,
+    recurrent_bias=None,
+    peephole_weight=None,
+    *,
+    out,
+    **attrs,
 ):
     h, c = lstm_step(
         input, hidden_state, cell_state, weight, recurrent_weight, bias, recurrent_bias, peephole_weight, **attrs
@@ -167,11 +177,11 @@ def lstm(
     input,
     weight,
     recurrent_weight,
-    bias,
-    recurrent_bias,
-    peephole_weight,
-    initial_hidden_state,
-    initial_cell_state,
+    bias=None,
+    recurrent_bias=None,
+    peephole_weight=None,
+    initial_hidden_state=None,
+    initial_cell_state=None,
     *,
     out,
     steps,

@@ -48,15 +48,15 @@ def _linear(x: np.ndarray, axis: int, out_size: int) -> np.ndarray:
 
 
 @kernel("resample2d")
-def resample2d(x, *, out, mode, axes):
-    integer = x.dtype.kind != "f"
+def resample2d(input, *, out, mode, axes):
+    integer = input.dtype.kind != "f"
     resample = _nearest if mode == "nearest-neighbor" else _linear
     if mode == "linear" and integer:
-        x = x.astype(np.float64)
+        input = input.astype(np.float64)
     for axis in (axes[1], axes[0]):
-        x = resample(x, axis, out.shape[axis])
+        input = resample(input, axis, out.shape[axis])
     if mode == "linear" and integer:
         # uint8/int8 interpolate to the nearest integer (the spec leaves this open;
         # the runtime's cast would truncate).
-        x = np.rint(x)
-    return x
+        input = np.rint(input)
+    return input

@@ -13,7 +13,7 @@ from .kernels import kernel
 
 
 @kernel("cast")
-def cast(x, *, out, data_type):
+def cast(input, *, out, data_type):
     """The spec's cast table.
 
     * to a float type: the nearest representable value (the runtime rounds
@@ -25,10 +25,10 @@ def cast(x, *, out, data_type):
     target = dtypes.info(data_type)
     if target.is_float:
         # A direct conversion rounds int64/uint64 once (float64 would round twice).
-        return x if x.dtype.kind == "f" else x.astype(target.dtype)
-    if x.dtype.kind == "f":
-        return np.trunc(x)
-    return _wrap(x, target)
+        return input if input.dtype.kind == "f" else input.astype(target.dtype)
+    if input.dtype.kind == "f":
+        return np.trunc(input)
+    return _wrap(input, target)
 
 
 def _wrap(x: np.ndarray, target: dtypes.DataTypeInfo) -> np.ndarray:
@@ -44,64 +44,64 @@ def _wrap(x: np.ndarray, target: dtypes.DataTypeInfo) -> np.ndarray:
 
 
 @kernel("concat")
-def concat(*inputs, out, axis):
+def concat(inputs, *, out, axis):
     return np.concatenate(inputs, axis=axis)
 
 
 @kernel("expand")
-def expand(x, *, out, new_shape):
-    return np.broadcast_to(x, new_shape)
+def expand(input, *, out, new_shape):
+    return np.broadcast_to(input, new_shape)
 
 
 @kernel("reshape")
-def reshape(x, *, out, new_shape):
-    return x.reshape(new_shape)
+def reshape(input, *, out, new_shape):
+    return input.reshape(new_shape)
 
 
 @kernel("tile")
-def tile(x, *, out, repetitions):
-    return np.tile(x, repetitions) if x.ndim else x.copy()
+def tile(input, *, out, repetitions):
+    return np.tile(input, repetitions) if input.ndim else input.copy()
 
 
 _NUMPY_PAD_MODES = {"constant": "constant", "edge": "edge", "reflection": "reflect"}
 
 
 @kernel("pad")
-def pad(x, *, out, beginning_padding, ending_padding, mode, value):
-    if x.ndim == 0:  # nothing to pad (np.pad refuses empty widths)
-        return x.copy()
+def pad(input, *, out, beginning_padding, ending_padding, mode, value):
+    if input.ndim == 0:  # nothing to pad (np.pad refuses empty widths)
+        return input.copy()
     widths = list(zip(beginning_padding, ending_padding))
     if mode == "constant":
-        fill = np.asarray(value, dtype=x.dtype) if x.dtype.kind != "f" else float(value)
-        return np.pad(x, widths, mode="constant", constant_values=fill)
-    return np.pad(x, widths, mode=_NUMPY_PAD_MODES[mode])
+        fill = np.asarray(value, dtype=input.dtype) if input.dtype.kind != "f" else float(value)
+        return np.pad(input, widths, mode="constant", constant_values=fill)
+    return np.pad(input, widths, mode=_NUMPY_PAD_MODES[mode])
 
 
 @kernel("reverse")
-def reverse(x, *, out, axes):
-    return x[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(x.ndim))]
+def reverse(input, *, out, axes):
+    return input[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(input.ndim))]
 
 
 @kernel("transpose")
-def transpose(x, *, out, permutation):
-    return np.transpose(x, permutation)
+def transpose(input, *, out, permutation):
+    return np.transpose(input, permutation)
 
 
 @kernel("slice")
-def slice_(x, *, out, starts, sizes, strides):
-    return x[tuple(slice(b, b + n, s) for b, n, s in zip(starts, sizes, strides))]
+def slice_(input, *, out, starts, sizes, strides):
+    return input[tuple(slice(b, b + n, s) for b, n, s in zip(starts, sizes, strides))]
 
 
 @kernel("split")
-def split(x, *, out, splits, axis):
-    return np.split(x, np.cumsum(splits)[:-1], axis=axis)
+def split(input, *, out, splits, axis):
+    return np.split(input, np.cumsum(splits)[:-1], axis=axis)
 
 
 @kernel("triangular")
-def triangular(x, *, out, upper, diagonal):
+def triangular(input, *, out, upper, diagonal):
     # Element (i, j) of each matrix is kept when j - i >= diagonal (upper) or
     # j - i <= diagonal (lower): numpy's triu/tril with k = diagonal.
-    return np.triu(x, diagonal) if upper else np.tril(x, diagonal)
+    return np.triu(input, diagonal) if upper else np.tril(input, diagonal)
 
 
 @kernel("where")

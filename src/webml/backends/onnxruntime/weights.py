@@ -1,0 +1,61 @@
+"""Where the bytes of each constant of a lowered model live.
+
+Large constants are not serialized into the protobuf: those whose bytes are
+a shared-memory file of :mod:`webml.storage` (the IR says which:
+``Graph.constant_files``) become external-data tensors that ONNX Runtime
+maps, the same pages and no copy; other large ones are handed over as
+OrtValues; small ones, and all of them when a model is saved, are embedded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from ...storage import SHARED_THRESHOLD
+
+__all__ = ["Weights"]
+
+
+class Weights:
+    """The initializers of one model, and what ONNX Runtime needs to load the ones held outside it."""
+
+    def __init__(self, *, embed_all: bool = False) -> None:
+        self.embed_all = embed_all  # serialize every constant (webml.onnx.save)
+        self.initializers: list[TensorProto] = []
+        self.external_files: dict[str, str] = {}  # initializer -> absolute path of its file
+        self.ortvalues: dict[str, np.ndarray] = {}  # initializer -> array handed over as an OrtValue
+
+    def add(self, name: str, array: np.ndarray, file: str | None = None) -> None:
+        """The initializer ``name`` holding ``array``; ``file``: the shared-memory file that holds it."""
+        if file is not None and not self.embed_all:
+            # ONNX Runtime maps the same pages.
+            self.initializers.append(
+                _external_tensor(name, array, location=file.lstrip("/"), offset="0", length=str(array.nbytes))
+            )
+            self.external_files[name] = file
+        elif not self.embed_all and array.nbytes >= SHARED_THRESHOLD:
+            # No shared-memory file: hand the array over as an OrtValue (ONNX Runtime copies it).
+            self.ortvalues[name] = np.asarray(array, order="C")
+            self.initializers.append(_external_tensor(name, array, location=f"ortvalue-{name}"))
+        else:
+            self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+
+    def keep(self, used: set[str]) -> None:
+        """Drop the initializers no node reads (a lowering may have read a constant at lowering time)."""
+        self.initializers = [t for t in self.initializers if t.name in used]
+        self.external_files = {k: v for k, v in self.external_files.items() if k in used}
+        self.ortvalues = {k: v for k, v in self.ortvalues.items() if k in used}
+
+
+def _external_tensor(name: str, array: np.ndarray, **external_data: str) -> TensorProto:
+    """A TensorProto of ``array``'s type and shape whose data lives outside the protobuf."""
+    t = TensorProto()
+    t.name = name
+    t.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+    t.dims.extend(array.shape)
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in external_data.items():
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t
