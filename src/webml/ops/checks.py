@@ -165,3 +165,9 @@ def finite_float(call: Call, value: Any, name: str) -> float:
     if not math.isfinite(v) or abs(v) > 3.4028234663852886e38:
         raise call.error(f"{name} must be a finite float, got {value!r}")
     return v
+
+
+# -- type groups the backends share (appended here so that merges stay easy) ----------------
+
+#: The floats and the 32-bit integers (e.g. what the onnxruntime backend sums exactly).
+FLOAT_INT32_UINT32 = (*FLOATS, "int32", "uint32")

@@ -1,8 +1,8 @@
 """Indexing operators: gather, gatherElements, gatherND, scatterElements, scatterND (spec §7.9).
 
 Index values are data, unknown while the graph is built, so these rules only
-check descriptors; the kernels clamp out-of-range indices and resolve negative
-ones at run time (the spec's notes on each operator).
+check descriptors; the backends clamp out-of-range indices and resolve negative
+ones at run time (the spec's notes on each operator), as :func:`resolve_indices` says.
 """
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ INPUT = limit(SPEC_TYPES, 1)
 OUTPUT = limit(SPEC_TYPES, 1)
 # "Same rank as input" (>= 1) is checked in the rules; the limit gives the range.
 INDICES = limit(INDEX_TYPES, 1)
+
+
+def resolve_indices(indices: np.ndarray, size: int | np.ndarray) -> np.ndarray:
+    """Clamp indices to [-size, size-1], then map negatives to size + index.
+
+    ``size`` is an int or an array broadcasting against ``indices`` (one size per coordinate).
+    """
+    clamped = np.clip(indices, -np.asarray(size), np.asarray(size) - 1)
+    return np.where(clamped < 0, clamped + size, clamped)
+
+
+def coordinate_sizes(input_shape: Sequence[int], indices_shape: Sequence[int]) -> tuple[int, ...]:
+    """The sizes of the input axes that gatherND/scatterND's [..., k] index coordinates address."""
+    return tuple(input_shape[: indices_shape[-1]])
 
 
 def _same_rank(call: Call, input: Value, other: Value, name: str) -> None:
@@ -73,14 +87,13 @@ def gather_nd(call: Call, input: Value, indices: Value) -> Value:
     return call.emit({"input": input, "indices": indices}, OperandDesc(input.data_type, shape))
 
 
-@op(
-    "scatterElements",
-    family="indexing",
-    input=INPUT,
-    indices=INDICES,
-    updates=limit(SPEC_TYPES, 1),
-    output=OUTPUT,
-)
+def _scatter(call: Call, input: Value, indices: Value, updates: Value, **attrs: int) -> Value:
+    """The node of a checked scatter: the output is ``input`` with ``updates`` written at ``indices``."""
+    operands = {"input": input, "indices": indices, "updates": updates}
+    return call.emit(operands, OperandDesc(input.data_type, input.shape), **attrs)
+
+
+@op("scatterElements", family="indexing", input=INPUT, indices=INDICES, updates=limit(SPEC_TYPES, 1), output=OUTPUT)
 def scatter_elements(call: Call, input: Value, indices: Value, updates: Value, *, axis: int = 0) -> Value:
     same_type(call, input, updates, names=("input", "updates"))
     _same_rank(call, input, indices, "indices")
@@ -89,19 +102,10 @@ def scatter_elements(call: Call, input: Value, indices: Value, updates: Value, *
     _elements_shape(call, input, indices, axis)
     if updates.shape != indices.shape:
         raise call.error(f"updates shape {list(updates.shape)} must equal indices shape {list(indices.shape)}")
-    return call.emit(
-        {"input": input, "indices": indices, "updates": updates}, OperandDesc(input.data_type, input.shape), axis=axis
-    )
+    return _scatter(call, input, indices, updates, axis=axis)
 
 
-@op(
-    "scatterND",
-    family="indexing",
-    input=INPUT,
-    indices=INDICES,
-    updates=limit(SPEC_TYPES, 0),
-    output=OUTPUT,
-)
+@op("scatterND", family="indexing", input=INPUT, indices=INDICES, updates=limit(SPEC_TYPES, 0), output=OUTPUT)
 def scatter_nd(call: Call, input: Value, indices: Value, updates: Value) -> Value:
     same_type(call, input, updates, names=("input", "updates"))
     expected = _nd_slice_shape(call, input, indices)
@@ -110,9 +114,7 @@ def scatter_nd(call: Call, input: Value, indices: Value, updates: Value) -> Valu
             f"updates shape {list(updates.shape)} must be indices.shape[:-1] + "
             f"input.shape[indices.shape[-1]:] = {list(expected)}"
         )
-    return call.emit(
-        {"input": input, "indices": indices, "updates": updates}, OperandDesc(input.data_type, input.shape)
-    )
+    return _scatter(call, input, indices, updates)
 
 
 # -- gradients ------------------------------------------------------------------
@@ -142,88 +144,82 @@ def _around(shape: Sequence[int], axis: int) -> tuple[int, int]:
 
 
 @gradient("gather")
-def _gather_grad(g):
-    x, indices = g.inputs
-    axis = g.attrs["axis"]
-    n = x.shape[axis]
+def _gather_grad(g, input, indices, *, axis):
+    n = input.shape[axis]
     count = math.prod(indices.shape)
     positions = g.b.reshape(g.b.gather(_iota(g, n), indices, axis=0), [1, count])
-    before, after = _around(x.shape, axis)
+    before, after = _around(input.shape, axis)
     d = g.b.reshape(g.dout, [before, count, after])
-    dx = g.b.matmul(_one_hot(g, positions, n, x), d)  # [n, K] @ [P, K, A] -> [P, n, A]
-    return [g.b.reshape(dx, x.shape), None]
+    dx = g.b.matmul(_one_hot(g, positions, n, input), d)  # [n, K] @ [P, K, A] -> [P, n, A]
+    return {"input": g.b.reshape(dx, input.shape)}
 
 
 @gradient("gatherElements")
-def _gather_elements_grad(g):
-    x, indices = g.inputs
-    axis = g.attrs["axis"]
-    n, m = x.shape[axis], indices.shape[axis]
-    before, after = _around(x.shape, axis)
+def _gather_elements_grad(g, input, indices, *, axis):
+    n, m = input.shape[axis], indices.shape[axis]
+    before, after = _around(input.shape, axis)
     grid = g.b.expand(_iota(g, n, [1, n, 1]), [before, n, after])
     positions = g.b.gather_elements(grid, g.b.reshape(indices, [before, m, after]), axis=1)
     # one_hot[p, i, j, a] = (positions[p, i, a] == j)
     hot = g.b.equal(g.b.reshape(positions, [before, m, 1, after]), _iota(g, n, [1, 1, n, 1]))
-    d = g.b.mul(g.b.cast(hot, x.data_type), g.b.reshape(g.dout, [before, m, 1, after]))
+    d = g.b.mul(g.b.cast(hot, input.data_type), g.b.reshape(g.dout, [before, m, 1, after]))
     dx = g.b.reduce_sum(d, axes=[1], keep_dimensions=False)
-    return [g.b.reshape(dx, x.shape), None]
+    return {"input": g.b.reshape(dx, input.shape)}
 
 
 @gradient("gatherND")
-def _gather_nd_grad(g):
-    x, indices = g.inputs
+def _gather_nd_grad(g, input, indices):
     q = indices.shape[-1]
-    n = math.prod(x.shape[:q])
+    n = math.prod(input.shape[:q])
     count = math.prod(indices.shape[:-1])
-    positions = g.b.gather_nd(_iota(g, n, x.shape[:q]), indices)  # the flat index of each slice read
+    positions = g.b.gather_nd(_iota(g, n, input.shape[:q]), indices)  # the flat index of each slice read
     positions = g.b.reshape(positions, [1, count])
-    d = g.b.reshape(g.dout, [count, math.prod(x.shape[q:])])
-    dx = g.b.matmul(_one_hot(g, positions, n, x), d)  # [N, K] @ [K, A]
-    return [g.b.reshape(dx, x.shape), None]
+    d = g.b.reshape(g.dout, [count, math.prod(input.shape[q:])])
+    dx = g.b.matmul(_one_hot(g, positions, n, input), d)  # [N, K] @ [K, A]
+    return {"input": g.b.reshape(dx, input.shape)}
 
 
-def _winners(g, ids, scatter, gather):
-    """1 (uint8) where an update element is the one its position kept, among repeated indices.
+def _scatter_grads(g, input, updates, ids, scatter, gather):
+    """The cotangents of a scatter's input and updates.
 
+    The input's is the output's with the scattered positions zeroed.  An update's is the
+    output's at its position if it is the one the position kept, among repeated indices:
     ``ids`` (int32, shaped like updates) tell apart the updates that can land on the same
     position; scattering them into zeros and reading them back shows which one the backend kept.
     """
-    x = g.inputs[0]
-    kept = scatter(g.b.expand(g.b.constant("int32", 0), x.shape), ids)
-    return g.b.equal(gather(kept), ids)
+    dx = scatter(g.dout, g.zeros_like(updates))
+    kept = scatter(g.b.expand(g.b.constant("int32", 0), input.shape), ids)
+    won = g.b.equal(gather(kept), ids)
+    du = g.b.where(won, gather(g.dout), g.scalar(0, updates))
+    return {"input": dx, "updates": du}
 
 
 @gradient("scatterElements")
-def _scatter_elements_grad(g):
-    _, indices, updates = g.inputs
-    axis = g.attrs["axis"]
-    dx = g.b.scatter_elements(g.dout, indices, g.zeros_like(updates), axis=axis)
+def _scatter_elements_grad(g, input, indices, updates, *, axis):
     # Updates that can collide differ only along axis.
     m = updates.shape[axis]
     ids = g.b.expand(_iota(g, m, [m if i == axis else 1 for i in range(len(updates.shape))]), updates.shape)
-    won = _winners(
+    return _scatter_grads(
         g,
+        input,
+        updates,
         ids,
         lambda base, values: g.b.scatter_elements(base, indices, values, axis=axis),
         lambda t: g.b.gather_elements(t, indices, axis=axis),
     )
-    du = g.b.where(won, g.b.gather_elements(g.dout, indices, axis=axis), g.scalar(0, updates))
-    return [dx, None, du]
 
 
 @gradient("scatterND")
-def _scatter_nd_grad(g):
-    _, indices, updates = g.inputs
-    dx = g.b.scatter_nd(g.dout, indices, g.zeros_like(updates))
+def _scatter_nd_grad(g, input, indices, updates):
     batch = indices.shape[:-1]
     count = math.prod(batch)
     ids = _iota(g, count, list(batch) + [1] * (len(updates.shape) - len(batch)))
     ids = g.b.expand(ids, updates.shape) if updates.shape else ids
-    won = _winners(
+    return _scatter_grads(
         g,
+        input,
+        updates,
         ids,
         lambda base, values: g.b.scatter_nd(base, indices, values),
         lambda t: g.b.gather_nd(t, indices),
     )
-    du = g.b.where(won, g.b.gather_nd(g.dout, indices), g.scalar(0, updates))
-    return [dx, None, du]

@@ -15,22 +15,21 @@ import numpy as np
 
 from .. import dtypes
 from ..ir import OperandDesc, Value
-from .checks import SPEC_TYPES, axes_in_rank, axis_in_rank, limit, one_of
+from .checks import FLOAT_INT32_UINT32, FLOATS, SPEC_TYPES, axes_in_rank, axis_in_rank, limit, one_of
 from .registry import Call, gradient, op
 
 # The spec's tensor-limits tables (allowed data types; any rank unless noted).
-SUM_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64")  # L1, Sum, SumSquare, Product
-FLOAT_TYPES = ("float32", "float16")  # L2, LogSum, LogSumExp, Mean
+SUM_TYPES = (*FLOAT_INT32_UINT32, "int64", "uint64")  # L1, Sum, SumSquare, Product
 MINMAX_TYPES = SPEC_TYPES  # Max, Min: any data type
 ARG_OUTPUT_TYPES = ("int32", "int64")
 
 REDUCTIONS = {
     "reduceL1": SUM_TYPES,
-    "reduceL2": FLOAT_TYPES,
-    "reduceLogSum": FLOAT_TYPES,
-    "reduceLogSumExp": FLOAT_TYPES,
+    "reduceL2": FLOATS,
+    "reduceLogSum": FLOATS,
+    "reduceLogSumExp": FLOATS,
     "reduceMax": MINMAX_TYPES,
-    "reduceMean": FLOAT_TYPES,
+    "reduceMean": FLOATS,
     "reduceMin": MINMAX_TYPES,
     "reduceProduct": SUM_TYPES,
     "reduceSum": SUM_TYPES,
@@ -141,20 +140,15 @@ def cumulative_sum(
 # -- gradients ------------------------------------------------------------------
 
 
-def _spread(g, value):
-    """``value`` (shaped like the reduction's output) broadcast back over the input's shape."""
-    x = g.inputs[0]
-    kept = [1 if i in g.attrs["axes"] else d for i, d in enumerate(x.shape)]
-    return g.b.expand(g.b.reshape(value, kept), x.shape) if x.shape else value
+def _spread(g, value, input, axes: Sequence[int]):
+    """``value`` (shaped like the reduction's output) broadcast back over ``input``'s shape."""
+    kept = [1 if i in axes else d for i, d in enumerate(input.shape)]
+    return g.b.expand(g.b.reshape(value, kept), input.shape) if input.shape else value
 
 
 @gradient("reduceSum")
-def _reduce_sum_grad(g):
-    return [_spread(g, g.dout)]
-
-
-def _float(g) -> bool:
-    return g.inputs[0].data_type in FLOAT_TYPES
+def _reduce_sum_grad(g, input, *, axes, **_):
+    return {"input": _spread(g, g.dout, input, axes)}
 
 
 def _nonzero_or(g, x, zero_mask, value: float):
@@ -163,85 +157,93 @@ def _nonzero_or(g, x, zero_mask, value: float):
 
 
 @gradient("reduceMean")
-def _reduce_mean_grad(g):
-    x = g.inputs[0]
-    count = int(np.prod([x.shape[a] for a in g.attrs["axes"]], dtype=np.int64))
-    return [_spread(g, g.b.div(g.dout, g.scalar(count, g.dout)))]
+def _reduce_mean_grad(g, input, *, axes, **_):
+    count = int(np.prod([input.shape[a] for a in axes], dtype=np.int64))
+    return {"input": _spread(g, g.b.div(g.dout, g.scalar(count, g.dout)), input, axes)}
+
+
+# The integer reductions pass no cotangent (gradients flow through floats only).
 
 
 @gradient("reduceSumSquare")
-def _reduce_sum_square_grad(g):
-    if not _float(g):
-        return [None]
-    x = g.inputs[0]
-    return [g.b.mul(g.b.mul(x, g.scalar(2, x)), _spread(g, g.dout))]
+def _reduce_sum_square_grad(g, input, *, axes, **_):
+    if input.data_type not in FLOATS:
+        return {}
+    return {"input": g.b.mul(g.b.mul(input, g.scalar(2, input)), _spread(g, g.dout, input, axes))}
 
 
 @gradient("reduceL1")
-def _reduce_l1_grad(g):
-    if not _float(g):
-        return [None]
-    return [g.b.mul(g.b.sign(g.inputs[0]), _spread(g, g.dout))]
+def _reduce_l1_grad(g, input, *, axes, **_):
+    if input.data_type not in FLOATS:
+        return {}
+    return {"input": g.b.mul(g.b.sign(input), _spread(g, g.dout, input, axes))}
 
 
 @gradient("reduceL2")
-def _reduce_l2_grad(g):
+def _reduce_l2_grad(g, input, *, axes, **_):
     # d |x| / dx = x / |x| (0 where the norm is 0).
-    x, y = g.inputs[0], g.out
+    y = g.out
     zero = g.b.equal(y, g.scalar(0, y))
     per = g.b.where(zero, g.zeros_like(y), g.b.div(g.dout, _nonzero_or(g, y, zero, 1)))
-    return [g.b.mul(x, _spread(g, per))]
+    return {"input": g.b.mul(input, _spread(g, per, input, axes))}
 
 
 @gradient("reduceLogSum")
-def _reduce_log_sum_grad(g):
+def _reduce_log_sum_grad(g, input, *, axes, keep_dimensions):
     # d log(sum x) / dx = 1 / sum x
-    total = g.b.reduce_sum(g.inputs[0], axes=list(g.attrs["axes"]), keep_dimensions=g.attrs["keep_dimensions"])
-    return [_spread(g, g.b.div(g.dout, total))]
+    total = g.b.reduce_sum(input, axes=list(axes), keep_dimensions=keep_dimensions)
+    return {"input": _spread(g, g.b.div(g.dout, total), input, axes)}
 
 
 @gradient("reduceLogSumExp")
-def _reduce_log_sum_exp_grad(g):
+def _reduce_log_sum_exp_grad(g, input, *, axes, **_):
     # softmax over the reduced axes: exp(x - y)
-    x = g.inputs[0]
-    return [g.b.mul(g.b.exp(g.b.sub(x, _spread(g, g.out))), _spread(g, g.dout))]
+    softmax = g.b.exp(g.b.sub(input, _spread(g, g.out, input, axes)))
+    return {"input": g.b.mul(softmax, _spread(g, g.dout, input, axes))}
 
 
-@gradient("reduceMax", "reduceMin")
-def _reduce_extremum_grad(g):
-    """To the (first, in row-major order of the reduced axes) element that is the maximum / minimum."""
-    if not _float(g):
-        return [None]
-    b, x = g.b, g.inputs[0]
-    axes = sorted(g.attrs["axes"])
-    kept = [i for i in range(len(x.shape)) if i not in axes]
-    if not axes:
-        return [g.dout]
-    # [kept dims..., product of the reduced dims]
-    order = kept + axes
-    moved = x if order == sorted(order) else b.transpose(x, permutation=order)
-    size = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-    flat = b.reshape(moved, [*(x.shape[i] for i in kept), size])
-    arg = b.arg_max if g.node.op == "reduceMax" else b.arg_min
-    first = arg(flat, len(kept), keep_dimensions=True)  # the first extremum
-    positions = b.constant(
-        {"dataType": first.data_type, "shape": [1] * len(kept) + [size]}, np.arange(size, dtype=np.int32)
-    )
-    dy = b.reshape(g.dout, [*(x.shape[i] for i in kept), 1])
-    chosen = b.where(b.equal(first, positions), dy, g.scalar(0, dy))
-    chosen = b.reshape(chosen, [x.shape[i] for i in order])
-    if order != sorted(order):
-        chosen = b.transpose(chosen, permutation=[order.index(i) for i in range(len(order))])
-    return [chosen]
+def _extremum_grad(arg: str):
+    """The rule of reduceMax (``arg`` "arg_max") or reduceMin ("arg_min"): the cotangent goes to the
+    first (in row-major order of the reduced axes) element that is the maximum / minimum."""
+
+    def rule(g, input, *, axes, **_):
+        if input.data_type not in FLOATS:
+            return {}
+        b, x = g.b, input
+        axes = sorted(axes)
+        kept = [i for i in range(len(x.shape)) if i not in axes]
+        if not axes:
+            return {"input": g.dout}
+        # [kept dims..., product of the reduced dims]
+        order = kept + axes
+        moved = x if order == sorted(order) else b.transpose(x, permutation=order)
+        size = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+        flat = b.reshape(moved, [*(x.shape[i] for i in kept), size])
+        first = getattr(b, arg)(flat, len(kept), keep_dimensions=True)  # the first extremum
+        positions = b.constant(
+            {"dataType": first.data_type, "shape": [1] * len(kept) + [size]}, np.arange(size, dtype=np.int32)
+        )
+        dy = b.reshape(g.dout, [*(x.shape[i] for i in kept), 1])
+        chosen = b.where(b.equal(first, positions), dy, g.scalar(0, dy))
+        chosen = b.reshape(chosen, [x.shape[i] for i in order])
+        if order != sorted(order):
+            chosen = b.transpose(chosen, permutation=[order.index(i) for i in range(len(order))])
+        return {"input": chosen}
+
+    return rule
+
+
+gradient("reduceMax")(_extremum_grad("arg_max"))
+gradient("reduceMin")(_extremum_grad("arg_min"))
 
 
 @gradient("reduceProduct")
-def _reduce_product_grad(g):
+def _reduce_product_grad(g, input, *, axes, **_):
     """The product of the other elements: y / x without zeros, else from the product of the non-zero elements."""
-    if not _float(g):
-        return [None]
-    b, x = g.b, g.inputs[0]
-    axes = list(g.attrs["axes"])
+    if input.data_type not in FLOATS:
+        return {}
+    b, x = g.b, input
+    axes = list(axes)
     zero = b.equal(x, g.scalar(0, x))
     nonzero = _nonzero_or(g, x, zero, 1)
     product = b.reduce_product(nonzero, axes=axes, keep_dimensions=True)  # of the non-zero elements
@@ -251,18 +253,17 @@ def _reduce_product_grad(g):
     no_zero = b.equal(zeros, g.scalar(0, x))
     one_zero = b.logical_and(b.equal(zeros, g.scalar(1, x)), zero)
     others = b.where(no_zero, b.div(product, nonzero), b.where(one_zero, product, g.zeros_like(x)))
-    return [b.mul(others, _spread(g, g.dout))]
+    return {"input": b.mul(others, _spread(g, g.dout, x, axes))}
 
 
 @gradient("argMin", "argMax")
-def _arg_grad(g):
-    return [None]  # integer indices: no gradient flows
+def _arg_grad(g, input, **_):
+    return {}  # integer indices: no gradient flows
 
 
 @gradient("cumulativeSum")
-def _cumulative_sum_grad(g):
+def _cumulative_sum_grad(g, input, *, axis, exclusive, reversed):
     # Each input element adds to the outputs after it (or before it, reversed): sum the cotangents the other way.
-    if not _float(g):
-        return [None]
-    a = g.attrs
-    return [g.b.cumulative_sum(g.dout, a["axis"], exclusive=a["exclusive"], reversed=not a["reversed"])]
+    if input.data_type not in FLOATS:
+        return {}
+    return {"input": g.b.cumulative_sum(g.dout, axis, exclusive=exclusive, reversed=not reversed)}

@@ -31,6 +31,7 @@ from .checks import (
     same_type,
     unsigned_long,
     unsigned_longs,
+    valid_dimension,
 )
 from .registry import MAX_RANK, Call, gradient, op, sequence
 
@@ -47,13 +48,22 @@ RANK1 = limit(ANY.data_types, 1)
 
 def _valid_dimensions(call: Call, values: Sequence[int], name: str) -> None:
     for i, d in enumerate(values):
-        if not 0 < d <= 2**31 - 1:
+        if not valid_dimension(d):
             raise call.error(f"{name}[{i}] = {d} is not a valid dimension (an integer in [1, 2^31-1])")
 
 
-def _length_is_rank(call: Call, values: Sequence[int], input: Value, name: str) -> None:
-    if len(values) != input.rank:
-        raise call.error(f"the length of {name} ({len(values)}) must equal the input rank {input.rank}")
+def _moved(call: Call, input: Value, shape: Sequence[int], **attrs: Any) -> Value:
+    """The node of an operator moving ``input``'s elements: its output has their data type, in ``shape``."""
+    return call.emit({"input": input}, OperandDesc(input.data_type, tuple(shape)), **attrs)
+
+
+def _lengths_are_rank(call: Call, input: Value, **sequences: Sequence[int]) -> None:
+    """Each of ``sequences`` (by name) must hold one value per dimension of ``input``."""
+    if all(len(values) == input.rank for values in sequences.values()):
+        return
+    lengths = " and ".join(f"{name} ({len(values)})" for name, values in sequences.items())
+    plural, both = ("s", "both ") if len(sequences) > 1 else ("", "")
+    raise call.error(f"the length{plural} of {lengths} must {both}equal the input rank {input.rank}")
 
 
 # -- cast -------------------------------------------------------------------------
@@ -112,7 +122,7 @@ def expand(call: Call, input: Value, new_shape: Sequence[int]) -> Value:
         )
     # The output's allowed ranks (any, up to MAX_RANK) and valid dimensions.
     shape = check_shape(call, shape)
-    return call.emit({"input": input}, OperandDesc(input.data_type, shape), new_shape=shape)
+    return _moved(call, input, shape, new_shape=shape)
 
 
 @op("reshape", family="shape", input=ALL, output=ALL)
@@ -128,18 +138,18 @@ def reshape(call: Call, input: Value, new_shape: Sequence[int]) -> Value:
             f"new_shape {list(new_shape)} has {math.prod(new_shape)} elements, "
             f"input shape {list(input.shape)} has {count}"
         )
-    return call.emit({"input": input}, OperandDesc(input.data_type, new_shape), new_shape=new_shape)
+    return _moved(call, input, new_shape, new_shape=new_shape)
 
 
 @op("tile", family="shape", input=ANY, output=ANY)
 def tile(call: Call, input: Value, repetitions: Sequence[int]) -> Value:
     """Repeat ``input`` ``repetitions[d]`` times along each dimension d."""
     repetitions = unsigned_longs(call, repetitions, "repetitions")
-    _length_is_rank(call, repetitions, input, "repetitions")
+    _lengths_are_rank(call, input, repetitions=repetitions)
     if 0 in repetitions:
         raise call.error(f"repetitions {list(repetitions)} must not contain 0")
     shape = check_shape(call, [d * r for d, r in zip(input.shape, repetitions)])
-    return call.emit({"input": input}, OperandDesc(input.data_type, shape), repetitions=repetitions)
+    return _moved(call, input, shape, repetitions=repetitions)
 
 
 # -- pad --------------------------------------------------------------------------
@@ -163,11 +173,7 @@ def pad(
     ending_padding = unsigned_longs(call, ending_padding, "ending_padding")
     mode = one_of(call, mode, PADDING_MODES, "mode")
     value = number(call, value, "value")
-    if len(beginning_padding) != input.rank or len(ending_padding) != input.rank:
-        raise call.error(
-            f"the lengths of beginning_padding ({len(beginning_padding)}) and ending_padding "
-            f"({len(ending_padding)}) must both equal the input rank {input.rank}"
-        )
+    _lengths_are_rank(call, input, beginning_padding=beginning_padding, ending_padding=ending_padding)
     shape = list(input.shape)
     for index, size in enumerate(input.shape):
         # Reflection mirrors the inner values without the edge: at most size - 1 of them.
@@ -181,13 +187,8 @@ def pad(
         shape[index] += beginning_padding[index] + ending_padding[index]
     shape = check_shape(call, shape)
     value = dtypes.cast_number(value, input.data_type)
-    return call.emit(
-        {"input": input},
-        OperandDesc(input.data_type, shape),
-        beginning_padding=beginning_padding,
-        ending_padding=ending_padding,
-        mode=mode,
-        value=value,
+    return _moved(
+        call, input, shape, beginning_padding=beginning_padding, ending_padding=ending_padding, mode=mode, value=value
     )
 
 
@@ -201,7 +202,7 @@ def reverse(call: Call, input: Value, *, axes: Sequence[int] | None = None) -> V
         axes = tuple(range(input.rank))
     else:
         axes = axes_in_rank(call, axes, input.rank, "axes")
-    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), axes=axes)
+    return _moved(call, input, input.shape, axes=axes)
 
 
 @op("transpose", family="shape", input=ANY, output=ANY)
@@ -211,11 +212,11 @@ def transpose(call: Call, input: Value, *, permutation: Sequence[int] | None = N
         permutation = tuple(reversed(range(input.rank)))
     else:
         permutation = unsigned_longs(call, permutation, "permutation")
-        _length_is_rank(call, permutation, input, "permutation")
+        _lengths_are_rank(call, input, permutation=permutation)
         permutation = axes_in_rank(call, permutation, input.rank, "permutation")
     # The spec's steps copy input's descriptor; its prose, and WPT, permute the shape.
     shape = tuple(input.shape[p] for p in permutation)
-    return call.emit({"input": input}, OperandDesc(input.data_type, shape), permutation=permutation)
+    return _moved(call, input, shape, permutation=permutation)
 
 
 # -- slice, split -----------------------------------------------------------------
@@ -237,15 +238,11 @@ def slice(
         strides = unsigned_longs(call, strides, "strides")
     if 0 in sizes:
         raise call.error(f"sizes {list(sizes)} must not contain 0")
-    if len(starts) != input.rank or len(sizes) != input.rank:
-        raise call.error(
-            f"the lengths of starts ({len(starts)}) and sizes ({len(sizes)}) must both equal "
-            f"the input rank {input.rank}"
-        )
+    _lengths_are_rank(call, input, starts=starts, sizes=sizes)
     if strides is None:
         strides = (1,) * input.rank
     else:
-        _length_is_rank(call, strides, input, "strides")
+        _lengths_are_rank(call, input, strides=strides)
     shape = []
     for index, input_size in enumerate(input.shape):
         start, size, stride = starts[index], sizes[index], strides[index]
@@ -256,8 +253,7 @@ def slice(
         if start + size > input_size:
             raise call.error(f"starts[{index}] + sizes[{index}] = {start + size} exceeds the input size {input_size}")
         shape.append(-(-size // stride))  # ceil(size / stride)
-    desc = OperandDesc(input.data_type, tuple(shape))
-    return call.emit({"input": input}, desc, starts=starts, sizes=sizes, strides=strides)
+    return _moved(call, input, shape, starts=starts, sizes=sizes, strides=strides)
 
 
 @op("split", family="shape", input=RANK1, outputs=RANK1)
@@ -297,7 +293,7 @@ def triangular(call: Call, input: Value, *, upper: bool = True, diagonal: int = 
     if not isinstance(upper, (bool, np.bool_)):
         raise call.error(f"upper must be a boolean, got {upper!r}")
     diagonal = long(call, diagonal, "diagonal")
-    return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), upper=bool(upper), diagonal=diagonal)
+    return _moved(call, input, input.shape, upper=bool(upper), diagonal=diagonal)
 
 
 @op("where", family="shape", condition=limit(("uint8",)), trueValue=ANY, falseValue=ANY, output=ANY)
@@ -355,56 +351,53 @@ def _with(shape: Sequence[int], axis: int, size: int) -> list[int]:
 
 
 @gradient("cast")
-def _cast_grad(g):
-    return [None]  # cast stops gradients
+def _cast_grad(g, input, **_):
+    return {}  # cast stops gradients
 
 
 @gradient("concat")
-def _concat_grad(g):
-    axis = g.attrs["axis"]
+def _concat_grad(g, inputs, *, axis):
     grads, offset = [], 0
-    for x in g.inputs:
+    for x in inputs:
         size = x.shape[axis]
         grads.append(_take(g, g.dout, axis, offset, size))
         offset += size
-    return grads
+    return {"inputs": grads}
 
 
 @gradient("expand")
-def _expand_grad(g):
-    return [g.unbroadcast(g.dout, g.inputs[0])]
+def _expand_grad(g, input, **_):
+    return {"input": g.unbroadcast(g.dout, input)}
 
 
 @gradient("reshape")
-def _reshape_grad(g):
-    return [g.b.reshape(g.dout, g.inputs[0].shape)]
+def _reshape_grad(g, input, **_):
+    return {"input": g.b.reshape(g.dout, input.shape)}
 
 
 @gradient("tile")
-def _tile_grad(g):
+def _tile_grad(g, input, *, repetitions):
     # Output index k * n + i along an axis of size n comes from input index i: sum over the k.
     d = g.dout
-    for axis, repetitions in enumerate(g.attrs["repetitions"]):
-        if repetitions == 1:
+    for axis, count in enumerate(repetitions):
+        if count == 1:
             continue
         shape = d.shape
-        n = shape[axis] // repetitions
+        n = shape[axis] // count
         before, after = _around(shape, axis)
-        d = g.b.reduce_sum(g.b.reshape(d, [before, repetitions, n, after]), axes=[1], keep_dimensions=False)
+        d = g.b.reduce_sum(g.b.reshape(d, [before, count, n, after]), axes=[1], keep_dimensions=False)
         d = g.b.reshape(d, _with(shape, axis, n))
-    return [d]
+    return {"input": d}
 
 
 @gradient("pad")
-def _pad_grad(g):
-    x = g.inputs[0]
-    begin, end, mode = g.attrs["beginning_padding"], g.attrs["ending_padding"], g.attrs["mode"]
+def _pad_grad(g, input, *, beginning_padding, ending_padding, mode, **_):
     d = g.dout
     if mode == "constant":
-        return [g.b.slice(d, list(begin), x.shape)]
+        return {"input": g.b.slice(d, list(beginning_padding), input.shape)}
     # edge and reflection pad each axis in turn; undo them one axis at a time, adding each padded
     # element's cotangent to the input element it copies.
-    for axis, (n, before, after) in enumerate(zip(x.shape, begin, end)):
+    for axis, (n, before, after) in enumerate(zip(input.shape, beginning_padding, ending_padding)):
         if before == 0 and after == 0:
             continue
         parts = [_take(g, d, axis, before, n)]
@@ -423,29 +416,27 @@ def _pad_grad(g):
         d = parts[0]
         for part in parts[1:]:
             d = g.b.add(d, part)
-    return [d]
+    return {"input": d}
 
 
 @gradient("reverse")
-def _reverse_grad(g):
-    return [g.b.reverse(g.dout, axes=list(g.attrs["axes"]))]
+def _reverse_grad(g, input, *, axes):
+    return {"input": g.b.reverse(g.dout, axes=list(axes))}
 
 
 @gradient("transpose")
-def _transpose_grad(g):
-    permutation = g.attrs["permutation"]
+def _transpose_grad(g, input, *, permutation):
     inverse = [0] * len(permutation)
     for i, p in enumerate(permutation):
         inverse[p] = i
-    return [g.b.transpose(g.dout, permutation=inverse)]
+    return {"input": g.b.transpose(g.dout, permutation=inverse)}
 
 
 @gradient("slice")
-def _slice_grad(g):
+def _slice_grad(g, input, *, starts, strides, **_):
     # Place the cotangent at the sliced positions (start + i * stride) of zeros shaped like the input.
-    x = g.inputs[0]
     d = g.dout
-    for axis, stride in enumerate(g.attrs["strides"]):
+    for axis, stride in enumerate(strides):
         shape = d.shape
         m = shape[axis]
         if stride == 1 or m == 1:
@@ -456,33 +447,29 @@ def _slice_grad(g):
         span = (m - 1) * stride + 1
         t = g.b.slice(g.b.reshape(t, [before, m * stride, after]), [0, 0, 0], [before, span, after])
         d = g.b.reshape(t, _with(shape, axis, span))
-    begin = list(g.attrs["starts"])
-    end = [n - s - span for n, s, span in zip(x.shape, begin, d.shape)]
+    begin = list(starts)
+    end = [n - s - span for n, s, span in zip(input.shape, begin, d.shape)]
     if any(begin) or any(end):
         d = g.b.pad(d, begin, end)
-    return [d]
+    return {"input": d}
 
 
 @gradient("split")
-def _split_grad(g):
+def _split_grad(g, input, *, axis, **_):
     parts = [d if d is not None else g.zeros_like(o) for d, o in zip(g.douts, g.outputs)]
-    if len(parts) == 1:
-        return [parts[0]]
-    return [g.b.concat(parts, g.attrs["axis"])]
+    return {"input": parts[0] if len(parts) == 1 else g.b.concat(parts, axis)}
 
 
 @gradient("triangular")
-def _triangular_grad(g):
+def _triangular_grad(g, input, *, upper, diagonal):
     # A mask: its own adjoint.
-    return [g.b.triangular(g.dout, upper=g.attrs["upper"], diagonal=g.attrs["diagonal"])]
+    return {"input": g.b.triangular(g.dout, upper=upper, diagonal=diagonal)}
 
 
 @gradient("where")
-def _where_grad(g):
-    condition, true_value, false_value = g.inputs
+def _where_grad(g, condition, true_value, false_value):
     zero = g.scalar(0, g.dout)
-    return [
-        None,
-        g.unbroadcast(g.b.where(condition, g.dout, zero), true_value),
-        g.unbroadcast(g.b.where(condition, zero, g.dout), false_value),
-    ]
+    return {
+        "true_value": g.unbroadcast(g.b.where(condition, g.dout, zero), true_value),
+        "false_value": g.unbroadcast(g.b.where(condition, zero, g.dout), false_value),
+    }

@@ -27,13 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from .lowering import Lowerer, Op, lowering
-
-FLOATS = ("float32", "float16")
-SUM_TYPES = ("float32", "float16", "int32", "uint32")  # int64/uint64: see the module docstring
-MINMAX_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
-ARG_TYPES = MINMAX_TYPES
-CUMULATIVE_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64")
+from ...ops.checks import FLOAT_INT32_UINT32, FLOATS, SPEC_TYPES
+from ...ops.reduce import REDUCTIONS, SUM_TYPES
+from .lowering import Arg, Lowerer, lowering
 
 # webml op -> (ONNX reduction, element-wise equivalent for an empty axes list: ONNX op or None for identity)
 _REDUCE = {
@@ -63,30 +59,32 @@ def _reduce(lw: Lowerer, op_type: str, x: str, axes: Sequence[int], keep: bool, 
     return lw.emit(elementwise or "Identity", [x], output)
 
 
-def _register(name: str, op_type: str, types: tuple[str, ...]) -> None:
-    # The output has the input's type (spec): without int64/uint64 in, none out either.
+def _register(name: str, op_type: str) -> None:
+    # int64/uint64 sums and products have no exact lowering (see the module docstring); the output
+    # has the input's type (spec): without int64/uint64 in, none out either.
+    types = FLOAT_INT32_UINT32 if REDUCTIONS[name] == SUM_TYPES else REDUCTIONS[name]
+
     @lowering(name, input=types, output=types)
-    def lower(lw: Lowerer, n: Op) -> None:
-        axes, keep = tuple(n.attrs["axes"]), bool(n.attrs["keep_dimensions"])
-        dt = n.in_type
-        if dt in FLOATS:  # ORT's float16 kernels accumulate in float32
-            _reduce(lw, op_type, n.input, axes, keep, n.output)
+    def lower(lw: Lowerer, input: Arg, *, out: Arg, axes: tuple[int, ...], keep_dimensions: bool) -> None:
+        keep = bool(keep_dimensions)
+        if input.data_type in FLOATS:  # ORT's float16 kernels accumulate in float32
+            _reduce(lw, op_type, input, axes, keep, out)
         elif op_type in ("ReduceMax", "ReduceMin"):
-            _min_max(lw, n, op_type, axes, keep)
+            _min_max(lw, input, out, op_type, axes, keep)
         else:
-            _saturating(lw, n, op_type, axes, keep)
+            _saturating(lw, input, out, op_type, axes, keep)
 
     lower.__name__ = lower.__qualname__ = name
 
 
-def _min_max(lw: Lowerer, n: Op, op_type: str, axes: Sequence[int], keep: bool) -> None:
-    dt = n.in_type
+def _min_max(lw: Lowerer, input: Arg, out: Arg, op_type: str, axes: Sequence[int], keep: bool) -> None:
+    dt = input.data_type
     if dt in ("int32", "int64", "int8", "uint8") or not axes:
-        _reduce(lw, op_type, n.input, axes, keep, n.output)
+        _reduce(lw, op_type, input, axes, keep, out)
     elif dt == "uint32":  # no kernel: int64 holds every value
-        lw.cast(_reduce(lw, op_type, lw.cast(n.input, "int64"), axes, keep), dt, n.output)
+        lw.cast(_reduce(lw, op_type, lw.cast(input, "int64"), axes, keep), dt, out)
     else:  # uint64: no kernel; flipping the top bit maps its order onto int64's
-        _from_ordered(lw, _reduce(lw, op_type, _to_ordered(lw, n.input), axes, keep), n.output)
+        _from_ordered(lw, _reduce(lw, op_type, _to_ordered(lw, input), axes, keep), out)
 
 
 def _to_ordered(lw: Lowerer, x: str) -> str:
@@ -98,72 +96,67 @@ def _from_ordered(lw: Lowerer, x: str, output: str) -> str:
     return lw.emit("BitwiseXor", [lw.cast(x, "uint64"), lw.const(_SIGN_BIT)], output)
 
 
-def _saturating(lw: Lowerer, n: Op, op_type: str, axes: Sequence[int], keep: bool) -> None:
+def _saturating(lw: Lowerer, input: Arg, out: Arg, op_type: str, axes: Sequence[int], keep: bool) -> None:
     """A 32-bit integer sum or product, in double, clipped to the output type (see the module docstring)."""
-    low, high = _RANGES[n.in_type]
-    wide = _reduce(lw, op_type, lw.emit("Cast", [n.input], to=TensorProto.DOUBLE), axes, keep)
+    low, high = _RANGES[input.data_type]
+    wide = _reduce(lw, op_type, lw.emit("Cast", [input], to=TensorProto.DOUBLE), axes, keep)
     if op_type == "ReduceProd" and axes:
         # A product past double's range is infinite, and an infinite partial product times a
         # zero factor NaN: the product is 0 then.
         wide = lw.emit("Where", [lw.emit("IsNaN", [wide]), lw.const(np.float64(0.0)), wide])
     clipped = lw.emit("Clip", [wide, lw.const(np.float64(low)), lw.const(np.float64(high))])
-    lw.cast(clipped, n.in_type, n.output)
+    lw.cast(clipped, input.data_type, out)
 
 
 for _name, (_op_type, _) in _REDUCE.items():
-    if _name in ("reduceL2", "reduceLogSum", "reduceLogSumExp", "reduceMean"):
-        _types = FLOATS
-    elif _name in ("reduceMax", "reduceMin"):
-        _types = MINMAX_TYPES
-    else:
-        _types = SUM_TYPES
-    _register(_name, _op_type, _types)
+    _register(_name, _op_type)
 
 
 # -- argMin / argMax -------------------------------------------------------------------
 
 
-@lowering("argMin", "argMax", input=ARG_TYPES)
-def arg_min_max(lw: Lowerer, n: Op) -> None:
-    x, dt = n.input, n.in_type
+@lowering("argMin", "argMax", input=SPEC_TYPES)
+def arg_min_max(lw: Lowerer, input: Arg, *, out: Arg, axis: int, keep_dimensions: bool) -> None:
+    x, dt = str(input), input.data_type
     if dt == "uint32":
         x = lw.cast(x, "int64")
     elif dt == "uint64":
         x = _to_ordered(lw, x)
-    op_type = "ArgMin" if n.node.op == "argMin" else "ArgMax"
-    attrs = {"axis": int(n.attrs["axis"]), "keepdims": int(bool(n.attrs["keep_dimensions"])), "select_last_index": 0}
-    if n.out_type == "int64":
-        lw.emit(op_type, [x], n.output, **attrs)
+    assert lw.node is not None
+    op_type = "ArgMin" if lw.node.op == "argMin" else "ArgMax"
+    attrs = {"axis": int(axis), "keepdims": int(bool(keep_dimensions)), "select_last_index": 0}
+    if out.data_type == "int64":
+        lw.emit(op_type, [x], out, **attrs)
     else:
-        lw.cast(lw.emit(op_type, [x], **attrs), n.out_type, n.output)
+        lw.cast(lw.emit(op_type, [x], **attrs), out.data_type, out)
 
 
 # -- cumulativeSum ----------------------------------------------------------------------
 
 
-@lowering("cumulativeSum", input=CUMULATIVE_TYPES)
-def cumulative_sum(lw: Lowerer, n: Op) -> None:
-    dt = n.in_type
-    axis = lw.const(np.int64(n.attrs["axis"]))
-    attrs = {"exclusive": int(bool(n.attrs["exclusive"])), "reverse": int(bool(n.attrs["reversed"]))}
+@lowering("cumulativeSum", input=SUM_TYPES)
+def cumulative_sum(lw: Lowerer, input: Arg, *, out: Arg, axis: int, exclusive: bool, reversed: bool) -> None:
+    dt = input.data_type
+    axis_name = lw.const(np.int64(axis))
+    attrs = {"exclusive": int(bool(exclusive)), "reverse": int(bool(reversed))}
 
     def cumsum(x: str, output: str | int = 1) -> str:
-        return lw.emit("CumSum", [x, axis], output, **attrs)
+        return lw.emit("CumSum", [x, axis_name], output, **attrs)
 
     if dt == "float32":
-        cumsum(n.input, n.output)
+        cumsum(input, out)
     elif dt == "float16":  # no float16 kernel
-        lw.cast(cumsum(lw.cast(n.input, "float32")), dt, n.output)
+        lw.cast(cumsum(lw.cast(input, "float32")), dt, out)
     elif dt in _RANGES:  # exact in int64, then saturated
         low, high = _RANGES[dt]
-        wide = cumsum(lw.cast(n.input, "int64"))
-        lw.cast(lw.emit("Clip", [wide, lw.const(np.int64(low)), lw.const(np.int64(high))]), dt, n.output)
+        wide = cumsum(lw.cast(input, "int64"))
+        lw.cast(lw.emit("Clip", [wide, lw.const(np.int64(low)), lw.const(np.int64(high))]), dt, out)
     else:
         # The wrapped int64 sum, and in double how far the true sum lies from it:
         # 0 (it did not wrap) or a multiple of 2^64, far beyond the double sum's error.
-        wrapped = cumsum(n.input if dt == "int64" else lw.cast(n.input, "int64"))
+        wrapped = cumsum(input if dt == "int64" else lw.cast(input, "int64"))
         unsigned = wrapped if dt == "int64" else lw.cast(wrapped, "uint64")
-        approx = cumsum(lw.emit("Cast", [n.input], to=TensorProto.DOUBLE))
+        approx = cumsum(lw.emit("Cast", [input], to=TensorProto.DOUBLE))
         off = lw.emit("Sub", [approx, lw.emit("Cast", [unsigned], to=TensorProto.DOUBLE)])
         if dt == "int64":
             below = lw.emit("Less", [off, lw.const(np.float64(-(2.0**63)))])
@@ -172,6 +165,6 @@ def cumulative_sum(lw: Lowerer, n: Op) -> None:
         top = lw.const(np.int64(2**63 - 1 if dt == "int64" else -1))
         above = lw.emit("Greater", [off, lw.const(np.float64(2.0**63))])
         if dt == "int64":
-            lw.emit("Where", [above, top, wrapped], n.output)
+            lw.emit("Where", [above, top, wrapped], out)
         else:
-            lw.cast(lw.emit("Where", [above, top, wrapped]), "uint64", n.output)
+            lw.cast(lw.emit("Where", [above, top, wrapped]), "uint64", out)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes
-from .lowering import Lowerer, Op, lowering, storage_dtype
+from ...ops.checks import ALL_TYPES, SPEC_TYPES
+from .lowering import Arg, Lowerer, lowering, storage_dtype
 
-# The spec's types (every operator) and those with the 4-bit types (cast, reshape).
-ANY = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
-ALL = (*ANY, "int4", "uint4")
+Ints = tuple[int, ...]  # the shapes, axes and sizes among the attributes
 
 _INT64_MIN = -(2**63)
 
@@ -17,21 +16,22 @@ _INT64_MIN = -(2**63)
 # -- cast -------------------------------------------------------------------------
 
 
-@lowering("cast", input=ALL, output=ALL)
-def cast(lw: Lowerer, n: Op) -> None:
-    src, dst = n.in_type, n.out_type
+# cast and reshape take the 4-bit types too (as the operator layer does).
+@lowering("cast", input=ALL_TYPES, output=ALL_TYPES)
+def cast(lw: Lowerer, input: Arg, *, out: Arg, data_type: str) -> None:
+    src, dst = input.data_type, data_type
     if src == dst:
-        lw.emit("Identity", [n.input], n.output)
+        lw.emit("Identity", [input], out)
     elif dtypes.info(dst).is_float:
         # Floats round to nearest once; integers convert directly (no double rounding).
-        lw.cast(n.input, dst, n.output)
+        lw.cast(input, dst, out)
     elif dtypes.info(src).is_float:
-        _float_to_int(lw, n)
+        _float_to_int(lw, input, out)
     elif dst in ("int4", "uint4"):
-        _int_to_4bit(lw, n.input, src, dst, n.output)
+        _int_to_4bit(lw, input, src, dst, out)
     else:
         # Integer to integer: ONNX Runtime's Cast keeps the lowest bits (two's complement).
-        lw.cast(n.input, dst, n.output)
+        lw.cast(input, dst, out)
 
 
 def _int_to_4bit(lw: Lowerer, x: str, src: str, dst: str, output: str) -> None:
@@ -46,14 +46,14 @@ def _int_to_4bit(lw: Lowerer, x: str, src: str, dst: str, output: str) -> None:
     lw.emit("Div", [lw.emit("Mul", [low8, sixteen]), sixteen], output)
 
 
-def _float_to_int(lw: Lowerer, n: Op) -> None:
+def _float_to_int(lw: Lowerer, input: Arg, out: Arg) -> None:
     """Truncate toward zero, saturate to the target's range, NaN -> 0 (the reference kernel).
 
     ONNX's Cast of an out-of-range float is undefined, so the input is clipped
     first to the representable floats within the target's range; where a bound
     isn't representable, the inputs past the clip bound get the bound itself.
     """
-    x, src, dst = n.input, n.in_type, n.out_type
+    x, src, dst = str(input), input.data_type, out.data_type
     target = dtypes.info(dst)
     lo, hi = (
         (0, 2**target.bits - 1) if target.kind == "uint" else (-(2 ** (target.bits - 1)), 2 ** (target.bits - 1) - 1)
@@ -75,9 +75,9 @@ def _float_to_int(lw: Lowerer, n: Op) -> None:
         result = lw.emit("Where", [beyond, lw.const(top, carrier), result])
     is_nan = lw.emit("IsNaN", [x])
     if carrier == dst:
-        lw.emit("Where", [is_nan, lw.const(0, carrier), result], n.output)
+        lw.emit("Where", [is_nan, lw.const(0, carrier), result], out)
     else:
-        lw.cast(lw.emit("Where", [is_nan, lw.const(0, carrier), result]), dst, n.output)
+        lw.cast(lw.emit("Where", [is_nan, lw.const(0, carrier), result]), dst, out)
 
 
 def _representable_within(lo: int, hi: int, ftype: np.dtype) -> tuple[float, float]:
@@ -93,28 +93,27 @@ def _representable_within(lo: int, hi: int, ftype: np.dtype) -> tuple[float, flo
 # -- concat, expand, reshape, tile ----------------------------------------------------
 
 
-@lowering("concat", inputs=ANY)
-def concat(lw: Lowerer, n: Op) -> None:
-    lw.emit("Concat", n.inputs, n.output, axis=n.attrs["axis"])
+@lowering("concat", inputs=SPEC_TYPES)
+def concat(lw: Lowerer, inputs: list[Arg], *, out: Arg, axis: int) -> None:
+    lw.emit("Concat", inputs, out, axis=axis)
 
 
-@lowering("expand", input=ANY)
-def expand(lw: Lowerer, n: Op) -> None:
-    lw.emit("Expand", [n.input, lw.ints(n.attrs["new_shape"])], n.output)
+@lowering("expand", input=SPEC_TYPES)
+def expand(lw: Lowerer, input: Arg, *, out: Arg, new_shape: Ints) -> None:
+    lw.emit("Expand", [input, lw.ints(new_shape)], out)
 
 
-@lowering("reshape", input=ALL)
-def reshape(lw: Lowerer, n: Op) -> None:
-    lw.emit("Reshape", [n.input, lw.ints(n.attrs["new_shape"])], n.output)
+@lowering("reshape", input=ALL_TYPES)
+def reshape(lw: Lowerer, input: Arg, *, out: Arg, new_shape: Ints) -> None:
+    lw.emit("Reshape", [input, lw.ints(new_shape)], out)
 
 
-@lowering("tile", input=ANY)
-def tile(lw: Lowerer, n: Op) -> None:
-    repetitions = n.attrs["repetitions"]
+@lowering("tile", input=SPEC_TYPES)
+def tile(lw: Lowerer, input: Arg, *, out: Arg, repetitions: Ints) -> None:
     if all(r == 1 for r in repetitions):
-        lw.emit("Identity", [n.input], n.output)
+        lw.emit("Identity", [input], out)
     else:
-        lw.emit("Tile", [n.input, lw.ints(repetitions)], n.output)
+        lw.emit("Tile", [input, lw.ints(repetitions)], out)
 
 
 # -- pad --------------------------------------------------------------------------
@@ -122,69 +121,74 @@ def tile(lw: Lowerer, n: Op) -> None:
 _PAD_MODES = {"constant": "constant", "edge": "edge", "reflection": "reflect"}
 
 
-@lowering("pad", input=ANY)
-def pad(lw: Lowerer, n: Op) -> None:
-    if not n.attrs["beginning_padding"]:  # a 0-D input: nothing to pad (ONNX Pad needs rank >= 1)
-        lw.emit("Identity", [n.input], n.output)
+@lowering("pad", input=SPEC_TYPES)
+def pad(
+    lw: Lowerer,
+    input: Arg,
+    *,
+    out: Arg,
+    beginning_padding: Ints,
+    ending_padding: Ints,
+    mode: str,
+    value: float | int,
+) -> None:
+    if not beginning_padding:  # a 0-D input: nothing to pad (ONNX Pad needs rank >= 1)
+        lw.emit("Identity", [input], out)
         return
-    mode = n.attrs["mode"]
-    pads = lw.ints([*n.attrs["beginning_padding"], *n.attrs["ending_padding"]])
-    value = lw.const(n.attrs["value"], n.in_type) if mode == "constant" else None
-    lw.emit("Pad", [n.input, pads, value], n.output, mode=_PAD_MODES[mode])
+    pads = lw.ints([*beginning_padding, *ending_padding])
+    fill = lw.const(value, input.data_type) if mode == "constant" else None
+    lw.emit("Pad", [input, pads, fill], out, mode=_PAD_MODES[mode])
 
 
 # -- reverse, transpose -----------------------------------------------------------
 
 
-@lowering("reverse", input=ANY)
-def reverse(lw: Lowerer, n: Op) -> None:
-    axes = sorted(n.attrs["axes"])
+@lowering("reverse", input=SPEC_TYPES)
+def reverse(lw: Lowerer, input: Arg, *, out: Arg, axes: Ints) -> None:
     if not axes:
-        lw.emit("Identity", [n.input], n.output)
+        lw.emit("Identity", [input], out)
         return
     # ONNX has no Reverse: a Slice stepping -1 from the last element past the first.
     count = len(axes)
     starts, ends = lw.ints([-1] * count), lw.ints([_INT64_MIN] * count)
-    lw.emit("Slice", [n.input, starts, ends, lw.ints(axes), lw.ints([-1] * count)], n.output)
+    lw.emit("Slice", [input, starts, ends, lw.ints(sorted(axes)), lw.ints([-1] * count)], out)
 
 
-@lowering("transpose", input=ANY)
-def transpose(lw: Lowerer, n: Op) -> None:
-    permutation = list(n.attrs["permutation"])
-    if permutation == sorted(permutation):
-        lw.emit("Identity", [n.input], n.output)
+@lowering("transpose", input=SPEC_TYPES)
+def transpose(lw: Lowerer, input: Arg, *, out: Arg, permutation: Ints) -> None:
+    if list(permutation) == sorted(permutation):
+        lw.emit("Identity", [input], out)
     else:
-        lw.emit("Transpose", [n.input], n.output, perm=permutation)
+        lw.emit("Transpose", [input], out, perm=list(permutation))
 
 
 # -- slice, split -----------------------------------------------------------------
 
 
-@lowering("slice", input=ANY)
-def slice_(lw: Lowerer, n: Op) -> None:
-    shape = n.in_descs[0].shape
-    starts, sizes, strides = n.attrs["starts"], n.attrs["sizes"], n.attrs["strides"]
+@lowering("slice", input=SPEC_TYPES)
+def slice_(lw: Lowerer, input: Arg, *, out: Arg, starts: Ints, sizes: Ints, strides: Ints) -> None:
+    shape = input.shape
     axes = [d for d in range(len(shape)) if not (starts[d] == 0 and sizes[d] == shape[d] and strides[d] == 1)]
     if not axes:
-        lw.emit("Identity", [n.input], n.output)
+        lw.emit("Identity", [input], out)
         return
     inputs = [
-        n.input,
+        input,
         lw.ints([starts[d] for d in axes]),
         lw.ints([starts[d] + sizes[d] for d in axes]),
         lw.ints(axes),
         None if all(strides[d] == 1 for d in axes) else lw.ints([strides[d] for d in axes]),
     ]
-    lw.emit("Slice", inputs, n.output)
+    lw.emit("Slice", inputs, out)
 
 
-@lowering("split", input=ANY)
-def split(lw: Lowerer, n: Op) -> None:
-    splits = n.attrs["splits"]
+# One part comes as one output Arg, several as a list.
+@lowering("split", input=SPEC_TYPES)
+def split(lw: Lowerer, input: Arg, *, out: Arg | list[Arg], splits: Ints, axis: int) -> None:
     if len(splits) == 1:
-        lw.emit("Identity", [n.input], n.output)
+        lw.emit("Identity", [input], out)
     else:
-        lw.emit("Split", [n.input, lw.ints(splits)], n.outputs, axis=n.attrs["axis"])
+        lw.emit("Split", [input, lw.ints(splits)], out, axis=axis)
 
 
 # -- triangular, where ------------------------------------------------------------
@@ -192,27 +196,25 @@ def split(lw: Lowerer, n: Op) -> None:
 _TRILU = ("float32", "float16", "int32", "int64")  # ONNX Runtime's Trilu kernels
 
 
-@lowering("triangular", input=ANY)
-def triangular(lw: Lowerer, n: Op) -> None:
-    upper, diagonal = n.attrs["upper"], n.attrs["diagonal"]
-    if n.in_type in _TRILU:
+@lowering("triangular", input=SPEC_TYPES)
+def triangular(lw: Lowerer, input: Arg, *, out: Arg, upper: bool, diagonal: int) -> None:
+    if input.data_type in _TRILU:
         k = lw.const(np.asarray(diagonal, dtype=np.int64))
-        lw.emit("Trilu", [n.input, k], n.output, upper=int(upper))
+        lw.emit("Trilu", [input, k], out, upper=int(upper))
         return
     # No Trilu kernel for these integers: multiply by the 0/1 mask of the last two dimensions (exact).
-    rows, cols = n.in_descs[0].shape[-2:]
-    ones = np.ones((rows, cols), dtype=storage_dtype(n.in_type))
+    rows, cols = input.shape[-2:]
+    ones = np.ones((rows, cols), dtype=storage_dtype(input.data_type))
     mask = np.triu(ones, diagonal) if upper else np.tril(ones, diagonal)
-    lw.emit("Mul", [n.input, lw.const(mask)], n.output)
+    lw.emit("Mul", [input, lw.const(mask)], out)
 
 
-@lowering("where", condition=("uint8",), trueValue=ANY, falseValue=ANY)
-def where(lw: Lowerer, n: Op) -> None:
-    condition, true_value, false_value = n.inputs
-    condition = lw.cast(condition, "bool")
-    if n.out_type == "uint64":
+@lowering("where", condition=("uint8",), trueValue=SPEC_TYPES, falseValue=SPEC_TYPES)
+def where(lw: Lowerer, condition: Arg, true_value: Arg, false_value: Arg, *, out: Arg) -> None:
+    selector = lw.cast(condition, "bool")
+    if out.data_type == "uint64":
         # ONNX Runtime's Where has no uint64 kernel: select the bits as int64 (Cast reinterprets them).
-        selected = lw.emit("Where", [condition, lw.cast(true_value, "int64"), lw.cast(false_value, "int64")])
-        lw.cast(selected, "uint64", n.output)
+        selected = lw.emit("Where", [selector, lw.cast(true_value, "int64"), lw.cast(false_value, "int64")])
+        lw.cast(selected, "uint64", out)
         return
-    lw.emit("Where", [condition, true_value, false_value], n.output)
+    lw.emit("Where", [selector, true_value, false_value], out)

@@ -85,19 +85,18 @@ def reduce_product(input, *, out, axes, keep_dimensions):
     return np.where(huge, limits, result)
 
 
-@kernel("reduceMax")
-def reduce_max(input, *, out, axes, keep_dimensions):
-    return np.max(input, axis=axes, keepdims=keep_dimensions)
+def _numpy_reduction(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A kernel that is NumPy's ``fn`` over ``axes`` (exact: max and min pick an element, mean is of floats)."""
+
+    def reduce(input, *, out, axes, keep_dimensions):
+        return fn(input, axis=axes, keepdims=keep_dimensions)
+
+    return reduce
 
 
-@kernel("reduceMin")
-def reduce_min(input, *, out, axes, keep_dimensions):
-    return np.min(input, axis=axes, keepdims=keep_dimensions)
-
-
-@kernel("reduceMean")
-def reduce_mean(input, *, out, axes, keep_dimensions):
-    return np.mean(input, axis=axes, keepdims=keep_dimensions)
+kernel("reduceMax")(_numpy_reduction(np.max))
+kernel("reduceMin")(_numpy_reduction(np.min))
+kernel("reduceMean")(_numpy_reduction(np.mean))
 
 
 @kernel("reduceL2")
@@ -123,15 +122,18 @@ def reduce_log_sum_exp(input, *, out, axes, keep_dimensions):
 # -- argMin / argMax ----------------------------------------------------------------------
 
 
-@kernel("argMin")
-def arg_min(input, *, out, axis, keep_dimensions):
-    # NumPy returns the first index on ties (and the first NaN, as NaN compares as extreme).
-    return np.argmin(input, axis=axis, keepdims=keep_dimensions)
+def _numpy_arg(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A kernel that is NumPy's ``fn`` along ``axis``: it returns the first index on ties (and the
+    first NaN, as NaN compares as extreme)."""
+
+    def arg(input, *, out, axis, keep_dimensions):
+        return fn(input, axis=axis, keepdims=keep_dimensions)
+
+    return arg
 
 
-@kernel("argMax")
-def arg_max(input, *, out, axis, keep_dimensions):
-    return np.argmax(input, axis=axis, keepdims=keep_dimensions)
+kernel("argMin")(_numpy_arg(np.argmin))
+kernel("argMax")(_numpy_arg(np.argmax))
 
 
 # -- cumulativeSum ---------------------------------------------------------------------------
