@@ -7,6 +7,10 @@ Each ONNX operator is registered once with :func:`onnx_op`::
 
 * ``build(imp, node, attrs)`` returns the node's outputs (MLOperands, or
   NumPy arrays for static results), using the :class:`Importer`'s helpers;
+  ``attrs`` are the node's attributes with the defaults of its ONNX schema
+  in the model's opset filled in (:func:`webml.onnx.importer.attributes`):
+  an attribute the schema gives no default, or that is newer than the
+  opset, is absent;
 * ``static`` lists the input indices that must be known at import time;
 * ``check(node, attrs, analysis)`` returns a reason the node cannot be
   imported (an unsupported attribute value), or None; it runs before
