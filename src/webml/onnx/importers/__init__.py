@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ...ops.registry import register
+
 
 @dataclass(frozen=True)
 class Handler:
@@ -46,14 +48,12 @@ HANDLERS: dict[str, Handler] = {}
 def onnx_op(*op_types: str, static: Any = (), check: Callable[..., str | None] | None = None):
     """Register ``build`` as the importer of ``op_types``."""
 
-    def register(build: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
         for op_type in op_types:
-            if op_type in HANDLERS:
-                raise RuntimeError(f"ONNX operator {op_type} registered twice")
-            HANDLERS[op_type] = Handler(op_type, build, static, check)
+            register(HANDLERS, op_type, Handler(op_type, build, static, check), "ONNX operator")
         return build
 
-    return register
+    return decorate
 
 
 def axis_index(imp: Any, axis: Any, rank: int, what: str = "axis", end_ok: bool = False) -> int:
