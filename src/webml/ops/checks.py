@@ -165,3 +165,7 @@ def finite_float(call: Call, value: Any, name: str) -> float:
     if not math.isfinite(v) or abs(v) > 3.4028234663852886e38:
         raise call.error(f"{name} must be a finite float, got {value!r}")
     return v
+
+
+#: The int64 range, to which the backends saturate int64 products (prelu).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
