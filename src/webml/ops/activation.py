@@ -172,7 +172,7 @@ def _prelu_grad(g, input, slope):
     zero = g.scalar(0, input)
     dx = g.b.where(positive, g.dout, g.b.mul(g.dout, slope))
     dslope = g.b.where(positive, zero, g.b.mul(g.dout, input))
-    return {"input": g.unbroadcast(dx, input), "slope": g.unbroadcast(dslope, slope)}
+    return {"input": dx, "slope": dslope}  # autodiff sums each back to its operand's shape
 
 
 @gradient("clamp")

@@ -27,28 +27,31 @@ for _name in ("add", "sub", "mul", "div", "max", "min", "pow"):
 
 
 # -- gradients ------------------------------------------------------------------
+#
+# Cotangents are of the broadcast output's shape; autodiff sums each back to
+# its operand's shape.
 
 
 @gradient("add")
 def _add_grad(g, a, b):
-    return {"a": g.unbroadcast(g.dout, a), "b": g.unbroadcast(g.dout, b)}
+    return {"a": g.dout, "b": g.dout}
 
 
 @gradient("sub")
 def _sub_grad(g, a, b):
-    return {"a": g.unbroadcast(g.dout, a), "b": g.unbroadcast(g.b.neg(g.dout), b)}
+    return {"a": g.dout, "b": g.b.neg(g.dout)}
 
 
 @gradient("mul")
 def _mul_grad(g, a, b):
-    return {"a": g.unbroadcast(g.b.mul(g.dout, b), a), "b": g.unbroadcast(g.b.mul(g.dout, a), b)}
+    return {"a": g.b.mul(g.dout, b), "b": g.b.mul(g.dout, a)}
 
 
 @gradient("div")
 def _div_grad(g, a, b):
     da = g.b.div(g.dout, b)
     db = g.b.neg(g.b.mul(da, g.out))  # d(a/b)/db = -(a/b)/b
-    return {"a": g.unbroadcast(da, a), "b": g.unbroadcast(db, b)}
+    return {"a": da, "b": db}
 
 
 @gradient("max", "min")
@@ -56,10 +59,7 @@ def _extremum_grad(g, a, b):
     # The gradient goes to the input that was selected (to a on ties).
     take_a = g.b.equal(g.b.expand(a, g.out.shape) if a.shape != g.out.shape else a, g.out)
     zero = g.zeros_like(g.out)
-    return {
-        "a": g.unbroadcast(g.b.where(take_a, g.dout, zero), a),
-        "b": g.unbroadcast(g.b.where(take_a, zero, g.dout), b),
-    }
+    return {"a": g.b.where(take_a, g.dout, zero), "b": g.b.where(take_a, zero, g.dout)}
 
 
 @gradient("pow")
@@ -70,4 +70,4 @@ def _pow_grad(g, a, b):
     positive = g.b.greater(a, g.scalar(0, a))
     safe_a = g.b.where(positive, a, g.b.expand(g.scalar(1, a), a.shape) if a.shape else g.scalar(1, a))
     db = g.b.mul(g.dout, g.b.mul(g.out, g.b.log(safe_a)))
-    return {"a": g.unbroadcast(da, a), "b": g.unbroadcast(db, b)}
+    return {"a": da, "b": db}
