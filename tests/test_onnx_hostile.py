@@ -226,6 +226,14 @@ def _rank_cases():
             model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[1])], [x4], [tensor("y", None)], [w4]),
             "strides has 1 values",
         ),
+        "DepthToSpace of a rank-3 input": (
+            model(
+                [helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2)],
+                [tensor("x", [8, 2, 3])],
+                [tensor("y", None)],
+            ),
+            "the input has rank 3, not 4",
+        ),
     }
 
 

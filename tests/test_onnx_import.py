@@ -226,6 +226,19 @@ def _variant_cases():
         ],
     )
     yield "softmax-11-coerced", 11, [helper.make_node("Softmax", ["x"], ["y"], axis=1)], [2, 3, 4], []
+    # Attributes left out take their schema's default in the model's opset.
+    yield "softmax-11-default-axis", 11, [helper.make_node("Softmax", ["x"], ["y"])], [2, 3, 4], []
+    yield "softmax-13-default-axis", 13, [helper.make_node("Softmax", ["x"], ["y"])], [2, 3, 4], []
+    yield "hardmax-12-default-axis", 12, [helper.make_node("Hardmax", ["x"], ["y"])], [2, 3, 4], []
+    yield "leakyrelu-default", 7, [helper.make_node("LeakyRelu", ["x"], ["y"])], [3, 4], []
+    yield "hardsigmoid-default", 7, [helper.make_node("HardSigmoid", ["x"], ["y"])], [3, 4], []
+    yield "selu-default", 7, [helper.make_node("Selu", ["x"], ["y"])], [3, 4], []
+    yield "clip-default-bounds", 9, [helper.make_node("Clip", ["x"], ["y"])], [3, 4], []
+    yield "flatten-default", 9, [helper.make_node("Flatten", ["x"], ["y"])], [2, 3, 4], []
+    yield "argmax-7-default", 7, [helper.make_node("ArgMax", ["x"], ["y"])], [3, 4], []
+    yield "maxpool-7", 7, [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])], [1, 2, 5, 5], []
+    yield "depthtospace-9", 9, [helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2)], [1, 8, 2, 3], []
+    yield "spacetodepth-13", 13, [helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2)], [1, 2, 4, 6], []
     yield "logsoftmax-13", 13, [helper.make_node("LogSoftmax", ["x"], ["y"], axis=1)], [2, 3, 4], []
     yield (
         "upsample-9",
@@ -307,6 +320,40 @@ def test_lstm_and_gru_match_onnxruntime():
     x = RNG.standard_normal((5, 2, inp)).astype(f)
     for backend in BACKENDS:
         check_against_ort(model, {"x": x}, backend)
+
+
+def test_attributes_take_the_schema_defaults_of_the_opset():
+    from webml.onnx.importer import attributes
+
+    softmax = helper.make_node("Softmax", ["x"], ["y"])
+    assert attributes(softmax, 11) == {"axis": 1}
+    assert attributes(softmax, 13) == {"axis": -1}
+    # A default is the float32 value an explicit attribute would hold.
+    assert attributes(helper.make_node("LeakyRelu", ["x"], ["y"]), 17) == {"alpha": float(np.float32(0.01))}
+    assert attributes(helper.make_node("LeakyRelu", ["x"], ["y"], alpha=0.5), 17) == {"alpha": 0.5}
+    assert attributes(helper.make_node("Pad", ["x"], ["y"], pads=[1, 1]), 7) == {
+        "mode": "constant",
+        "pads": [1, 1],
+        "value": 0.0,
+    }
+    # No schema default, so absent: required attributes and those whose absence means something.
+    assert "to" not in attributes(helper.make_node("Cast", ["x"], ["y"]), 17)
+    transposed = attributes(helper.make_node("ConvTranspose", ["x", "w"], ["y"]), 17)
+    assert transposed == {"auto_pad": "NOTSET", "group": 1}
+    assert attributes(helper.make_node("Squeeze", ["x"], ["y"]), 11) == {}
+    assert attributes(helper.make_node("Constant", [], ["y"], value_float=1.0), 17) == {"value_float": 1.0}
+    # Attributes newer than the opset are not invented.
+    assert attributes(helper.make_node("BatchNormalization", ["x"] * 5, ["y"]), 13) == {
+        "epsilon": float(np.float32(1e-5)),
+        "momentum": float(np.float32(0.9)),
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clip_without_bounds_before_opset_11_clamps_infinities(backend):
+    # Clip-6's bounds default to the largest float32 (its schema), so infinities become finite, as in ONNX Runtime.
+    model = make_model([helper.make_node("Clip", ["x"], ["y"])], [tensor("x", [3])], [tensor("y", [3])], opset=9)
+    check_against_ort(model, {"x": np.array([-np.inf, 1, np.inf], np.float32)}, backend, rtol=0, atol=0)
 
 
 def test_bool_tensors_are_uint8():

@@ -24,6 +24,7 @@ warning); other types (float64 operands, int16, strings, ...) are refused.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -36,13 +37,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .. import dtypes
 from ..api.builder import MLGraphBuilder, is_produced
 from ..api.context import MLContext
 from ..api.graph import MLGraph
 from ..api.operand import MLOperand
 from ..errors import DOMException
 from ..files import RefusedFileError, open_regular_file
+from .common import WEBML_TYPES, prod, type_name
 from .errors import OnnxImportError
+from .importers import HANDLERS
 from .validate import PACKED_4BIT, tensor_type_problem, validate_model
 
 __all__ = ["OnnxImportError", "UnsupportedModelError", "load", "read_model", "unsupported_operators"]
@@ -50,21 +54,6 @@ __all__ = ["OnnxImportError", "UnsupportedModelError", "load", "read_model", "un
 
 #: Another name for :class:`OnnxImportError`.
 UnsupportedModelError = OnnxImportError
-
-#: ONNX element types -> webml data types (bool is carried as uint8).
-WEBML_TYPES: dict[int, str] = {
-    TensorProto.FLOAT: "float32",
-    TensorProto.FLOAT16: "float16",
-    TensorProto.INT32: "int32",
-    TensorProto.UINT32: "uint32",
-    TensorProto.INT64: "int64",
-    TensorProto.UINT64: "uint64",
-    TensorProto.INT8: "int8",
-    TensorProto.UINT8: "uint8",
-    TensorProto.BOOL: "uint8",
-    TensorProto.INT4: "int4",
-    TensorProto.UINT4: "uint4",
-}
 
 #: Ops whose output is static whatever their input (webml shapes are static).
 SHAPE_OPS = frozenset({"Shape", "Size"})
@@ -82,10 +71,6 @@ NO_FOLD = frozenset(
         "Bernoulli",
     }
 )
-
-
-def type_name(elem_type: int) -> str:
-    return TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else str(elem_type)
 
 
 # -- reading -------------------------------------------------------------------------
@@ -317,8 +302,6 @@ class Analysis:
     """Which values are static, and the problems of a model, without building anything."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        from .importers import HANDLERS
-
         self.model = model
         self.opset = default_opset(model)
         self.infos = _infer(model)
@@ -358,7 +341,7 @@ class Analysis:
             if handler is None:
                 self.problems.append((node.op_type, name, "operator not supported"))
                 continue
-            attrs = attributes(node)
+            attrs = attributes(node, self.opset)
             reason = handler.check(node, attrs, self) if handler.check else None
             if reason:
                 self.problems.append((node.op_type, name, reason))
@@ -401,7 +384,7 @@ class Analysis:
         node = self._constants.get(name)
         if node is not None:
             try:
-                return constant_value(attributes(node), OnnxImportError)
+                return constant_value(attributes(node, self.opset), OnnxImportError)
             except OnnxImportError:
                 return None
         return None
@@ -418,22 +401,44 @@ class Analysis:
         return name in self.static
 
 
-def attributes(node: onnx.NodeProto) -> dict[str, Any]:
-    """The node's attributes as Python values (tensors as NumPy arrays)."""
-    result = {}
-    for a in node.attribute:
-        if a.type == onnx.AttributeProto.TENSOR:
-            result[a.name] = numpy_helper.to_array(a.t)
-        elif a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-            result[a.name] = a
-        else:
-            value = helper.get_attribute_value(a)
-            if isinstance(value, bytes):
-                value = value.decode()
-            elif isinstance(value, list) and value and isinstance(value[0], bytes):
-                value = [v.decode() for v in value]
-            result[a.name] = value
+def attributes(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
+    """The node's attributes as Python values (tensors as NumPy arrays), with the defaults of its ONNX schema
+    in ``opset`` for those it leaves out.
+
+    An attribute whose schema has no default stays absent: a required one (validation refused the node
+    without it), or one whose absence means something (ConvTranspose's ``output_shape``, Conv's ``pads``,
+    Squeeze's ``axes`` before opset 13 ...), so that importers can still test its presence."""
+    result = {name: _attribute_value(default) for name, default in _schema_defaults(node.op_type, opset, node.domain)}
+    result.update((a.name, _attribute_value(a)) for a in node.attribute)
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_defaults(op_type: str, opset: int, domain: str) -> tuple[tuple[str, onnx.AttributeProto], ...]:
+    """(name, default) of each attribute of ``op_type``'s schema in ``opset`` that has a default."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset, "" if domain == "ai.onnx" else domain)
+    except onnx.defs.SchemaError:
+        return ()  # an operator unknown in this opset: validation or the analysis reports it
+    return tuple(
+        (name, attr.default_value)
+        for name, attr in schema.attributes.items()
+        if attr.default_value.type != onnx.AttributeProto.UNDEFINED
+    )
+
+
+def _attribute_value(a: onnx.AttributeProto) -> Any:
+    """An attribute as a Python value: tensors as NumPy arrays, strings decoded, subgraphs as they are."""
+    if a.type == onnx.AttributeProto.TENSOR:
+        return numpy_helper.to_array(a.t)
+    if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+        return a
+    value = helper.get_attribute_value(a)
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list) and value and isinstance(value[0], bytes):
+        return [v.decode() for v in value]
+    return value
 
 
 def unsupported_operators(
@@ -552,15 +557,11 @@ class Importer:
 
     def constant(self, array: Any, data_type: str) -> MLOperand:
         """A new constant operand of ``data_type`` holding ``array``."""
-        from .. import dtypes
-
         a = np.asarray(array, dtype=dtypes.numpy_dtype(data_type))
         return self.builder.constant({"dataType": data_type, "shape": list(a.shape)}, a)
 
     def scalar(self, value: float, like: MLOperand, shape: Sequence[int] | None = None) -> MLOperand:
         """A constant of ``like``'s data type (rank 0, or ``shape``)."""
-        from .. import dtypes
-
         array = np.full(tuple(shape or ()), value, dtype=dtypes.numpy_dtype(like.data_type))
         return self.builder.constant({"dataType": like.data_type, "shape": list(array.shape)}, array)
 
@@ -580,12 +581,10 @@ class Importer:
                 self.env[value.name] = self.builder.input(value.name, {"dataType": data_type, "shape": shape})
             except (TypeError, DOMException) as exc:
                 raise OnnxImportError(f"webml.onnx.load: graph input {value.name!r}: {exc}") from exc
-        from .importers import HANDLERS
-
         for node in graph.node:
             self.node = node
             try:
-                outputs = self._node(node, HANDLERS)
+                outputs = self._node(node)
             except (OnnxImportError, MemoryError, RecursionError):
                 raise
             except (TypeError, ValueError, DOMException) as exc:  # the builder's or NumPy's refusal
@@ -605,19 +604,19 @@ class Importer:
             result[value.name] = operand
         return self.builder.build(result)
 
-    def _node(self, node: onnx.NodeProto, handlers: Mapping[str, Any]) -> list[Any]:
+    def _node(self, node: onnx.NodeProto) -> list[Any]:
         if node.op_type == "Constant":
-            return [constant_value(attributes(node), self.error)]
+            return [constant_value(attributes(node, self.opset), self.error)]
         if node.op_type in SHAPE_OPS:
-            return handlers[node.op_type].build(self, node, attributes(node))
+            return HANDLERS[node.op_type].build(self, node, attributes(node, self.opset))
         if (
             node.op_type not in NO_FOLD
             and all(i == "" or isinstance(self.env.get(i), np.ndarray) for i in node.input)
             and node.input
         ):
             return self.fold(node, [self.env[i] if i else None for i in node.input])
-        handler = handlers[node.op_type]
-        outputs = handler.build(self, node, attributes(node))
+        handler = HANDLERS[node.op_type]
+        outputs = handler.build(self, node, attributes(node, self.opset))
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
@@ -627,8 +626,6 @@ def _is_input_or_constant(builder: MLGraphBuilder, operand: MLOperand) -> bool:
 
 def to_webml_array(value: np.ndarray, error: Any = None) -> np.ndarray:
     """A static value in a webml dtype: bool -> uint8, float64 -> float32 (with a warning)."""
-    from .. import dtypes
-
     array = np.asarray(value)
     if array.dtype == np.bool_:
         return array.astype(np.uint8)
@@ -751,6 +748,8 @@ def fold(
 
     Shape inference first bounds the outputs: one larger than ``limit`` bytes is refused before anything
     is computed."""
+    # Imported here, not at the top: onnx.reference loads every reference kernel (about half a second), which a
+    # model without static nodes to fold never needs.
     from onnx.reference import ReferenceEvaluator
     from onnx.reference.op_run import RuntimeTypeError
 
@@ -810,7 +809,3 @@ def load(
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
     return Importer(model, context, analysis).run()
-
-
-def prod(values: Sequence[int]) -> int:
-    return int(math.prod(values))

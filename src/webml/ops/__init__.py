@@ -1,10 +1,11 @@
 """The spec layer: every operator's validation and output rules, one module per family.
 
-Importing this package registers every operator in :data:`OPS`.  To add an
-operator: its rule in ``ops/<family>.py`` (decorated with
-:func:`~webml.ops.registry.op`), a kernel in
-``backends/reference/<family>.py``, and tests; ``tests/test_coverage.py``
-fails until each exists.
+Importing this package registers every operator in :data:`OPS`.  Adding an
+operator takes the pieces that the checklist in ``docs/layers.md`` names (its
+rule here, a reference kernel, an ONNX Runtime lowering, a gradient rule or a
+not-differentiable declaration, tests, and an ONNX importer mapping where one
+applies); ``tests/test_coverage.py`` names each piece still missing and where
+it goes.
 """
 
 import importlib

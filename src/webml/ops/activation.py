@@ -25,6 +25,7 @@ from .checks import (
     same_type,
 )
 from .registry import Call, gradient, op
+from .unary import derivative
 
 FLOAT = limit(FLOATS)
 # relu and prelu also take the signed integer types int64, int32 and int8.
@@ -50,6 +51,11 @@ def double(call: Call, value: Any, name: str, data_type: str) -> float:
 def same_as_input(call: Call, input: Value, **attrs: Any) -> Value:
     """Emit the node; its output is a copy of the input's descriptor (*copying an MLOperand*)."""
     return call.emit({"input": input}, OperandDesc(input.data_type, input.shape), **attrs)
+
+
+def with_doubles(call: Call, input: Value, **options: Any) -> Value:
+    """Emit the node of an activation whose options are ``double`` multipliers (alpha, beta)."""
+    return same_as_input(call, input, **{name: double(call, v, name, input.data_type) for name, v in options.items()})
 
 
 def plain(call: Call, input: Value) -> Value:
@@ -90,35 +96,25 @@ def clamp(call: Call, input: Value, *, min_value: Any = None, max_value: Any = N
 @op("elu", family="activation", input=FLOAT, output=FLOAT)
 def elu(call: Call, input: Value, *, alpha: Any = 1.0) -> Value:
     """max(0, x) + alpha * (exp(min(0, x)) - 1)."""
-    return same_as_input(call, input, alpha=double(call, alpha, "alpha", input.data_type))
+    return with_doubles(call, input, alpha=alpha)
 
 
 @op("hardSigmoid", family="activation", input=FLOAT, output=FLOAT)
 def hard_sigmoid(call: Call, input: Value, *, alpha: Any = 0.2, beta: Any = 0.5) -> Value:
     """max(0, min(1, alpha * x + beta))."""
-    return same_as_input(
-        call,
-        input,
-        alpha=double(call, alpha, "alpha", input.data_type),
-        beta=double(call, beta, "beta", input.data_type),
-    )
+    return with_doubles(call, input, alpha=alpha, beta=beta)
 
 
 @op("leakyRelu", family="activation", input=FLOAT, output=FLOAT)
 def leaky_relu(call: Call, input: Value, *, alpha: Any = 0.01) -> Value:
     """max(0, x) + alpha * min(0, x)."""
-    return same_as_input(call, input, alpha=double(call, alpha, "alpha", input.data_type))
+    return with_doubles(call, input, alpha=alpha)
 
 
 @op("linear", family="activation", input=FLOAT, output=FLOAT)
 def linear(call: Call, input: Value, *, alpha: Any = 1.0, beta: Any = 0.0) -> Value:
     """alpha * x + beta."""
-    return same_as_input(
-        call,
-        input,
-        alpha=double(call, alpha, "alpha", input.data_type),
-        beta=double(call, beta, "beta", input.data_type),
-    )
+    return with_doubles(call, input, alpha=alpha, beta=beta)
 
 
 @op("prelu", family="activation", input=FLOAT_SIGNED_INT, slope=FLOAT_SIGNED_INT, output=FLOAT_SIGNED_INT)
@@ -154,116 +150,101 @@ def _positive(g, x):
 
 
 @gradient("relu")
-def _relu_grad(g):
-    (x,) = g.inputs
-    return [g.b.where(_positive(g, x), g.dout, g.scalar(0, x))]
+def _relu_grad(g, input):
+    return {"input": g.b.where(_positive(g, input), g.dout, g.scalar(0, input))}
 
 
 @gradient("leakyRelu")
-def _leaky_relu_grad(g):
-    (x,) = g.inputs
-    return [g.b.where(_positive(g, x), g.dout, g.b.mul(g.dout, g.scalar(g.attrs["alpha"], x)))]
+def _leaky_relu_grad(g, input, *, alpha):
+    return {"input": g.b.where(_positive(g, input), g.dout, g.b.mul(g.dout, g.scalar(alpha, input)))}
 
 
 @gradient("elu")
-def _elu_grad(g):
+def _elu_grad(g, input, *, alpha):
     # For x <= 0, d/dx alpha * (exp(x) - 1) = alpha * exp(x) = out + alpha.
-    (x,) = g.inputs
-    negative = g.b.mul(g.dout, g.b.add(g.out, g.scalar(g.attrs["alpha"], x)))
-    return [g.b.where(_positive(g, x), g.dout, negative)]
+    negative = g.b.mul(g.dout, g.b.add(g.out, g.scalar(alpha, input)))
+    return {"input": g.b.where(_positive(g, input), g.dout, negative)}
 
 
 @gradient("prelu")
-def _prelu_grad(g):
-    x, slope = g.inputs
-    positive = _positive(g, x)
-    zero = g.scalar(0, x)
+def _prelu_grad(g, input, slope):
+    positive = _positive(g, input)
+    zero = g.scalar(0, input)
     dx = g.b.where(positive, g.dout, g.b.mul(g.dout, slope))
-    dslope = g.b.where(positive, zero, g.b.mul(g.dout, x))
-    return [g.unbroadcast(dx, x), g.unbroadcast(dslope, slope)]
+    dslope = g.b.where(positive, zero, g.b.mul(g.dout, input))
+    return {"input": dx, "slope": dslope}  # autodiff sums each back to its operand's shape
 
 
 @gradient("clamp")
-def _clamp_grad(g):
-    (x,) = g.inputs
-    lo, hi = g.attrs["min_value"], g.attrs["max_value"]
+def _clamp_grad(g, input, *, min_value, max_value):
     inside = None
-    if lo != -math.inf:
-        inside = g.b.greater_or_equal(x, g.scalar(lo, x))
-    if hi != math.inf:
-        below = g.b.lesser_or_equal(x, g.scalar(hi, x))
+    if min_value != -math.inf:
+        inside = g.b.greater_or_equal(input, g.scalar(min_value, input))
+    if max_value != math.inf:
+        below = g.b.lesser_or_equal(input, g.scalar(max_value, input))
         inside = below if inside is None else g.b.logical_and(inside, below)
     if inside is None:
-        return [g.dout]
-    return [g.b.where(inside, g.dout, g.scalar(0, x))]
+        return {"input": g.dout}
+    return {"input": g.b.where(inside, g.dout, g.scalar(0, input))}
 
 
 @gradient("linear")
-def _linear_grad(g):
-    (x,) = g.inputs
-    return [g.b.mul(g.dout, g.scalar(g.attrs["alpha"], x))]
+def _linear_grad(g, input, *, alpha, beta):
+    return {"input": g.b.mul(g.dout, g.scalar(alpha, input))}
 
 
 @gradient("hardSigmoid")
-def _hard_sigmoid_grad(g):
-    (x,) = g.inputs
-    alpha = g.scalar(g.attrs["alpha"], x)
-    t = g.b.add(g.b.mul(x, alpha), g.scalar(g.attrs["beta"], x))
+def _hard_sigmoid_grad(g, input, *, alpha, beta):
+    x, slope = input, g.scalar(alpha, input)
+    t = g.b.add(g.b.mul(x, slope), g.scalar(beta, x))
     inside = g.b.logical_and(g.b.greater(t, g.scalar(0, x)), g.b.lesser(t, g.scalar(1, x)))
-    return [g.b.where(inside, g.b.mul(g.dout, alpha), g.scalar(0, x))]
+    return {"input": g.b.where(inside, g.b.mul(g.dout, slope), g.scalar(0, x))}
 
 
-@gradient("hardSwish")
-def _hard_swish_grad(g):
+@derivative("hardSwish")
+def _hard_swish_derivative(g, x, y):
     # x * min(6, max(0, x + 3)) / 6: 0 below -3, 1 above 3, (2x + 3) / 6 between.
-    (x,) = g.inputs
     middle = g.b.div(g.b.add(g.b.mul(x, g.scalar(2, x)), g.scalar(3, x)), g.scalar(6, x))
-    slope = g.b.where(
+    return g.b.where(
         g.b.lesser_or_equal(x, g.scalar(-3, x)),
         g.scalar(0, x),
         g.b.where(g.b.greater(x, g.scalar(3, x)), g.scalar(1, x), middle),
     )
-    return [g.b.mul(g.dout, slope)]
 
 
-@gradient("gelu")
-def _gelu_grad(g):
+@derivative("gelu")
+def _gelu_derivative(g, x, y):
     # 0.5 * (1 + erf(x / sqrt 2)) + x * exp(-x^2 / 2) / sqrt(2 pi)
-    (x,) = g.inputs
     cdf = g.b.mul(g.scalar(0.5, x), g.b.add(g.scalar(1, x), g.b.erf(g.b.mul(x, g.scalar(1 / math.sqrt(2), x)))))
     pdf = g.b.mul(g.b.exp(g.b.mul(g.b.mul(x, x), g.scalar(-0.5, x))), g.scalar(1 / math.sqrt(2 * math.pi), x))
-    return [g.b.mul(g.dout, g.b.add(cdf, g.b.mul(x, pdf)))]
+    return g.b.add(cdf, g.b.mul(x, pdf))
 
 
-@gradient("sigmoid")
-def _sigmoid_grad(g):
-    y = g.out
-    return [g.b.mul(g.dout, g.b.mul(y, g.b.sub(g.scalar(1, y), y)))]
+@derivative("sigmoid")
+def _sigmoid_derivative(g, x, y):
+    return g.b.mul(y, g.b.sub(g.scalar(1, y), y))
 
 
-@gradient("tanh")
-def _tanh_grad(g):
-    y = g.out
-    return [g.b.mul(g.dout, g.b.sub(g.scalar(1, y), g.b.mul(y, y)))]
+@derivative("tanh")
+def _tanh_derivative(g, x, y):
+    return g.b.sub(g.scalar(1, y), g.b.mul(y, y))
 
 
-@gradient("softplus")
-def _softplus_grad(g):
-    (x,) = g.inputs
-    return [g.b.mul(g.dout, g.b.sigmoid(x))]
+@derivative("softplus")
+def _softplus_derivative(g, x, y):
+    return g.b.sigmoid(x)
 
 
 @gradient("softsign")
-def _softsign_grad(g):
+def _softsign_grad(g, input):
     # d/dx x / (1 + |x|) = 1 / (1 + |x|)^2
-    (x,) = g.inputs
-    d = g.b.add(g.scalar(1, x), g.b.abs(x))
-    return [g.b.div(g.dout, g.b.mul(d, d))]
+    d = g.b.add(g.scalar(1, input), g.b.abs(input))
+    return {"input": g.b.div(g.dout, g.b.mul(d, d))}
 
 
 @gradient("softmax")
-def _softmax_grad(g):
+def _softmax_grad(g, input, *, axis):
     # y * (dout - sum(dout * y, axis))
     y = g.out
-    total = g.b.reduce_sum(g.b.mul(g.dout, y), axes=[g.attrs["axis"]], keep_dimensions=True)
-    return [g.b.mul(y, g.b.sub(g.dout, total))]
+    total = g.b.reduce_sum(g.b.mul(g.dout, y), axes=[axis], keep_dimensions=True)
+    return {"input": g.b.mul(y, g.b.sub(g.dout, total))}

@@ -167,7 +167,9 @@ def finite_float(call: Call, value: Any, name: str) -> float:
     return v
 
 
-# -- type groups the backends share (appended here so that merges stay easy) ----------------
+#: The int64 range, to which the backends saturate int64 products (prelu).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 #: The floats and the 32-bit integers (e.g. what the onnxruntime backend sums exactly).
 FLOAT_INT32_UINT32 = (*FLOATS, "int32", "uint32")

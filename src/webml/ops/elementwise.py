@@ -27,53 +27,47 @@ for _name in ("add", "sub", "mul", "div", "max", "min", "pow"):
 
 
 # -- gradients ------------------------------------------------------------------
+#
+# Cotangents are of the broadcast output's shape; autodiff sums each back to
+# its operand's shape.
 
 
 @gradient("add")
-def _add_grad(g):
-    a, b = g.inputs
-    return [g.unbroadcast(g.dout, a), g.unbroadcast(g.dout, b)]
+def _add_grad(g, a, b):
+    return {"a": g.dout, "b": g.dout}
 
 
 @gradient("sub")
-def _sub_grad(g):
-    a, b = g.inputs
-    return [g.unbroadcast(g.dout, a), g.unbroadcast(g.b.neg(g.dout), b)]
+def _sub_grad(g, a, b):
+    return {"a": g.dout, "b": g.b.neg(g.dout)}
 
 
 @gradient("mul")
-def _mul_grad(g):
-    a, b = g.inputs
-    return [g.unbroadcast(g.b.mul(g.dout, b), a), g.unbroadcast(g.b.mul(g.dout, a), b)]
+def _mul_grad(g, a, b):
+    return {"a": g.b.mul(g.dout, b), "b": g.b.mul(g.dout, a)}
 
 
 @gradient("div")
-def _div_grad(g):
-    a, b = g.inputs
+def _div_grad(g, a, b):
     da = g.b.div(g.dout, b)
     db = g.b.neg(g.b.mul(da, g.out))  # d(a/b)/db = -(a/b)/b
-    return [g.unbroadcast(da, a), g.unbroadcast(db, b)]
+    return {"a": da, "b": db}
 
 
 @gradient("max", "min")
-def _extremum_grad(g):
+def _extremum_grad(g, a, b):
     # The gradient goes to the input that was selected (to a on ties).
-    a, b = g.inputs
     take_a = g.b.equal(g.b.expand(a, g.out.shape) if a.shape != g.out.shape else a, g.out)
     zero = g.zeros_like(g.out)
-    return [
-        g.unbroadcast(g.b.where(take_a, g.dout, zero), a),
-        g.unbroadcast(g.b.where(take_a, zero, g.dout), b),
-    ]
+    return {"a": g.b.where(take_a, g.dout, zero), "b": g.b.where(take_a, zero, g.dout)}
 
 
 @gradient("pow")
-def _pow_grad(g):
-    a, b = g.inputs
+def _pow_grad(g, a, b):
     bm1 = g.b.sub(b, g.scalar(1, b))
     da = g.b.mul(g.dout, g.b.mul(b, g.b.pow(a, bm1)))
     # d(a^b)/db = a^b * log(a), defined for a > 0 (0 elsewhere, as frameworks do)
     positive = g.b.greater(a, g.scalar(0, a))
     safe_a = g.b.where(positive, a, g.b.expand(g.scalar(1, a), a.shape) if a.shape else g.scalar(1, a))
     db = g.b.mul(g.dout, g.b.mul(g.out, g.b.log(safe_a)))
-    return [g.unbroadcast(da, a), g.unbroadcast(db, b)]
+    return {"a": da, "b": db}

@@ -9,6 +9,8 @@ limits registered here before the rule runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import ANY, FLOATS, limit
@@ -37,74 +39,83 @@ op("identity", family="unary", input=ANY, output=ANY)(unary)
 # -- gradients ------------------------------------------------------------------
 
 
+def derivative(*names: str) -> Callable[[Callable[..., Value]], Callable[..., Value]]:
+    """Register the gradient rule of the one-operand operators ``names`` from their derivative.
+
+    The decorated ``fn(g, x, y)`` builds dy/dx from the input x and the output
+    y; the rule passes back dout * dy/dx (the chain rule), whatever the options.
+    """
+
+    def decorate(fn: Callable[..., Value]) -> Callable[..., Value]:
+        @gradient(*names)
+        def rule(g: Any, input: Any, **_attrs: Any) -> dict[str, Any]:
+            return {"input": g.b.mul(g.dout, fn(g, input, g.out))}
+
+        return fn
+
+    return decorate
+
+
 @gradient("ceil", "floor", "roundEven", "sign")
-def _piecewise_constant_grad(g):
+def _piecewise_constant_grad(g, input):
     # Zero almost everywhere (undefined at the steps): no gradient flows.
-    return [None]
+    return {}
 
 
 @gradient("identity")
-def _identity_grad(g):
-    return [g.dout]
+def _identity_grad(g, input):
+    return {"input": g.dout}
 
 
 @gradient("neg")
-def _neg_grad(g):
-    return [g.b.neg(g.dout)]
+def _neg_grad(g, input):
+    return {"input": g.b.neg(g.dout)}
 
 
-@gradient("abs")
-def _abs_grad(g):
-    # sign(x): 0 at x == 0.
-    (x,) = g.inputs
-    return [g.b.mul(g.dout, g.b.sign(x))]
+@derivative("abs")
+def _abs_derivative(g, x, y):
+    return g.b.sign(x)  # 0 at x == 0
 
 
-@gradient("exp")
-def _exp_grad(g):
-    return [g.b.mul(g.dout, g.out)]
+@derivative("exp")
+def _exp_derivative(g, x, y):
+    return y
 
 
 @gradient("log")
-def _log_grad(g):
-    (x,) = g.inputs
-    return [g.b.div(g.dout, x)]
+def _log_grad(g, input):
+    return {"input": g.b.div(g.dout, input)}
 
 
 @gradient("sqrt")
-def _sqrt_grad(g):
+def _sqrt_grad(g, input):
     y = g.out
-    return [g.b.div(g.dout, g.b.mul(y, g.scalar(2, y)))]
+    return {"input": g.b.div(g.dout, g.b.mul(y, g.scalar(2, y)))}
 
 
 @gradient("reciprocal")
-def _reciprocal_grad(g):
+def _reciprocal_grad(g, input):
     y = g.out
-    return [g.b.neg(g.b.mul(g.dout, g.b.mul(y, y)))]
+    return {"input": g.b.neg(g.b.mul(g.dout, g.b.mul(y, y)))}
 
 
-@gradient("sin")
-def _sin_grad(g):
-    (x,) = g.inputs
-    return [g.b.mul(g.dout, g.b.cos(x))]
+@derivative("sin")
+def _sin_derivative(g, x, y):
+    return g.b.cos(x)
 
 
 @gradient("cos")
-def _cos_grad(g):
-    (x,) = g.inputs
-    return [g.b.neg(g.b.mul(g.dout, g.b.sin(x)))]
+def _cos_grad(g, input):
+    return {"input": g.b.neg(g.b.mul(g.dout, g.b.sin(input)))}
 
 
-@gradient("tan")
-def _tan_grad(g):
-    # 1 + tan(x)^2
-    y = g.out
-    return [g.b.mul(g.dout, g.b.add(g.scalar(1, y), g.b.mul(y, y)))]
+@derivative("tan")
+def _tan_derivative(g, x, y):
+    return g.b.add(g.scalar(1, y), g.b.mul(y, y))  # 1 + tan(x)^2
 
 
-@gradient("erf")
-def _erf_grad(g):
+@derivative("erf")
+def _erf_derivative(g, x, y):
     # 2 / sqrt(pi) * exp(-x^2)
-    (x,) = g.inputs
     density = g.b.exp(g.b.neg(g.b.mul(x, x)))
-    return [g.b.mul(g.dout, g.b.mul(density, g.scalar(2 / math.sqrt(math.pi), x)))]
+    return g.b.mul(density, g.scalar(2 / math.sqrt(math.pi), x))

@@ -161,12 +161,20 @@ def _cotangents(rule: Any, g: GradCall) -> list[tuple[int, MLOperand | None]]:
         raise AssertionError(f"the gradient rule of {node.op} returned cotangents of {sorted(unknown)}")
     pairs: list[tuple[int, MLOperand | None]] = []
     for name, d in result.items():
-        ids = node.inputs[name]
+        ids, operands = node.inputs[name], g.operands[name]
         if isinstance(ids, tuple):
-            pairs.extend(zip(ids, d if d is not None else [None] * len(ids)))
+            douts = d if d is not None else [None] * len(ids)
+            pairs.extend((i, _unbroadcast(g, di, o)) for i, di, o in zip(ids, douts, operands))
         else:
-            pairs.append((ids, d))
+            pairs.append((ids, _unbroadcast(g, d, operands)))
     return pairs
+
+
+def _unbroadcast(g: GradCall, cotangent: MLOperand | None, operand: MLOperand) -> MLOperand | None:
+    """A cotangent of the broadcast shape, summed back to its operand's shape (the one place for it)."""
+    if cotangent is None or cotangent.shape == operand.shape:
+        return cotangent
+    return g.unbroadcast(cotangent, operand)
 
 
 def _ordered_ids(node: Node) -> list[int | None]:

@@ -7,11 +7,9 @@ where any non-zero value is true (as the reference kernels do).
 
 from __future__ import annotations
 
-import numpy as np
+from ...ops.checks import FLOATS, NUMERIC
+from .lowering import Arg, Lowerer, lowering
 
-from .lowering import Lowerer, Op, lowering
-
-ALL = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
 _COMPARISONS = {
     "equal": "Equal",
     "greater": "Greater",
@@ -19,44 +17,38 @@ _COMPARISONS = {
     "lesser": "Less",
     "lesserOrEqual": "LessOrEqual",
 }
+_ONNX_TESTS = {"isNaN": "IsNaN", "isInfinite": "IsInf"}
 
 
-@lowering(*_COMPARISONS, a=ALL)
-def comparison(lw: Lowerer, n: Op) -> None:
-    lw.cast(lw.emit(_COMPARISONS[n.node.op], n.inputs), "uint8", n.output)
+@lowering(*_COMPARISONS, a=NUMERIC)
+def comparison(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
+    lw.cast(lw.emit(_COMPARISONS[lw.node.op], [a, b]), "uint8", out)
 
 
-@lowering("notEqual", a=ALL)
-def not_equal(lw: Lowerer, n: Op) -> None:
+@lowering("notEqual", a=NUMERIC)
+def not_equal(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
     # NaN != x is true: Not(Equal) gives it, as Equal(NaN, x) is false.
-    lw.cast(lw.emit("Not", [lw.emit("Equal", n.inputs)]), "uint8", n.output)
+    lw.cast(lw.emit("Not", [lw.emit("Equal", [a, b])]), "uint8", out)
 
 
 @lowering("logicalNot", a=("uint8",))
-def logical_not(lw: Lowerer, n: Op) -> None:
-    zero = lw.const(np.zeros((), dtype=np.uint8))
-    lw.cast(lw.emit("Equal", [n.input, zero]), "uint8", n.output)
+def logical_not(lw: Lowerer, a: Arg, *, out: Arg) -> None:
+    lw.cast(lw.emit("Equal", [a, lw.const(0, "uint8")]), "uint8", out)
 
 
 @lowering("logicalAnd", "logicalOr", a=("uint8",))
-def logical_and_or(lw: Lowerer, n: Op) -> None:
+def logical_and_or(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
     # On uint8, a and b are both non-zero iff min(a, b) is, either is iff max(a, b) is;
     # Cast to bool maps non-zero to true.
-    combined = lw.emit("Min" if n.node.op == "logicalAnd" else "Max", n.inputs)
-    lw.cast(lw.cast(combined, "bool"), "uint8", n.output)
+    combined = lw.emit("Min" if lw.node.op == "logicalAnd" else "Max", [a, b])
+    lw.cast(lw.cast(combined, "bool"), "uint8", out)
 
 
 @lowering("logicalXor", a=("uint8",))
-def logical_xor(lw: Lowerer, n: Op) -> None:
-    a, b = (lw.cast(i, "bool") for i in n.inputs)
-    lw.cast(lw.emit("Xor", [a, b]), "uint8", n.output)
+def logical_xor(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
+    lw.cast(lw.emit("Xor", [lw.cast(a, "bool"), lw.cast(b, "bool")]), "uint8", out)
 
 
-@lowering("isNaN", a=("float32", "float16"))
-def is_nan(lw: Lowerer, n: Op) -> None:
-    lw.cast(lw.emit("IsNaN", [n.input]), "uint8", n.output)
-
-
-@lowering("isInfinite", a=("float32", "float16"))
-def is_infinite(lw: Lowerer, n: Op) -> None:
-    lw.cast(lw.emit("IsInf", [n.input]), "uint8", n.output)
+@lowering(*_ONNX_TESTS, a=FLOATS)
+def float_test(lw: Lowerer, a: Arg, *, out: Arg) -> None:
+    lw.cast(lw.emit(_ONNX_TESTS[lw.node.op], [a]), "uint8", out)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lowering import Lowerer, Op, lowering
-
-ALL = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
-SIGNED = ("float32", "float16", "int32", "int64", "int8")
-FLOATS = ("float32", "float16")
+from ...ops.checks import FLOATS, NUMERIC, SIGNED
+from .lowering import Arg, Lowerer, lowering
 
 _FLOAT_OPS = {
     "ceil": "Ceil",
@@ -26,31 +23,31 @@ _FLOAT_OPS = {
 
 
 @lowering(*_FLOAT_OPS, input=FLOATS)
-def float_unary(lw: Lowerer, n: Op) -> None:
-    lw.emit(_FLOAT_OPS[n.node.op], [n.input], n.output)
+def float_unary(lw: Lowerer, input: Arg, *, out: Arg) -> None:
+    lw.emit(_FLOAT_OPS[lw.node.op], [input], out)
 
 
-@lowering("identity", input=ALL)
-def identity(lw: Lowerer, n: Op) -> None:
-    lw.emit("Identity", [n.input], n.output)
+@lowering("identity", input=NUMERIC)
+def identity(lw: Lowerer, input: Arg, *, out: Arg) -> None:
+    lw.emit("Identity", [input], out)
 
 
 @lowering("abs", "neg", input=SIGNED)
-def abs_neg(lw: Lowerer, n: Op) -> None:
-    x = n.input
-    if n.in_type not in FLOATS:
+def abs_neg(lw: Lowerer, input: Arg, *, out: Arg) -> None:
+    x = input
+    if input.data_type not in FLOATS:
         # The integer kernels wrap (-(-128) is -128 in int8); the reference saturates
         # to the maximum, which is what raising the minimum by one first gives.
-        lowest = np.iinfo(np.dtype(n.in_type)).min
-        x = lw.emit("Max", [x, lw.const(np.array(lowest + 1, dtype=np.dtype(n.in_type)))])
-    lw.emit("Abs" if n.node.op == "abs" else "Neg", [x], n.output)
+        lowest = np.iinfo(np.dtype(input.data_type)).min
+        x = lw.emit("Max", [x, lw.const(lowest + 1, input.data_type)])
+    lw.emit("Abs" if lw.node.op == "abs" else "Neg", [x], out)
 
 
 @lowering("sign", input=SIGNED)
-def sign(lw: Lowerer, n: Op) -> None:
-    if n.in_type not in FLOATS:
-        lw.emit("Sign", [n.input], n.output)
+def sign(lw: Lowerer, input: Arg, *, out: Arg) -> None:
+    if input.data_type not in FLOATS:
+        lw.emit("Sign", [input], out)
         return
     # ONNX Sign gives NaN for NaN; the spec's "0 otherwise" gives 0.
-    zero = lw.const(np.zeros((), dtype=np.dtype(n.in_type)))
-    lw.emit("Where", [lw.emit("IsNaN", [n.input]), zero, lw.emit("Sign", [n.input])], n.output)
+    zero = lw.const(0, input.data_type)
+    lw.emit("Where", [lw.emit("IsNaN", [input]), zero, lw.emit("Sign", [input])], out)

@@ -12,10 +12,9 @@ import math
 
 import numpy as np
 
+from ...ops.checks import INT64_MAX, INT64_MIN
 from .kernels import kernel
 from .unary import erf_float64
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @kernel("clamp")
@@ -74,8 +73,8 @@ def _saturating_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     product = a * b
     approx = a.astype(np.float64) * b.astype(np.float64)
-    product = np.where(approx >= 2.0**63, _INT64_MAX, product)
-    return np.where(approx < -(2.0**63), _INT64_MIN, product)
+    product = np.where(approx >= 2.0**63, INT64_MAX, product)
+    return np.where(approx < -(2.0**63), INT64_MIN, product)
 
 
 @kernel("relu")

@@ -8,10 +8,36 @@ abs/neg of int8 -128 give 127).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .kernels import kernel
+
+# The operators whose NumPy function computes the spec's formula in float64.
+_NUMPY = {
+    "ceil": np.ceil,
+    "cos": np.cos,
+    "exp": np.exp,
+    "floor": np.floor,
+    "log": np.log,
+    "roundEven": np.rint,  # rounds halves to the nearest even integer
+    "sin": np.sin,
+    "sqrt": np.sqrt,
+    "tan": np.tan,
+}
+
+
+def _numpy_kernel(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    def run(input: np.ndarray, *, out: Any) -> np.ndarray:
+        return fn(input)
+
+    return run
+
+
+for _name, _fn in _NUMPY.items():
+    kernel(_name)(_numpy_kernel(_fn))
 
 
 @kernel("abs")
@@ -21,39 +47,14 @@ def abs_(input, *, out):
     return np.where(input < 0, _negate(input), input)
 
 
-@kernel("ceil")
-def ceil(input, *, out):
-    return np.ceil(input)
-
-
-@kernel("cos")
-def cos(input, *, out):
-    return np.cos(input)
-
-
 @kernel("erf")
 def erf(input, *, out):
     return erf_float64(input)
 
 
-@kernel("exp")
-def exp(input, *, out):
-    return np.exp(input)
-
-
-@kernel("floor")
-def floor(input, *, out):
-    return np.floor(input)
-
-
 @kernel("identity")
 def identity(input, *, out):
     return input
-
-
-@kernel("log")
-def log(input, *, out):
-    return np.log(input)
 
 
 @kernel("neg")
@@ -74,31 +75,10 @@ def reciprocal(input, *, out):
     return 1.0 / input
 
 
-@kernel("roundEven")
-def round_even(input, *, out):
-    # np.rint rounds halves to the nearest even integer.
-    return np.rint(input)
-
-
-@kernel("sin")
-def sin(input, *, out):
-    return np.sin(input)
-
-
 @kernel("sign")
 def sign(input, *, out):
     # The spec: 1 if > 0, -1 if < 0, 0 otherwise (so 0 for -0 and for NaN).
     return np.where(input > 0, 1, np.where(input < 0, -1, 0)).astype(input.dtype)
-
-
-@kernel("sqrt")
-def sqrt(input, *, out):
-    return np.sqrt(input)
-
-
-@kernel("tan")
-def tan(input, *, out):
-    return np.tan(input)
 
 
 # Below this erf uses its power series, above it 1 - erfc with erfc's

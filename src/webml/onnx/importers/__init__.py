@@ -7,6 +7,10 @@ Each ONNX operator is registered once with :func:`onnx_op`::
 
 * ``build(imp, node, attrs)`` returns the node's outputs (MLOperands, or
   NumPy arrays for static results), using the :class:`Importer`'s helpers;
+  ``attrs`` are the node's attributes with the defaults of its ONNX schema
+  in the model's opset filled in (:func:`webml.onnx.importer.attributes`):
+  an attribute the schema gives no default, or that is newer than the
+  opset, is absent;
 * ``static`` lists the input indices that must be known at import time;
 * ``check(node, attrs, analysis)`` returns a reason the node cannot be
   imported (an unsupported attribute value), or None; it runs before
@@ -22,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import onnx
+
+from ...ops.registry import register
 
 
 @dataclass(frozen=True)
@@ -42,14 +48,12 @@ HANDLERS: dict[str, Handler] = {}
 def onnx_op(*op_types: str, static: Any = (), check: Callable[..., str | None] | None = None):
     """Register ``build`` as the importer of ``op_types``."""
 
-    def register(build: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
         for op_type in op_types:
-            if op_type in HANDLERS:
-                raise RuntimeError(f"ONNX operator {op_type} registered twice")
-            HANDLERS[op_type] = Handler(op_type, build, static, check)
+            register(HANDLERS, op_type, Handler(op_type, build, static, check), "ONNX operator")
         return build
 
-    return register
+    return decorate
 
 
 def axis_index(imp: Any, axis: Any, rank: int, what: str = "axis", end_ok: bool = False) -> int:

@@ -112,26 +112,26 @@ def mean(imp, node, attrs):
 
 @onnx_op("LeakyRelu")
 def leaky_relu(imp, node, attrs):
-    return imp.builder.leaky_relu(imp.operand(node, 0), alpha=attrs.get("alpha", 0.01))
+    return imp.builder.leaky_relu(imp.operand(node, 0), alpha=attrs["alpha"])
 
 
 @onnx_op("Elu")
 def elu(imp, node, attrs):
-    return imp.builder.elu(imp.operand(node, 0), alpha=attrs.get("alpha", 1.0))
+    return imp.builder.elu(imp.operand(node, 0), alpha=attrs["alpha"])
 
 
 @onnx_op("Selu")
 def selu(imp, node, attrs):
     x = imp.operand(node, 0)
-    alpha = attrs.get("alpha", 1.67326319217681884765625)
-    gamma = attrs.get("gamma", 1.05070102214813232421875)
+    alpha = attrs["alpha"]
+    gamma = attrs["gamma"]
     return imp.builder.mul(imp.builder.elu(x, alpha=alpha), imp.scalar(gamma, x))
 
 
 @onnx_op("Celu")
 def celu(imp, node, attrs):
     x = imp.operand(node, 0)
-    alpha = attrs.get("alpha", 1.0)
+    alpha = attrs["alpha"]
     scaled = imp.builder.div(x, imp.scalar(alpha, x))
     return imp.builder.mul(imp.builder.elu(scaled, alpha=1.0), imp.scalar(alpha, x))
 
@@ -139,13 +139,13 @@ def celu(imp, node, attrs):
 @onnx_op("ThresholdedRelu")
 def thresholded_relu(imp, node, attrs):
     x = imp.operand(node, 0)
-    above = imp.builder.greater(x, imp.scalar(attrs.get("alpha", 1.0), x))
+    above = imp.builder.greater(x, imp.scalar(attrs["alpha"], x))
     return imp.builder.where(above, x, imp.scalar(0, x))
 
 
 @onnx_op("HardSigmoid")
 def hard_sigmoid(imp, node, attrs):
-    return imp.builder.hard_sigmoid(imp.operand(node, 0), alpha=attrs.get("alpha", 0.2), beta=attrs.get("beta", 0.5))
+    return imp.builder.hard_sigmoid(imp.operand(node, 0), alpha=attrs["alpha"], beta=attrs["beta"])
 
 
 @onnx_op("Mish")
@@ -157,20 +157,20 @@ def mish(imp, node, attrs):
 @onnx_op("Swish")
 def swish(imp, node, attrs):
     x = imp.operand(node, 0)
-    alpha = attrs.get("alpha", 1.0)
+    alpha = attrs["alpha"]
     scaled = x if alpha == 1.0 else imp.builder.mul(x, imp.scalar(alpha, x))
     return imp.builder.mul(x, imp.builder.sigmoid(scaled))
 
 
 def _check_gelu(node, attrs, analysis):
-    approximate = attrs.get("approximate", "none")
+    approximate = attrs["approximate"]
     return None if approximate in ("none", "tanh") else f"approximate={approximate!r} is not 'none' or 'tanh'"
 
 
 @onnx_op("Gelu", check=_check_gelu)
 def gelu(imp, node, attrs):
     x = imp.operand(node, 0)
-    if attrs.get("approximate", "none") == "none":
+    if attrs["approximate"] == "none":
         return imp.builder.gelu(x)
     b = imp.builder
     # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
@@ -184,11 +184,13 @@ def prelu(imp, node, attrs):
     return imp.builder.prelu(imp.operand(node, 0), imp.operand(node, 1))
 
 
-def _clip_bound(imp, node, attrs, index: int, name: str, default: float) -> Any:
+def _clip_bound(imp, node, attrs, index: int, name: str, unbounded: float) -> Any:
+    """A bound of Clip: an attribute before opset 11 (its schema default is the largest float, so an infinite
+    input becomes finite, as in ONNX Runtime), an optional input from it (absent: ``unbounded``)."""
     if imp.opset < 11:
-        return attrs.get(name, default)
+        return attrs[name]
     value = imp.static(node, index)
-    return default if value is None else np.asarray(value).item()
+    return unbounded if value is None else np.asarray(value).item()
 
 
 @onnx_op("Clip", static=(1, 2))
@@ -206,7 +208,7 @@ def clip(imp, node, attrs):
 def is_inf(imp, node, attrs):
     x = imp.operand(node, 0)
     b = imp.builder
-    positive, negative = attrs.get("detect_positive", 1), attrs.get("detect_negative", 1)
+    positive, negative = attrs["detect_positive"], attrs["detect_negative"]
     infinite = b.is_infinite(x)
     if positive and negative:
         return infinite

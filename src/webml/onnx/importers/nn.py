@@ -8,14 +8,19 @@ a width of 1, 3-D ones are refused.  ONNX's ``auto_pad``, ``ceil_mode`` and
 
 from __future__ import annotations
 
-from ..importer import prod
+import numpy as np
+
+from ...ops.conv import conv_transpose_output_size
+from ...ops.pool import conv_output_sizes
+from ..common import prod
 from . import axis_index, onnx_op
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
+SAME_PADS = ("SAME_UPPER", "SAME_LOWER")
 
 
-def _check_spatial(node, attrs, analysis, kinds=("Conv",)):
-    auto_pad = attrs.get("auto_pad", "NOTSET")
+def _check_spatial(node, attrs, analysis):
+    auto_pad = attrs["auto_pad"]
     if auto_pad not in AUTO_PADS:
         return f"auto_pad={auto_pad!r} is not one of {list(AUTO_PADS)}"
     rank = analysis.rank(node.input[0]) if node.input else None
@@ -28,8 +33,8 @@ def _check_spatial(node, attrs, analysis, kinds=("Conv",)):
     return None
 
 
-def _same_pads(size: int, stride: int, window: int, upper: bool) -> tuple[int, int, int]:
-    """(output size, begin, end) of auto_pad SAME_UPPER / SAME_LOWER."""
+def _same_pads(size: int, stride: int, window: int, upper: bool) -> tuple[int, tuple[int, int]]:
+    """(output size, (begin, end)) of auto_pad SAME_UPPER / SAME_LOWER."""
     out = -(-size // stride)
     total = max(0, (out - 1) * stride + window - size)
     small, large = total // 2, total - total // 2
@@ -47,18 +52,30 @@ def _check_lengths(imp, n: int, **lists) -> None:
             raise imp.error(f"{name}={list(values)} must be positive")
 
 
-def _geometry(imp, node, attrs, spatial_shape, kernel):
-    """Per spatial dimension: strides, dilations, (begin, end) pads, from the ONNX attributes."""
-    n = len(spatial_shape)
+def _window(kernel: int, dilation: int) -> int:
+    """The extent of a dilated kernel (the spec's effective filter size)."""
+    return (kernel - 1) * dilation + 1
+
+
+def _spatial_lists(attrs, n: int):
+    """strides, dilations and pads of ``n`` spatial dimensions.  Their schemas have no default: an absent
+    list means 1 (pads: 0) for every dimension, which only the input's rank can say."""
     strides = list(attrs.get("strides", [1] * n))
     dilations = list(attrs.get("dilations", [1] * n))
     pads = list(attrs.get("pads", [0] * (2 * n)))
-    auto_pad = attrs.get("auto_pad", "NOTSET")
+    return strides, dilations, pads
+
+
+def _geometry(imp, node, attrs, spatial_shape, kernel):
+    """Per spatial dimension: strides, dilations, (begin, end) pads, from the ONNX attributes."""
+    n = len(spatial_shape)
+    strides, dilations, pads = _spatial_lists(attrs, n)
+    auto_pad = attrs["auto_pad"]
     _check_lengths(imp, n, kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads)
     pairs = []
     for i in range(n):
-        window = (kernel[i] - 1) * dilations[i] + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        window = _window(kernel[i], dilations[i])
+        if auto_pad in SAME_PADS:
             _, pair = _same_pads(spatial_shape[i], strides[i], window, auto_pad == "SAME_UPPER")
         elif auto_pad == "VALID":
             pair = (0, 0)
@@ -94,7 +111,7 @@ def conv(imp, node, attrs):
         padding=_webml_padding(pairs),
         strides=strides,
         dilations=dilations,
-        groups=attrs.get("group", 1),
+        groups=attrs["group"],
         bias=bias,
     )
     return imp.builder.reshape(y, y.shape[:3]) if one_d else y
@@ -107,12 +124,10 @@ def conv_transpose(imp, node, attrs):
     spatial = list(x.shape[2:])
     n = len(spatial)
     kernel = list(attrs.get("kernel_shape", w.shape[2:]))
-    strides = list(attrs.get("strides", [1] * n))
-    dilations = list(attrs.get("dilations", [1] * n))
-    output_padding = list(attrs.get("output_padding", [0] * n))
-    auto_pad = attrs.get("auto_pad", "NOTSET")
-    output_shape = attrs.get("output_shape")
-    pads = list(attrs.get("pads", [0] * (2 * n)))
+    strides, dilations, pads = _spatial_lists(attrs, n)
+    output_padding = list(attrs.get("output_padding", [0] * n))  # no schema default either
+    auto_pad = attrs["auto_pad"]
+    output_shape = attrs.get("output_shape")  # absent: the output size follows from the pads
     if len(w.shape) != len(x.shape):
         raise imp.error(f"the weight has rank {len(w.shape)}, the input rank {len(x.shape)}")
     _check_lengths(
@@ -121,14 +136,14 @@ def conv_transpose(imp, node, attrs):
     if output_shape is not None and len(output_shape) != n:
         raise imp.error(f"output_shape has {len(output_shape)} values, the input's {n} spatial dimensions need {n}")
     pairs = [(pads[i], pads[i + n]) for i in range(n)]
-    if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+    if output_shape is not None or auto_pad in SAME_PADS:
         if output_shape is None:
             output_shape = [spatial[i] * strides[i] for i in range(n)]
         output_shape = list(output_shape)[-n:]
         pairs = []
         for i in range(n):
-            window = (kernel[i] - 1) * dilations[i] + 1
-            total = strides[i] * (spatial[i] - 1) + output_padding[i] + window - output_shape[i]
+            unpadded = conv_transpose_output_size(spatial[i], kernel[i], 0, 0, strides[i], dilations[i])
+            total = unpadded + output_padding[i] - output_shape[i]
             if total < 0:
                 # The output is larger than the convolution reaches: ONNX pads the end with output_padding.
                 output_padding[i] -= total
@@ -143,7 +158,7 @@ def conv_transpose(imp, node, attrs):
         kernel, output_padding = [*kernel, 1], [*output_padding, 0]
     padding = _webml_padding(pairs)
     sizes = [
-        (x.shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - sum(pairs[i]) + output_padding[i]
+        conv_transpose_output_size(x.shape[2 + i], kernel[i], *pairs[i], strides[i], dilations[i]) + output_padding[i]
         for i in range(2)
     ]
     y = imp.builder.conv_transpose2d(
@@ -153,7 +168,7 @@ def conv_transpose(imp, node, attrs):
         strides=strides,
         dilations=dilations,
         output_sizes=sizes,
-        groups=attrs.get("group", 1),
+        groups=attrs["group"],
         bias=bias,
     )
     return imp.builder.reshape(y, y.shape[:3]) if one_d else y
@@ -168,22 +183,19 @@ def _check_pool(node, attrs, analysis):
         return reason
     if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
         return "the Indices output of MaxPool is not supported"
-    if attrs.get("storage_order", 0) not in (0,) and len(node.output) > 1:
+    if attrs.get("storage_order", 0) not in (0,) and len(node.output) > 1:  # MaxPool's, from opset 8
         return "storage_order=1 is not supported"
-    if node.op_type == "LpPool" and attrs.get("p", 2) != 2:
-        return f"p={attrs.get('p')} is not supported (only p=2, WebNN's l2Pool2d)"
+    if node.op_type == "LpPool" and attrs["p"] != 2:
+        return f"p={attrs['p']} is not supported (only p=2, WebNN's l2Pool2d)"
     return None
 
 
-def _pool_output_size(size, window, begin, end, stride, ceil_mode):
-    numerator = size + begin + end - window
+def _pool_output_size(size, kernel, begin, end, stride, dilation, ceil_mode):
+    floor, ceil = conv_output_sizes(size, kernel, begin, end, stride, dilation)
     if not ceil_mode:
-        return numerator // stride + 1
-    out = -(-numerator // stride) + 1
+        return floor
     # ONNX: the last window must start inside the input or its beginning padding.
-    if (out - 1) * stride >= size + begin:
-        out -= 1
-    return out
+    return ceil - 1 if (ceil - 1) * stride >= size + begin else ceil
 
 
 def _pool(imp, node, attrs, method):
@@ -192,28 +204,26 @@ def _pool(imp, node, attrs, method):
     kernel = list(attrs["kernel_shape"])
     spatial = list(x.shape[2:])
     strides, dilations, pairs = _geometry(imp, node, attrs, spatial, kernel)
-    ceil_mode = attrs.get("ceil_mode", 0)
-    auto_pad = attrs.get("auto_pad", "NOTSET")
+    ceil_mode = attrs.get("ceil_mode", 0)  # from opset 10 (LpPool: 18); before, sizes round down
+    auto_pad = attrs["auto_pad"]
     sizes = []
     for i in range(len(spatial)):
-        window = (kernel[i] - 1) * dilations[i] + 1
-        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if auto_pad in SAME_PADS:
             sizes.append(-(-spatial[i] // strides[i]))
         else:
-            sizes.append(_pool_output_size(spatial[i], window, *pairs[i], strides[i], ceil_mode))
+            sizes.append(_pool_output_size(spatial[i], kernel[i], *pairs[i], strides[i], dilations[i], ceil_mode))
     if one_d:
         x = _to_2d(imp, x, 1)
         kernel, strides, dilations = [*kernel, 1], [*strides, 1], [*dilations, 1]
         pairs, sizes = [*pairs, (0, 0)], [*sizes, 1]
-    if method == "average_pool2d" and attrs.get("count_include_pad", 0) and any(p for pair in pairs for p in pair):
+    if method == "average_pool2d" and attrs["count_include_pad"] and any(p for pair in pairs for p in pair):
         # The padding counts: pad with zeros explicitly, then pool without padding.
         x = imp.builder.pad(x, [0, 0, pairs[0][0], pairs[1][0]], [0, 0, pairs[0][1], pairs[1][1]], value=0)
         pairs = [(0, 0), (0, 0)]
     padded = [x.shape[2 + i] + pairs[i][0] + pairs[i][1] for i in range(2)]
     for i in range(2):
         # A window past the padded input's end would add more end padding than WebNN's rounding allows.
-        window = (kernel[i] - 1) * dilations[i] + 1
-        reach = (sizes[i] - 1) * strides[i] + window
+        reach = (sizes[i] - 1) * strides[i] + _window(kernel[i], dilations[i])
         if reach > padded[i] + strides[i] - 1:
             raise imp.error("the output size ONNX computes is not one WebNN's rounding gives")
     y = getattr(imp.builder, method)(
@@ -258,11 +268,11 @@ def global_max_pool(imp, node, attrs):
 
 
 def _check_batch_norm(node, attrs, analysis):
-    if attrs.get("training_mode", 0):
+    if attrs.get("training_mode", 0):  # from opset 14
         return "training_mode=1 is not supported (inference only)"
     if any(node.output[1:]):
         return "the training outputs (running mean/variance, saved mean/variance) are not supported"
-    if attrs.get("spatial", 1) != 1:
+    if attrs.get("spatial", 1) != 1:  # before opset 9 only
         return "spatial=0 is not supported"
     return None
 
@@ -271,7 +281,7 @@ def _check_batch_norm(node, attrs, analysis):
 def batch_normalization(imp, node, attrs):
     x, scale, bias, mean, var = (imp.operand(node, i) for i in range(5))
     return imp.builder.batch_normalization(
-        x, mean, var, scale=scale, bias=bias, axis=1, epsilon=attrs.get("epsilon", 1e-5)
+        x, mean, var, scale=scale, bias=bias, axis=1, epsilon=attrs["epsilon"]
     )
 
 
@@ -281,7 +291,7 @@ def instance_normalization(imp, node, attrs):
     shape = list(x.shape)
     if len(shape) != 4:
         x = imp.builder.reshape(x, [shape[0], shape[1], prod(shape[2:]), 1])
-    y = imp.builder.instance_normalization(x, scale=scale, bias=bias, epsilon=attrs.get("epsilon", 1e-5))
+    y = imp.builder.instance_normalization(x, scale=scale, bias=bias, epsilon=attrs["epsilon"])
     return imp.builder.reshape(y, shape) if len(shape) != 4 else y
 
 
@@ -303,9 +313,9 @@ def layer_normalization(imp, node, attrs):
     b = imp.builder
     x, scale, bias = (imp.operand(node, i) for i in range(3))
     rank = len(x.shape)
-    axis = axis_index(imp, attrs.get("axis", -1), rank)
+    axis = axis_index(imp, attrs["axis"], rank)
     axes = list(range(axis, rank))
-    epsilon = attrs.get("epsilon", 1e-5)
+    epsilon = attrs["epsilon"]
     normalized = x.shape[axis:]
     y = b.layer_normalization(
         x, scale=_fit(imp, scale, normalized), bias=_fit(imp, bias, normalized), axes=axes, epsilon=epsilon
@@ -316,7 +326,7 @@ def layer_normalization(imp, node, attrs):
         centered = b.sub(x, mean)
         var = b.reduce_mean(b.mul(centered, centered), axes=axes, keep_dimensions=True)
         inv_std = b.reciprocal(b.sqrt(b.add(var, imp.scalar(epsilon, x))))
-        stash = "float32" if attrs.get("stash_type", 1) == 1 else x.data_type
+        stash = "float32" if attrs["stash_type"] == 1 else x.data_type
         if stash != x.data_type:
             mean, inv_std = b.cast(mean, stash), b.cast(inv_std, stash)
         outputs += [mean, inv_std]
@@ -333,10 +343,10 @@ def gemm(imp, node, attrs):
         a,
         b_,
         c=c,
-        alpha=attrs.get("alpha", 1.0),
-        beta=attrs.get("beta", 1.0),
-        a_transpose=bool(attrs.get("transA", 0)),
-        b_transpose=bool(attrs.get("transB", 0)),
+        alpha=attrs["alpha"],
+        beta=attrs["beta"],
+        a_transpose=bool(attrs["transA"]),
+        b_transpose=bool(attrs["transB"]),
     )
 
 
@@ -366,9 +376,9 @@ def matmul(imp, node, attrs):
 def _softmax_frame(imp, node, attrs, x):
     """(operand to normalize, axis, shape to restore or None): opsets < 13 coerce to 2-D."""
     rank = len(x.shape)
+    axis = axis_index(imp, attrs["axis"], rank)  # the schema's default: 1 before opset 13, -1 from it
     if imp.opset >= 13:
-        return x, axis_index(imp, attrs.get("axis", -1), rank), None
-    axis = axis_index(imp, attrs.get("axis", 1), rank)
+        return x, axis, None
     if rank == 2 and axis == 1:
         return x, 1, None
     flat = imp.builder.reshape(x, [prod(x.shape[:axis]), prod(x.shape[axis:])])
@@ -410,8 +420,6 @@ def hardmax(imp, node, attrs):
 
 
 def math_arange(values, shape):
-    import numpy as np
-
     return np.asarray(values, dtype=np.int32).reshape(shape)
 
 
@@ -430,7 +438,5 @@ def dropout(imp, node, attrs):
     x = imp.operand(node, 0)
     y = imp.builder.identity(x)
     if len(node.output) > 1 and node.output[1]:
-        import numpy as np
-
         return [y, np.ones(x.shape, dtype=np.bool_)]
     return y

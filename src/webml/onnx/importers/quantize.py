@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..importer import prod
+from ..common import prod
 from . import axis_index, onnx_op
 
 
 def _check(node, attrs, analysis):
+    # Both attributes are newer than the operators (output_dtype: opset 21, saturate: QuantizeLinear-19 only).
     if attrs.get("output_dtype", 0):
         return "output_dtype is not supported"
     if attrs.get("saturate", 1) != 1:
@@ -21,7 +22,7 @@ def _check(node, attrs, analysis):
     return None
 
 
-def _to_rank(imp, operand, x_shape, axis, block_size):
+def _to_rank(imp, operand, x_shape, axis):
     """A scalar or per-axis (or blocked) scale/zero point, reshaped to the input's rank."""
     rank = len(x_shape)
     shape = list(operand.shape)
@@ -37,7 +38,8 @@ def _arguments(imp, node, attrs, zero_type):
     x = imp.operand(node, 0)
     scale = imp.operand(node, 1)
     rank = len(x.shape)
-    # The axis matters only for a per-axis (or blocked) scale; ONNX ignores it for a per-tensor one.
+    # The axis matters only for a per-axis (or blocked) scale; ONNX ignores it for a per-tensor one.  It is an
+    # attribute from opset 13 (before, scales are per tensor), hence the schema's default of 1 here too.
     axis = axis_index(imp, attrs.get("axis", 1), rank) if rank and prod(scale.shape) > 1 else 0
     if rank == 0:
         x = imp.builder.reshape(x, [1])
@@ -46,8 +48,8 @@ def _arguments(imp, node, attrs, zero_type):
         zero = imp.operand(node, 2)
     else:
         zero = imp.constant(np.zeros(scale.shape), zero_type or x.data_type)
-    scale = _to_rank(imp, scale, x_shape, axis, attrs.get("block_size", 0))
-    zero = _to_rank(imp, zero, x_shape, axis, attrs.get("block_size", 0))
+    scale = _to_rank(imp, scale, x_shape, axis)
+    zero = _to_rank(imp, zero, x_shape, axis)
     return x, scale, zero, rank
 
 

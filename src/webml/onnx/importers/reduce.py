@@ -35,10 +35,10 @@ def _reduction(op_type: str, method: str):
             value = imp.static(node, 1)
             axes = None if value is None else value.reshape(-1).tolist()
         if not axes:
-            if attrs.get("noop_with_empty_axes", 0):
+            if imp.opset >= since and attrs["noop_with_empty_axes"]:
                 return imp.builder.identity(x)
             axes = list(range(rank))
-        keep = bool(attrs.get("keepdims", 1))
+        keep = bool(attrs["keepdims"])
         return getattr(imp.builder, method)(x, axes=axis_indices(imp, axes, rank), keep_dimensions=keep)
 
     return build
@@ -52,9 +52,9 @@ def _arg(method: str):
     def build(imp, node, attrs):
         b = imp.builder
         x = imp.operand(node, 0)
-        axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
-        keep = bool(attrs.get("keepdims", 1))
-        if not attrs.get("select_last_index", 0):
+        axis = axis_index(imp, attrs["axis"], len(x.shape))
+        keep = bool(attrs["keepdims"])
+        if not attrs.get("select_last_index", 0):  # from opset 12
             return getattr(b, method)(x, axis, keep_dimensions=keep, output_data_type="int64")
         # The last index of the extreme: the first one of the reversed axis, mirrored back.
         index = getattr(b, method)(b.reverse(x, axes=[axis]), axis, keep_dimensions=keep, output_data_type="int64")
@@ -75,5 +75,5 @@ def cum_sum(imp, node, attrs):
         raise imp.error(f"the axis input must hold one value, not {value.size}")
     axis = axis_index(imp, value[0], len(x.shape))
     return imp.builder.cumulative_sum(
-        x, axis, exclusive=bool(attrs.get("exclusive", 0)), reversed=bool(attrs.get("reverse", 0))
+        x, axis, exclusive=bool(attrs["exclusive"]), reversed=bool(attrs["reverse"])
     )

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from onnx import TensorProto
 
-from ..importer import WEBML_TYPES, prod, type_name
+from ..common import WEBML_TYPES, prod, type_name
 from . import axis_index, axis_indices, onnx_op
 
 # -- static shape values --------------------------------------------------------------------
@@ -24,8 +24,8 @@ from . import axis_index, axis_indices, onnx_op
 def shape(imp, node, attrs):
     dims = np.asarray(imp.input_shape(node, 0), dtype=np.int64)
     rank = len(dims)
-    start = attrs.get("start", 0)
-    end = attrs.get("end", rank)
+    start = attrs.get("start", 0)  # from opset 15
+    end = attrs.get("end", rank)  # no schema default: absent is the end
     start = max(0, min(rank, start + rank if start < 0 else start))
     end = max(0, min(rank, end + rank if end < 0 else end))
     return [dims[start:end]]
@@ -58,7 +58,7 @@ def _reshape_to(imp, x, shape):
 def reshape(imp, node, attrs):
     x = imp.operand(node, 0)
     target = [int(d) for d in imp.static(node, 1).reshape(-1)]
-    allow_zero = attrs.get("allowzero", 0)
+    allow_zero = attrs.get("allowzero", 0)  # from opset 14
     shape = []
     for i, d in enumerate(target):
         shape.append(x.shape[i] if d == 0 and not allow_zero else d)
@@ -72,7 +72,7 @@ def reshape(imp, node, attrs):
 def flatten(imp, node, attrs):
     x = imp.operand(node, 0)
     rank = len(x.shape)
-    axis = axis_index(imp, attrs.get("axis", 1), rank, end_ok=True)
+    axis = axis_index(imp, attrs["axis"], rank, end_ok=True)
     return _reshape_to(imp, x, [prod(x.shape[:axis]), prod(x.shape[axis:])])
 
 
@@ -183,7 +183,7 @@ def slice_(imp, node, attrs):
 def split(imp, node, attrs):
     x = imp.operand(node, 0)
     rank = len(x.shape)
-    axis = axis_index(imp, attrs.get("axis", 0), rank)
+    axis = axis_index(imp, attrs["axis"], rank)
     dim = x.shape[axis]
     count = len(node.output)
     if imp.opset < 13:
@@ -227,19 +227,19 @@ def _indices(imp, node, index, dims):
 @onnx_op("Gather")
 def gather(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
+    axis = axis_index(imp, attrs["axis"], len(x.shape))
     return imp.builder.gather(x, _indices(imp, node, 1, x.shape[axis]), axis=axis)
 
 
 @onnx_op("GatherElements")
 def gather_elements(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
+    axis = axis_index(imp, attrs["axis"], len(x.shape))
     return imp.builder.gather_elements(x, _indices(imp, node, 1, x.shape[axis]), axis=axis)
 
 
 def _check_batch_dims(node, attrs, analysis):
-    return "batch_dims != 0 is not supported" if attrs.get("batch_dims", 0) else None
+    return "batch_dims != 0 is not supported" if attrs.get("batch_dims", 0) else None  # from opset 12
 
 
 @onnx_op("GatherND", check=_check_batch_dims)
@@ -250,7 +250,7 @@ def gather_nd(imp, node, attrs):
 
 
 def _check_reduction(node, attrs, analysis):
-    reduction = attrs.get("reduction", "none")
+    reduction = attrs.get("reduction", "none")  # from opset 16 (Scatter has none)
     return None if reduction == "none" else f"reduction={reduction!r} is not supported (only 'none')"
 
 
@@ -267,7 +267,7 @@ def scatter_nd(imp, node, attrs):
 @onnx_op("ScatterElements", "Scatter", check=_check_reduction)
 def scatter_elements(imp, node, attrs):
     x = imp.operand(node, 0)
-    axis = axis_index(imp, attrs.get("axis", 0), len(x.shape))
+    axis = axis_index(imp, attrs["axis"], len(x.shape))
     indices = _indices(imp, node, 1, x.shape[axis])
     return imp.builder.scatter_elements(x, indices, imp.operand(node, 2), axis=axis)
 
@@ -281,7 +281,7 @@ def where(imp, node, attrs):
 def trilu(imp, node, attrs):
     k = imp.static(node, 1)
     diagonal = 0 if k is None else int(np.asarray(k).item())
-    return imp.builder.triangular(imp.operand(node, 0), upper=bool(attrs.get("upper", 1)), diagonal=diagonal)
+    return imp.builder.triangular(imp.operand(node, 0), upper=bool(attrs["upper"]), diagonal=diagonal)
 
 
 # -- padding ---------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ PAD_MODES = {"constant": "constant", "edge": "edge", "reflect": "reflection"}
 
 
 def _check_pad(node, attrs, analysis):
-    mode = attrs.get("mode", "constant")
+    mode = attrs["mode"]
     return None if mode in PAD_MODES else f"mode={mode!r} is not supported ({sorted(PAD_MODES)})"
 
 
@@ -299,8 +299,8 @@ def pad(imp, node, attrs):
     x = imp.operand(node, 0)
     rank = len(x.shape)
     if imp.opset < 11:
-        pads = list(attrs.get("pads", attrs.get("paddings", [])))
-        value = attrs.get("value", 0.0)
+        pads = list(attrs["pads"])
+        value = attrs["value"]
         axes = list(range(rank))
     else:
         pads = [int(p) for p in imp.static(node, 1).reshape(-1)]
@@ -312,7 +312,7 @@ def pad(imp, node, attrs):
     begin, end = [0] * rank, [0] * rank
     for i, axis in enumerate(axes):
         begin[axis], end[axis] = int(pads[i]), int(pads[i + n])
-    mode = PAD_MODES[attrs.get("mode", "constant")]
+    mode = PAD_MODES[attrs["mode"]]
     if any(p < 0 for p in begin + end):
         starts = [-min(p, 0) for p in begin]
         ends = [d + min(p, 0) for d, p in zip(x.shape, end)]
@@ -378,20 +378,31 @@ def cast_like(imp, node, attrs):
 
 
 def _check_depth_to_space(node, attrs, analysis):
-    mode = attrs.get("mode", "DCR")
+    mode = _block_mode(attrs)
     blocksize = attrs.get("blocksize")
     if not isinstance(blocksize, int) or blocksize < 1:
         return f"blocksize={blocksize!r} must be a positive integer"
     return None if mode in ("DCR", "CRD") else f"mode={mode!r} is not supported"
 
 
+def _block_mode(attrs) -> str:
+    # An attribute from opset 11 (SpaceToDepth: 28); before, the order is DCR.
+    return attrs.get("mode", "DCR")
+
+
+def _block_arguments(imp, node, attrs):
+    """(input, its dimensions n, c, h, w, block size, whether the order is DCR) of DepthToSpace/SpaceToDepth."""
+    x = imp.operand(node, 0)
+    if len(x.shape) != 4:
+        raise imp.error(f"the input has rank {len(x.shape)}, not 4")
+    return x, tuple(x.shape), attrs["blocksize"], _block_mode(attrs) == "DCR"
+
+
 @onnx_op("DepthToSpace", check=_check_depth_to_space)
 def depth_to_space(imp, node, attrs):
     b = imp.builder
-    x = imp.operand(node, 0)
-    n, c, h, w = x.shape
-    s = attrs["blocksize"]
-    if attrs.get("mode", "DCR") == "DCR":
+    x, (n, c, h, w), s, dcr = _block_arguments(imp, node, attrs)
+    if dcr:
         y = b.transpose(b.reshape(x, [n, s, s, c // (s * s), h, w]), permutation=[0, 3, 4, 1, 5, 2])
     else:
         y = b.transpose(b.reshape(x, [n, c // (s * s), s, s, h, w]), permutation=[0, 1, 4, 2, 5, 3])
@@ -401,10 +412,8 @@ def depth_to_space(imp, node, attrs):
 @onnx_op("SpaceToDepth", check=_check_depth_to_space)
 def space_to_depth(imp, node, attrs):
     b = imp.builder
-    x = imp.operand(node, 0)
-    n, c, h, w = x.shape
-    s = attrs["blocksize"]
-    permutation = [0, 3, 5, 1, 2, 4] if attrs.get("mode", "DCR") == "DCR" else [0, 1, 3, 5, 2, 4]
+    x, (n, c, h, w), s, dcr = _block_arguments(imp, node, attrs)
+    permutation = [0, 3, 5, 1, 2, 4] if dcr else [0, 1, 3, 5, 2, 4]
     y = b.transpose(b.reshape(x, [n, c, h // s, s, w // s, s]), permutation=permutation)
     return b.reshape(y, [n, c * s * s, h // s, w // s])
 
@@ -416,16 +425,17 @@ NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
 def _check_resize(node, attrs, analysis):
-    mode = attrs.get("mode", "nearest")
+    mode = attrs["mode"]
     if mode not in ("nearest", "linear", "bilinear"):
         return f"mode={mode!r} is not supported (nearest and linear are)"
+    # The modes are attributes from opset 11; Resize-10 is asymmetric and floor, which are supported.
     coordinate = attrs.get("coordinate_transformation_mode", "half_pixel")
     if coordinate not in COORDINATE_MODES:
         return f"coordinate_transformation_mode={coordinate!r} is not supported ({list(COORDINATE_MODES)})"
     nearest = attrs.get("nearest_mode", "round_prefer_floor")
     if nearest not in NEAREST_MODES:
         return f"nearest_mode={nearest!r} is not supported"
-    if attrs.get("antialias", 0) and mode != "nearest":
+    if attrs.get("antialias", 0) and mode != "nearest":  # from opset 18
         return "antialias=1 is not supported"
     return None
 
@@ -495,7 +505,7 @@ def _resize_arguments(imp, node, attrs, x):
     axes = axis_indices(imp, attrs["axes"], rank) if "axes" in attrs else list(range(rank))
     full_scales, out_shape = [1.0] * rank, list(x.shape)
     if sizes is not None:
-        policy = attrs.get("keep_aspect_ratio_policy", "stretch")
+        policy = attrs.get("keep_aspect_ratio_policy", "stretch")  # from opset 18
         if policy != "stretch":
             ratios = [sizes[i] / x.shape[a] for i, a in enumerate(axes)]
             ratio = min(ratios) if policy == "not_larger" else max(ratios)
@@ -534,13 +544,11 @@ def _resample2d_fits(x, out_shape, scales, mode, coordinate, nearest_mode):
 @onnx_op("Resize", static=(1, 2, 3), check=_check_resize)
 def resize(imp, node, attrs):
     x = imp.operand(node, 0)
-    mode = attrs.get("mode", "nearest")
-    mode = "linear" if mode == "bilinear" else mode
+    mode = "linear" if attrs["mode"] == "bilinear" else attrs["mode"]
     if imp.opset < 11:
         coordinate, nearest_mode = "asymmetric", "floor"
     else:
-        coordinate = attrs.get("coordinate_transformation_mode", "half_pixel")
-        nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
+        coordinate, nearest_mode = attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
     imp.check_size(out_shape, 4)  # before the index tables of that size are computed
     if 0 in out_shape:
@@ -555,15 +563,14 @@ def resize(imp, node, attrs):
 
 
 def _check_upsample(node, attrs, analysis):
-    mode = attrs.get("mode", "nearest")
+    mode = attrs["mode"]
     return None if mode in ("nearest", "linear", "bilinear") else f"mode={mode!r} is not supported"
 
 
 @onnx_op("Upsample", static=(1,), check=_check_upsample)
 def upsample(imp, node, attrs):
     x = imp.operand(node, 0)
-    mode = attrs.get("mode", "nearest")
-    mode = "linear" if mode == "bilinear" else mode
+    mode = "linear" if attrs["mode"] == "bilinear" else attrs["mode"]
     out_shape, scales = _resize_arguments(imp, node, attrs, x)
     imp.check_size(out_shape, 4)
     return _resize(imp, x, out_shape, scales, mode, "asymmetric", "floor")
