@@ -367,7 +367,7 @@ def _concat_grad(g, inputs, *, axis):
 
 @gradient("expand")
 def _expand_grad(g, input, **_):
-    return {"input": g.unbroadcast(g.dout, input)}
+    return {"input": g.dout}  # autodiff sums it back to the input's shape
 
 
 @gradient("reshape")
@@ -468,8 +468,6 @@ def _triangular_grad(g, input, *, upper, diagonal):
 
 @gradient("where")
 def _where_grad(g, condition, true_value, false_value):
+    # Of the broadcast output's shape: autodiff sums each back to its operand's shape.
     zero = g.scalar(0, g.dout)
-    return {
-        "true_value": g.unbroadcast(g.b.where(condition, g.dout, zero), true_value),
-        "false_value": g.unbroadcast(g.b.where(condition, zero, g.dout), false_value),
-    }
+    return {"true_value": g.b.where(condition, g.dout, zero), "false_value": g.b.where(condition, zero, g.dout)}

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from ...ops.checks import FLOAT_INT32_UINT32, FLOATS, SPEC_TYPES
+from ...ops.checks import FLOAT_INT32_UINT32, FLOATS, INT64_MAX, INT64_MIN, SPEC_TYPES
 from ...ops.reduce import REDUCTIONS, SUM_TYPES
 from .lowering import Arg, Lowerer, lowering
 
@@ -160,9 +160,9 @@ def cumulative_sum(lw: Lowerer, input: Arg, *, out: Arg, axis: int, exclusive: b
         off = lw.emit("Sub", [approx, lw.emit("Cast", [unsigned], to=TensorProto.DOUBLE)])
         if dt == "int64":
             below = lw.emit("Less", [off, lw.const(np.float64(-(2.0**63)))])
-            wrapped = lw.emit("Where", [below, lw.const(np.int64(-(2**63))), wrapped])
+            wrapped = lw.emit("Where", [below, lw.const(np.int64(INT64_MIN)), wrapped])
         # Where has no uint64 kernel: uint64's maximum is int64's -1.
-        top = lw.const(np.int64(2**63 - 1 if dt == "int64" else -1))
+        top = lw.const(np.int64(INT64_MAX if dt == "int64" else -1))
         above = lw.emit("Greater", [off, lw.const(np.float64(2.0**63))])
         if dt == "int64":
             lw.emit("Where", [above, top, wrapped], out)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes
-from ...ops.checks import ALL_TYPES, SPEC_TYPES
+from ...ops.checks import ALL_TYPES, INT64_MIN, SPEC_TYPES
 from .lowering import Arg, Lowerer, lowering, storage_dtype
 
 Ints = tuple[int, ...]  # the shapes, axes and sizes among the attributes
-
-_INT64_MIN = -(2**63)
 
 
 # -- cast -------------------------------------------------------------------------
@@ -150,7 +148,7 @@ def reverse(lw: Lowerer, input: Arg, *, out: Arg, axes: Ints) -> None:
         return
     # ONNX has no Reverse: a Slice stepping -1 from the last element past the first.
     count = len(axes)
-    starts, ends = lw.ints([-1] * count), lw.ints([_INT64_MIN] * count)
+    starts, ends = lw.ints([-1] * count), lw.ints([INT64_MIN] * count)
     lw.emit("Slice", [input, starts, ends, lw.ints(sorted(axes)), lw.ints([-1] * count)], out)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ...ops.checks import INT64_MAX, INT64_MIN
 from .kernels import kernel
 
 # Below this magnitude a 64-bit result is exact (with margin for the float bound's rounding).
@@ -37,7 +38,7 @@ def _exact(x: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     if x.dtype == np.uint64:
         return np.array(np.minimum(exact, 2**64 - 1), dtype=np.uint64)
     # np.array, not .astype: a 0-d object result comes back from clip as a Python int.
-    return np.array(np.clip(exact, -(2**63), 2**63 - 1), dtype=np.int64)
+    return np.array(np.clip(exact, INT64_MIN, INT64_MAX), dtype=np.int64)
 
 
 def _sum(axes: tuple[int, ...], keep: bool) -> Callable[[np.ndarray], np.ndarray]:
