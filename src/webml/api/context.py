@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -52,13 +53,9 @@ class MLContext:
 
     # -- attributes ------------------------------------------------------------
 
-    @property
-    def accelerated(self) -> bool:
-        return self._accelerated
-
-    @property
-    def power_preference(self) -> str:
-        return self._power_preference
+    # The spec's read-only attributes.
+    accelerated = property(attrgetter("_accelerated"), doc="Whether the context may use acceleration (bool).")
+    power_preference = property(attrgetter("_power_preference"), doc="The MLPowerPreference it was created with.")
 
     @property
     def backend(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ..ir import OperandDesc
@@ -42,17 +43,10 @@ class MLTensor(Described):
         self._constant = constant
         self._destroyed = False
 
-    @property
-    def readable(self) -> bool:
-        return self._readable
-
-    @property
-    def writable(self) -> bool:
-        return self._writable
-
-    @property
-    def constant(self) -> bool:
-        return self._constant
+    # The spec's read-only attributes (bool).
+    readable = property(attrgetter("_readable"), doc="Whether read_tensor() may read the tensor.")
+    writable = property(attrgetter("_writable"), doc="Whether write_tensor() may write the tensor.")
+    constant = property(attrgetter("_constant"), doc="Whether the tensor is a constant tensor (for constant()).")
 
     @property
     def descriptor(self) -> OperandDesc:
