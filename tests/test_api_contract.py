@@ -254,6 +254,9 @@ def test_tensor_attributes(context):
     )
     c = context.create_constant_tensor(F32_2x3, np.zeros(6, np.float32))
     assert c.constant and not c.readable and not c.writable
+    for name in ("data_type", "shape", "readable", "writable", "constant", "descriptor"):
+        with pytest.raises(AttributeError):
+            setattr(t, name, None)  # read-only, as in the spec's IDL
 
 
 def test_read_unreadable_and_write_unwritable(context):
@@ -411,3 +414,36 @@ def test_op_support_limits_shape(context):
         assert set(limits[key]["dataTypes"]) >= {"float32", "float16", "int32", "int4", "uint4"}
         assert limits[key]["rankRange"]["min"] == 0
     assert limits["add"]["a"]["dataTypes"][:2] == ["float32", "float16"]
+
+
+# -- what the layers read of each other (non-spec) ---------------------------------------------
+
+
+def test_constant_tensor_data_is_a_read_only_view_of_a_live_constant(context):
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    constant = context.create_constant_tensor(F32_2x3, values)
+    data = context.constant_tensor_data(constant, "build")
+    np.testing.assert_array_equal(data, values)
+    assert not data.flags.writeable  # a caller cannot change a constant behind the graphs using it
+    with pytest.raises(TypeError, match="build: the tensor is not a constant tensor"):
+        context.constant_tensor_data(tensor(context), "build")
+    constant.destroy()
+    with pytest.raises(TypeError, match="build: a constant tensor used by the graph is destroyed"):
+        context.constant_tensor_data(constant, "build")
+
+
+def test_a_builders_recorded_nodes_producers_and_operands(context):
+    from webml.api.builder import operand_of, operand_value, producer, recorded_nodes
+
+    builder = webml.MLGraphBuilder(context)
+    x = builder.input("x", F32_2x3)
+    y = builder.relu(x)
+    (node,) = recorded_nodes(builder)
+    y_id = operand_value(y, builder, "test", "y").id
+    assert node.op == "relu" and node.outputs == (y_id,)
+    assert producer(builder, y_id) is node and producer(builder, operand_value(x, builder, "test", "x").id) is None
+    assert operand_of(builder, y_id).shape == [2, 3]
+    with pytest.raises(ValueError, match="no operand 99"):
+        operand_of(builder, 99)
+    with pytest.raises(TypeError, match="y was created by another MLGraphBuilder"):
+        operand_value(y, webml.MLGraphBuilder(context), "test", "y")

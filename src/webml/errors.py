@@ -22,45 +22,57 @@ __all__ = [
 
 
 class DOMException(Exception):
-    """Base of the spec's DOMException types; ``name`` is the DOMException name."""
+    """Base of the spec's DOMException types; ``name`` is the DOMException name.
+
+    Each direct subclass is one of WebIDL's error names, and its class name is
+    its ``name``; a subclass of one of those keeps that name.
+    """
 
     name = "DOMException"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if DOMException in cls.__bases__:
+            cls.name = cls.__name__
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
         self.message = message
 
 
+# The meanings are WebIDL's (its table of DOMException error names).
+
+
 class AbortError(DOMException):
-    name = "AbortError"
+    """The operation was aborted."""
 
 
 class DataError(DOMException):
-    name = "DataError"
+    """Provided data is inadequate."""
 
 
 class InvalidStateError(DOMException):
-    name = "InvalidStateError"
+    """The object is in an invalid state."""
 
 
 class NotAllowedError(DOMException):
-    name = "NotAllowedError"
+    """The request is not allowed by the user agent or the platform in the current context."""
 
 
 class NotSupportedError(DOMException):
-    name = "NotSupportedError"
+    """The operation is not supported."""
 
 
 class OperationError(DOMException):
-    name = "OperationError"
+    """The operation failed for an operation-specific reason."""
 
 
 class SecurityError(DOMException):
-    name = "SecurityError"
+    """The operation is insecure."""
 
 
 class UnknownError(DOMException):
-    name = "UnknownError"
+    """The operation failed for an unknown transient reason (e.g. out of memory)."""
 
 
 _BIDI_CONTROLS = {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import dtypes
-from ..errors import InvalidStateError, OperationError, op_message
+from ..errors import InvalidStateError, op_message
 from ..ir import Graph, Node, OperandDesc, Value, ancestors
 from ..ops import OPS, OpDef
 from ..ops.registry import OPTIONAL, REQUIRED, SEQUENCE, Call
@@ -24,8 +24,8 @@ from ..storage import ConstantStore
 from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
 from .graph import MLGraph
-from .operand import MLOperand
-from .tensor import MLTensor
+from .operand import MLOperand, operand_value
+from .tensor import MLTensor, checked_tensor
 
 if TYPE_CHECKING:
     from .context import MLContext
@@ -49,8 +49,7 @@ class MLGraphBuilder:
 
         if not isinstance(context, MLContext):
             raise TypeError(f"MLGraphBuilder: context must be an MLContext, got {type(context).__name__}")
-        if context._lost:
-            raise InvalidStateError("MLGraphBuilder: the context is lost")
+        context.check_not_lost("MLGraphBuilder")
         self._context = context
         self._has_built = False
         self._descs: dict[int, OperandDesc] = {}
@@ -68,8 +67,7 @@ class MLGraphBuilder:
     def _check_can_build(self, where: str) -> None:
         if self._has_built:
             raise InvalidStateError(f"{where}: the builder has already built a graph")
-        if self._context._lost:
-            raise InvalidStateError(f"{where}: the context is lost")
+        self._context.check_not_lost(where)
 
     def _new_value(self, desc: OperandDesc) -> Value:
         value = Value(self._next_id, desc)
@@ -78,7 +76,7 @@ class MLGraphBuilder:
         return value
 
     def _emit(self, op: str, inputs: tuple, descs: list[OperandDesc], attrs: Any, label: str) -> list[Value]:
-        limit = self._context._backend.max_tensor_byte_length
+        limit = self._context.max_tensor_byte_length
         for d in descs:
             if d.byte_length > limit:
                 raise TypeError(
@@ -105,11 +103,7 @@ class MLGraphBuilder:
         self._next_id = next_id
 
     def _operand(self, value: Any, where: str, what: str) -> Value:
-        if not isinstance(value, MLOperand):
-            raise TypeError(f"{where}: {what} must be an MLOperand, got {type(value).__name__}")
-        if value._builder is not self:
-            raise TypeError(f"{where}: {what} was created by another MLGraphBuilder")
-        return value._value
+        return operand_value(value, self, where, what)
 
     # -- inputs and constants --------------------------------------------------
 
@@ -124,7 +118,7 @@ class MLGraphBuilder:
             raise TypeError(f"input: an input named {name!r} already exists")
         where = f"input {name!r}"
         desc = parse_operand_descriptor(descriptor, where)
-        check_dimensions(desc, where, self._context._backend.max_tensor_byte_length)
+        check_dimensions(desc, where, self._context.max_tensor_byte_length)
         self._check_io_type("input", desc, where)
         value = self._new_value(desc)
         self._inputs[name] = value.id
@@ -157,7 +151,7 @@ class MLGraphBuilder:
     def _constant_buffer(self, descriptor: Any, buffer: Any) -> MLOperand:
         self._check_can_build("constant")
         desc = parse_operand_descriptor(descriptor, "constant")
-        check_dimensions(desc, "constant", self._context._backend.max_tensor_byte_length)
+        check_dimensions(desc, "constant", self._context.max_tensor_byte_length)
         self._check_io_type("constant", desc, "constant")
         return self._add_constant(desc, to_array(buffer, desc, "constant", copy=False))
 
@@ -175,24 +169,18 @@ class MLGraphBuilder:
         return self._add_constant(desc, np.array(cast, dtype=dtypes.numpy_dtype(data_type)))
 
     def _constant_tensor(self, tensor: Any) -> MLOperand:
-        if not isinstance(tensor, MLTensor):
-            raise TypeError(f"constant: expected an MLTensor, got {type(tensor).__name__}")
-        if tensor._context is not self._context:
-            raise TypeError("constant: the tensor belongs to another context")
-        if tensor._destroyed:
-            raise TypeError("constant: the tensor is destroyed")
-        if not tensor._constant:
+        checked_tensor(tensor, self._context, "constant")
+        if not tensor.constant:
             raise TypeError("constant: the tensor is not a constant tensor")
         self._check_can_build("constant")
-        value = self._new_value(tensor._desc)
+        value = self._new_value(tensor.descriptor)
         self._constant_tensors[value.id] = tensor
         return MLOperand(self, value)
 
     def _check_io_type(self, kind: str, desc: OperandDesc, where: str) -> None:
-        if not self._context._backend.supports(kind, kind, desc.data_type, desc.rank):
+        if not self._context.supports(kind, kind, desc.data_type, desc.rank):
             raise TypeError(
-                f"{where}: {desc.data_type} of rank {desc.rank} is not supported "
-                f"by the {self._context._backend.name} backend"
+                f"{where}: {desc.data_type} of rank {desc.rank} is not supported by the {self._context.backend} backend"
             )
 
     # -- build ---------------------------------------------------------------
@@ -216,13 +204,9 @@ class MLGraphBuilder:
         node_indices = sorted({self._producer[o] for o in needed if o in self._producer})
         nodes = tuple(self._nodes[i] for i in node_indices)
         constants = {o: a for o, a in self._constants.items() if o in needed}
-        # Under the context's timeline lock: another thread may destroy a constant tensor meanwhile.
-        with self._context._timeline:
-            for oid, tensor in self._constant_tensors.items():
-                if oid in needed:
-                    if tensor._destroyed:
-                        raise TypeError("build: a constant tensor used by the graph is destroyed")
-                    constants[oid] = self._context._backend.constant_data(tensor._handle)
+        for oid, tensor in self._constant_tensors.items():
+            if oid in needed:
+                constants[oid] = self._context.constant_tensor_data(tensor, "build")
         operand_ids = set(needed)
         for n in nodes:
             operand_ids.update(n.outputs)
@@ -236,15 +220,10 @@ class MLGraphBuilder:
         )
         self._has_built = True
         try:
-            compiled = self._context._backend.compile(ir)
-        except Exception as exc:
-            raise OperationError(f"build: the {self._context._backend.name} backend failed: {exc}") from exc
+            return self._context.compile_graph(ir, "build")
         finally:
             # The backend has mapped what it needs; the arrays stay valid without the files.
             self._store.release_files()
-        graph = MLGraph(self._context, ir, compiled)
-        self._context._graphs.add(graph)
-        return graph
 
 
 def _make_method(opdef: OpDef):
@@ -302,7 +281,7 @@ def _convert(builder: MLGraphBuilder, value: Any, kind: str | None, where: str, 
 
 
 def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, Any], where: str) -> None:
-    backend = builder._context._backend
+    context = builder._context
     for operand in opdef.operands:
         value = arguments.get(operand.param)
         values = value if isinstance(value, list) else [value]
@@ -310,7 +289,7 @@ def _check_limits(builder: MLGraphBuilder, opdef: OpDef, arguments: dict[str, An
         for v in values:
             if not isinstance(v, Value):
                 continue
-            if v.data_type not in lim.data_types or not backend.supports(opdef.name, arg, v.data_type, v.rank):
+            if v.data_type not in lim.data_types or not context.supports(opdef.name, arg, v.data_type, v.rank):
                 raise TypeError(f"{where}: {arg} data type {v.data_type} is not supported")
             if not lim.min_rank <= v.rank <= lim.max_rank:
                 raise TypeError(
@@ -330,10 +309,31 @@ for _opdef in OPS.values():
     setattr(MLGraphBuilder, _opdef.method, _make_method(_opdef))
 
 
+# -- what other layers read of a builder (non-spec) ----------------------------------------
+
+
 def is_produced(builder: MLGraphBuilder, operand: MLOperand) -> bool:
     """Whether ``operand`` is an operator's output (not an input or constant) of ``builder``:
     only those may be graph outputs (wrap the others in ``identity``)."""
     return builder._operand(operand, "is_produced", "operand").id in builder._producer
+
+
+def recorded_nodes(builder: MLGraphBuilder) -> tuple[Node, ...]:
+    """The nodes ``builder`` has recorded so far, in the order of the calls (for autodiff)."""
+    return tuple(builder._nodes)
+
+
+def producer(builder: MLGraphBuilder, oid: int) -> Node | None:
+    """The node of ``builder`` whose output is the operand ``oid``; None for an input or a constant."""
+    return builder._node_of(oid)
+
+
+def operand_of(builder: MLGraphBuilder, oid: int) -> MLOperand:
+    """An MLOperand of ``builder`` for its operand ``oid`` (one that a recorded node reads or makes)."""
+    desc = builder._descs.get(oid)
+    if desc is None:
+        raise ValueError(f"operand_of: the builder has no operand {oid}")
+    return MLOperand(builder, Value(oid, desc))
 
 
 def operator_methods() -> dict[str, str]:
@@ -341,4 +341,12 @@ def operator_methods() -> dict[str, str]:
     return {o.name: o.method for o in OPS.values()}
 
 
-__all__ = ["MLGraphBuilder", "is_produced", "operator_methods"]
+__all__ = [
+    "MLGraphBuilder",
+    "is_produced",
+    "operand_of",
+    "operand_value",
+    "operator_methods",
+    "producer",
+    "recorded_nodes",
+]

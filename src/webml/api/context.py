@@ -15,20 +15,21 @@ import threading
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import Future
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from .. import dtypes
 from ..backends.base import Backend
-from ..errors import InvalidStateError
-from ..ir import OperandDesc
+from ..errors import InvalidStateError, OperationError
+from ..ir import Graph, OperandDesc
 from ..ops import OPS
 from ..ops.registry import MAX_RANK
 from .buffers import to_array, writer
 from .descriptors import check_dimensions, parse_operand_descriptor, parse_tensor_descriptor
-from .graph import MLGraph
-from .tensor import MLTensor
+from .graph import MLGraph, compiled_graph
+from .tensor import MLTensor, backend_handle, checked_tensor
 
 T = TypeVar("T")
 
@@ -52,13 +53,9 @@ class MLContext:
 
     # -- attributes ------------------------------------------------------------
 
-    @property
-    def accelerated(self) -> bool:
-        return self._accelerated
-
-    @property
-    def power_preference(self) -> str:
-        return self._power_preference
+    # The spec's read-only attributes.
+    accelerated = property(attrgetter("_accelerated"), doc="Whether the context may use acceleration (bool).")
+    power_preference = property(attrgetter("_power_preference"), doc="The MLPowerPreference it was created with.")
 
     @property
     def backend(self) -> str:
@@ -70,9 +67,53 @@ class MLContext:
         """A Future resolved with an MLContextLostInfo dict (``{"message": ...}``) when the context is lost."""
         return self._lost_future
 
+    # -- for the builder (non-spec) ---------------------------------------------
+
+    def check_not_lost(self, where: str) -> None:
+        """Raise InvalidStateError (prefixed with ``where``) if the context is lost (non-spec)."""
+        if self._is_lost:
+            raise InvalidStateError(f"{where}: the context is lost")
+
     @property
-    def _lost(self) -> bool:
-        return self._is_lost
+    def max_tensor_byte_length(self) -> int:
+        """The backend's largest tensor, in bytes: ``op_support_limits()["maxTensorByteLength"]`` (non-spec)."""
+        return self._backend.max_tensor_byte_length
+
+    def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
+        """Whether the backend takes ``data_type`` at ``rank`` for an argument of ``op`` (non-spec).
+
+        ``op`` and ``argument`` are spec names; ``"input"``, ``"constant"`` and
+        ``"output"`` name the graph's own operands, with themselves as argument.
+        :meth:`op_support_limits` reports the same as data.
+        """
+        return self._backend.supports(op, argument, data_type, rank)
+
+    def constant_tensor_data(self, tensor: MLTensor, where: str) -> np.ndarray:
+        """A read-only view of a constant tensor's data, for a graph being built (non-spec).
+
+        Under the timeline lock: another thread may destroy the tensor meanwhile.
+        """
+        with self._timeline:
+            checked_tensor(tensor, self, where, "a constant tensor used by the graph")
+            if not tensor.constant:
+                raise TypeError(f"{where}: the tensor is not a constant tensor")
+            view = self._backend.constant_data(backend_handle(tensor)).view()
+        view.flags.writeable = False
+        return view
+
+    def compile_graph(self, ir: Graph, where: str) -> MLGraph:
+        """Compile ``ir`` into an MLGraph that this context owns (non-spec: MLGraphBuilder.build's last step).
+
+        The IR must come from an MLGraphBuilder of this context, which has
+        validated it: backends trust the graphs they get.
+        """
+        try:
+            compiled = self._backend.compile(ir)
+        except Exception as exc:
+            raise OperationError(f"{where}: the {self._backend.name} backend failed: {exc}") from exc
+        graph = MLGraph(self, ir, compiled, timeline=self._timeline)
+        self._graphs.add(graph)
+        return graph
 
     def destroy(self) -> None:
         """Lose the context: destroy its graphs and tensors.  Idempotent, from any thread."""
@@ -92,58 +133,47 @@ class MLContext:
     def create_tensor(self, descriptor: Mapping[str, Any]) -> MLTensor:
         """A zero-filled tensor: ``{"dataType", "shape", "readable", "writable"}``."""
         with self._timeline:
-            if self._lost:
-                raise InvalidStateError("createTensor: the context is lost")
+            self.check_not_lost("createTensor")
             desc, readable, writable = parse_tensor_descriptor(descriptor, "createTensor")
             check_dimensions(desc, "createTensor", self._backend.max_tensor_byte_length)
-            tensor = MLTensor(self, desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
-            self._tensors.add(tensor)
-            return tensor
+            return self._new_tensor(desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
 
     def create_constant_tensor(self, descriptor: Mapping[str, Any], data: Any) -> MLTensor:
         """A constant tensor holding a copy of ``data``, usable by ``builder.constant(tensor)``."""
         with self._timeline:
-            if self._lost:
-                raise InvalidStateError("createConstantTensor: the context is lost")
+            self.check_not_lost("createConstantTensor")
             desc = parse_operand_descriptor(descriptor, "createConstantTensor")
             check_dimensions(desc, "createConstantTensor", self._backend.max_tensor_byte_length)
             array = to_array(data, desc, "createConstantTensor")
             handle = self._backend.create_tensor(desc)
             self._backend.write_tensor(handle, array)
-            tensor = MLTensor(self, desc, handle, constant=True)
-            self._tensors.add(tensor)
-            return tensor
+            return self._new_tensor(desc, handle, constant=True)
 
-    def _check_tensor(self, tensor: Any, where: str) -> MLTensor:
-        if not isinstance(tensor, MLTensor):
-            raise TypeError(f"{where}: expected an MLTensor, got {type(tensor).__name__}")
-        if tensor._context is not self:
-            raise TypeError(f"{where}: the tensor belongs to another context")
-        if tensor._destroyed:
-            raise TypeError(f"{where}: the tensor is destroyed")
+    def _new_tensor(self, desc: OperandDesc, handle: Any, **flags: bool) -> MLTensor:
+        tensor = MLTensor(self, desc, handle, timeline=self._timeline, release=self._backend.release_tensor, **flags)
+        self._tensors.add(tensor)
         return tensor
 
     def write_tensor(self, tensor: MLTensor, data: Any) -> None:
         """Copy ``data`` (an array of the tensor's dtype, or raw bytes) into a writable tensor."""
         with self._timeline:
-            self._check_tensor(tensor, "writeTensor")
-            if not tensor._writable:
+            checked_tensor(tensor, self, "writeTensor")
+            if not tensor.writable:
                 raise TypeError("writeTensor: the tensor is not writable (create it with 'writable': True)")
-            array = to_array(data, tensor._desc, "writeTensor")
-            if self._lost:
+            array = to_array(data, tensor.descriptor, "writeTensor")
+            if self._is_lost:
                 return  # the spec's timeline steps abort silently on a lost context
-            self._backend.write_tensor(tensor._handle, array)
+            self._backend.write_tensor(backend_handle(tensor), array)
 
     def read_tensor(self, tensor: MLTensor, out: Any = None) -> np.ndarray | None:
         """A NumPy array of the tensor's data, or, given ``out``, fill that buffer and return None."""
         with self._timeline:
-            self._check_tensor(tensor, "readTensor")
-            if not tensor._readable:
+            checked_tensor(tensor, self, "readTensor")
+            if not tensor.readable:
                 raise TypeError("readTensor: the tensor is not readable (create it with 'readable': True)")
-            write = None if out is None else writer(out, tensor._desc, "readTensor")
-            if self._lost:
-                raise InvalidStateError("readTensor: the context is lost")
-            array = self._backend.read_tensor(tensor._handle)  # a copy: filling ``out`` needs no lock
+            write = None if out is None else writer(out, tensor.descriptor, "readTensor")
+            self.check_not_lost("readTensor")
+            array = self._backend.read_tensor(backend_handle(tensor))  # a copy: filling ``out`` needs no lock
         if write is None:
             return array
         write(array)
@@ -151,19 +181,10 @@ class MLContext:
 
     # -- execution -----------------------------------------------------------------
 
-    def _check_graph(self, graph: Any, where: str) -> MLGraph:
-        if not isinstance(graph, MLGraph):
-            raise TypeError(f"{where}: expected an MLGraph, got {type(graph).__name__}")
-        if graph._context is not self:
-            raise TypeError(f"{where}: the graph belongs to another context")
-        if graph._destroyed:
-            raise InvalidStateError(f"{where}: the graph is destroyed")
-        return graph
-
     def dispatch(self, graph: MLGraph, inputs: Mapping[str, MLTensor], outputs: Mapping[str, MLTensor]) -> None:
         """Run ``graph`` reading ``inputs`` and writing ``outputs`` (dicts of name -> MLTensor)."""
         with self._timeline:
-            self._check_graph(graph, "dispatch")
+            compiled = compiled_graph(graph, self, "dispatch")
             for what, named in (("inputs", inputs), ("outputs", outputs)):
                 if not isinstance(named, Mapping):
                     raise TypeError(f"dispatch: {what} must be a dict of name -> MLTensor")
@@ -171,13 +192,13 @@ class MLContext:
             if len({id(t) for t in all_tensors}) != len(all_tensors):
                 raise TypeError("dispatch: the same tensor is used more than once")
             for t in all_tensors:
-                self._check_tensor(t, "dispatch")
+                checked_tensor(t, self, "dispatch")
             _match_tensors(inputs, graph.input_descriptors, "inputs")
             _match_tensors(outputs, graph.output_descriptors, "outputs")
-            if self._lost:
+            if self._is_lost:
                 return
-            graph._compiled.dispatch(
-                {n: t._handle for n, t in inputs.items()}, {n: t._handle for n, t in outputs.items()}
+            compiled.dispatch(
+                {n: backend_handle(t) for n, t in inputs.items()}, {n: backend_handle(t) for n, t in outputs.items()}
             )
 
     def compute(self, graph: MLGraph, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -187,9 +208,8 @@ class MLContext:
         ``numpy.asarray`` turns into one of the input's shape.
         """
         with self._timeline:
-            self._check_graph(graph, "compute")
-            if self._lost:
-                raise InvalidStateError("compute: the context is lost")
+            compiled = compiled_graph(graph, self, "compute")
+            self.check_not_lost("compute")
             if not isinstance(inputs, Mapping):
                 raise TypeError("compute: inputs must be a dict of name -> array")
             expected = graph.input_descriptors
@@ -212,7 +232,7 @@ class MLContext:
                 name: _host_array(inputs[name], desc, name, self._backend.host_dtype(desc.data_type))
                 for name, desc in expected.items()
             }
-            return graph._compiled.run(arrays)
+            return compiled.run(arrays)
 
     def op_support_limits(self) -> dict[str, Any]:
         """The MLOpSupportLimits of this context's backend (spec camelCase keys)."""
@@ -268,12 +288,12 @@ def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDes
             f"dispatch: {what} has {len(named)} tensors but the graph has {len(descs)} {what} ({sorted(descs)})"
         )
     for name, tensor in named.items():
-        if tensor._constant:
+        if tensor.constant:
             raise TypeError(f"dispatch: {what} {name!r} is a constant tensor")
         if name not in descs:
             raise TypeError(f"dispatch: the graph has no {what[:-1]} named {name!r} ({sorted(descs)})")
-        if tensor._desc != descs[name]:
-            raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor._desc}, the graph expects {descs[name]}")
+        if tensor.descriptor != descs[name]:
+            raise TypeError(f"dispatch: {what[:-1]} {name!r} is {tensor.descriptor}, the graph expects {descs[name]}")
 
 
 def _host_array(value: Any, desc: OperandDesc, name: str, target: np.dtype) -> np.ndarray:

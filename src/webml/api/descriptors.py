@@ -16,6 +16,25 @@ UINT32_MAX = 2**32 - 1
 LONG_MAX = 2**31 - 1
 
 
+class Described:
+    """The spec's ``dataType`` and ``shape`` attributes, read from a subclass's ``descriptor`` (MLOperand, MLTensor)."""
+
+    __slots__ = ()
+
+    @property
+    def descriptor(self) -> OperandDesc:
+        """The data type and shape as one immutable descriptor (non-spec)."""
+        raise NotImplementedError
+
+    @property
+    def data_type(self) -> str:
+        return self.descriptor.data_type
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.descriptor.shape)
+
+
 def _member(d: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in d:
         raise TypeError(f"{where}: the descriptor is missing the required member '{key}'")

@@ -1,16 +1,17 @@
-"""MLOperand."""
+"""MLOperand, and what its builder needs of one (:func:`operand_value`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..ir import Value
+from ..ir import OperandDesc, Value
+from .descriptors import Described
 
 if TYPE_CHECKING:
     from .builder import MLGraphBuilder
 
 
-class MLOperand:
+class MLOperand(Described):
     """An operand of a graph under construction, bound to its builder."""
 
     __slots__ = ("__weakref__", "_builder", "_name", "_value")
@@ -21,13 +22,18 @@ class MLOperand:
         self._name = name
 
     @property
-    def data_type(self) -> str:
-        return self._value.data_type
-
-    @property
-    def shape(self) -> list[int]:
-        return list(self._value.shape)
+    def descriptor(self) -> OperandDesc:
+        return self._value.desc
 
     def __repr__(self) -> str:
         name = f"{self._name!r}, " if self._name else ""
         return f"MLOperand({name}{self._value.desc})"
+
+
+def operand_value(operand: Any, builder: MLGraphBuilder, where: str, what: str) -> Value:
+    """The IR value of ``operand``, an MLOperand of ``builder``; otherwise a TypeError naming it ``what``."""
+    if not isinstance(operand, MLOperand):
+        raise TypeError(f"{where}: {what} must be an MLOperand, got {type(operand).__name__}")
+    if operand._builder is not builder:
+        raise TypeError(f"{where}: {what} was created by another MLGraphBuilder")
+    return operand._value

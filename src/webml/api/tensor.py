@@ -1,16 +1,20 @@
-"""MLTensor."""
+"""MLTensor, and what its context and builder need of one (:func:`checked_tensor`, :func:`backend_handle`)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from ..ir import OperandDesc
+from .descriptors import Described
 
 if TYPE_CHECKING:
     from .context import MLContext
 
 
-class MLTensor:
+class MLTensor(Described):
     """A tensor owned by a context's backend, used as a graph input or output.
 
     Create one with :meth:`MLContext.create_tensor`; it is never constructed directly.
@@ -22,6 +26,8 @@ class MLTensor:
         desc: OperandDesc,
         handle: Any,
         *,
+        timeline: threading.RLock,
+        release: Callable[[Any], None],
         readable: bool = False,
         writable: bool = False,
         constant: bool = False,
@@ -29,40 +35,49 @@ class MLTensor:
         self._context = context
         self._desc = desc
         self._handle = handle
+        # The context's timeline lock and its backend's release: destroy() needs them, nothing else does.
+        self._timeline = timeline
+        self._release = release
         self._readable = readable
         self._writable = writable
         self._constant = constant
         self._destroyed = False
 
-    @property
-    def data_type(self) -> str:
-        return self._desc.data_type
+    # The spec's read-only attributes (bool).
+    readable = property(attrgetter("_readable"), doc="Whether read_tensor() may read the tensor.")
+    writable = property(attrgetter("_writable"), doc="Whether write_tensor() may write the tensor.")
+    constant = property(attrgetter("_constant"), doc="Whether the tensor is a constant tensor (for constant()).")
 
     @property
-    def shape(self) -> list[int]:
-        return list(self._desc.shape)
-
-    @property
-    def readable(self) -> bool:
-        return self._readable
-
-    @property
-    def writable(self) -> bool:
-        return self._writable
-
-    @property
-    def constant(self) -> bool:
-        return self._constant
+    def descriptor(self) -> OperandDesc:
+        return self._desc
 
     def destroy(self) -> None:
         """Release the tensor's data; later use raises TypeError.  Idempotent, from any thread."""
-        with self._context._timeline:  # waits for a call using it in another thread
+        with self._timeline:  # waits for a call using it in another thread
             if self._destroyed:
                 return
             self._destroyed = True
-            self._context._backend.release_tensor(self._handle)
+            self._release(self._handle)
             self._handle = None
 
     def __repr__(self) -> str:
         state = ", destroyed" if self._destroyed else ""
         return f"MLTensor({self._desc}{state})"
+
+
+def checked_tensor(value: Any, context: MLContext, where: str, what: str = "the tensor") -> MLTensor:
+    """``value`` as a live MLTensor of ``context``; otherwise the spec's TypeError, naming the tensor ``what``."""
+    if not isinstance(value, MLTensor):
+        raise TypeError(f"{where}: expected an MLTensor, got {type(value).__name__}")
+    if value._context is not context:
+        raise TypeError(f"{where}: {what} belongs to another context")
+    if value._destroyed:
+        raise TypeError(f"{where}: {what} is destroyed")
+    return value
+
+
+def backend_handle(tensor: MLTensor) -> Any:
+    """The backend's handle of a live tensor (non-spec): for its MLContext, which passes it to the backend
+    under its timeline lock after :func:`checked_tensor`; never for user code."""
+    return tensor._handle

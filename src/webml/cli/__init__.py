@@ -37,24 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     def backend_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="default: %(default)s")
 
-    p = sub.add_parser("classify", help="classify images with EfficientNet-Lite0 or an ONNX image classifier")
-    classify.add_arguments(p)
-    backend_option(p)
-    p.set_defaults(handler=classify.main)
-
-    p = sub.add_parser("train", help="train a classifier on a folder of class sub-folders (transfer learning)")
-    train.add_arguments(p)
-    backend_option(p)
-    p.set_defaults(handler=train.main)
-
-    p = sub.add_parser("run", help="run an ONNX model on .npy inputs")
-    run.add_arguments(p)
-    backend_option(p)
-    p.set_defaults(handler=run.main)
-
-    p = sub.add_parser("info", help="describe an ONNX model and what webml supports of it")
-    info.add_arguments(p)
-    p.set_defaults(handler=info.main)
+    # Each subcommand module has add_arguments(parser) and main(args); all but info run on a backend.
+    for command, module, help_text, on_backend in (
+        ("classify", classify, "classify images with EfficientNet-Lite0 or an ONNX image classifier", True),
+        ("train", train, "train a classifier on a folder of class sub-folders (transfer learning)", True),
+        ("run", run, "run an ONNX model on .npy inputs", True),
+        ("info", info, "describe an ONNX model and what webml supports of it", False),
+    ):
+        p = sub.add_parser(command, help=help_text)
+        module.add_arguments(p)
+        if on_backend:
+            backend_option(p)
+        p.set_defaults(handler=module.main)
 
     sub.add_parser("wpt", help="run the WebNN Web Platform Tests (webml wpt --help)", add_help=False)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CliError
-from .common import load_onnx_model
+from .common import load_onnx_model, read_onnx_model
 
 #: Normalizations for ``--model`` classifiers: x in [0, 255] -> model input.
 NORMALIZATIONS = {
@@ -59,26 +59,19 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _batch_dimensions(path: str) -> dict[str, int]:
+def _batch_dimensions(model) -> dict[str, int]:
     """A dynamic batch dimension of the model's inputs, fixed to 1 (one image at a time)."""
-    import onnx
+    import webml.onnx
 
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except Exception:  # load_onnx_model reports an unreadable file properly
-        return {}
-    initializers = {t.name for t in model.graph.initializer}
-    return {
-        vi.type.tensor_type.shape.dim[0].dim_param: 1
-        for vi in model.graph.input
-        if vi.name not in initializers and vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_param
-    }
+    dims = webml.onnx.input_dimensions(model).values()
+    return {d[0]: 1 for d in dims if d and isinstance(d[0], str)}
 
 
 def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
     from webml.images import read_rgb_image
 
-    graph = load_onnx_model(args.model, context, _batch_dimensions(args.model))
+    model = read_onnx_model(args.model)
+    graph = load_onnx_model(model, context, _batch_dimensions(model))
     if len(graph.input_descriptors) != 1 or len(graph.output_descriptors) < 1:
         raise CliError(
             f"{args.model!r}: an image classifier has one input; this model has {list(graph.input_descriptors)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +25,35 @@ def parse_assignments(items: list[str], option: str) -> dict[str, str]:
     return out
 
 
-def read_onnx(path: str) -> Any:
-    """The ModelProto at ``path``, or a CliError that says why it can't be read."""
-    import onnx
+@contextlib.contextmanager
+def onnx_errors() -> Iterator[None]:
+    """What ``webml.onnx`` refuses (an OnnxImportError) becomes a CliError with its message."""
+    import webml.onnx
 
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f"no such model file: {path!r}")
     try:
-        return onnx.load(str(p))
-    except Exception as exc:  # protobuf decode errors come in several types
-        raise CliError(f"{path!r} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        yield
+    except webml.onnx.OnnxImportError as exc:
+        raise CliError(str(exc)) from None
 
 
-def load_onnx_model(path: str, context: Any, free_dimensions: dict[str, int] | None = None) -> Any:
-    """Import the ONNX model at ``path`` into an MLGraph of ``context``."""
+def read_onnx_model(path: str) -> Any:
+    """The checked ModelProto at ``path`` (its external data read), or a CliError that says why not."""
     import webml.onnx
 
     if not Path(path).is_file():
         raise CliError(f"no such model file: {path!r}")
-    try:
-        return webml.onnx.load(path, context, free_dimensions=free_dimensions)
-    except webml.onnx.OnnxImportError as exc:
-        raise CliError(str(exc)) from None
+    with onnx_errors():
+        return webml.onnx.read_model(path)
+
+
+def load_onnx_model(model: Any, context: Any, free_dimensions: dict[str, int] | None = None) -> Any:
+    """Import the ONNX model (a path, or a ModelProto from :func:`read_onnx_model`) into an MLGraph of ``context``."""
+    import webml.onnx
+
+    if isinstance(model, str) and not Path(model).is_file():
+        raise CliError(f"no such model file: {model!r}")
+    with onnx_errors():
+        return webml.onnx.load(model, context, free_dimensions=free_dimensions)
 
 
 def check_output_file(path: str, option: str, suffix: str) -> Path:

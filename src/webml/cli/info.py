@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from . import CliError
+from .common import onnx_errors
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,10 +25,9 @@ def _type(value_info) -> str:
 def main(args: argparse.Namespace) -> int:
     import webml.onnx
 
-    try:  # the importer's reader: the same checks as webml run (validated, external data kept in its folder)
-        model = webml.onnx.importer.read_model(args.model)
-    except webml.onnx.OnnxImportError as exc:
-        raise CliError(str(exc)) from None
+    # The importer's reader: the same checks as webml run (validated, external data kept in its folder).
+    with onnx_errors():
+        model = webml.onnx.read_model(args.model)
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
@@ -46,10 +45,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"operators: {sum(counts.values())} nodes, {len(counts)} types")
     for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {op:28} {n}")
-    try:
+    with onnx_errors():
         unsupported = webml.onnx.unsupported_operators(model)
-    except webml.onnx.OnnxImportError as exc:
-        raise CliError(str(exc)) from None
     if unsupported:
         print(f"not supported by webml: {len(unsupported)} node(s)")
         for op, node, reason in unsupported:

@@ -15,14 +15,16 @@ from pathlib import Path
 import onnx
 
 from ..api.graph import MLGraph
-from .importer import OnnxImportError, UnsupportedModelError, load, unsupported_operators
+from .importer import OnnxImportError, UnsupportedModelError, load, read_model, unsupported_operators
 from .importers import SUPPORTED_OPERATORS
 
 __all__ = [
     "SUPPORTED_OPERATORS",
     "OnnxImportError",
     "UnsupportedModelError",
+    "input_dimensions",
     "load",
+    "read_model",
     "save",
     "to_model",
     "unsupported_operators",
@@ -31,6 +33,27 @@ __all__ = [
 #: Above this size the weights go to an external-data file beside the model
 #: (a protobuf cannot exceed 2 GiB).
 _EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
+
+
+def input_dimensions(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    """The dimensions of each graph input of ``model`` (initializers left out), by input name.
+
+    A dimension is its size, the name of a dynamic one (its ``dim_param``,
+    for :func:`load`'s ``free_dimensions``), or None where the model says
+    nothing; an input of unknown rank has an empty list.
+    """
+    initializers = {t.name for t in model.graph.initializer}
+    return {
+        value.name: [_dimension(d) for d in value.type.tensor_type.shape.dim]
+        for value in model.graph.input
+        if value.name not in initializers
+    }
+
+
+def _dimension(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
+    if dim.HasField("dim_value"):
+        return dim.dim_value
+    return dim.dim_param or None
 
 
 def to_model(graph: MLGraph) -> onnx.ModelProto:

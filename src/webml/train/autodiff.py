@@ -23,9 +23,9 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..api.builder import MLGraphBuilder
+from ..api.builder import MLGraphBuilder, operand_of, operand_value, producer, recorded_nodes
 from ..api.operand import MLOperand
-from ..ir import Node, Value, ancestors
+from ..ir import Node, ancestors
 from ..ops.registry import GRADIENTS, NOT_DIFFERENTIABLE, OPS
 
 __all__ = ["GradCall", "grad"]
@@ -85,7 +85,7 @@ class GradCall:
 
 
 def _operand(builder: MLGraphBuilder, oid: int) -> MLOperand:
-    return MLOperand(builder, Value(oid, builder._descs[oid]))
+    return operand_of(builder, oid)
 
 
 def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) -> list[MLOperand]:
@@ -103,17 +103,16 @@ def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) 
     array([2., 4., 6.], dtype=float32)
     """
     where = "grad"
-    loss_v = builder._operand(loss, where, "loss")
+    loss_v = operand_value(loss, builder, where, "loss")
     if loss_v.desc.element_count != 1:
         raise TypeError(f"{where}: loss must have one element, got shape {list(loss_v.shape)}")
     if loss_v.data_type not in ("float32", "float16"):
         raise TypeError(f"{where}: loss must be float32 or float16, got {loss_v.data_type}")
-    param_ids = [builder._operand(p, where, f"params[{i}]").id for i, p in enumerate(params)]
+    param_ids = [operand_value(p, builder, where, f"params[{i}]").id for i, p in enumerate(params)]
 
-    nodes = builder._nodes
-    producer = builder._producer
+    nodes = recorded_nodes(builder)
     # Nodes between the parameters and the loss, in order.
-    needed = ancestors([loss_v.id], lambda oid: nodes[producer[oid]] if oid in producer else None)
+    needed = ancestors([loss_v.id], lambda oid: producer(builder, oid))
     depends: set[int] = set(param_ids)
     on_path: list[int] = []
     for index, node in enumerate(nodes):
