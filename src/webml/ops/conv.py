@@ -72,6 +72,11 @@ TO_OIHW = {layout: permutation(layout, "oihw") for layout in CONV2D_FILTER_LAYOU
 TO_IOHW = {layout: permutation(layout, "iohw") for layout in CONV_TRANSPOSE2D_FILTER_LAYOUTS}
 
 
+def transposed(b, operand, order: Sequence[int]):
+    """``operand`` transposed by ``order`` with builder ``b`` (``operand`` itself for the identity)."""
+    return operand if tuple(order) == IDENTITY else b.transpose(operand, permutation=list(order))
+
+
 def conv_output_size(input_size: int, filter_size: int, begin: int, end: int, stride: int, dilation: int) -> int:
     """The spec's *calculate conv output size*, floored (the conv2d steps floor it)."""
     effective_filter_size = (filter_size - 1) * dilation + 1
@@ -326,12 +331,6 @@ def _filter_grad(g, input, cotangent, layout, groups, padding, strides, dilation
     return result
 
 
-def _to_filter_layout(g, grad, layout: str, letters: str):
-    """``grad`` with axes named ``letters`` transposed to filter ``layout``."""
-    order = permutation(letters, layout)
-    return grad if order == IDENTITY else g.b.transpose(grad, permutation=list(order))
-
-
 def _with_bias_grad(g, grads: dict, bias, layout: str) -> dict:
     """``grads`` and, where the node has a bias, its cotangent: dout summed over all but the channels."""
     if bias is not None:
@@ -346,7 +345,7 @@ def _conv2d_grad(g, input, filter, bias=None, *, padding, strides, dilations, gr
     if filter_layout in _CONV_TO_TRANSPOSE_LAYOUT:
         wt, wt_layout = filter, _CONV_TO_TRANSPOSE_LAYOUT[filter_layout]
     else:  # ohwi -> oihw, read as iohw
-        wt, wt_layout = g.b.transpose(filter, permutation=list(TO_OIHW[filter_layout])), "iohw"
+        wt, wt_layout = transposed(g.b, filter, TO_OIHW[filter_layout]), "iohw"
     dx = g.b.conv_transpose2d(
         dy,
         wt,
@@ -358,7 +357,7 @@ def _conv2d_grad(g, input, filter, bias=None, *, padding, strides, dilations, gr
     )
     kernel = spatial(filter.shape, filter_layout)
     dw = _filter_grad(g, input, dy, input_layout, groups, padding, strides, dilations, kernel)
-    dw = _to_filter_layout(g, dw, filter_layout, "iohw")  # [C/groups, O, kh, kw]
+    dw = transposed(g.b, dw, permutation("iohw", filter_layout))  # from [C/groups, O, kh, kw]
     return _with_bias_grad(g, {"input": dx, "filter": dw}, bias, input_layout)
 
 
@@ -382,5 +381,5 @@ def _conv_transpose2d_grad(
     kernel = spatial(filter.shape, filter_layout)
     # The forward conv2d of the adjoint has input dy and output x: [O/groups, C, kh, kw] (o, i, h, w).
     dw = _filter_grad(g, dy, input, input_layout, groups, padding, strides, dilations, kernel)
-    dw = _to_filter_layout(g, dw, filter_layout, "oihw")
+    dw = transposed(g.b, dw, permutation("oihw", filter_layout))
     return _with_bias_grad(g, {"input": dx, "filter": dw}, bias, input_layout)

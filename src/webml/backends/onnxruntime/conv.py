@@ -14,13 +14,24 @@ always reproduce the output descriptor's shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...ops.checks import FLOATS
 from ...ops.conv import FROM_NCHW, IDENTITY, TO_IOHW, TO_NCHW, TO_OIHW, conv_transpose_output_size, spatial
 from .lowering import Arg, Lowerer, lowering
 
 
-def _transposed(lw: Lowerer, value: Arg, order: tuple[int, ...]) -> str:
+def transposed(lw: Lowerer, value: str, order: tuple[int, ...]) -> str:
+    """``value`` transposed by ``order`` (``value`` itself for the identity)."""
     return value if order == IDENTITY else lw.emit("Transpose", [value], perm=list(order))
+
+
+def in_nchw(lw: Lowerer, input: Arg, out: Arg, layout: str, compute: Callable[[str, str | int], str]) -> None:
+    """``compute(x, y)`` on the nchw ``x`` of ``input`` (in ``layout``), into ``y``: ``out`` itself, or a fresh
+    value (1) that is transposed back to ``layout`` into ``out``."""
+    y = compute(transposed(lw, input, TO_NCHW[layout]), out if layout == "nchw" else 1)
+    if layout != "nchw":
+        lw.emit("Transpose", [y], out, perm=list(FROM_NCHW[layout]))
 
 
 def _conv(
@@ -38,27 +49,17 @@ def _conv(
     input_layout,
     **attrs,
 ) -> None:
-    """``op_type`` (Conv or ConvTranspose) of the ONNX-layout ``filter``, on nchw (an nhwc input transposed in
-    and the result back)."""
-    nhwc = input_layout == "nhwc"
+    """``op_type`` (Conv or ConvTranspose) of the ONNX-layout ``filter``, on nchw."""
     top, bottom, left, right = padding
-    y = lw.emit(
-        op_type,
-        [_transposed(lw, input, TO_NCHW[input_layout]), filter, bias],
-        1 if nhwc else out,
-        pads=[top, left, bottom, right],
-        strides=list(strides),
-        dilations=list(dilations),
-        group=groups,
-        **attrs,
+    onnx_attrs = dict(
+        pads=[top, left, bottom, right], strides=list(strides), dilations=list(dilations), group=groups, **attrs
     )
-    if nhwc:
-        lw.emit("Transpose", [y], out, perm=list(FROM_NCHW[input_layout]))
+    in_nchw(lw, input, out, input_layout, lambda x, y: lw.emit(op_type, [x, filter, bias], y, **onnx_attrs))
 
 
 @lowering("conv2d", input=FLOATS)
 def conv2d(lw: Lowerer, input: Arg, filter: Arg, bias: Arg | None = None, *, out: Arg, filter_layout, **attrs) -> None:
-    _conv(lw, "Conv", input, _transposed(lw, filter, TO_OIHW[filter_layout]), bias, out, **attrs)
+    _conv(lw, "Conv", input, transposed(lw, filter, TO_OIHW[filter_layout]), bias, out, **attrs)
 
 
 def _output_padding(
@@ -82,5 +83,5 @@ def conv_transpose2d(
     lw: Lowerer, input: Arg, filter: Arg, bias: Arg | None = None, *, out: Arg, filter_layout, **attrs
 ) -> None:
     extra = _output_padding(input, filter, out, filter_layout=filter_layout, **attrs)
-    w = _transposed(lw, filter, TO_IOHW[filter_layout])
+    w = transposed(lw, filter, TO_IOHW[filter_layout])
     _conv(lw, "ConvTranspose", input, w, bias, out, output_padding=extra if any(extra) else None, **attrs)
