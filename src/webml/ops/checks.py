@@ -167,6 +167,23 @@ def finite_float(call: Call, value: Any, name: str) -> float:
     return v
 
 
+def list_option(call: Call, value: Any, name: str, size: int, default: Sequence[int]) -> tuple[int, ...]:
+    """An optional ``sequence<[EnforceRange] unsigned long>``: ``default`` if absent, else exactly ``size`` items."""
+    if value is None:
+        return tuple(default)
+    values = unsigned_longs(call, value, name)
+    if len(values) != size:
+        raise call.error(f"{name} must have {size} values, got {len(values)}: {list(values)}")
+    return values
+
+
+def nonzero(call: Call, values: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """``values`` (an option's items), none of which may be 0."""
+    if 0 in values:
+        raise call.error(f"{name} {list(values)} must not contain 0")
+    return values
+
+
 #: The int64 range, to which the backends saturate int64 products (prelu).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

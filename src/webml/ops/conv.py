@@ -14,10 +14,10 @@ output descriptor.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..ir import OperandDesc, Value
-from .checks import FLOATS, check_shape, limit, one_of, same_type, unsigned_long, unsigned_longs, valid_dimension
+from .checks import FLOATS, check_shape, limit, list_option, nonzero, one_of, same_type, unsigned_long, valid_dimension
 from .registry import Call, gradient, op, optional
 
 INPUT_LAYOUTS = ("nchw", "nhwc")
@@ -43,6 +43,40 @@ def dims(shape: Sequence[int], layout: str) -> dict[str, int]:
     return dict(zip(layout, shape))
 
 
+def spatial(shape: Sequence[int], layout: str) -> tuple[int, int]:
+    """The (height, width) of a 4-D shape in ``layout`` (an input layout or a filter layout)."""
+    d = dims(shape, layout)
+    return d["h"], d["w"]
+
+
+def layout_shape(layout: str, batches: int, channels: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """The 4-D shape of these sizes in input ``layout`` ("nchw" or "nhwc")."""
+    return (batches, channels, height, width) if layout == "nchw" else (batches, height, width, channels)
+
+
+def permutation(source: str, target: str) -> tuple[int, ...]:
+    """The transpose permutation taking axes named by ``source`` to the order ``target``.
+
+    ``permutation("nhwc", "nchw") == (0, 3, 1, 2)``; the identity when the layouts are the same.
+    """
+    return tuple(source.index(axis) for axis in target)
+
+
+IDENTITY = (0, 1, 2, 3)
+# Permutations bringing each layout to the canonical one, which ONNX's Conv and
+# ConvTranspose use as well: nchw for inputs, oihw for conv2d filters, iohw for
+# convTranspose2d filters; FROM_NCHW takes an nchw result back to the input layout.
+TO_NCHW = {layout: permutation(layout, "nchw") for layout in INPUT_LAYOUTS}
+FROM_NCHW = {layout: permutation("nchw", layout) for layout in INPUT_LAYOUTS}
+TO_OIHW = {layout: permutation(layout, "oihw") for layout in CONV2D_FILTER_LAYOUTS}
+TO_IOHW = {layout: permutation(layout, "iohw") for layout in CONV_TRANSPOSE2D_FILTER_LAYOUTS}
+
+
+def transposed(b, operand, order: Sequence[int]):
+    """``operand`` transposed by ``order`` with builder ``b`` (``operand`` itself for the identity)."""
+    return operand if tuple(order) == IDENTITY else b.transpose(operand, permutation=list(order))
+
+
 def conv_output_size(input_size: int, filter_size: int, begin: int, end: int, stride: int, dilation: int) -> int:
     """The spec's *calculate conv output size*, floored (the conv2d steps floor it)."""
     effective_filter_size = (filter_size - 1) * dilation + 1
@@ -50,38 +84,59 @@ def conv_output_size(input_size: int, filter_size: int, begin: int, end: int, st
     return (input_size - effective_filter_size + begin + end) // stride + 1
 
 
+def window_span(count: int, window: int, stride: int, dilation: int) -> int:
+    """How many positions ``count`` windows of ``window`` taps cover, from the first tap of the first
+    window to the last tap of the last (windows ``stride`` apart, taps ``dilation`` apart)."""
+    return (count - 1) * stride + (window - 1) * dilation + 1
+
+
 def conv_transpose_output_size(
     input_size: int, filter_size: int, begin: int, end: int, stride: int, dilation: int
 ) -> int:
     """The spec's *calculate convtranspose output size*."""
-    effective_filter_size = (filter_size - 1) * dilation + 1
-    return (input_size - 1) * stride + effective_filter_size - begin - end
+    return window_span(input_size, filter_size, stride, dilation) - begin - end
 
 
-def _list_option(call: Call, value: Any, name: str, size: int, default: tuple[int, ...]) -> tuple[int, ...]:
-    """A ``sequence<[EnforceRange] unsigned long>`` option: the default if absent, else exactly ``size`` items."""
-    if value is None:
-        return default
-    values = unsigned_longs(call, value, name)
-    if len(values) != size:
-        raise call.error(f"{name} must have {size} values, got {len(values)}: {list(values)}")
-    return values
+def fitted_end_padding(size: int, out: int, window: int, begin: int, stride: int, dilation: int) -> int:
+    """The end padding of an axis of ``size`` after which its ``out`` windows span exactly the padded axis.
+
+    0 where they end before the axis does: a floored output size may leave trailing input unread.
+    """
+    return max(window_span(out, window, stride, dilation) - begin - size, 0)
 
 
-def _nonzero(call: Call, values: tuple[int, ...], name: str) -> tuple[int, ...]:
-    if 0 in values:
-        raise call.error(f"{name} {list(values)} must not contain 0")
-    return values
+class _Geometry(NamedTuple):
+    """The options both operators share, converted and checked; the node attributes besides groups."""
+
+    padding: tuple[int, ...]
+    strides: tuple[int, ...]
+    dilations: tuple[int, ...]
+    input_layout: str
+    filter_layout: str
 
 
-def _common_options(
-    call: Call, padding: Any, strides: Any, dilations: Any
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """padding (4 items), strides and dilations (2 non-zero items each), in the spec's order."""
-    padding = _list_option(call, padding, "padding", 4, (0, 0, 0, 0))
-    strides = _nonzero(call, _list_option(call, strides, "strides", 2, (1, 1)), "strides")
-    dilations = _nonzero(call, _list_option(call, dilations, "dilations", 2, (1, 1)), "dilations")
-    return padding, strides, dilations
+def _geometry(
+    call: Call,
+    input: Value,
+    filter: Value,
+    filter_layouts: Sequence[str],
+    padding: Any,
+    strides: Any,
+    dilations: Any,
+    input_layout: Any,
+    filter_layout: Any,
+) -> _Geometry:
+    """Layouts, then padding (4 items), strides and dilations (2 non-zero items each), in the spec's order."""
+    input_layout = one_of(call, input_layout, INPUT_LAYOUTS, "input_layout")
+    filter_layout = one_of(call, filter_layout, filter_layouts, "filter_layout")
+    same_type(call, input, filter, names=("input", "filter"))
+    return _Geometry(
+        list_option(call, padding, "padding", 4, (0, 0, 0, 0)),
+        nonzero(call, list_option(call, strides, "strides", 2, (1, 1)), "strides"),
+        nonzero(call, list_option(call, dilations, "dilations", 2, (1, 1)), "dilations"),
+        input_layout,
+        filter_layout,
+    )
 
 
 def _groups(call: Call, groups: Any) -> int:
@@ -100,13 +155,24 @@ def _check_bias(call: Call, input: Value, bias: Value | None, output_channels: i
     same_type(call, input, bias, names=("input", "bias"))
 
 
-def _output_desc(call: Call, input: Value, layout: str, batches: int, channels: int, height: int, width: int):
-    """Check the spatial sizes are valid dimensions and lay the output out like the input."""
+def _emit(call: Call, operands: dict[str, Value | None], geometry: _Geometry, groups: int, sizes) -> Value:
+    """The node, its output laid out like the input; ``sizes`` are the output's (batches, channels, height,
+    width), whose spatial sizes must be valid dimensions."""
+    batches, channels, height, width = sizes
     for name, size in (("height", height), ("width", width)):
         if not valid_dimension(size):
             raise call.error(f"the output {name} {size} is not a valid dimension (it must be in [1, 2^31-1])")
-    shape = (batches, channels, height, width) if layout == "nchw" else (batches, height, width, channels)
-    return OperandDesc(input.data_type, check_shape(call, shape))
+    shape = check_shape(call, layout_shape(geometry.input_layout, batches, channels, height, width))
+    return call.emit(
+        operands,
+        OperandDesc(operands["input"].data_type, shape),
+        padding=geometry.padding,
+        strides=geometry.strides,
+        dilations=geometry.dilations,
+        groups=groups,
+        input_layout=geometry.input_layout,
+        filter_layout=geometry.filter_layout,
+    )
 
 
 @op("conv2d", family="conv", **LIMITS)
@@ -124,39 +190,27 @@ def conv2d(
     bias: Value | None = None,
 ) -> Value:
     """2-D convolution; output size 1 + (inputSize - (filterSize - 1) * dilation - 1 + padding) / stride."""
-    input_layout = one_of(call, input_layout, INPUT_LAYOUTS, "input_layout")
-    filter_layout = one_of(call, filter_layout, CONV2D_FILTER_LAYOUTS, "filter_layout")
-    same_type(call, input, filter, names=("input", "filter"))
-    padding, strides, dilations = _common_options(call, padding, strides, dilations)
+    o = _geometry(call, input, filter, CONV2D_FILTER_LAYOUTS, padding, strides, dilations, input_layout, filter_layout)
     groups = _groups(call, groups)
 
-    x = dims(input.shape, input_layout)
-    f = dims(filter.shape, filter_layout)
+    x = dims(input.shape, o.input_layout)
+    f = dims(filter.shape, o.filter_layout)
     input_channels, output_channels = x["c"], f["o"]
     if input_channels % groups != 0:
         raise call.error(f"input channels {input_channels} must be divisible by groups {groups}")
     if input_channels // groups != f["i"]:
         raise call.error(
             f"input channels / groups ({input_channels} / {groups} = {input_channels // groups}) must equal "
-            f"the filter's input channels {f['i']} (filter shape {list(filter.shape)}, layout {filter_layout})"
+            f"the filter's input channels {f['i']} (filter shape {list(filter.shape)}, layout {o.filter_layout})"
         )
     if output_channels % groups != 0:
         raise call.error(f"output channels {output_channels} must be divisible by groups {groups}")
     _check_bias(call, input, bias, output_channels)
 
-    height = conv_output_size(x["h"], f["h"], padding[0], padding[1], strides[0], dilations[0])
-    width = conv_output_size(x["w"], f["w"], padding[2], padding[3], strides[1], dilations[1])
-    desc = _output_desc(call, input, input_layout, x["n"], output_channels, height, width)
-    return call.emit(
-        {"input": input, "filter": filter, "bias": bias},
-        desc,
-        padding=padding,
-        strides=strides,
-        dilations=dilations,
-        groups=groups,
-        input_layout=input_layout,
-        filter_layout=filter_layout,
-    )
+    height = conv_output_size(x["h"], f["h"], o.padding[0], o.padding[1], o.strides[0], o.dilations[0])
+    width = conv_output_size(x["w"], f["w"], o.padding[2], o.padding[3], o.strides[1], o.dilations[1])
+    operands = {"input": input, "filter": filter, "bias": bias}
+    return _emit(call, operands, o, groups, (x["n"], output_channels, height, width))
 
 
 @op("convTranspose2d", family="conv", **LIMITS)
@@ -177,25 +231,23 @@ def conv_transpose2d(
 ) -> Value:
     """2-D transposed convolution; output size (inputSize - 1) * stride + (filterSize - 1) * dilation + 1
     - padding + outputPadding, or output_sizes when given."""
-    input_layout = one_of(call, input_layout, INPUT_LAYOUTS, "input_layout")
-    filter_layout = one_of(call, filter_layout, CONV_TRANSPOSE2D_FILTER_LAYOUTS, "filter_layout")
-    same_type(call, input, filter, names=("input", "filter"))
-    padding, strides, dilations = _common_options(call, padding, strides, dilations)
-    output_padding = _list_option(call, output_padding, "output_padding", 2, (0, 0))
+    layouts = CONV_TRANSPOSE2D_FILTER_LAYOUTS
+    o = _geometry(call, input, filter, layouts, padding, strides, dilations, input_layout, filter_layout)
+    output_padding = list_option(call, output_padding, "output_padding", 2, (0, 0))
     if output_sizes is not None:
-        output_sizes = _list_option(call, output_sizes, "output_sizes", 2, ())
-    elif output_padding[0] >= strides[0] or output_padding[1] >= strides[1]:
+        output_sizes = list_option(call, output_sizes, "output_sizes", 2, ())
+    elif output_padding[0] >= o.strides[0] or output_padding[1] >= o.strides[1]:
         # Only checked without output_sizes: output_sizes make output_padding unused.
-        raise call.error(f"output_padding {list(output_padding)} must be smaller than strides {list(strides)}")
+        raise call.error(f"output_padding {list(output_padding)} must be smaller than strides {list(o.strides)}")
     groups = _groups(call, groups)
 
-    x = dims(input.shape, input_layout)
-    f = dims(filter.shape, filter_layout)
+    x = dims(input.shape, o.input_layout)
+    f = dims(filter.shape, o.filter_layout)
     input_channels = x["c"]
     if input_channels != f["i"]:
         raise call.error(
             f"input channels {input_channels} must equal the filter's input channels {f['i']} "
-            f"(filter shape {list(filter.shape)}, layout {filter_layout})"
+            f"(filter shape {list(filter.shape)}, layout {o.filter_layout})"
         )
     # The spec does not require input channels divisible by groups here (WPT
     # builds groups=3 over one channel); the kernel cannot compute such a node.
@@ -208,33 +260,22 @@ def conv_transpose2d(
     _check_bias(call, input, bias, output_channels)
 
     calculated = (
-        conv_transpose_output_size(x["h"], f["h"], padding[0], padding[1], strides[0], dilations[0]),
-        conv_transpose_output_size(x["w"], f["w"], padding[2], padding[3], strides[1], dilations[1]),
+        conv_transpose_output_size(x["h"], f["h"], o.padding[0], o.padding[1], o.strides[0], o.dilations[0]),
+        conv_transpose_output_size(x["w"], f["w"], o.padding[2], o.padding[3], o.strides[1], o.dilations[1]),
     )
     if output_sizes is not None:
         for i, name in enumerate(("height", "width")):
-            if not calculated[i] <= output_sizes[i] < calculated[i] + strides[i]:
+            if not calculated[i] <= output_sizes[i] < calculated[i] + o.strides[i]:
                 raise call.error(
                     f"output_sizes[{i}] (output {name}) {output_sizes[i]} must be in "
-                    f"[{calculated[i]}, {calculated[i] + strides[i]}) given the input, filter, padding, "
+                    f"[{calculated[i]}, {calculated[i] + o.strides[i]}) given the input, filter, padding, "
                     "strides and dilations"
                 )
         height, width = output_sizes
     else:
         height, width = calculated[0] + output_padding[0], calculated[1] + output_padding[1]
-    desc = _output_desc(call, input, input_layout, x["n"], output_channels, height, width)
-    return call.emit(
-        {"input": input, "filter": filter, "bias": bias},
-        desc,
-        padding=padding,
-        strides=strides,
-        dilations=dilations,
-        groups=groups,
-        input_layout=input_layout,
-        filter_layout=filter_layout,
-    )
-
-
+    operands = {"input": input, "filter": filter, "bias": bias}
+    return _emit(call, operands, o, groups, (x["n"], output_channels, height, width))
 # -- gradients ------------------------------------------------------------------
 #
 # conv2d's input gradient is convTranspose2d of the cotangent with the same
@@ -251,23 +292,17 @@ _CONV_TO_TRANSPOSE_LAYOUT = {"oihw": "iohw", "hwio": "hwoi", "ihwo": "ohwi"}
 _TRANSPOSE_TO_CONV_LAYOUT = {"iohw": "oihw", "hwoi": "hwio", "ohwi": "ihwo"}
 
 
-def _spatial(operand, layout: str) -> tuple[int, int]:
-    d = dims(operand.shape, layout)
-    return d["h"], d["w"]
-
-
 def _filter_grad(g, input, cotangent, layout, groups, padding, strides, dilations, kernel):
     """sum over n, y, x of input_padded[n, (g, c), y*s + i*d, x*s + j*d] * cotangent[n, (g, o), y, x]
 
     as an operand of shape [C/groups, O, kh, kw] (C input, O cotangent channels).
     """
     b = g.b
+    n, c, h, w = (dims(input.shape, layout)[axis] for axis in "nchw")
     if layout == "nchw":
-        n, c, h, w = input.shape
         split = b.reshape(input, [n, groups, c // groups, h, w])
         order = [2, 1, 0, 3, 4]
     else:
-        n, h, w, c = input.shape
         split = b.reshape(input, [n, h, w, groups, c // groups])
         order = [4, 3, 0, 1, 2]
     # [C/groups, groups * N, H, W]: the batch is the channel within a group.
@@ -276,13 +311,12 @@ def _filter_grad(g, input, cotangent, layout, groups, padding, strides, dilation
         filt, filter_layout = b.transpose(cotangent, permutation=[1, 0, 2, 3]), "oihw"
     else:  # [N, oh, ow, O] is already ihwo
         filt, filter_layout = cotangent, "ihwo"
-    out_hw = _spatial(cotangent, layout)
+    out_hw = spatial(cotangent.shape, layout)
     pads = []
     for axis, size in enumerate((h, w)):
         begin = padding[2 * axis]
-        span = (out_hw[axis] - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1
         # Exactly the span the taps read (or less: the result is cut to the kernel size).
-        pads += [begin, max(span - size - begin, 0)]
+        pads += [begin, fitted_end_padding(size, out_hw[axis], kernel[axis], begin, strides[axis], dilations[axis])]
     result = b.conv2d(
         swapped,
         filt,
@@ -297,62 +331,55 @@ def _filter_grad(g, input, cotangent, layout, groups, padding, strides, dilation
     return result
 
 
-def _to_filter_layout(g, grad, layout: str, letters: str):
-    """``grad`` with axes named ``letters`` transposed to filter ``layout``."""
-    permutation = [letters.index(ch) for ch in layout]
-    return grad if permutation == [0, 1, 2, 3] else g.b.transpose(grad, permutation=permutation)
-
-
-def _bias_grad(g, layout: str):
-    return g.b.reduce_sum(g.dout, axes=[0, 2, 3] if layout == "nchw" else [0, 1, 2])
+def _with_bias_grad(g, grads: dict, bias, layout: str) -> dict:
+    """``grads`` and, where the node has a bias, its cotangent: dout summed over all but the channels."""
+    if bias is not None:
+        grads["bias"] = g.b.reduce_sum(g.dout, axes=[0, 2, 3] if layout == "nchw" else [0, 1, 2])
+    return grads
 
 
 @gradient("conv2d")
-def _conv2d_grad(g):
-    x, w, bias = g.inputs
-    a = g.attrs
-    layout, filter_layout, groups = a["input_layout"], a["filter_layout"], a["groups"]
+def _conv2d_grad(g, input, filter, bias=None, *, padding, strides, dilations, groups, input_layout, filter_layout):
     dy = g.dout
-    common = {"padding": list(a["padding"]), "strides": list(a["strides"]), "dilations": list(a["dilations"])}
+    common = {"padding": list(padding), "strides": list(strides), "dilations": list(dilations)}
     if filter_layout in _CONV_TO_TRANSPOSE_LAYOUT:
-        wt, wt_layout = w, _CONV_TO_TRANSPOSE_LAYOUT[filter_layout]
+        wt, wt_layout = filter, _CONV_TO_TRANSPOSE_LAYOUT[filter_layout]
     else:  # ohwi -> oihw, read as iohw
-        wt, wt_layout = g.b.transpose(w, permutation=[0, 3, 1, 2]), "iohw"
+        wt, wt_layout = transposed(g.b, filter, TO_OIHW[filter_layout]), "iohw"
     dx = g.b.conv_transpose2d(
         dy,
         wt,
-        output_sizes=list(_spatial(x, layout)),
+        output_sizes=list(spatial(input.shape, input_layout)),
         groups=groups,
-        input_layout=layout,
+        input_layout=input_layout,
         filter_layout=wt_layout,
         **common,
     )
-    f = dims(w.shape, filter_layout)
-    dw = _filter_grad(g, x, dy, layout, groups, a["padding"], a["strides"], a["dilations"], (f["h"], f["w"]))
-    dw = _to_filter_layout(g, dw, filter_layout, "iohw")  # [C/groups, O, kh, kw]
-    return [dx, dw, None if bias is None else _bias_grad(g, layout)]
+    kernel = spatial(filter.shape, filter_layout)
+    dw = _filter_grad(g, input, dy, input_layout, groups, padding, strides, dilations, kernel)
+    dw = transposed(g.b, dw, permutation("iohw", filter_layout))  # from [C/groups, O, kh, kw]
+    return _with_bias_grad(g, {"input": dx, "filter": dw}, bias, input_layout)
 
 
 @gradient("convTranspose2d")
-def _conv_transpose2d_grad(g):
-    x, w, bias = g.inputs
-    a = g.attrs
-    layout, filter_layout, groups = a["input_layout"], a["filter_layout"], a["groups"]
+def _conv_transpose2d_grad(
+    g, input, filter, bias=None, *, padding, strides, dilations, groups, input_layout, filter_layout
+):
     dy = g.dout
     dx = g.b.conv2d(
         dy,
-        w,
-        padding=list(a["padding"]),
-        strides=list(a["strides"]),
-        dilations=list(a["dilations"]),
+        filter,
+        padding=list(padding),
+        strides=list(strides),
+        dilations=list(dilations),
         groups=groups,
-        input_layout=layout,
+        input_layout=input_layout,
         filter_layout=_TRANSPOSE_TO_CONV_LAYOUT[filter_layout],
     )
-    if tuple(dx.shape) != tuple(x.shape):  # not expected: conv2d's output size inverts convTranspose2d's
-        raise TypeError(f"convTranspose2d gradient: shape {list(dx.shape)} != input shape {list(x.shape)}")
-    f = dims(w.shape, filter_layout)
+    if tuple(dx.shape) != tuple(input.shape):  # not expected: conv2d's output size inverts convTranspose2d's
+        raise TypeError(f"convTranspose2d gradient: shape {list(dx.shape)} != input shape {list(input.shape)}")
+    kernel = spatial(filter.shape, filter_layout)
     # The forward conv2d of the adjoint has input dy and output x: [O/groups, C, kh, kw] (o, i, h, w).
-    dw = _filter_grad(g, dy, x, layout, groups, a["padding"], a["strides"], a["dilations"], (f["h"], f["w"]))
-    dw = _to_filter_layout(g, dw, filter_layout, "oihw")
-    return [dx, dw, None if bias is None else _bias_grad(g, layout)]
+    dw = _filter_grad(g, dy, input, input_layout, groups, padding, strides, dilations, kernel)
+    dw = transposed(g.b, dw, permutation("oihw", filter_layout))
+    return _with_bias_grad(g, {"input": dx, "filter": dw}, bias, input_layout)

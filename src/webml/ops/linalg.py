@@ -92,20 +92,17 @@ def _swap_last(g, x):
 
 
 @gradient("matmul")
-def _matmul_grad(g):
+def _matmul_grad(g, a, b):
     # out = a @ b over broadcast batch dimensions: da = dout @ b^T, db = a^T @ dout, summed over broadcasting.
-    a, b = g.inputs
     da = g.b.matmul(g.dout, _swap_last(g, b))
     db = g.b.matmul(_swap_last(g, a), g.dout)
-    return [g.unbroadcast(da, a), g.unbroadcast(db, b)]
+    return {"a": g.unbroadcast(da, a), "b": g.unbroadcast(db, b)}
 
 
 @gradient("gemm")
-def _gemm_grad(g):
+def _gemm_grad(g, a, b, c=None, *, alpha, beta, a_transpose, b_transpose):
     # out = alpha * A' @ B' + beta * C with A' = A^T if a_transpose (B' likewise).
-    a, b, c = g.inputs
-    alpha, beta = g.attrs["alpha"], g.attrs["beta"]
-    at, bt = g.attrs["a_transpose"], g.attrs["b_transpose"]
+    at, bt = a_transpose, b_transpose
     dout = g.dout
     if at:  # dA = (alpha * dout @ B'^T)^T = alpha * B' @ dout^T
         da = g.b.gemm(b, dout, alpha=alpha, beta=0.0, a_transpose=bt, b_transpose=True)
@@ -115,8 +112,7 @@ def _gemm_grad(g):
         db = g.b.gemm(dout, a, alpha=alpha, beta=0.0, a_transpose=True, b_transpose=at)
     else:  # dB = alpha * A'^T @ dout
         db = g.b.gemm(a, dout, alpha=alpha, beta=0.0, a_transpose=not at)
-    dc = None
+    grads = {"a": da, "b": db}
     if c is not None:
-        dc = dout if beta == 1 else g.b.mul(dout, g.scalar(beta, dout))
-        dc = g.unbroadcast(dc, c)
-    return [da, db, dc]
+        grads["c"] = g.unbroadcast(dout if beta == 1 else g.b.mul(dout, g.scalar(beta, dout)), c)
+    return grads

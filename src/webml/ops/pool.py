@@ -20,15 +20,17 @@ Chromium; webmachinelearning/webnn PR #770 calls the first one bogus):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import numpy_dtype
 from ..ir import OperandDesc, Value
-from .checks import FLOATS, SPEC_TYPES, check_shape, limit, one_of, unsigned_longs
+from .checks import FLOATS, LONG_MAX, SPEC_TYPES, check_shape, limit, list_option, nonzero, one_of, unsigned_longs
+from .conv import FROM_NCHW, INPUT_LAYOUTS, TO_NCHW, dims, fitted_end_padding, layout_shape, spatial, transposed
 from .registry import Call, gradient, op
 
-LAYOUTS = ("nchw", "nhwc")
+LAYOUTS = INPUT_LAYOUTS  # nchw, nhwc
 ROUNDING_TYPES = ("floor", "ceil")
 
 FLOAT4D = limit(FLOATS, 4, 4)
@@ -71,22 +73,6 @@ def window_tap_indices(size: int, out: int, window: int, pad_begin: int, stride:
     return np.where(mask, start[:, None] + (first[:, None] + steps[None, :]) * dilation, 0), mask
 
 
-def _list_option(call: Call, value: Sequence[int] | None, name: str, length: int, default: Sequence[int]):
-    """An optional ``sequence<unsigned long>`` option of the given length (default when absent)."""
-    if value is None:
-        return tuple(default)
-    values = unsigned_longs(call, value, name)
-    if len(values) != length:
-        raise call.error(f"the length of {name} ({len(values)}) must be {length}")
-    return values
-
-
-def _nonzero(call: Call, values: Sequence[int], name: str) -> None:
-    for i, v in enumerate(values):
-        if v == 0:
-            raise call.error(f"{name}[{i}] must be greater than 0, got {list(values)}")
-
-
 def pool2d(
     call: Call,
     input: Value,
@@ -120,20 +106,14 @@ def pool2d(
         output_sizes = unsigned_longs(call, output_sizes, "output_sizes")
 
     # The input's rank (4) and data type were checked by the limits.
-    if layout == "nchw":
-        batches, channels, input_height, input_width = input.shape
-    else:
-        batches, input_height, input_width, channels = input.shape
-
-    window = _list_option(call, window_dimensions, "window_dimensions", 2, (input_height, input_width))
-    _nonzero(call, window, "window_dimensions")
-    padding = _list_option(call, padding, "padding", 4, (0, 0, 0, 0))
-    strides = _list_option(call, strides, "strides", 2, (1, 1))
-    _nonzero(call, strides, "strides")
+    input_height, input_width = spatial(input.shape, layout)
+    window = list_option(call, window_dimensions, "window_dimensions", 2, (input_height, input_width))
+    nonzero(call, window, "window_dimensions")
+    padding = list_option(call, padding, "padding", 4, (0, 0, 0, 0))
+    strides = nonzero(call, list_option(call, strides, "strides", 2, (1, 1)), "strides")
     if output_sizes is not None and len(output_sizes) != 2:
-        raise call.error(f"the length of output_sizes ({len(output_sizes)}) must be 2")
-    dilations = _list_option(call, dilations, "dilations", 2, (1, 1))
-    _nonzero(call, dilations, "dilations")
+        raise call.error(f"output_sizes must have 2 values, got {len(output_sizes)}: {list(output_sizes)}")
+    dilations = nonzero(call, list_option(call, dilations, "dilations", 2, (1, 1)), "dilations")
 
     # Calculate the output shape.
     height = conv_output_sizes(input_height, window[0], padding[0], padding[1], strides[0], dilations[0])
@@ -155,13 +135,10 @@ def pool2d(
                 f"{list(window)}, dilations {list(dilations)}) must fit in the padded input "
                 f"({input_height}x{input_width}, padding {list(padding)})"
             )
-        if size > 2**31 - 1:
+        if size > LONG_MAX:
             raise call.error(f"the output {name} {size} is not a valid dimension (it exceeds 2^31-1)")
-    if layout == "nchw":
-        shape = (batches, channels, output_height, output_width)
-    else:
-        shape = (batches, output_height, output_width, channels)
-    shape = check_shape(call, shape)
+    x = dims(input.shape, layout)
+    shape = check_shape(call, layout_shape(layout, x["n"], x["c"], output_height, output_width))
     return call.emit(
         {"input": input},
         OperandDesc(input.data_type, shape),
@@ -179,6 +156,38 @@ op("l2Pool2d", family="pool", input=FLOAT4D, output=FLOAT4D)(pool2d)
 op("maxPool2d", family="pool", input=ANY4D, output=ANY4D)(pool2d)
 
 
+@dataclass(frozen=True)
+class PoolGeometry:
+    """A pool node's windows along its two spatial axes (height, width), as the backends and the gradient
+    rules read them.  ``end`` is the end padding fitted to the output (:func:`fitted_end_padding`): the
+    output's windows span exactly the padded input, whichever rounding or output_sizes chose its size.
+    """
+
+    layout: str
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    window: tuple[int, int]
+    begin: tuple[int, int]
+    end: tuple[int, int]
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+
+    @classmethod
+    def of(cls, input_shape, output_shape, *, window_dimensions, padding, strides, dilations, layout):
+        """The geometry of a node with these input and output shapes and attributes."""
+        in_hw, out_hw, begin = spatial(input_shape, layout), spatial(output_shape, layout), (padding[0], padding[2])
+        end = tuple(map(fitted_end_padding, in_hw, out_hw, window_dimensions, begin, strides, dilations))
+        return cls(layout, in_hw, out_hw, tuple(window_dimensions), begin, end, tuple(strides), tuple(dilations))
+
+    def axis(self, d: int) -> tuple[int, int, int, int, int, int]:
+        """(size, out, window, begin, stride, dilation) of spatial axis ``d``: :func:`window_taps`' arguments."""
+        return self.in_hw[d], self.out_hw[d], self.window[d], self.begin[d], self.strides[d], self.dilations[d]
+
+    def counts(self) -> np.ndarray:
+        """[outH, outW]: the number of input elements in each window."""
+        return np.outer(window_taps(*self.axis(0))[2], window_taps(*self.axis(1))[2])
+
+
 # -- gradients ------------------------------------------------------------------
 #
 # Each window's cotangent goes back to the input elements of the window by a
@@ -188,118 +197,69 @@ op("maxPool2d", family="pool", input=ANY4D, output=ANY4D)(pool2d)
 # receives nothing.  The rules work in nchw, transposing nhwc in and out.
 
 
-def _nchw(g, operand):
-    return operand if g.attrs["layout"] == "nchw" else g.b.transpose(operand, permutation=[0, 3, 1, 2])
+def _constant(g, values: np.ndarray, data_type: str):
+    return g.b.constant({"dataType": data_type, "shape": list(values.shape)}, values.astype(numpy_dtype(data_type)))
 
 
-def _from_nchw(g, operand):
-    return operand if g.attrs["layout"] == "nchw" else g.b.transpose(operand, permutation=[0, 2, 3, 1])
-
-
-def _geometry(g):
-    """The input's and the output's spatial sizes."""
-    a = g.attrs
-    shape = g.inputs[0].shape
-    out = g.out.shape
-    hw = shape[2:] if a["layout"] == "nchw" else shape[1:3]
-    out_hw = out[2:] if a["layout"] == "nchw" else out[1:3]
-    return tuple(hw), tuple(out_hw)
-
-
-def _span_padding(g, hw, out_hw):
-    """Begin and end padding of each spatial axis that makes the windows span exactly the padded input."""
-    a = g.attrs
-    begins, ends = [], []
-    for axis in (0, 1):
-        begin = a["padding"][2 * axis]
-        span = (out_hw[axis] - 1) * a["strides"][axis] + (a["window_dimensions"][axis] - 1) * a["dilations"][axis] + 1
-        begins.append(begin)
-        ends.append(max(span - begin - hw[axis], 0))
-    return begins, ends
-
-
-def _scatter(g, cotangent, filter_values, hw, out_hw):
+def _scatter(g, geometry: PoolGeometry, cotangent, filter_values, groups: int):
     """convTranspose2d of nchw ``cotangent`` [N, C * K, oh, ow] with the [C * K, 1, kh, kw] filter, groups C."""
-    a = g.attrs
-    data_type = cotangent.data_type
-    filt = g.b.constant(
-        {"dataType": data_type, "shape": list(filter_values.shape)}, filter_values.astype(numpy_dtype(data_type))
-    )
-    begins, ends = _span_padding(g, hw, out_hw)
     return g.b.conv_transpose2d(
         cotangent,
-        filt,
-        padding=[begins[0], ends[0], begins[1], ends[1]],
-        strides=list(a["strides"]),
-        dilations=list(a["dilations"]),
-        groups=g.inputs[0].shape[1 if a["layout"] == "nchw" else 3],
-        output_sizes=list(hw),
+        _constant(g, filter_values, cotangent.data_type),
+        padding=[geometry.begin[0], geometry.end[0], geometry.begin[1], geometry.end[1]],
+        strides=list(geometry.strides),
+        dilations=list(geometry.dilations),
+        groups=groups,
+        output_sizes=list(geometry.in_hw),
     )
 
 
-def _spread_windows(g, cotangent):
+def _spread_windows(g, geometry: PoolGeometry, cotangent):
     """The nchw [N, C, oh, ow] ``cotangent`` of each window added to each input element of it, nchw."""
-    hw, out_hw = _geometry(g)
     channels = cotangent.shape[1]
-    window = g.attrs["window_dimensions"]
-    return _scatter(g, cotangent, np.ones((channels, 1, *window)), hw, out_hw)
-
-
-def _window_counts(g):
-    """The number of input (not padding) elements in each window, [oh, ow] (at least 1)."""
-    a = g.attrs
-    hw, out_hw = _geometry(g)
-    counts = []
-    for axis in (0, 1):
-        o = np.arange(out_hw[axis])[:, None]
-        i = np.arange(a["window_dimensions"][axis])[None, :]
-        position = o * a["strides"][axis] + i * a["dilations"][axis] - a["padding"][2 * axis]
-        counts.append(((position >= 0) & (position < hw[axis])).sum(axis=1))
-    return np.maximum(np.outer(counts[0], counts[1]), 1)
+    return _scatter(g, geometry, cotangent, np.ones((channels, 1, *geometry.window)), channels)
 
 
 @gradient("averagePool2d")
-def _average_pool2d_grad(g):
-    dy = _nchw(g, g.dout)
-    counts = _window_counts(g)
-    data_type = dy.data_type
-    count = g.b.constant({"dataType": data_type, "shape": list(counts.shape)}, counts.astype(numpy_dtype(data_type)))
-    return [_from_nchw(g, _spread_windows(g, g.b.div(dy, count)))]
+def _average_pool2d_grad(g, input, *, layout, **attrs):
+    geometry = PoolGeometry.of(input.shape, g.out.shape, layout=layout, **attrs)
+    dy = transposed(g.b, g.dout, TO_NCHW[layout])
+    count = _constant(g, np.maximum(geometry.counts(), 1), dy.data_type)  # at least 1: no 0 / 0
+    return {"input": transposed(g.b, _spread_windows(g, geometry, g.b.div(dy, count)), FROM_NCHW[layout])}
 
 
 @gradient("l2Pool2d")
-def _l2_pool2d_grad(g):
+def _l2_pool2d_grad(g, input, *, layout, **attrs):
     # d sqrt(sum x^2) / dx = x / y (0 where y is 0).
-    x, y, dy = _nchw(g, g.inputs[0]), _nchw(g, g.out), _nchw(g, g.dout)
+    geometry = PoolGeometry.of(input.shape, g.out.shape, layout=layout, **attrs)
+    x, y, dy = (transposed(g.b, operand, TO_NCHW[layout]) for operand in (input, g.out, g.dout))
     zero = g.b.equal(y, g.scalar(0, y))
     safe = g.b.where(zero, g.b.expand(g.scalar(1, y), y.shape), y)
     per_window = g.b.where(zero, g.b.expand(g.scalar(0, y), y.shape), g.b.div(dy, safe))
-    return [_from_nchw(g, g.b.mul(x, _spread_windows(g, per_window)))]
+    return {"input": transposed(g.b, g.b.mul(x, _spread_windows(g, geometry, per_window)), FROM_NCHW[layout])}
 
 
 @gradient("maxPool2d")
-def _max_pool2d_grad(g):
+def _max_pool2d_grad(g, input, *, layout, **attrs):
     """To the element that is the window's maximum (the first one in the window, row by row, on ties)."""
-    x = g.inputs[0]
-    if x.data_type not in FLOATS:
-        return [None]
-    a = g.attrs
+    if input.data_type not in FLOATS:
+        return {}
     b = g.b
-    hw, out_hw = _geometry(g)
-    x, dy = _nchw(g, x), _nchw(g, g.dout)
+    geometry = PoolGeometry.of(input.shape, g.out.shape, layout=layout, **attrs)
+    out_hw = geometry.out_hw
+    x, dy = transposed(b, input, TO_NCHW[layout]), transposed(b, g.dout, TO_NCHW[layout])
     n, c = x.shape[:2]
-    begins, ends = _span_padding(g, hw, out_hw)
-    if any(begins) or any(ends):
-        x = b.pad(x, [0, 0, *begins], [0, 0, *ends], value=float("-inf"))
-    kh, kw = a["window_dimensions"]
+    if any(geometry.begin) or any(geometry.end):
+        x = b.pad(x, [0, 0, *geometry.begin], [0, 0, *geometry.end], value=float("-inf"))
+    (kh, kw), strides, dilations = geometry.window, geometry.strides, geometry.dilations
     taps = []
     for i in range(kh):
         for j in range(kw):
             tap = b.slice(
                 x,
-                [0, 0, i * a["dilations"][0], j * a["dilations"][1]],
-                [n, c, *((o - 1) * stride + 1 for o, stride in zip(out_hw, a["strides"]))],
-                strides=[1, 1, *a["strides"]],
+                [0, 0, i * dilations[0], j * dilations[1]],
+                [n, c, *((o - 1) * stride + 1 for o, stride in zip(out_hw, strides))],
+                strides=[1, 1, *strides],
             )
             taps.append(b.reshape(tap, [n, c, 1, *out_hw]))
     k = kh * kw
@@ -308,4 +268,5 @@ def _max_pool2d_grad(g):
     index = b.constant({"dataType": first.data_type, "shape": [1, 1, k, 1, 1]}, np.arange(k, dtype=np.int32))
     chosen = b.where(b.equal(first, index), b.reshape(dy, [n, c, 1, *out_hw]), g.scalar(0, dy))
     one_hot = np.tile(np.eye(k).reshape(k, 1, kh, kw), (c, 1, 1, 1))  # [C * K, 1, kh, kw]
-    return [_from_nchw(g, _scatter(g, b.reshape(chosen, [n, c * k, *out_hw]), one_hot, hw, out_hw))]
+    scattered = _scatter(g, geometry, b.reshape(chosen, [n, c * k, *out_hw]), one_hot, c)
+    return {"input": transposed(b, scattered, FROM_NCHW[layout])}

@@ -41,46 +41,44 @@ def _blockwise_shape(call: Call, input: Value, scale: Value, zero_point: Value) 
     return scale.shape
 
 
+def _emit(call: Call, input: Value, scale: Value, zero_point: Value, typed: tuple[str, Value], output_type: str):
+    """The node, once the operand ``typed`` (name, operand) has input's data type and the shapes are checked."""
+    name, operand = typed
+    if operand.data_type != input.data_type:
+        raise call.error(f"{name} data type {operand.data_type} must match input's {input.data_type}")
+    _blockwise_shape(call, input, scale, zero_point)
+    return call.emit({"input": input, "scale": scale, "zero_point": zero_point}, OperandDesc(output_type, input.shape))
+
+
 @op("quantizeLinear", family="quantize", input=FLOAT, scale=FLOAT, zeroPoint=QUANTIZED, output=QUANTIZED)
 def quantize_linear(call: Call, input: Value, scale: Value, zero_point: Value) -> Value:
     """clamp(roundEven(input / scale) + zeroPoint) to zeroPoint's type; the output has that type."""
-    if scale.data_type != input.data_type:
-        raise call.error(f"scale data type {scale.data_type} must match input's {input.data_type}")
-    _blockwise_shape(call, input, scale, zero_point)
-    return call.emit(
-        {"input": input, "scale": scale, "zero_point": zero_point}, OperandDesc(zero_point.data_type, input.shape)
-    )
+    return _emit(call, input, scale, zero_point, ("scale", scale), zero_point.data_type)
 
 
 @op("dequantizeLinear", family="quantize", input=QUANTIZED, scale=FLOAT, zeroPoint=QUANTIZED, output=FLOAT)
 def dequantize_linear(call: Call, input: Value, scale: Value, zero_point: Value) -> Value:
     """(input - zeroPoint) * scale; the output has scale's type."""
-    if zero_point.data_type != input.data_type:
-        raise call.error(f"zeroPoint data type {zero_point.data_type} must match input's {input.data_type}")
-    _blockwise_shape(call, input, scale, zero_point)
-    return call.emit(
-        {"input": input, "scale": scale, "zero_point": zero_point}, OperandDesc(scale.data_type, input.shape)
-    )
+    return _emit(call, input, scale, zero_point, ("zeroPoint", zero_point), scale.data_type)
 
 
 # -- gradients ------------------------------------------------------------------
 
 
 @gradient("quantizeLinear")
-def _quantize_linear_grad(g):
-    return [None, None, None]  # integer output (rounded): no gradient flows
+def _quantize_linear_grad(g, input, scale, zero_point):
+    return {}  # integer output (rounded): no gradient flows
 
 
 @gradient("dequantizeLinear")
-def _dequantize_linear_grad(g):
+def _dequantize_linear_grad(g, input, scale, zero_point):
     """Only to scale (input and zeroPoint are integers): the block sums of dy * (input - zeroPoint)."""
-    x, scale, zero_point = g.inputs
     b = g.b
     ones = b.expand(g.scalar(1, scale), scale.shape) if scale.shape else g.scalar(1, scale)
-    terms = b.mul(g.dout, b.dequantize_linear(x, ones, zero_point))  # dy * (input - zeroPoint)
+    terms = b.mul(g.dout, b.dequantize_linear(input, ones, zero_point))  # dy * (input - zeroPoint)
     # Split each blocked dimension into (blocks, block size) and sum the block sizes.
     shape, axes = [], []
-    for size, blocks in zip(x.shape, scale.shape):
+    for size, blocks in zip(input.shape, scale.shape):
         if blocks == 1:
             axes.append(len(shape))
             shape.append(size)
@@ -90,6 +88,8 @@ def _dequantize_linear_grad(g):
             axes.append(len(shape) + 1)
             shape += [blocks, size // blocks]
     if len(shape) > MAX_RANK:
-        raise TypeError(f"dequantizeLinear gradient: the blocks of input shape {list(x.shape)} need rank {len(shape)}")
+        raise TypeError(
+            f"dequantizeLinear gradient: the blocks of input shape {list(input.shape)} need rank {len(shape)}"
+        )
     summed = b.reduce_sum(b.reshape(terms, shape), axes=axes) if axes else terms
-    return [None, b.reshape(summed, list(scale.shape)), None]
+    return {"scale": b.reshape(summed, list(scale.shape))}

@@ -3,6 +3,16 @@
 The output size along ``axes[i]`` is ``sizes[i]`` when given, else
 ``floor(inputSize * scales[i])`` with ``scales[i]`` a WebIDL ``float``, i.e.
 rounded to float32 first (0.7 is 0.699999988..., so ``floor(10 * 0.7)`` is 6).
+
+Each output coordinate ``o`` of an axis maps to the input coordinate (spec)::
+
+    scale = outputSize / inputSize
+    c = clamp((o + 0.5) / scale - 0.5, 0, inputSize - 1)
+
+The scale is the ratio of the actual sizes, also when ``scales`` was given
+(WPT's resample2d-nearest-half-pixel cases agree: 3 -> 4 with scale 1.5).
+:func:`nearest_indices` and :func:`linear_taps` give that mapping to the
+backends and the gradient rule.
 """
 
 from __future__ import annotations
@@ -16,13 +26,34 @@ import numpy as np
 
 from ..dtypes import numpy_dtype
 from ..ir import OperandDesc, Value
-from .checks import FLOATS, check_shape, finite_float, limit, one_of, unsigned_longs
+from .checks import FLOATS, check_shape, finite_float, limit, nonzero, one_of, unsigned_longs, valid_dimension
 from .registry import Call, gradient, op
 
 MODES = ("nearest-neighbor", "linear")
 
 # The spec's table: float32, float16, uint8, int8; rank 4.
-RESAMPLE = limit((*FLOATS, "uint8", "int8"), 4, 4)
+TYPES = (*FLOATS, "uint8", "int8")
+RESAMPLE = limit(TYPES, 4, 4)
+
+
+def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """nearest-neighbor: ``ceil(c - 0.5)`` for every output coordinate, exactly (ties go to the smaller index).
+
+    ``c - 0.5 = ((2o + 1) * in - 2 * out) / (2 * out)``, so the ceiling is an integer division.
+    """
+    o = np.arange(out_size, dtype=np.int64)
+    index = -(-((2 * o + 1) * in_size - 2 * out_size) // (2 * out_size))
+    # Clamping c to [0, in - 1] clamps the index to the same range.
+    return np.clip(index, 0, in_size - 1)
+
+
+def linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """linear: for every output coordinate, the input indices floor(c) and ceil(c) it interpolates between
+    (int64) and the weight of the second, ``c - floor(c)`` (float64; the first's is 1 minus that)."""
+    o = np.arange(out_size, dtype=np.float64)
+    c = np.clip(((2 * o + 1) * in_size - out_size) / (2 * out_size), 0, in_size - 1)
+    low = np.floor(c)
+    return low.astype(np.int64), np.ceil(c).astype(np.int64), c - low
 
 
 def _floats(call: Call, values: Any, name: str) -> tuple[float, ...]:
@@ -67,8 +98,7 @@ def resample2d(
     if sizes is not None:
         if len(sizes) != 2:
             raise call.error(f"the length of sizes ({len(sizes)}) must be 2")
-        if 0 in sizes:
-            raise call.error(f"sizes {list(sizes)} must not contain 0")
+        nonzero(call, sizes, "sizes")
     if axes is None:
         axes = (2, 3)
     else:
@@ -88,7 +118,7 @@ def resample2d(
         else:
             # Exact: the float32 scale times the size, floored.
             size = math.floor(Fraction(scales[index]) * input.shape[axis])
-        if not 0 < size <= 2**31 - 1:
+        if not valid_dimension(size):
             source = f"sizes[{index}]" if sizes is not None else f"floor({input.shape[axis]} * scales[{index}])"
             raise call.error(f"the output size {size} of axis {axis} ({source}) is not a valid dimension")
         shape[axis] = size
@@ -109,27 +139,22 @@ def _resample_matrix(mode: str, in_size: int, out_size: int) -> np.ndarray:
     o = np.arange(out_size, dtype=np.int64)
     matrix = np.zeros((out_size, in_size))
     if mode == "nearest-neighbor":
-        # ceil(c - 0.5) of c = (o + 0.5) * in / out - 0.5, exactly; clamped.
-        index = np.clip(-(-((2 * o + 1) * in_size - 2 * out_size) // (2 * out_size)), 0, in_size - 1)
-        matrix[o, index] = 1.0
+        matrix[o, nearest_indices(in_size, out_size)] = 1.0
     else:
-        c = np.clip(((2 * o + 1) * in_size - out_size) / (2 * out_size), 0, in_size - 1)
-        low, high = np.floor(c).astype(np.int64), np.ceil(c).astype(np.int64)
-        t = c - low
+        low, high, t = linear_taps(in_size, out_size)
         np.add.at(matrix, (o, low), 1 - t)
         np.add.at(matrix, (o, high), t)
     return matrix
 
 
 @gradient("resample2d")
-def _resample2d_grad(g):
-    x = g.inputs[0]
-    if x.data_type not in FLOATS:
-        return [None]
+def _resample2d_grad(g, input, *, mode, axes):
+    if input.data_type not in FLOATS:
+        return {}
     b, d = g.b, g.dout
-    rank = len(x.shape)
-    for axis in g.attrs["axes"]:
-        matrix = _resample_matrix(g.attrs["mode"], x.shape[axis], d.shape[axis])
+    rank = len(input.shape)
+    for axis in axes:
+        matrix = _resample_matrix(mode, input.shape[axis], d.shape[axis])
         if matrix.shape[0] == matrix.shape[1] and np.array_equal(matrix, np.eye(matrix.shape[0])):
             continue  # the axis keeps its size: the identity
         order = [i for i in range(rank) if i != axis] + [axis]
@@ -137,4 +162,4 @@ def _resample2d_grad(g):
         d = b.transpose(
             b.matmul(b.transpose(d, permutation=order), a), permutation=[order.index(i) for i in range(rank)]
         )
-    return [d]
+    return {"input": d}

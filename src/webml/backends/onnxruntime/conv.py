@@ -14,64 +14,74 @@ always reproduce the output descriptor's shape.
 
 from __future__ import annotations
 
-from .lowering import Lowerer, Op, lowering
+from collections.abc import Callable
 
-FLOATS = ("float32", "float16")
-
-_NHWC_TO_NCHW = [0, 3, 1, 2]
-_NCHW_TO_NHWC = [0, 2, 3, 1]
-# Permutations bringing each filter layout to ONNX's.
-_TO_OIHW = {"oihw": None, "hwio": [3, 2, 0, 1], "ohwi": [0, 3, 1, 2], "ihwo": [3, 0, 1, 2]}
-_TO_IOHW = {"iohw": None, "hwoi": [3, 2, 0, 1], "ohwi": [3, 0, 1, 2]}
+from ...ops.checks import FLOATS
+from ...ops.conv import FROM_NCHW, IDENTITY, TO_IOHW, TO_NCHW, TO_OIHW, conv_transpose_output_size, spatial
+from .lowering import Arg, Lowerer, lowering
 
 
-def _pads(padding) -> list[int]:
+def transposed(lw: Lowerer, value: str, order: tuple[int, ...]) -> str:
+    """``value`` transposed by ``order`` (``value`` itself for the identity)."""
+    return value if order == IDENTITY else lw.emit("Transpose", [value], perm=list(order))
+
+
+def in_nchw(lw: Lowerer, input: Arg, out: Arg, layout: str, compute: Callable[[str, str | int], str]) -> None:
+    """``compute(x, y)`` on the nchw ``x`` of ``input`` (in ``layout``), into ``y``: ``out`` itself, or a fresh
+    value (1) that is transposed back to ``layout`` into ``out``."""
+    y = compute(transposed(lw, input, TO_NCHW[layout]), out if layout == "nchw" else 1)
+    if layout != "nchw":
+        lw.emit("Transpose", [y], out, perm=list(FROM_NCHW[layout]))
+
+
+def _conv(
+    lw: Lowerer,
+    op_type: str,
+    input: Arg,
+    filter: str,
+    bias: Arg | None,
+    out: Arg,
+    *,
+    padding,
+    strides,
+    dilations,
+    groups,
+    input_layout,
+    **attrs,
+) -> None:
+    """``op_type`` (Conv or ConvTranspose) of the ONNX-layout ``filter``, on nchw."""
     top, bottom, left, right = padding
-    return [top, left, bottom, right]
-
-
-def _conv(lw: Lowerer, n: Op, op_type: str, filter_perm, **attrs) -> None:
-    x, w, b = n.inputs
-    nhwc = n.attrs["input_layout"] == "nhwc"
-    if nhwc:
-        x = lw.emit("Transpose", [x], perm=_NHWC_TO_NCHW)
-    if filter_perm is not None:
-        w = lw.emit("Transpose", [w], perm=filter_perm)
-    inputs = [x, w] if b is None else [x, w, b]
-    y = lw.emit(
-        op_type,
-        inputs,
-        1 if nhwc else n.output,
-        pads=_pads(n.attrs["padding"]),
-        strides=list(n.attrs["strides"]),
-        dilations=list(n.attrs["dilations"]),
-        group=n.attrs["groups"],
-        **attrs,
+    onnx_attrs = dict(
+        pads=[top, left, bottom, right], strides=list(strides), dilations=list(dilations), group=groups, **attrs
     )
-    if nhwc:
-        lw.emit("Transpose", [y], n.output, perm=_NCHW_TO_NHWC)
+    in_nchw(lw, input, out, input_layout, lambda x, y: lw.emit(op_type, [x, filter, bias], y, **onnx_attrs))
 
 
 @lowering("conv2d", input=FLOATS)
-def conv2d(lw: Lowerer, n: Op) -> None:
-    _conv(lw, n, "Conv", _TO_OIHW[n.attrs["filter_layout"]])
+def conv2d(lw: Lowerer, input: Arg, filter: Arg, bias: Arg | None = None, *, out: Arg, filter_layout, **attrs) -> None:
+    _conv(lw, "Conv", input, transposed(lw, filter, TO_OIHW[filter_layout]), bias, out, **attrs)
+
+
+def _output_padding(
+    input: Arg, filter: Arg, out: Arg, *, padding, strides, dilations, input_layout, filter_layout, **_
+) -> list[int]:
+    """The rows/columns the output has beyond the convtranspose output size (output_padding, or what
+    output_sizes add): ONNX's output_padding."""
+    geometry = zip(
+        spatial(out.shape, input_layout),
+        spatial(input.shape, input_layout),
+        spatial(filter.shape, filter_layout),
+        (padding[0:2], padding[2:4]),
+        strides,
+        dilations,
+    )
+    return [size - conv_transpose_output_size(i, k, begin, end, s, d) for size, i, k, (begin, end), s, d in geometry]
 
 
 @lowering("convTranspose2d", input=FLOATS)
-def conv_transpose2d(lw: Lowerer, n: Op) -> None:
-    shape = n.in_descs[0].shape
-    h, w = (shape[2], shape[3]) if n.attrs["input_layout"] == "nchw" else (shape[1], shape[2])
-    out = n.out_descs[0].shape
-    oh, ow = (out[2], out[3]) if n.attrs["input_layout"] == "nchw" else (out[1], out[2])
-    fshape = dict(zip(n.attrs["filter_layout"], n.in_descs[1].shape))
-    padding, strides, dilations = n.attrs["padding"], n.attrs["strides"], n.attrs["dilations"]
-    # The rows/columns the output has beyond the convtranspose output size
-    # (output_padding, or what output_sizes add): ONNX's output_padding.
-    extra = [
-        size - ((inp - 1) * s + (k - 1) * d + 1 - begin - end)
-        for size, inp, k, s, d, begin, end in (
-            (oh, h, fshape["h"], strides[0], dilations[0], padding[0], padding[1]),
-            (ow, w, fshape["w"], strides[1], dilations[1], padding[2], padding[3]),
-        )
-    ]
-    _conv(lw, n, "ConvTranspose", _TO_IOHW[n.attrs["filter_layout"]], output_padding=extra if any(extra) else None)
+def conv_transpose2d(
+    lw: Lowerer, input: Arg, filter: Arg, bias: Arg | None = None, *, out: Arg, filter_layout, **attrs
+) -> None:
+    extra = _output_padding(input, filter, out, filter_layout=filter_layout, **attrs)
+    w = transposed(lw, filter, TO_IOHW[filter_layout])
+    _conv(lw, "ConvTranspose", input, w, bias, out, output_padding=extra if any(extra) else None, **attrs)

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from .lowering import Lowerer, Op, lowering
-
-FLOATS = ("float32", "float16")
+from ...ops.checks import FLOATS
+from .lowering import Arg, Lowerer, lowering
 
 
 @lowering("matmul", a=FLOATS)
-def matmul(lw: Lowerer, n: Op) -> None:
+def matmul(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
     # MatMul broadcasts the batch dimensions as numpy.matmul does (both ranks are at least 2).
-    lw.emit("MatMul", n.inputs, n.output)
+    lw.emit("MatMul", [a, b], out)
 
 
 @lowering("gemm", a=FLOATS)
-def gemm(lw: Lowerer, n: Op) -> None:
+def gemm(
+    lw: Lowerer, a: Arg, b: Arg, c: Arg | None = None, *, out: Arg, alpha, beta, a_transpose, b_transpose
+) -> None:
     # Gemm: alpha * A' * B' + beta * C, C unidirectionally broadcast to [M, N] (rank 0 to 2),
     # exactly the spec's operator.  alpha/beta were cast to the input's type: exact as floats.
-    a, b, c = n.inputs
-    attrs = n.attrs
     lw.emit(
         "Gemm",
-        [a, b] if c is None else [a, b, c],
-        n.output,
-        alpha=float(attrs["alpha"]),
-        beta=float(attrs["beta"]),
-        transA=int(attrs["a_transpose"]),
-        transB=int(attrs["b_transpose"]),
+        [a, b, c],
+        out,
+        alpha=float(alpha),
+        beta=float(beta),
+        transA=int(a_transpose),
+        transB=int(b_transpose),
     )

@@ -30,123 +30,85 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from ...ops.pool import window_tap_indices, window_taps
-from .lowering import Lowerer, Op, lowering, storage_dtype
-
-FLOATS = ("float32", "float16")
-MAX_TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
-
-_NHWC_TO_NCHW = [0, 3, 1, 2]
-_NCHW_TO_NHWC = [0, 2, 3, 1]
+from ...ops.checks import FLOATS, NUMERIC
+from ...ops.pool import PoolGeometry, window_tap_indices
+from .conv import in_nchw
+from .lowering import Arg, Lowerer, lowering, storage_dtype
 
 
-class _Geometry:
-    """The pool's geometry on NCHW with end paddings fitted to the output."""
-
-    def __init__(self, n: Op) -> None:
-        a = n.attrs
-        self.nhwc = a["layout"] == "nhwc"
-        shape, out = n.in_descs[0].shape, n.out_descs[0].shape
-        self.in_hw = (shape[1], shape[2]) if self.nhwc else (shape[2], shape[3])
-        self.out_hw = (out[1], out[2]) if self.nhwc else (out[2], out[3])
-        self.kernel = list(a["window_dimensions"])
-        self.strides = list(a["strides"])
-        self.dilations = list(a["dilations"])
-        padding = a["padding"]
-        self.begin = [padding[0], padding[2]]
-        # End padding such that floor rounding gives exactly the output size;
-        # trailing input a floored size leaves unread needs none.
-        self.end = [
-            max((o - 1) * s + (k - 1) * d + 1 - i - b, 0)
-            for o, s, k, d, i, b in zip(self.out_hw, self.strides, self.kernel, self.dilations, self.in_hw, self.begin)
-        ]
-
-    @property
-    def direct(self) -> bool:
-        """Whether ONNX Runtime's pools take these pads (each smaller than the window)."""
-        return all(p < k for p, k in zip(self.begin + self.end, self.kernel + self.kernel))
-
-    @property
-    def wide(self) -> bool:
-        """Whether a window is wider than the input: ONNX Runtime's pools loop over every tap of the window,
-        padding included, so such geometries (a huge window from a file) go through :func:`_separable`."""
-        return any((k - 1) * d + 1 > i for k, d, i in zip(self.kernel, self.dilations, self.in_hw))
-
-    def pads(self) -> list[int]:
-        return [self.begin[0], self.begin[1], self.end[0], self.end[1]]
-
-    def attrs(self, pads: bool = True) -> dict:
-        return dict(
-            kernel_shape=self.kernel,
-            strides=self.strides,
-            dilations=self.dilations,
-            pads=self.pads() if pads else None,
-        )
-
-    def counts(self) -> np.ndarray:
-        """[outH, outW]: the number of input elements in each window."""
-        geometry = zip(self.in_hw, self.out_hw, self.kernel, self.begin, self.strides, self.dilations)
-        per_axis = [window_taps(*axis)[2] for axis in geometry]
-        return np.outer(per_axis[0], per_axis[1])
+def _direct(g: PoolGeometry) -> bool:
+    """Whether ONNX Runtime's pools take these pads (each smaller than the window)."""
+    return all(p < k for p, k in zip(g.begin + g.end, g.window + g.window))
 
 
-def _pool(lw: Lowerer, n: Op, compute) -> None:
+def _wide(g: PoolGeometry) -> bool:
+    """Whether a window is wider than the input: ONNX Runtime's pools loop over every tap of the window,
+    padding included, so such geometries (a huge window from a file) go through :func:`_separable`."""
+    return any((k - 1) * d + 1 > i for k, d, i in zip(g.window, g.dilations, g.in_hw))
+
+
+def _attrs(g: PoolGeometry, pads: bool = True) -> dict:
+    """The ONNX pool attributes; without ``pads`` for an input padded by :func:`_pad`."""
+    return dict(
+        kernel_shape=list(g.window),
+        strides=list(g.strides),
+        dilations=list(g.dilations),
+        pads=[g.begin[0], g.begin[1], g.end[0], g.end[1]] if pads else None,
+    )
+
+
+def _pool(lw: Lowerer, input: Arg, out: Arg, compute, attrs) -> None:
     """Run ``compute(x_nchw, geometry, output_name_or_1)`` between the layout transposes."""
-    g = _Geometry(n)
-    x = n.input
-    if g.nhwc:
-        x = lw.emit("Transpose", [x], perm=_NHWC_TO_NCHW)
-    y = compute(x, g, 1 if g.nhwc else n.output)
-    if g.nhwc:
-        lw.emit("Transpose", [y], n.output, perm=_NCHW_TO_NHWC)
+    g = PoolGeometry.of(input.shape, out.shape, **attrs)
+    in_nchw(lw, input, out, g.layout, lambda x, y: compute(x, g, y))
 
 
-def _pad(lw: Lowerer, x: str, g: _Geometry, fill: str | None) -> str:
+def _pad(lw: Lowerer, x: str, g: PoolGeometry, fill: str | None) -> str:
     pads = lw.ints([0, 0, g.begin[0], g.begin[1], 0, 0, g.end[0], g.end[1]])
     return lw.emit("Pad", [x, pads, fill], mode="constant")
 
 
 @lowering("averagePool2d", input=FLOATS)
-def average_pool2d(lw: Lowerer, n: Op) -> None:
-    def compute(x: str, g: _Geometry, out) -> str:
-        if g.wide:
-            zero = np.array(0, dtype=storage_dtype(n.in_type))
+def average_pool2d(lw: Lowerer, input: Arg, *, out: Arg, **attrs) -> None:
+    def compute(x: str, g: PoolGeometry, out) -> str:
+        if _wide(g):
+            zero = np.array(0, dtype=storage_dtype(input.data_type))
             with np.errstate(divide="ignore"):
                 inverse = 1.0 / g.counts().astype(np.float64)  # inf where no input element: 0 * inf = NaN
             sums = _separable(lw, x, g, 1, "ReduceSum", zero)
             return lw.emit("Mul", [sums, lw.const(inverse.astype(zero.dtype))], out)
-        if g.direct and g.counts().all():
-            return lw.emit("AveragePool", [x], out, count_include_pad=0, **g.attrs())
-        window_sum_ratio = lw.emit("AveragePool", [_pad(lw, x, g, None)], count_include_pad=1, **g.attrs(pads=False))
-        area = g.kernel[0] * g.kernel[1]
+        if _direct(g) and g.counts().all():
+            return lw.emit("AveragePool", [x], out, count_include_pad=0, **_attrs(g))
+        window_sum_ratio = lw.emit("AveragePool", [_pad(lw, x, g, None)], count_include_pad=1, **_attrs(g, pads=False))
+        area = g.window[0] * g.window[1]
         with np.errstate(divide="ignore"):
             factor = area / g.counts().astype(np.float64)  # inf where no input element: 0 * inf = NaN
-        return lw.emit("Mul", [window_sum_ratio, lw.const(factor.astype(storage_dtype(n.in_type)))], out)
+        return lw.emit("Mul", [window_sum_ratio, lw.const(factor.astype(storage_dtype(input.data_type)))], out)
 
-    _pool(lw, n, compute)
+    _pool(lw, input, out, compute, attrs)
 
 
 @lowering("l2Pool2d", input=FLOATS)
-def l2_pool2d(lw: Lowerer, n: Op) -> None:
-    def compute(x: str, g: _Geometry, out) -> str:
-        if g.wide:
-            zero = np.array(0, dtype=storage_dtype(n.in_type))
+def l2_pool2d(lw: Lowerer, input: Arg, *, out: Arg, **attrs) -> None:
+    def compute(x: str, g: PoolGeometry, out) -> str:
+        if _wide(g):
+            zero = np.array(0, dtype=storage_dtype(input.data_type))
             return lw.emit("Sqrt", [_separable(lw, lw.emit("Mul", [x, x]), g, 1, "ReduceSum", zero)], out)
-        if g.direct:
-            return lw.emit("LpPool", [x], out, p=2, **g.attrs())
-        return lw.emit("LpPool", [_pad(lw, x, g, None)], out, p=2, **g.attrs(pads=False))
+        if _direct(g):
+            return lw.emit("LpPool", [x], out, p=2, **_attrs(g))
+        return lw.emit("LpPool", [_pad(lw, x, g, None)], out, p=2, **_attrs(g, pads=False))
 
-    _pool(lw, n, compute)
+    _pool(lw, input, out, compute, attrs)
 
 
-@lowering("maxPool2d", input=MAX_TYPES)
-def max_pool2d(lw: Lowerer, n: Op) -> None:
-    data_type = n.in_type
+@lowering("maxPool2d", input=NUMERIC)
+def max_pool2d(lw: Lowerer, input: Arg, *, out: Arg, **attrs) -> None:
+    data_type = input.data_type
 
-    def native(x: str, g: _Geometry, out, dtype: np.dtype) -> str:
+    def native(x: str, g: PoolGeometry, out, dtype: np.dtype) -> str:
         # The value of a window wholly in padding: the reference's max of the empty set.
         lowest = -np.inf if data_type in FLOATS else np.iinfo(storage_dtype(data_type)).min
-        if g.wide:
+        if _wide(g):
             return _separable(lw, x, g, out, "ReduceMax", np.array(lowest, dtype=dtype))
         fill = lw.const(np.array(lowest, dtype=dtype))
         # MaxPool starts each window from the lowest finite value of its type, which is
@@ -154,15 +116,15 @@ def max_pool2d(lw: Lowerer, n: Op) -> None:
         empty = g.counts() == 0
         fix_empty = bool(empty.any()) and (data_type in FLOATS or dtype != storage_dtype(data_type))
         pool_out = 1 if fix_empty else out
-        if g.direct:
-            y = lw.emit("MaxPool", [x], pool_out, **g.attrs())
+        if _direct(g):
+            y = lw.emit("MaxPool", [x], pool_out, **_attrs(g))
         else:
-            y = lw.emit("MaxPool", [_pad(lw, x, g, fill)], pool_out, **g.attrs(pads=False))
+            y = lw.emit("MaxPool", [_pad(lw, x, g, fill)], pool_out, **_attrs(g, pads=False))
         if fix_empty:
             y = lw.emit("Where", [lw.const(empty), fill, y], out)
         return y
 
-    def compute(x: str, g: _Geometry, out) -> str:
+    def compute(x: str, g: PoolGeometry, out) -> str:
         if data_type in ("float32", "float16", "int8", "uint8"):
             return native(x, g, out, storage_dtype(data_type))
         if data_type in ("int32", "uint32"):
@@ -176,10 +138,10 @@ def max_pool2d(lw: Lowerer, n: Op) -> None:
         y = lw.emit("BitwiseXor", [_separable_max(lw, signed, g, 1), flip])
         return lw.cast(y, "uint64", out if isinstance(out, str) else None)
 
-    _pool(lw, n, compute)
+    _pool(lw, input, out, compute, attrs)
 
 
-def _separable(lw: Lowerer, x: str, g: _Geometry, out, reduce: str, fill: np.ndarray) -> str:
+def _separable(lw: Lowerer, x: str, g: PoolGeometry, out, reduce: str, fill: np.ndarray) -> str:
     """``reduce`` ("ReduceMax" or "ReduceSum") over each window's taps inside the input, rows then columns.
 
     Gather puts each output's taps ([out, L], only those inside the input, the rest masked to ``fill``)
@@ -187,9 +149,7 @@ def _separable(lw: Lowerer, x: str, g: _Geometry, out, reduce: str, fill: np.nda
     """
     y = x
     for d, axis in ((0, 2), (1, 3)):
-        indices, mask = window_tap_indices(
-            g.in_hw[d], g.out_hw[d], g.kernel[d], g.begin[d], g.strides[d], g.dilations[d]
-        )
+        indices, mask = window_tap_indices(*g.axis(d))
         gathered = lw.emit("Gather", [y, lw.const(indices)], axis=axis)
         if not mask.all():
             gathered = lw.emit("Where", [lw.const(mask if axis == 3 else mask[:, :, None]), gathered, lw.const(fill)])
@@ -197,6 +157,6 @@ def _separable(lw: Lowerer, x: str, g: _Geometry, out, reduce: str, fill: np.nda
     return y
 
 
-def _separable_max(lw: Lowerer, x: str, g: _Geometry, out) -> str:
+def _separable_max(lw: Lowerer, x: str, g: PoolGeometry, out) -> str:
     """int64 max pooling (ONNX MaxPool has no int64), by separability."""
     return _separable(lw, x, g, out, "ReduceMax", np.array(np.iinfo(np.int64).min, dtype=np.int64))

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from .lowering import Lowerer, Op, lowering
+from ...ops.checks import FLOATS, LONG_MAX, UINT32_MAX
+from ...ops.quantize import QUANTIZED_TYPES
+from .lowering import Arg, Lowerer, lowering
 
-QUANTIZED = ("uint8", "int8", "uint32", "int32", "int4", "uint4")
-_RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
+_RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int32": (-LONG_MAX - 1, LONG_MAX), "uint32": (0, UINT32_MAX)}
 
 
 def _double(lw: Lowerer, name: str) -> str:
@@ -50,12 +51,12 @@ def _repeat(lw: Lowerer, name: str, shape: Sequence[int], target: Sequence[int])
     return lw.emit("Reshape", [expanded, lw.ints(target)])
 
 
-def _layout(n: Op) -> tuple[dict, list[int] | None]:
+def _layout(input: Arg, scale: Arg) -> tuple[dict, list[int] | None]:
     """The ONNX attributes (axis, block_size) and the shape scale and zeroPoint must take.
 
     None as the shape means a scalar (per tensor).
     """
-    input_shape, scale_shape = list(n.in_descs[0].shape), list(n.in_descs[1].shape)
+    input_shape, scale_shape = list(input.shape), list(scale.shape)
     blocked = [i for i, (s, d) in enumerate(zip(scale_shape, input_shape, strict=True)) if s != 1]
     if not blocked:
         return {}, None
@@ -69,71 +70,69 @@ def _layout(n: Op) -> tuple[dict, list[int] | None]:
     return {"axis": axis, "block_size": input_shape[axis] // scale_shape[axis]}, target
 
 
-def _parameters(lw: Lowerer, n: Op) -> tuple[str, str, dict]:
+def _parameters(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg) -> tuple[str, str, dict]:
     """scale and zeroPoint in the layout ONNX takes, and the node attributes."""
-    attrs, target = _layout(n)
-    scale_shape = n.in_descs[1].shape
+    attrs, target = _layout(input, scale)
     params = []
-    for name in n.inputs[1:3]:
-        assert name is not None
+    for name in (scale, zero_point):
         if target is None:
             params.append(lw.emit("Reshape", [name, lw.ints([])]))
         elif "block_size" not in attrs:
             params.append(lw.emit("Reshape", [name, lw.ints(target)]))
         else:
-            params.append(_repeat(lw, name, scale_shape, target))
+            params.append(_repeat(lw, name, scale.shape, target))
     return params[0], params[1], attrs
 
 
-def _broadcastable(lw: Lowerer, n: Op, name: str) -> str:
-    """scale or zeroPoint repeated into its blocks where NumPy broadcasting would not do it."""
-    input_shape, scale_shape = n.in_descs[0].shape, n.in_descs[1].shape
-    target = [s if s == 1 else d for s, d in zip(scale_shape, input_shape, strict=True)]
-    return _repeat(lw, name, scale_shape, target)
+def _broadcastable(lw: Lowerer, input: Arg, parameter: Arg) -> str:
+    """scale or zeroPoint (``parameter``) repeated into its blocks where NumPy broadcasting would not do it."""
+    target = [s if s == 1 else d for s, d in zip(parameter.shape, input.shape, strict=True)]
+    return _repeat(lw, parameter, parameter.shape, target)
 
 
-@lowering("quantizeLinear", input=("float32", "float16"), zeroPoint=QUANTIZED)
-def quantize_linear(lw: Lowerer, n: Op) -> None:
-    out_type = n.out_type
+@lowering("quantizeLinear", input=FLOATS, zeroPoint=QUANTIZED_TYPES)
+def quantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out: Arg) -> None:
+    out_type = out.data_type
     if out_type in ("int32", "uint32"):
-        _quantize_wide(lw, n)
+        _quantize_wide(lw, input, scale, zero_point, out)
         return
-    scale, zero_point, attrs = _parameters(lw, n)
+    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
+    quantize_inputs = [input, onnx_scale, onnx_zero_point]
     signed = out_type in ("int8", "int4")
     # ONNX Runtime quantizes NaN to the signed types' minimum; the spec's cast gives 0.
-    target = lw.fresh("quantized") if signed else n.output
+    target = lw.fresh("quantized") if signed else out
     if out_type not in _RANGES:
-        lw.emit("QuantizeLinear", [n.input, scale, zero_point], target, **attrs)
+        lw.emit("QuantizeLinear", quantize_inputs, target, **attrs)
     else:
         # int4/uint4: quantize to the carrying 8-bit type, saturate to the 4-bit range.
-        quantized = lw.emit("QuantizeLinear", [n.input, scale, zero_point], **attrs)
+        quantized = lw.emit("QuantizeLinear", quantize_inputs, **attrs)
         low, high = _RANGES[out_type]
         lw.emit("Clip", [quantized, lw.const(low, out_type), lw.const(high, out_type)], target)
     if signed:
-        lw.emit("Where", [lw.emit("IsNaN", [n.input]), lw.const(0, out_type), target], n.output)
+        lw.emit("Where", [lw.emit("IsNaN", [input]), lw.const(0, out_type), target], out)
 
 
-def _quantize_wide(lw: Lowerer, n: Op) -> None:
+def _quantize_wide(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, out: Arg) -> None:
     """roundEven(input / scale) + zeroPoint in float64, saturated (NaN -> 0), as the reference computes."""
-    scale = _double(lw, _broadcastable(lw, n, n.inputs[1]))
-    zero_point = _double(lw, _broadcastable(lw, n, n.inputs[2]))
-    rounded = lw.emit("Round", [lw.emit("Div", [_double(lw, n.input), scale])])
-    value = lw.emit("Add", [rounded, zero_point])
-    low, high = _RANGES[n.out_type]
+    scale_double = _double(lw, _broadcastable(lw, input, scale))
+    zero_point_double = _double(lw, _broadcastable(lw, input, zero_point))
+    rounded = lw.emit("Round", [lw.emit("Div", [_double(lw, input), scale_double])])
+    value = lw.emit("Add", [rounded, zero_point_double])
+    low, high = _RANGES[out.data_type]
     clipped = lw.emit("Clip", [value, lw.const(np.float64(low)), lw.const(np.float64(high))])
     finite = lw.emit("Where", [lw.emit("IsNaN", [clipped]), lw.const(np.float64(0)), clipped])
-    lw.cast(finite, n.out_type, n.output)
+    lw.cast(finite, out.data_type, out)
 
 
-@lowering("dequantizeLinear", input=QUANTIZED, scale=("float32", "float16"))
-def dequantize_linear(lw: Lowerer, n: Op) -> None:
-    if n.in_type in ("int32", "uint32"):
+@lowering("dequantizeLinear", input=QUANTIZED_TYPES, scale=FLOATS)
+def dequantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out: Arg) -> None:
+    if input.data_type in ("int32", "uint32"):
         # ONNX Runtime subtracts in int32 (overflow) and has no uint32 kernel:
         # (input - zeroPoint) in int64, times scale in float64, as the reference.
-        zero_point = lw.cast(_broadcastable(lw, n, n.inputs[2]), "int64")
-        difference = _double(lw, lw.emit("Sub", [lw.cast(n.input, "int64"), zero_point]))
-        scale = _double(lw, _broadcastable(lw, n, n.inputs[1]))
-        lw.cast(lw.emit("Mul", [difference, scale]), n.out_type, n.output)
+        zero_point_long = lw.cast(_broadcastable(lw, input, zero_point), "int64")
+        difference = _double(lw, lw.emit("Sub", [lw.cast(input, "int64"), zero_point_long]))
+        scale_double = _double(lw, _broadcastable(lw, input, scale))
+        lw.cast(lw.emit("Mul", [difference, scale_double]), out.data_type, out)
         return
-    scale, zero_point, attrs = _parameters(lw, n)
-    lw.emit("DequantizeLinear", [n.input, scale, zero_point], n.output, **attrs)
+    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
+    lw.emit("DequantizeLinear", [input, onnx_scale, onnx_zero_point], out, **attrs)

@@ -26,10 +26,9 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from ..reference.resample import _nearest_indices
-from .lowering import OPSET, Lowerer, Op, lowering
+from ...ops.resample import TYPES, linear_taps, nearest_indices
+from .lowering import OPSET, Arg, Lowerer, lowering
 
-_TYPES = ("float32", "float16", "uint8", "int8")
 _RESIZE = {"coordinate_transformation_mode": "half_pixel"}
 
 
@@ -48,66 +47,62 @@ def _resize_is_exact(in_size: int, out_size: int) -> bool:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     (mapping,) = session.run(None, {"x": np.arange(in_size, dtype=np.int32).reshape(1, in_size)})
-    return bool(np.array_equal(mapping.ravel(), _nearest_indices(in_size, out_size)))
+    return bool(np.array_equal(mapping.ravel(), nearest_indices(in_size, out_size)))
 
 
-@lowering("resample2d", input=_TYPES)
-def resample2d(lw: Lowerer, n: Op) -> None:
-    axes = list(n.attrs["axes"])
-    in_shape, out_shape = n.in_descs[0].shape, n.out_descs[0].shape
+@lowering("resample2d", input=TYPES)
+def resample2d(lw: Lowerer, input: Arg, *, out: Arg, mode: str, axes) -> None:
+    axes = list(axes)
+    in_shape, out_shape = input.shape, out.shape
     sizes = [out_shape[a] for a in axes]
-    if n.attrs["mode"] == "nearest-neighbor":
+    if mode == "nearest-neighbor":
         if all(_resize_is_exact(in_shape[a], out_shape[a]) for a in axes):
             lw.emit(
                 "Resize",
-                [n.input, None, None, lw.ints(sizes)],
-                n.output,
+                [input, None, None, lw.ints(sizes)],
+                out,
                 mode="nearest",
                 nearest_mode="round_prefer_floor",
                 axes=axes,
                 **_RESIZE,
             )
             return
-        value = n.input
+        value = input
         changed = [a for a in (axes[1], axes[0]) if in_shape[a] != out_shape[a]]
         for i, axis in enumerate(changed):
-            indices = lw.const(_nearest_indices(in_shape[axis], out_shape[axis]))
-            value = lw.emit("Gather", [value, indices], n.output if i == len(changed) - 1 else 1, axis=axis)
+            indices = lw.const(nearest_indices(in_shape[axis], out_shape[axis]))
+            value = lw.emit("Gather", [value, indices], out if i == len(changed) - 1 else 1, axis=axis)
         if not changed:
-            lw.emit("Identity", [value], n.output)
+            lw.emit("Identity", [value], out)
         return
-    if n.in_type in ("int8", "uint8"):
-        _linear_integer(lw, n)
+    if input.data_type in ("int8", "uint8"):
+        _linear_integer(lw, input, out, axes)
         return
     if sorted(axes) in ([2, 3], [1, 2]):
-        lw.emit("Resize", [n.input, None, None, lw.ints(sizes)], n.output, mode="linear", axes=axes, **_RESIZE)
+        lw.emit("Resize", [input, None, None, lw.ints(sizes)], out, mode="linear", axes=axes, **_RESIZE)
         return
     # Move the axes to 2 and 3, resize, and move them back.
     perm = [a for a in range(4) if a not in axes] + axes
     inverse = [perm.index(a) for a in range(4)]
-    moved = lw.emit("Transpose", [n.input], perm=perm)
+    moved = lw.emit("Transpose", [input], perm=perm)
     resized = lw.emit("Resize", [moved, None, None, lw.ints(sizes)], mode="linear", axes=[2, 3], **_RESIZE)
-    lw.emit("Transpose", [resized], n.output, perm=inverse)
+    lw.emit("Transpose", [resized], out, perm=inverse)
 
 
-def _linear_integer(lw: Lowerer, n: Op) -> None:
+def _linear_integer(lw: Lowerer, input: Arg, out: Arg, axes: list[int]) -> None:
     """int8/uint8 linear: the reference's float64 interpolation (x, then y), rounded half to even.
 
     Resize would interpolate in float32 with float32 weights, which lands on
     the other side of some .5s; these are the reference's operations exactly.
     """
-    in_shape, out_shape = n.in_descs[0].shape, n.out_descs[0].shape
-    value = lw.emit("Cast", [n.input], to=TensorProto.DOUBLE)
-    axes = n.attrs["axes"]
+    value = lw.emit("Cast", [input], to=TensorProto.DOUBLE)
     for axis in (axes[1], axes[0]):
-        in_size, out_size = in_shape[axis], out_shape[axis]
+        in_size, out_size = input.shape[axis], out.shape[axis]
         if in_size == out_size:
             continue  # every coordinate is an input one
-        o = np.arange(out_size, dtype=np.float64)
-        c = np.clip(((2 * o + 1) * in_size - out_size) / (2 * out_size), 0, in_size - 1)
-        i0, i1 = np.floor(c), np.ceil(c)
-        t = (c - i0).reshape([-1 if d == axis else 1 for d in range(4)])
-        v0 = lw.emit("Gather", [value, lw.const(i0.astype(np.int64))], axis=axis)
-        v1 = lw.emit("Gather", [value, lw.const(i1.astype(np.int64))], axis=axis)
+        i0, i1, t = linear_taps(in_size, out_size)
+        t = t.reshape([-1 if d == axis else 1 for d in range(4)])
+        v0 = lw.emit("Gather", [value, lw.const(i0)], axis=axis)
+        v1 = lw.emit("Gather", [value, lw.const(i1)], axis=axis)
         value = lw.emit("Add", [lw.emit("Mul", [v0, lw.const(1 - t)]), lw.emit("Mul", [v1, lw.const(t)])])
-    lw.cast(lw.emit("Round", [value]), n.out_type, n.output)
+    lw.cast(lw.emit("Round", [value]), out.data_type, out)

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ops.conv import FROM_NCHW, TO_IOHW, TO_NCHW, TO_OIHW, conv_transpose_output_size, spatial
 from .kernels import kernel
-
-# Axis orders that bring each layout to the canonical one.
-_TO_NCHW = {"nchw": (0, 1, 2, 3), "nhwc": (0, 3, 1, 2)}
-_FROM_NCHW = {"nchw": (0, 1, 2, 3), "nhwc": (0, 2, 3, 1)}
-_TO_OIHW = {"oihw": (0, 1, 2, 3), "hwio": (3, 2, 0, 1), "ohwi": (0, 3, 1, 2), "ihwo": (3, 0, 1, 2)}
-_TO_IOHW = {"iohw": (0, 1, 2, 3), "hwoi": (3, 2, 0, 1), "ohwi": (3, 0, 1, 2)}
 
 
 def _taps(size: int, stride: int, start: int) -> slice:
@@ -28,16 +23,16 @@ def _taps(size: int, stride: int, start: int) -> slice:
 def _finish(result: np.ndarray, bias, input_layout: str) -> np.ndarray:
     if bias is not None:
         result = result + bias[None, :, None, None]
-    return result.transpose(_FROM_NCHW[input_layout])
+    return result.transpose(FROM_NCHW[input_layout])
 
 
 @kernel("conv2d")
 def conv2d(input, filter, bias=None, *, out, padding, strides, dilations, groups, input_layout, filter_layout):
-    x = input.transpose(_TO_NCHW[input_layout])
-    w = filter.transpose(_TO_OIHW[filter_layout])  # [O, C/groups, kh, kw]
+    x = input.transpose(TO_NCHW[input_layout])
+    w = filter.transpose(TO_OIHW[filter_layout])  # [O, C/groups, kh, kw]
     n, c, _, _ = x.shape
     o, _, kh, kw = w.shape
-    oh, ow = (out.shape[2], out.shape[3]) if input_layout == "nchw" else (out.shape[1], out.shape[2])
+    oh, ow = spatial(out.shape, input_layout)
     # Zero padding; the output never reads past it, a floored size may leave some unread.
     x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[1]), (padding[2], padding[3])))
     x = x.reshape(n, groups, c // groups, *x.shape[2:])
@@ -56,17 +51,17 @@ def conv_transpose2d(
     input, filter, bias=None, *, out, padding, strides, dilations, groups, input_layout, filter_layout
 ):
     """Scatter-add: input pixel (y, x) times tap (i, j) lands on (y * stride + i * dilation - padding, ...)."""
-    x = input.transpose(_TO_NCHW[input_layout])
-    w = filter.transpose(_TO_IOHW[filter_layout])  # [C, O/groups, kh, kw]
+    x = input.transpose(TO_NCHW[input_layout])
+    w = filter.transpose(TO_IOHW[filter_layout])  # [C, O/groups, kh, kw]
     n, c, h, wd = x.shape
     _, og, kh, kw = w.shape
     if c % groups != 0:
         # The spec's steps accept it (WPT builds one), but no grouping of the channels exists.
         raise ValueError(f"convTranspose2d: input channels {c} are not divisible by groups {groups}")
-    oh, ow = (out.shape[2], out.shape[3]) if input_layout == "nchw" else (out.shape[1], out.shape[2])
+    oh, ow = spatial(out.shape, input_layout)
     # The full (unpadded) result, extended at the end for output_padding / output_sizes.
-    full_h = max((h - 1) * strides[0] + (kh - 1) * dilations[0] + 1, padding[0] + oh)
-    full_w = max((wd - 1) * strides[1] + (kw - 1) * dilations[1] + 1, padding[2] + ow)
+    full_h = max(conv_transpose_output_size(h, kh, 0, 0, strides[0], dilations[0]), padding[0] + oh)
+    full_w = max(conv_transpose_output_size(wd, kw, 0, 0, strides[1], dilations[1]), padding[2] + ow)
     x = x.reshape(n, groups, c // groups, h, wd)
     w = w.reshape(groups, c // groups, og, kh, kw)
     full = np.zeros((n, groups, og, full_h, full_w))

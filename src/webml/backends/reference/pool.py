@@ -18,47 +18,43 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ops.pool import window_tap_indices
+from ...ops.conv import FROM_NCHW, TO_NCHW
+from ...ops.pool import PoolGeometry, window_tap_indices
 from .kernels import kernel
 
 
-def _windows(x: np.ndarray, fill, out_hw, window_dimensions, padding, strides, dilations):
+def _windows(x: np.ndarray, fill, geometry: PoolGeometry):
     """The (N, C, outH, outW, LH, LW) windows of NCHW ``x`` (taps outside it are ``fill``), and their counts."""
-    (ih, mh), (iw, mw) = (
-        window_tap_indices(x.shape[2 + d], out_hw[d], window_dimensions[d], padding[2 * d], strides[d], dilations[d])
-        for d in (0, 1)
-    )
+    (ih, mh), (iw, mw) = (window_tap_indices(*geometry.axis(d)) for d in (0, 1))
     windows = x[:, :, ih[:, :, None, None], iw[None, None, :, :]].transpose(0, 1, 2, 4, 3, 5)
     mask = mh[:, None, :, None] & mw[None, :, None, :]  # (outH, outW, LH, LW)
     return np.where(mask, windows, fill), mask.sum(axis=(-2, -1))
 
 
-def _pool(reduce, x, fill, out, layout, **geometry):
-    """``reduce(windows, count)`` of every window of ``x`` in ``layout``; ``count`` is the number of input
+def _pool(reduce, input, fill, out, **attrs):
+    """``reduce(windows, count)`` of every window of ``input``; ``count`` is the number of input
     elements in each window."""
-    if layout == "nhwc":
-        x = x.transpose(0, 3, 1, 2)
-    out_hw = out.shape[2:] if layout == "nchw" else out.shape[1:3]
-    result = reduce(*_windows(x, fill, out_hw, **geometry))
-    return result.transpose(0, 2, 3, 1) if layout == "nhwc" else result
+    geometry = PoolGeometry.of(input.shape, out.shape, **attrs)
+    result = reduce(*_windows(input.transpose(TO_NCHW[geometry.layout]), fill, geometry))
+    return result.transpose(FROM_NCHW[geometry.layout])
 
 
 @kernel("maxPool2d")
-def max_pool2d(input, *, out, layout, **geometry):
+def max_pool2d(input, *, out, **attrs):
     lowest = -np.inf if input.dtype.kind == "f" else np.iinfo(input.dtype).min
-    return _pool(lambda w, count: w.max(axis=(-2, -1)), input, lowest, out, layout, **geometry)
+    return _pool(lambda w, count: w.max(axis=(-2, -1)), input, lowest, out, **attrs)
 
 
 @kernel("l2Pool2d")
-def l2_pool2d(input, *, out, layout, **geometry):
+def l2_pool2d(input, *, out, **attrs):
     # Padding adds nothing to the sum of squares.
-    return _pool(lambda w, count: np.sqrt((w * w).sum(axis=(-2, -1))), input, 0.0, out, layout, **geometry)
+    return _pool(lambda w, count: np.sqrt((w * w).sum(axis=(-2, -1))), input, 0.0, out, **attrs)
 
 
 @kernel("averagePool2d")
-def average_pool2d(input, *, out, layout, **geometry):
+def average_pool2d(input, *, out, **attrs):
     def average(windows: np.ndarray, count) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return windows.sum(axis=(-2, -1)) / count
 
-    return _pool(average, input, 0.0, out, layout, **geometry)
+    return _pool(average, input, 0.0, out, **attrs)
