@@ -23,6 +23,8 @@ GRU_LAYOUTS = ("zrn", "rzn")  # MLGruWeightLayout
 LSTM_LAYOUTS = ("iofg", "ifgo")  # MLLstmWeightLayout
 
 GRU_GATES, LSTM_GATES = 3, 4
+# LSTM's peephole weights are packed input, output, forget whatever the layout.
+PEEPHOLE_GATES = "iof"
 Shape = tuple[int, ...]
 # The spec's defaults: GRU's update/reset and new gate; LSTM's input/forget/output
 # gates, cell gate and the cell state's filter for the hidden state.
@@ -191,8 +193,7 @@ def operand_shapes(input: Value, hidden_size: int, gates: int, directions: tuple
         "recurrent_weight": (*stacked, hidden_size),
         "bias": stacked,
         "recurrent_bias": stacked,
-        # LSTM's peepholes: the input, output and forget gates' « hiddenSize » each.
-        "peephole_weight": (*directions, 3 * hidden_size),
+        "peephole_weight": (*directions, len(PEEPHOLE_GATES) * hidden_size),
         "hidden_state": state,
         "cell_state": state,
         "initial_hidden_state": state,
