@@ -158,13 +158,17 @@ def _reduce_to(g, value, rank: int, axes: Sequence[int]):
     return g.b.reduce_sum(value, axes=_others(rank, axes))
 
 
+def _cotangents(**cotangents):
+    """The cotangents by operand name, left out for absent operands (None: a rule's absent scale or bias)."""
+    return {name: d for name, d in cotangents.items() if d is not None}
+
+
 @gradient("batchNormalization")
-def _batch_normalization_grad(g):
+def _batch_normalization_grad(g, input, mean, variance, scale=None, bias=None, *, axis, epsilon):
     # y = scale * (x - mean) * inv + bias, inv = (variance + epsilon)^-1/2, per feature along axis.
-    x, mean, variance, scale, bias = g.inputs
-    b, dy, axis, r = g.b, g.dout, g.attrs["axis"], len(g.inputs[0].shape)
+    b, dy, x, r = g.b, g.dout, input, len(input.shape)
     shape = _broadcast_shape(r, [axis], [x.shape[axis]])
-    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(g.attrs["epsilon"], x))))  # [F]
+    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(epsilon, x))))  # [F]
     centered = b.sub(x, b.reshape(mean, shape))
     dy_scaled = dy if scale is None else b.mul(dy, b.reshape(scale, shape))
     dx = b.mul(dy_scaled, b.reshape(inv, shape))
@@ -174,16 +178,16 @@ def _batch_normalization_grad(g):
     dvariance = b.mul(_reduce_to(g, b.mul(dy_scaled, centered), r, [axis]), half_cube)
     dscale = None if scale is None else b.mul(_reduce_to(g, b.mul(dy, centered), r, [axis]), inv)
     dbias = None if bias is None else _reduce_to(g, dy, r, [axis])
-    return [dx, dmean, dvariance, dscale, dbias]
+    return _cotangents(input=dx, mean=dmean, variance=dvariance, scale=dscale, bias=dbias)
 
 
-def _normalize_grad(g, axes: Sequence[int], scale_shaped, dy):
+def _normalize_grad(g, x, epsilon: float, axes: Sequence[int], scale_shaped, dy):
     """d/dx of ((x - mean) / sqrt(variance + epsilon)) * scale over ``axes``; also x normalized."""
-    b, x = g.b, g.inputs[0]
+    b = g.b
     mean = b.reduce_mean(x, axes=list(axes), keep_dimensions=True)
     centered = b.sub(x, mean)
     variance = b.reduce_mean(b.mul(centered, centered), axes=list(axes), keep_dimensions=True)
-    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(g.attrs["epsilon"], x))))
+    inv = b.div(g.scalar(1, x), b.sqrt(b.add(variance, g.scalar(epsilon, x))))
     normalized = b.mul(centered, inv)
     dnormalized = dy if scale_shaped is None else b.mul(dy, scale_shaped)
     # dx = inv * (dn - mean(dn) - n * mean(dn * n)) over the normalized axes.
@@ -194,25 +198,23 @@ def _normalize_grad(g, axes: Sequence[int], scale_shaped, dy):
 
 
 @gradient("instanceNormalization")
-def _instance_normalization_grad(g):
-    x, scale, bias = g.inputs
+def _instance_normalization_grad(g, input, scale=None, bias=None, *, epsilon, layout):
     b, dy = g.b, g.dout
-    channel, spatial = (1, (2, 3)) if g.attrs["layout"] == "nchw" else (3, (1, 2))
-    shape = _broadcast_shape(4, [channel], [x.shape[channel]])
-    dx, normalized = _normalize_grad(g, spatial, None if scale is None else b.reshape(scale, shape), dy)
+    channel, spatial = (1, (2, 3)) if layout == "nchw" else (3, (1, 2))
+    shape = _broadcast_shape(4, [channel], [input.shape[channel]])
+    dx, normalized = _normalize_grad(g, input, epsilon, spatial, None if scale is None else b.reshape(scale, shape), dy)
     dscale = None if scale is None else _reduce_to(g, b.mul(dy, normalized), 4, [channel])
     dbias = None if bias is None else _reduce_to(g, dy, 4, [channel])
-    return [dx, dscale, dbias]
+    return _cotangents(input=dx, scale=dscale, bias=dbias)
 
 
 @gradient("layerNormalization")
-def _layer_normalization_grad(g):
-    x, scale, bias = g.inputs
-    b, dy, axes, r = g.b, g.dout, tuple(g.attrs["axes"]), len(g.inputs[0].shape)
+def _layer_normalization_grad(g, input, scale=None, bias=None, *, axes, epsilon):
+    b, dy, axes, r = g.b, g.dout, tuple(axes), len(input.shape)
     # scale and bias have the dimensions axes in the order of axes; bring them to increasing order and back.
     order = sorted(range(len(axes)), key=lambda i: axes[i])
     back = [order.index(i) for i in range(len(axes))]
-    shape = _broadcast_shape(r, axes, [x.shape[a] for a in axes])
+    shape = _broadcast_shape(r, axes, [input.shape[a] for a in axes])
 
     def placed(operand):
         sorted_operand = operand if order == sorted(order) else b.transpose(operand, permutation=order)
@@ -221,7 +223,7 @@ def _layer_normalization_grad(g):
     def unplaced(value):  # dimensions in increasing axis order -> in the order of axes
         return value if back == sorted(back) else b.transpose(value, permutation=back)
 
-    dx, normalized = _normalize_grad(g, axes, None if scale is None else placed(scale), dy)
+    dx, normalized = _normalize_grad(g, input, epsilon, axes, None if scale is None else placed(scale), dy)
     dscale = None if scale is None else unplaced(_reduce_to(g, b.mul(dy, normalized), r, axes))
     dbias = None if bias is None else unplaced(_reduce_to(g, dy, r, axes))
-    return [dx, dscale, dbias]
+    return _cotangents(input=dx, scale=dscale, bias=dbias)

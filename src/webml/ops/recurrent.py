@@ -10,11 +10,12 @@ data types and ranks from the limits declared here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..ir import OperandDesc, Value
 from .checks import FLOATS, check_shape, limit, one_of, unsigned_long, valid_dimension
-from .registry import Call, Limit, not_differentiable, op, optional
+from .registry import OPS, OPTIONAL, Call, Limit, not_differentiable, op, optional
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # MLRecurrentNetworkActivation
 DIRECTIONS = ("forward", "backward", "both")  # MLRecurrentNetworkDirection
@@ -22,6 +23,9 @@ GRU_LAYOUTS = ("zrn", "rzn")  # MLGruWeightLayout
 LSTM_LAYOUTS = ("iofg", "ifgo")  # MLLstmWeightLayout
 
 GRU_GATES, LSTM_GATES = 3, 4
+# LSTM's peephole weights are packed input, output, forget whatever the layout.
+PEEPHOLE_GATES = "iof"
+Shape = tuple[int, ...]
 # The spec's defaults: GRU's update/reset and new gate; LSTM's input/forget/output
 # gates, cell gate and the cell state's filter for the hidden state.
 GRU_ACTIVATIONS = ("sigmoid", "tanh")
@@ -86,32 +90,122 @@ def activation_list(call: Call, activations: tuple[str, ...] | None, default: tu
     return activations
 
 
-def sequence_shapes(
-    call: Call, input: Value, weight: Value, recurrent_weight: Value, steps: int, direction: str
-) -> tuple[int, int, int]:
-    """The steps gru and lstm share before the weights' shapes; returns (numDirections, batchSize, inputSize)."""
-    same_type_as_input(call, input, weight=weight, recurrent_weight=recurrent_weight)
-    if input.shape[0] != steps:
-        raise call.error(f"input.shape[0] ({input.shape[0]}) must equal steps ({steps})")
-    _, batch_size, input_size = input.shape
-    num_directions = 2 if direction == "both" else 1
-    return num_directions, batch_size, input_size
+@dataclass(frozen=True)
+class CellKind:
+    """GRU or LSTM: what sets them apart in the validation their four operators share.
+
+    The networks (gru, lstm) and the cells (gruCell, lstmCell) take the same
+    arguments and check them in the same steps: a network's operands have a
+    leading « numDirections » axis that a cell's lack, and a network's states
+    are the optional ``initial_*`` operands where a cell's are required (the
+    operator's declaration says which).  Each rule hands over its arguments
+    by name (its ``locals()``, taken first thing: exactly its parameters).
+    """
+
+    gates: int
+    layouts: tuple[str, ...]
+    activations: tuple[str, ...]  # the spec's defaults
+    states: int  # hidden state (and cell state): as many outputs
+    # lstm names steps == 0 before comparing it with the input's shape; gru does not.
+    positive_steps: bool
+    flags: tuple[str, ...] = ()  # boolean options kept as attributes (gru's reset_after)
+
+    def network(self, call: Call, arguments: Mapping[str, Any]) -> list[Value]:
+        """gru and lstm: [states] (+ the sequence of hidden states « steps, numDirections, batchSize, hiddenSize »)."""
+        # WebIDL conversion of the arguments precedes the method steps.
+        steps = unsigned_long(call, arguments["steps"], "steps")
+        hidden_size = unsigned_long(call, arguments["hidden_size"], "hidden_size")
+        direction = one_of(call, arguments["direction"], DIRECTIONS, "direction")
+        layout, activations, flags = self.options(call, arguments)
+        return_sequence = bool(arguments["return_sequence"])
+
+        if self.positive_steps and steps == 0:
+            raise call.error("steps must be greater than 0")
+        num_directions = 2 if direction == "both" else 1
+        operands = self.check(call, arguments, hidden_size, (num_directions,), steps)
+        activations = activation_list(call, activations, self.activations)
+
+        input = operands["input"]
+        state = (num_directions, input.shape[1], hidden_size)
+        descs = [OperandDesc(input.data_type, check_shape(call, state))] * self.states
+        if return_sequence:
+            descs.append(OperandDesc(input.data_type, check_shape(call, (steps, *state), "output sequence")))
+        attrs = {"steps": steps, "hidden_size": hidden_size, **flags, "return_sequence": return_sequence}
+        return call.emit(operands, descs, **attrs, direction=direction, layout=layout, activations=activations)
+
+    def cell(self, call: Call, arguments: Mapping[str, Any]) -> Any:
+        """gruCell and lstmCell: the new state(s), each « batchSize, hiddenSize » (one bare, several as a list)."""
+        hidden_size = unsigned_long(call, arguments["hidden_size"], "hidden_size")
+        layout, activations, flags = self.options(call, arguments)
+
+        operands = self.check(call, arguments, hidden_size, ())
+        activations = activation_list(call, activations, self.activations)
+
+        input = operands["input"]
+        desc = OperandDesc(input.data_type, check_shape(call, (input.shape[0], hidden_size)))
+        outputs = desc if self.states == 1 else [desc] * self.states
+        return call.emit(operands, outputs, hidden_size=hidden_size, **flags, layout=layout, activations=activations)
+
+    def options(self, call: Call, arguments: Mapping[str, Any]) -> tuple[str, tuple[str, ...] | None, dict[str, bool]]:
+        """WebIDL conversion of the weight layout, the activations and the boolean flags."""
+        layout = one_of(call, arguments["layout"], self.layouts, "layout")
+        activations = activation_names(call, arguments["activations"])
+        return layout, activations, {name: bool(arguments[name]) for name in self.flags}
+
+    def check(
+        self,
+        call: Call,
+        arguments: Mapping[str, Any],
+        hidden_size: int,
+        directions: tuple[int, ...],
+        steps: int | None = None,
+    ) -> dict[str, Value | None]:
+        """The method steps all four share; returns the operands by name.
+
+        The required operands' data types (then, for a network, ``steps``
+        against the input), their shapes, the bias dimension, then each
+        optional operand's data type and shape.  ``directions`` leads every
+        shape but the input's: « numDirections » for a network, () for a cell.
+        """
+        declared = OPS[call.op].operands
+        operands = {o.param: arguments[o.param] for o in declared}
+        input = operands["input"]
+        shapes = operand_shapes(input, hidden_size, self.gates, directions)
+        required = {o.param: operands[o.param] for o in declared if o.kind != OPTIONAL and o.param != "input"}
+        same_type_as_input(call, input, **required)
+        if steps is not None and input.shape[0] != steps:
+            raise call.error(f"input.shape[0] ({input.shape[0]}) must equal steps ({steps})")
+        for name, value in required.items():
+            expect_shape(call, value, name, shapes[name])
+        bias_dimension(call, hidden_size, self.gates)
+        for name in (o.param for o in declared if o.kind == OPTIONAL):
+            option(call, input, operands[name], name, shapes[name])
+        return operands
 
 
-def sequence_outputs(
-    call: Call, input: Value, steps: int, hidden_size: int, num_directions: int, states: int, return_sequence: bool
-) -> list[OperandDesc]:
-    """``states`` outputs « numDirections, batchSize, hiddenSize », then the optional 4-D sequence."""
-    batch_size = input.shape[1]
-    state = check_shape(call, (num_directions, batch_size, hidden_size))
-    descs = [OperandDesc(input.data_type, state)] * states
-    if return_sequence:
-        sequence = check_shape(call, (steps, num_directions, batch_size, hidden_size), "output sequence")
-        descs.append(OperandDesc(input.data_type, sequence))
-    return descs
+def operand_shapes(input: Value, hidden_size: int, gates: int, directions: tuple[int, ...]) -> dict[str, Shape]:
+    """Each operand's shape as the spec derives it from the input, hiddenSize and the directions."""
+    batch_size, input_size = input.shape[-2:]
+    stacked = (*directions, gates * hidden_size)
+    state = (*directions, batch_size, hidden_size)
+    return {
+        "weight": (*stacked, input_size),
+        "recurrent_weight": (*stacked, hidden_size),
+        "bias": stacked,
+        "recurrent_bias": stacked,
+        "peephole_weight": (*directions, len(PEEPHOLE_GATES) * hidden_size),
+        "hidden_state": state,
+        "cell_state": state,
+        "initial_hidden_state": state,
+        "initial_cell_state": state,
+    }
 
 
-# -- gru ------------------------------------------------------------------------------
+GRU = CellKind(GRU_GATES, GRU_LAYOUTS, GRU_ACTIVATIONS, states=1, positive_steps=False, flags=("reset_after",))
+LSTM = CellKind(LSTM_GATES, LSTM_LAYOUTS, LSTM_ACTIVATIONS, states=2, positive_steps=True)
+
+
+# -- the operators ----------------------------------------------------------------------
 
 
 @op(
@@ -144,43 +238,7 @@ def gru(
     activations: Any = None,
 ) -> list[Value]:
     """A GRU network over ``steps`` time steps; returns [last hidden state] (+ the sequence of hidden states)."""
-    # WebIDL conversion of the arguments precedes the method steps.
-    steps = unsigned_long(call, steps, "steps")
-    hidden_size = unsigned_long(call, hidden_size, "hidden_size")
-    direction = one_of(call, direction, DIRECTIONS, "direction")
-    layout = one_of(call, layout, GRU_LAYOUTS, "layout")
-    activations = activation_names(call, activations)
-    reset_after, return_sequence = bool(reset_after), bool(return_sequence)
-
-    num_directions, batch_size, input_size = sequence_shapes(call, input, weight, recurrent_weight, steps, direction)
-    gates = GRU_GATES * hidden_size
-    expect_shape(call, weight, "weight", (num_directions, gates, input_size))
-    expect_shape(call, recurrent_weight, "recurrent_weight", (num_directions, gates, hidden_size))
-    bias_dimension(call, hidden_size, GRU_GATES)
-    option(call, input, bias, "bias", (num_directions, gates))
-    option(call, input, recurrent_bias, "recurrent_bias", (num_directions, gates))
-    option(call, input, initial_hidden_state, "initial_hidden_state", (num_directions, batch_size, hidden_size))
-    activations = activation_list(call, activations, GRU_ACTIVATIONS)
-
-    descs = sequence_outputs(call, input, steps, hidden_size, num_directions, 1, return_sequence)
-    return call.emit(
-        {
-            "input": input,
-            "weight": weight,
-            "recurrent_weight": recurrent_weight,
-            "bias": bias,
-            "recurrent_bias": recurrent_bias,
-            "initial_hidden_state": initial_hidden_state,
-        },
-        descs,
-        steps=steps,
-        hidden_size=hidden_size,
-        reset_after=reset_after,
-        return_sequence=return_sequence,
-        direction=direction,
-        layout=layout,
-        activations=activations,
-    )
+    return GRU.network(call, locals())
 
 
 @op(
@@ -209,41 +267,7 @@ def gru_cell(
     activations: Any = None,
 ) -> Value:
     """One GRU time step; returns the new hidden state « batchSize, hiddenSize »."""
-    hidden_size = unsigned_long(call, hidden_size, "hidden_size")
-    layout = one_of(call, layout, GRU_LAYOUTS, "layout")
-    activations = activation_names(call, activations)
-    reset_after = bool(reset_after)
-
-    same_type_as_input(call, input, weight=weight, recurrent_weight=recurrent_weight, hidden_state=hidden_state)
-    batch_size, input_size = input.shape
-    gates = GRU_GATES * hidden_size
-    expect_shape(call, weight, "weight", (gates, input_size))
-    expect_shape(call, recurrent_weight, "recurrent_weight", (gates, hidden_size))
-    expect_shape(call, hidden_state, "hidden_state", (batch_size, hidden_size))
-    bias_dimension(call, hidden_size, GRU_GATES)
-    option(call, input, bias, "bias", (gates,))
-    option(call, input, recurrent_bias, "recurrent_bias", (gates,))
-    activations = activation_list(call, activations, GRU_ACTIVATIONS)
-
-    shape = check_shape(call, (batch_size, hidden_size))
-    return call.emit(
-        {
-            "input": input,
-            "weight": weight,
-            "recurrent_weight": recurrent_weight,
-            "hidden_state": hidden_state,
-            "bias": bias,
-            "recurrent_bias": recurrent_bias,
-        },
-        OperandDesc(input.data_type, shape),
-        hidden_size=hidden_size,
-        reset_after=reset_after,
-        layout=layout,
-        activations=activations,
-    )
-
-
-# -- lstm -----------------------------------------------------------------------------
+    return GRU.cell(call, locals())
 
 
 @op(
@@ -280,49 +304,7 @@ def lstm(
     activations: Any = None,
 ) -> list[Value]:
     """An LSTM network over ``steps`` time steps; returns [hidden state, cell state] (+ the hidden sequence)."""
-    steps = unsigned_long(call, steps, "steps")
-    hidden_size = unsigned_long(call, hidden_size, "hidden_size")
-    direction = one_of(call, direction, DIRECTIONS, "direction")
-    layout = one_of(call, layout, LSTM_LAYOUTS, "layout")
-    activations = activation_names(call, activations)
-    return_sequence = bool(return_sequence)
-
-    # Unlike gru, lstm's steps name steps == 0 before comparing it with the input's shape.
-    if steps == 0:
-        raise call.error("steps must be greater than 0")
-    num_directions, batch_size, input_size = sequence_shapes(call, input, weight, recurrent_weight, steps, direction)
-    gates = LSTM_GATES * hidden_size
-    expect_shape(call, weight, "weight", (num_directions, gates, input_size))
-    expect_shape(call, recurrent_weight, "recurrent_weight", (num_directions, gates, hidden_size))
-    bias_dimension(call, hidden_size, LSTM_GATES)
-    state = (num_directions, batch_size, hidden_size)
-    option(call, input, bias, "bias", (num_directions, gates))
-    option(call, input, recurrent_bias, "recurrent_bias", (num_directions, gates))
-    option(call, input, peephole_weight, "peephole_weight", (num_directions, 3 * hidden_size))
-    option(call, input, initial_hidden_state, "initial_hidden_state", state)
-    option(call, input, initial_cell_state, "initial_cell_state", state)
-    activations = activation_list(call, activations, LSTM_ACTIVATIONS)
-
-    descs = sequence_outputs(call, input, steps, hidden_size, num_directions, 2, return_sequence)
-    return call.emit(
-        {
-            "input": input,
-            "weight": weight,
-            "recurrent_weight": recurrent_weight,
-            "bias": bias,
-            "recurrent_bias": recurrent_bias,
-            "peephole_weight": peephole_weight,
-            "initial_hidden_state": initial_hidden_state,
-            "initial_cell_state": initial_cell_state,
-        },
-        descs,
-        steps=steps,
-        hidden_size=hidden_size,
-        return_sequence=return_sequence,
-        direction=direction,
-        layout=layout,
-        activations=activations,
-    )
+    return LSTM.network(call, locals())
 
 
 @op(
@@ -355,42 +337,7 @@ def lstm_cell(
     activations: Any = None,
 ) -> list[Value]:
     """One LSTM time step; returns [hidden state, cell state], each « batchSize, hiddenSize »."""
-    hidden_size = unsigned_long(call, hidden_size, "hidden_size")
-    layout = one_of(call, layout, LSTM_LAYOUTS, "layout")
-    activations = activation_names(call, activations)
-
-    same_type_as_input(
-        call, input, weight=weight, recurrent_weight=recurrent_weight, hidden_state=hidden_state, cell_state=cell_state
-    )
-    batch_size, input_size = input.shape
-    gates = LSTM_GATES * hidden_size
-    expect_shape(call, weight, "weight", (gates, input_size))
-    expect_shape(call, recurrent_weight, "recurrent_weight", (gates, hidden_size))
-    expect_shape(call, hidden_state, "hidden_state", (batch_size, hidden_size))
-    expect_shape(call, cell_state, "cell_state", (batch_size, hidden_size))
-    bias_dimension(call, hidden_size, LSTM_GATES)
-    option(call, input, bias, "bias", (gates,))
-    option(call, input, recurrent_bias, "recurrent_bias", (gates,))
-    option(call, input, peephole_weight, "peephole_weight", (3 * hidden_size,))
-    activations = activation_list(call, activations, LSTM_ACTIVATIONS)
-
-    desc = OperandDesc(input.data_type, check_shape(call, (batch_size, hidden_size)))
-    return call.emit(
-        {
-            "input": input,
-            "weight": weight,
-            "recurrent_weight": recurrent_weight,
-            "hidden_state": hidden_state,
-            "cell_state": cell_state,
-            "bias": bias,
-            "recurrent_bias": recurrent_bias,
-            "peephole_weight": peephole_weight,
-        },
-        [desc, desc],
-        hidden_size=hidden_size,
-        layout=layout,
-        activations=activations,
-    )
+    return LSTM.cell(call, locals())
 
 
 # -- gradients ------------------------------------------------------------------

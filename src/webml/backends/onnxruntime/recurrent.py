@@ -17,16 +17,171 @@ computed in float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from .lowering import Lowerer, Op, lowering
+from ...ops.checks import FLOATS
+from ...ops.recurrent import PEEPHOLE_GATES
+from .lowering import Arg, Lowerer, lowering
 
-FLOATS = ("float32", "float16")
 _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 _DIRECTIONS = {"forward": "forward", "backward": "reverse", "both": "bidirectional"}
+_KINDS = {"gru": "GRU", "gruCell": "GRU", "lstm": "LSTM", "lstmCell": "LSTM"}
+_STATES = {"GRU": 1, "LSTM": 2}  # hidden state (and cell state)
 # The gate order of ONNX's weights, in webml's gate names.
 _ONNX_GATES = {"GRU": "zrn", "LSTM": "iofg"}
 _DEFAULT_ACTIVATIONS = {"GRU": ("sigmoid", "tanh"), "LSTM": ("sigmoid", "tanh", "tanh")}
+
+
+@lowering("gru", "gruCell", "lstm", "lstmCell", input=FLOATS)
+def recurrent(
+    lw: Lowerer,
+    input: Arg,
+    weight: Arg,
+    recurrent_weight: Arg,
+    hidden_state: Arg | None = None,
+    cell_state: Arg | None = None,
+    bias: Arg | None = None,
+    recurrent_bias: Arg | None = None,
+    peephole_weight: Arg | None = None,
+    initial_hidden_state: Arg | None = None,
+    initial_cell_state: Arg | None = None,
+    *,
+    out: Arg | list[Arg],
+    **attrs: Any,
+) -> None:
+    """The four operators as ONNX GRU and LSTM, whose outputs are the sequence Y, then the states Y_h (, Y_c).
+
+    A cell (its weight 2-D, without the networks' leading « numDirections »
+    axis) is a network of one step and one direction: Unsqueeze in, Squeeze
+    out.  Its states are the required ``hidden_state`` (and ``cell_state``),
+    a network's the optional ``initial_*`` ones.
+    """
+    assert lw.node is not None  # set for every lowering called
+    kind, cell = _KINDS[lw.node.op], weight.rank == 2
+    outputs = [out] if isinstance(out, Arg) else out
+    states = ([hidden_state, cell_state] if cell else [initial_hidden_state, initial_cell_state])[: _STATES[kind]]
+    rnn = _Rnn(
+        lw, kind, input, weight, recurrent_weight, bias, recurrent_bias, peephole_weight, states, outputs, **attrs
+    )
+    if not _peephole_is_onnx(lw, peephole_weight, rnn.hidden_size):
+        rnn.unrolled()
+    elif not cell:
+        sequence = outputs[len(states)] if rnn.return_sequence else ""
+        rnn.onnx(input, [sequence, *outputs[: len(states)]])
+    else:
+        axis0 = lw.ints([0])
+        ys = [lw.fresh(f"{kind.lower()}_{s}") for s in "hc"[: len(states)]]
+        rnn.onnx(lw.emit("Unsqueeze", [input, axis0]), ["", *ys], axis0)
+        for y, output in zip(ys, outputs):
+            lw.emit("Squeeze", [y, axis0], output)
+
+
+@dataclass(frozen=True)
+class _Rnn:
+    """One recurrent node as its lowering sees it: operands, outputs and attributes."""
+
+    lw: Lowerer
+    kind: str  # "GRU" or "LSTM"
+    input: Arg
+    weight: Arg
+    recurrent_weight: Arg
+    bias: Arg | None
+    recurrent_bias: Arg | None
+    peephole: Arg | None
+    states: list[Arg | None]  # hidden (and cell) state
+    outputs: list[Arg]  # webml's: the states, then the sequence
+    hidden_size: int
+    layout: str
+    activations: Sequence[str]
+    steps: int = 1
+    direction: str = "forward"
+    return_sequence: bool = False
+    reset_after: bool = True
+
+    def onnx(self, x: str, outputs: list[str], axis0: str | None = None) -> None:
+        """An ONNX GRU/LSTM of input ``x``; ``outputs`` are its Y, Y_h(, Y_c) ("" for unused ones).
+
+        The weights' and biases' axis of gates is the one before last.  A cell's
+        2-D parameters and states are made 3-D (one direction) by Unsqueeze on ``axis0``.
+        """
+        lw, kind, layout, direction = self.lw, self.kind, self.layout, self.direction
+        weight, bias, recurrent_bias = self.weight, self.bias, self.recurrent_bias
+        gate_axis, target = weight.rank - 2, _ONNX_GATES[kind]
+
+        def directional(name: str | None) -> str | None:
+            return name if name is None or axis0 is None else lw.emit("Unsqueeze", [name, axis0])
+
+        w = directional(_reorder(lw, weight, gate_axis, layout, target))
+        r = directional(_reorder(lw, self.recurrent_weight, gate_axis, layout, target))
+        b = None
+        if bias is not None or recurrent_bias is not None:
+            zeros = None
+            if bias is None or recurrent_bias is None:
+                zeros = lw.const(np.zeros(weight.shape[:-1]), weight.data_type)
+            both = lw.emit("Concat", [bias or zeros, recurrent_bias or zeros], 1, axis=gate_axis)
+            b = directional(_reorder(lw, both, gate_axis, layout, target, repeats=2))
+        p = directional(self.peephole)
+        inputs: list[str | None] = [x, w, r, b, None, *(directional(s) for s in self.states)]
+        if kind == "LSTM":
+            inputs.append(p)
+        attrs: dict[str, Any] = {}
+        if tuple(self.activations) != _DEFAULT_ACTIVATIONS[kind]:
+            repeats = 2 if direction == "both" else 1
+            attrs["activations"] = [_ACTIVATIONS[f] for f in self.activations] * repeats
+        if kind == "GRU":
+            attrs["linear_before_reset"] = int(self.reset_after)
+        if direction != "forward":
+            attrs["direction"] = _DIRECTIONS[direction]
+        while outputs and not outputs[-1]:
+            outputs = outputs[:-1]
+        lw.emit(kind, inputs, outputs, hidden_size=self.hidden_size, **attrs)
+
+    def unrolled(self) -> None:
+        """lstm or lstmCell in the cell equations, in float32 (a cell's weight is 2-D)."""
+        lw, steps, outputs = self.lw, self.steps, self.outputs
+        num_directions, batch = self.weight.shape[0], self.input.shape[-2]
+        operands = [self.input, self.weight, self.recurrent_weight, self.bias, self.recurrent_bias, self.peephole]
+        x, w, rw, bias, recurrent_bias, peephole, h0, c0 = _float32(lw, [*operands, *self.states])
+        b = _bias_sum(lw, bias, recurrent_bias)
+        if self.weight.rank == 2:
+            xw = lw.emit("Gemm", [x, w, b], 1, transB=1)
+            h_new, c_new = _Cell(lw, self.layout, self.activations, rw, peephole).step(xw, h0, c0)
+            _result(lw, h_new, outputs[0])
+            _result(lw, c_new, outputs[1])
+            return
+        zeros = lw.const(np.zeros((batch, self.hidden_size)), "float32") if h0 is None or c0 is None else None
+        axis0, axes01 = lw.ints([0]), lw.ints([0, 1])
+
+        def directions(name: str | None) -> list[str | None]:
+            """``name``'s slice « ... » for each direction of « numDirections, ... »."""
+            if name is None:
+                return [None] * num_directions
+            parts = [name] if num_directions == 1 else lw.emit("Split", [name], 2, axis=0, num_outputs=2)
+            return [lw.emit("Squeeze", [part, axis0]) for part in parts]
+
+        weights, recurrent_weights, biases, peepholes, h0s, c0s = map(directions, (w, rw, b, peephole, h0, c0))
+        finals_h, finals_c, sequences = [], [], []
+        for d in range(num_directions):
+            cell = _Cell(lw, self.layout, self.activations, recurrent_weights[d], peepholes[d])
+            # x · weightᵀ + biases for every step at once « steps, batch, 4 hidden ».
+            xw = lw.emit("MatMul", [x, lw.emit("Transpose", [weights[d]], 1, perm=[1, 0])])
+            if b is not None:
+                xw = lw.emit("Add", [xw, biases[d]])
+            backward = self.direction == "backward" or d == 1
+            h, c, hs = cell.over_time(xw, h0s[d] or zeros, c0s[d] or zeros, steps, backward, axis0)
+            finals_h.append(lw.emit("Unsqueeze", [h, axis0]))
+            finals_c.append(lw.emit("Unsqueeze", [c, axis0]))
+            if self.return_sequence:
+                steps_1 = [lw.emit("Unsqueeze", [s, axes01]) for s in hs]
+                sequences.append(lw.emit("Concat", steps_1, 1, axis=0) if steps > 1 else steps_1[0])
+        _join(lw, finals_h, 0, outputs[0])
+        _join(lw, finals_c, 0, outputs[1])
+        if self.return_sequence:
+            _join(lw, sequences, 1, outputs[2])
 
 
 def _reorder(lw: Lowerer, x: str, axis: int, layout: str, target: str, repeats: int = 1) -> str:
@@ -39,189 +194,19 @@ def _reorder(lw: Lowerer, x: str, axis: int, layout: str, target: str, repeats: 
     return lw.emit("Concat", [parts[i] for i in order], 1, axis=axis)
 
 
-def _onnx_rnn(
-    lw: Lowerer,
-    kind: str,
-    n: Op,
-    x: str,
-    weight: str,
-    recurrent_weight: str,
-    bias: str | None,
-    recurrent_bias: str | None,
-    peephole: str | None,
-    initial_states: list[str | None],
-    outputs: list[str],
-    *,
-    bias_shape: tuple[int, ...],
-    gate_axis: int,
-    unsqueeze_params: bool,
-    direction: str = "forward",
-) -> None:
-    """An ONNX GRU/LSTM; ``outputs`` are its Y, Y_h(, Y_c) ("" for unused ones).
-
-    ``gate_axis`` is the weights' and biases' axis of gates; the cells pass 2-D parameters, made 3-D
-    (one direction) when ``unsqueeze_params``.
-    """
-    a = n.attrs
-    layout, target = a["layout"], _ONNX_GATES[kind]
-    hidden = a["hidden_size"]
-    axis0 = lw.ints([0]) if unsqueeze_params else None
-
-    def param(name: str) -> str:
-        name = _reorder(lw, name, gate_axis, layout, target)
-        return lw.emit("Unsqueeze", [name, axis0]) if unsqueeze_params else name
-
-    w = param(weight)
-    r = param(recurrent_weight)
-    b = None
-    if bias is not None or recurrent_bias is not None:
-        zeros = None
-        if bias is None or recurrent_bias is None:
-            zeros = lw.const(np.zeros(bias_shape), n.in_type)
-        both = lw.emit("Concat", [bias or zeros, recurrent_bias or zeros], 1, axis=gate_axis)
-        b = _reorder(lw, both, gate_axis, layout, target, repeats=2)
-        if unsqueeze_params:
-            b = lw.emit("Unsqueeze", [b, axis0])
-    p = None
-    if peephole is not None:
-        p = lw.emit("Unsqueeze", [peephole, axis0]) if unsqueeze_params else peephole
-    states = [
-        None if s is None else lw.emit("Unsqueeze", [s, axis0]) if unsqueeze_params else s for s in initial_states
-    ]
-    inputs: list[str | None] = [x, w, r, b, None, *states]
-    if kind == "LSTM":
-        inputs.append(p)
-    while inputs[-1] is None:
-        inputs.pop()
-    activations = a["activations"]
-    attrs = {}
-    if tuple(activations) != _DEFAULT_ACTIVATIONS[kind]:
-        repeats = 2 if direction == "both" else 1
-        attrs["activations"] = [_ACTIVATIONS[f] for f in activations] * repeats
-    if kind == "GRU":
-        attrs["linear_before_reset"] = int(a["reset_after"])
-    if direction != "forward":
-        attrs["direction"] = _DIRECTIONS[direction]
-    while outputs and not outputs[-1]:
-        outputs = outputs[:-1]
-    lw.emit(kind, inputs, outputs, hidden_size=hidden, **attrs)
-
-
-@lowering("gru", input=FLOATS)
-def gru(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, bias, recurrent_bias, h0 = n.inputs
-    a = n.attrs
-    sequence = n.outputs[1] if a["return_sequence"] else ""
-    _onnx_rnn(
-        lw,
-        "GRU",
-        n,
-        x,
-        weight,
-        recurrent_weight,
-        bias,
-        recurrent_bias,
-        None,
-        [h0],
-        [sequence, n.outputs[0]],
-        bias_shape=n.in_descs[1].shape[:2],
-        gate_axis=1,
-        unsqueeze_params=False,
-        direction=a["direction"],
-    )
-
-
-@lowering("gruCell", input=FLOATS)
-def gru_cell(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, h, bias, recurrent_bias = n.inputs
-    axis0 = lw.ints([0])
-    y_h = lw.fresh("gru_h")
-    _onnx_rnn(
-        lw,
-        "GRU",
-        n,
-        lw.emit("Unsqueeze", [x, axis0]),
-        weight,
-        recurrent_weight,
-        bias,
-        recurrent_bias,
-        None,
-        [h],
-        ["", y_h],
-        bias_shape=n.in_descs[1].shape[:1],
-        gate_axis=0,
-        unsqueeze_params=True,
-    )
-    lw.emit("Squeeze", [y_h, axis0], n.output)
-
-
-def _peephole_is_onnx(lw: Lowerer, n: Op, index: int, hidden: int) -> bool:
-    """Whether the peephole at input ``index`` is absent, or a constant whose output-gate part is zero.
+def _peephole_is_onnx(lw: Lowerer, peephole: Arg | None, hidden_size: int) -> bool:
+    """Whether the peephole is absent, or a constant whose output-gate part is zero.
 
     Only then do ONNX's LSTM semantics match webml's (ONNX's output-gate
-    peephole looks at the new cell state).  Peepholes are packed i, o, f.
+    peephole looks at the new cell state).
     """
-    if n.inputs[index] is None:
+    if peephole is None:
         return True
-    array = lw.graph.constants.get(n.node.inputs[index])
+    array = lw.constant_value(peephole)
     if array is None:
         return False
-    return not np.any(np.asarray(array)[..., hidden : 2 * hidden])
-
-
-@lowering("lstm", input=FLOATS)
-def lstm(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, bias, recurrent_bias, peephole, h0, c0 = n.inputs
-    a = n.attrs
-    if not _peephole_is_onnx(lw, n, 5, a["hidden_size"]):
-        _unrolled_lstm(lw, n)
-        return
-    sequence = n.outputs[2] if a["return_sequence"] else ""
-    _onnx_rnn(
-        lw,
-        "LSTM",
-        n,
-        x,
-        weight,
-        recurrent_weight,
-        bias,
-        recurrent_bias,
-        peephole,
-        [h0, c0],
-        [sequence, n.outputs[0], n.outputs[1]],
-        bias_shape=n.in_descs[1].shape[:2],
-        gate_axis=1,
-        unsqueeze_params=False,
-        direction=a["direction"],
-    )
-
-
-@lowering("lstmCell", input=FLOATS)
-def lstm_cell(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, h, c, bias, recurrent_bias, peephole = n.inputs
-    if not _peephole_is_onnx(lw, n, 7, n.attrs["hidden_size"]):
-        _unrolled_lstm_cell(lw, n)
-        return
-    axis0 = lw.ints([0])
-    y_h, y_c = lw.fresh("lstm_h"), lw.fresh("lstm_c")
-    _onnx_rnn(
-        lw,
-        "LSTM",
-        n,
-        lw.emit("Unsqueeze", [x, axis0]),
-        weight,
-        recurrent_weight,
-        bias,
-        recurrent_bias,
-        peephole,
-        [h, c],
-        ["", y_h, y_c],
-        bias_shape=n.in_descs[1].shape[:1],
-        gate_axis=0,
-        unsqueeze_params=True,
-    )
-    lw.emit("Squeeze", [y_h, axis0], n.outputs[0])
-    lw.emit("Squeeze", [y_c, axis0], n.outputs[1])
+    o = PEEPHOLE_GATES.index("o")
+    return not np.any(np.asarray(array)[..., o * hidden_size : (o + 1) * hidden_size])
 
 
 # -- LSTM with webml's peepholes: the cell equations ---------------------------------------
@@ -230,11 +215,13 @@ def lstm_cell(lw: Lowerer, n: Op) -> None:
 class _Cell:
     """One direction's LSTM parameters (float32, 2-D) and its step equations."""
 
-    def __init__(self, lw: Lowerer, n: Op, recurrent_weight: str, peephole: str) -> None:
-        self.lw, self.layout = lw, n.attrs["layout"]
-        self.activations = [_ACTIVATIONS[f] for f in n.attrs["activations"]]
+    def __init__(
+        self, lw: Lowerer, layout: str, activations: Sequence[str], recurrent_weight: str, peephole: str
+    ) -> None:
+        self.lw, self.layout = lw, layout
+        self.activations = [_ACTIVATIONS[f] for f in activations]
         self.recurrent_weight = recurrent_weight
-        self.peepholes = dict(zip("iof", lw.emit("Split", [peephole], 3, axis=0, num_outputs=3)))
+        self.peepholes = dict(zip(PEEPHOLE_GATES, lw.emit("Split", [peephole], 3, axis=0, num_outputs=3)))
 
     def step(self, xw: str, h: str, c: str) -> tuple[str, str]:
         """``xw`` = x · weightᵀ + biases « batch, 4 hidden »; returns the new (h, c)."""
@@ -252,17 +239,29 @@ class _Cell:
         h_new = lw.emit("Mul", [o, lw.emit(filter_, [c_new])])
         return h_new, c_new
 
+    def over_time(
+        self, xw: str, h: str, c: str, steps: int, backward: bool, axis0: str
+    ) -> tuple[str, str, list[str]]:
+        """``xw`` for every step « steps, batch, 4 hidden »; returns the final (h, c) and each step's h."""
+        per_step = self.lw.emit("Split", [xw], steps, axis=0, num_outputs=steps) if steps > 1 else [xw]
+        hs: list[str] = [""] * steps
+        for t in range(steps - 1, -1, -1) if backward else range(steps):
+            h, c = self.step(self.lw.emit("Squeeze", [per_step[t], axis0]), h, c)
+            hs[t] = h
+        return h, c, hs
 
-def _float32(lw: Lowerer, n: Op, name: str | None) -> str | None:
-    return name if name is None or n.in_type == "float32" else lw.cast(name, "float32")
+
+def _float32(lw: Lowerer, operands: Sequence[Arg | None]) -> list[str | None]:
+    """The operands in float32 (the unrolled equations' type), absent ones None."""
+    return [a if a is None or a.data_type == "float32" else lw.cast(a, "float32") for a in operands]
 
 
-def _result(lw: Lowerer, n: Op, name: str, output: str) -> None:
-    """``name`` written to ``output``, cast back to the operator's data type."""
-    if n.in_type == "float32":
+def _result(lw: Lowerer, name: str, output: Arg) -> None:
+    """``name`` written to ``output``, cast back to its data type."""
+    if output.data_type == "float32":
         lw.emit("Identity", [name], output)
     else:
-        lw.cast(name, n.in_type, output)
+        lw.cast(name, output.data_type, output)
 
 
 def _bias_sum(lw: Lowerer, bias: str | None, recurrent_bias: str | None) -> str | None:
@@ -271,64 +270,11 @@ def _bias_sum(lw: Lowerer, bias: str | None, recurrent_bias: str | None) -> str 
     return lw.emit("Add", [bias, recurrent_bias])
 
 
-def _unrolled_lstm_cell(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, h, c, bias, recurrent_bias, peephole = (_float32(lw, n, i) for i in n.inputs)
-    b = _bias_sum(lw, bias, recurrent_bias)
-    xw = lw.emit("Gemm", [x, weight, b], 1, transB=1)
-    h_new, c_new = _Cell(lw, n, recurrent_weight, peephole).step(xw, h, c)
-    _result(lw, n, h_new, n.outputs[0])
-    _result(lw, n, c_new, n.outputs[1])
-
-
-def _unrolled_lstm(lw: Lowerer, n: Op) -> None:
-    x, weight, recurrent_weight, bias, recurrent_bias, peephole, h0, c0 = (_float32(lw, n, i) for i in n.inputs)
-    a = n.attrs
-    steps, hidden = a["steps"], a["hidden_size"]
-    num_directions, batch = n.in_descs[1].shape[0], n.in_descs[0].shape[1]
-    b = _bias_sum(lw, bias, recurrent_bias)
-    zeros = lw.const(np.zeros((batch, hidden)), "float32") if h0 is None or c0 is None else None
-    axis0, axes01 = lw.ints([0]), lw.ints([0, 1])
-
-    def directions(name: str | None) -> list[str | None]:
-        """``name``'s slice « ... » for each direction of « numDirections, ... »."""
-        if name is None:
-            return [None] * num_directions
-        parts = [name] if num_directions == 1 else lw.emit("Split", [name], 2, axis=0, num_outputs=2)
-        return [lw.emit("Squeeze", [part, axis0]) for part in parts]
-
-    weights, recurrent_weights, biases, peepholes, h0s, c0s = map(
-        directions, (weight, recurrent_weight, b, peephole, h0, c0)
-    )
-    finals_h, finals_c, sequences = [], [], []
-    for d in range(num_directions):
-        cell = _Cell(lw, n, recurrent_weights[d], peepholes[d])
-        # x · weightᵀ + biases for every step at once « steps, batch, 4 hidden ».
-        xw = lw.emit("MatMul", [x, lw.emit("Transpose", [weights[d]], 1, perm=[1, 0])])
-        if b is not None:
-            xw = lw.emit("Add", [xw, biases[d]])
-        per_step = lw.emit("Split", [xw], steps, axis=0, num_outputs=steps) if steps > 1 else [xw]
-        h, c = h0s[d] or zeros, c0s[d] or zeros
-        hs: list[str] = [""] * steps
-        backward = a["direction"] == "backward" or d == 1
-        for t in range(steps - 1, -1, -1) if backward else range(steps):
-            h, c = cell.step(lw.emit("Squeeze", [per_step[t], axis0]), h, c)
-            hs[t] = h
-        finals_h.append(lw.emit("Unsqueeze", [h, axis0]))
-        finals_c.append(lw.emit("Unsqueeze", [c, axis0]))
-        if a["return_sequence"]:
-            steps_1 = [lw.emit("Unsqueeze", [s, axes01]) for s in hs]
-            sequences.append(lw.emit("Concat", steps_1, 1, axis=0) if steps > 1 else steps_1[0])
-    _join(lw, n, finals_h, 0, n.outputs[0])
-    _join(lw, n, finals_c, 0, n.outputs[1])
-    if a["return_sequence"]:
-        _join(lw, n, sequences, 1, n.outputs[2])
-
-
-def _join(lw: Lowerer, n: Op, parts: list[str], axis: int, output: str) -> None:
+def _join(lw: Lowerer, parts: list[str], axis: int, output: Arg) -> None:
     """The directions' ``parts`` concatenated along ``axis``, cast back, written to ``output``."""
     if len(parts) == 1:
-        _result(lw, n, parts[0], output)
+        _result(lw, parts[0], output)
         return
-    joined = lw.emit("Concat", parts, output if n.in_type == "float32" else 1, axis=axis)
-    if n.in_type != "float32":
-        lw.cast(joined, n.in_type, output)
+    joined = lw.emit("Concat", parts, output if output.data_type == "float32" else 1, axis=axis)
+    if output.data_type != "float32":
+        lw.cast(joined, output.data_type, output)

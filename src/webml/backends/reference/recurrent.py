@@ -10,10 +10,12 @@ reverse and writing each step's hidden state at its own time index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ...ops.recurrent import PEEPHOLE_GATES
 from .kernels import kernel
 
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -21,9 +23,6 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "tanh": np.tanh,
 }
-
-# LSTM's peephole weights are packed input, output, forget whatever the layout.
-PEEPHOLE_GATES = "iof"
 
 
 def gate_slices(layout: str, hidden_size: int) -> dict[str, slice]:
@@ -40,11 +39,26 @@ def biases(bias: np.ndarray | None, recurrent_bias: np.ndarray | None) -> np.nda
     return total
 
 
-def gru_step(x, h, weight, recurrent_weight, bias, recurrent_bias, *, hidden_size, reset_after, layout, activations):
-    """gruCell: x « batch, input », h « batch, hidden » -> the new hidden state."""
+@kernel("gruCell")
+def gru_cell(
+    input,
+    weight,
+    recurrent_weight,
+    hidden_state,
+    bias=None,
+    recurrent_bias=None,
+    *,
+    out=None,
+    hidden_size,
+    reset_after,
+    layout,
+    activations,
+):
+    """input « batch, input », hidden_state « batch, hidden » -> the new hidden state."""
     gate, new = (ACTIVATIONS[a] for a in activations)
     s = gate_slices(layout, hidden_size)
-    x_w = x @ weight.T
+    h = hidden_state
+    x_w = input @ weight.T
     h_r = h @ recurrent_weight.T
     b = bias if bias is not None else np.zeros(len(weight))
     rb = recurrent_bias if recurrent_bias is not None else np.zeros(len(weight))
@@ -58,100 +72,6 @@ def gru_step(x, h, weight, recurrent_weight, bias, recurrent_bias, *, hidden_siz
     return z * h + n * (1.0 - z)
 
 
-def lstm_step(x, h, c, weight, recurrent_weight, bias, recurrent_bias, peephole, *, hidden_size, layout, activations):
-    """lstmCell: returns (new hidden state, new cell state)."""
-    gate, cell, filter_ = (ACTIVATIONS[a] for a in activations)
-    s = gate_slices(layout, hidden_size)
-    pre = biases(bias, recurrent_bias) + (x @ weight.T + h @ recurrent_weight.T)
-    p = gate_slices(PEEPHOLE_GATES, hidden_size)
-
-    def peep(g: str) -> np.ndarray | float:
-        # The peepholes of the input, forget and output gates all look at the incoming cell state.
-        return 0.0 if peephole is None else c * peephole[p[g]]
-
-    i = gate(peep("i") + pre[:, s["i"]])
-    f = gate(peep("f") + pre[:, s["f"]])
-    g = cell(pre[:, s["g"]])
-    o = gate(peep("o") + pre[:, s["o"]])
-    c_new = f * c + i * g
-    return o * filter_(c_new), c_new
-
-
-def run_directions(
-    input: np.ndarray,
-    direction: str,
-    initial: Sequence[np.ndarray],
-    step: Callable[[int, np.ndarray, tuple[np.ndarray, ...]], tuple[np.ndarray, ...]],
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Run ``step(dir, x_t, states) -> states`` over time for each direction.
-
-    ``initial`` holds each state « numDirections, batch, hidden ».  Returns the
-    final states (same shapes) and the sequence of hidden states (the first
-    state) « steps, numDirections, batch, hidden », indexed by time step.
-    """
-    steps = input.shape[0]
-    num_directions = initial[0].shape[0]
-    sequence = np.empty((steps, *initial[0].shape))
-    finals = [np.empty_like(s) for s in initial]
-    for d in range(num_directions):
-        states = tuple(s[d] for s in initial)
-        backward = direction == "backward" or d == 1
-        for t in range(steps - 1, -1, -1) if backward else range(steps):
-            states = step(d, input[t], states)
-            sequence[t, d] = states[0]
-        for final, state in zip(finals, states):
-            final[d] = state
-    return finals, sequence
-
-
-def initial_state(state: np.ndarray | None, num_directions: int, batch_size: int, hidden_size: int) -> np.ndarray:
-    """An initial state, zeros when not given."""
-    return np.zeros((num_directions, batch_size, hidden_size)) if state is None else state
-
-
-def per_direction(t: np.ndarray | None, d: int) -> np.ndarray | None:
-    return None if t is None else t[d]
-
-
-@kernel("gruCell")
-def gru_cell(input, weight, recurrent_weight, hidden_state, bias=None, recurrent_bias=None, *, out, **attrs):
-    return gru_step(input, hidden_state, weight, recurrent_weight, bias, recurrent_bias, **attrs)
-
-
-@kernel("gru")
-def gru(
-    input,
-    weight,
-    recurrent_weight,
-    bias=None,
-    recurrent_bias=None,
-    initial_hidden_state=None,
-    *,
-    out,
-    steps,
-    hidden_size,
-    reset_after,
-    return_sequence,
-    direction,
-    layout,
-    activations,
-):
-    num_directions = weight.shape[0]
-    h0 = initial_state(initial_hidden_state, num_directions, input.shape[1], hidden_size)
-
-    def step(d, x, states):
-        (h,) = states
-        args = (weight[d], recurrent_weight[d], per_direction(bias, d), per_direction(recurrent_bias, d))
-        h = gru_step(
-            x, h, *args, hidden_size=hidden_size, reset_after=reset_after, layout=layout, activations=activations
-        )
-        return (h,)
-
-    (hidden,), sequence = run_directions(input, direction, [h0], step)
-    # One output is returned bare, several as a list (the runtime's convention).
-    return [hidden, sequence] if return_sequence else hidden
-
-
 @kernel("lstmCell")
 def lstm_cell(
     input,
@@ -163,48 +83,76 @@ def lstm_cell(
     recurrent_bias=None,
     peephole_weight=None,
     *,
-    out,
-    **attrs,
-):
-    h, c = lstm_step(
-        input, hidden_state, cell_state, weight, recurrent_weight, bias, recurrent_bias, peephole_weight, **attrs
-    )
-    return [h, c]
-
-
-@kernel("lstm")
-def lstm(
-    input,
-    weight,
-    recurrent_weight,
-    bias=None,
-    recurrent_bias=None,
-    peephole_weight=None,
-    initial_hidden_state=None,
-    initial_cell_state=None,
-    *,
-    out,
-    steps,
+    out=None,
     hidden_size,
-    return_sequence,
-    direction,
     layout,
     activations,
 ):
-    num_directions, batch_size = weight.shape[0], input.shape[1]
-    h0 = initial_state(initial_hidden_state, num_directions, batch_size, hidden_size)
-    c0 = initial_state(initial_cell_state, num_directions, batch_size, hidden_size)
+    """Returns [new hidden state, new cell state]."""
+    gate, cell, filter_ = (ACTIVATIONS[a] for a in activations)
+    s = gate_slices(layout, hidden_size)
+    c = cell_state
+    pre = biases(bias, recurrent_bias) + (input @ weight.T + hidden_state @ recurrent_weight.T)
+    p = gate_slices(PEEPHOLE_GATES, hidden_size)
 
-    def step(d, x, states):
-        h, c = states
-        args = (
-            weight[d],
-            recurrent_weight[d],
-            per_direction(bias, d),
-            per_direction(recurrent_bias, d),
-            per_direction(peephole_weight, d),
-        )
-        return lstm_step(x, h, c, *args, hidden_size=hidden_size, layout=layout, activations=activations)
+    def peep(g: str) -> np.ndarray | float:
+        # The peepholes of the input, forget and output gates all look at the incoming cell state.
+        return 0.0 if peephole_weight is None else c * peephole_weight[p[g]]
 
-    (hidden, cell), sequence = run_directions(input, direction, [h0, c0], step)
-    return [hidden, cell, sequence] if return_sequence else [hidden, cell]
+    i = gate(peep("i") + pre[:, s["i"]])
+    f = gate(peep("f") + pre[:, s["f"]])
+    g = cell(pre[:, s["g"]])
+    o = gate(peep("o") + pre[:, s["o"]])
+    c_new = f * c + i * g
+    return [o * filter_(c_new), c_new]
+
+
+def network(
+    cell: Callable[..., Any],
+    input: np.ndarray,
+    direction: str,
+    initial: dict[str, np.ndarray | None],
+    *,
+    hidden_size: int,
+    **arguments: Any,
+) -> list[np.ndarray]:
+    """Run the ``cell`` kernel over time for each direction: the spec's decomposition of gru and lstm.
+
+    ``initial`` holds the cell's state operands by name (hidden first), each
+    « numDirections, batch, hidden » or None (zeros); ``arguments`` the
+    cell's other operands by name, each with a leading « numDirections »
+    axis (arrays, as every operand arrives), and its attributes.  Returns the
+    final states (same shapes), then the sequence of hidden states « steps,
+    numDirections, batch, hidden », indexed by time step.
+    """
+    steps, batch_size = input.shape[:2]
+    num_directions = arguments["weight"].shape[0]
+    zeros = np.zeros((num_directions, batch_size, hidden_size))
+    sequence = np.empty((steps, num_directions, batch_size, hidden_size))
+    finals = {name: np.empty_like(zeros) for name in initial}
+    for d in range(num_directions):
+        states = {name: (zeros if s is None else s)[d] for name, s in initial.items()}
+        per_direction = {k: v[d] if isinstance(v, np.ndarray) else v for k, v in arguments.items()}
+        backward = direction == "backward" or d == 1
+        for t in range(steps - 1, -1, -1) if backward else range(steps):
+            new = cell(input=input[t], **states, **per_direction, hidden_size=hidden_size)
+            # The cell returns its new states in the order of ``initial`` (one bare).
+            states = dict(zip(states, new if isinstance(new, list) else [new]))
+            sequence[t, d] = states["hidden_state"]
+        for name, state in states.items():
+            finals[name][d] = state
+    return [*finals.values(), sequence]
+
+
+@kernel("gru")
+def gru(input, initial_hidden_state=None, *, out, steps, return_sequence, direction, **cell):
+    hidden, sequence = network(gru_cell, input, direction, {"hidden_state": initial_hidden_state}, **cell)
+    # One output is returned bare, several as a list (the runtime's convention).
+    return [hidden, sequence] if return_sequence else hidden
+
+
+@kernel("lstm")
+def lstm(input, initial_hidden_state=None, initial_cell_state=None, *, out, steps, return_sequence, direction, **cell):
+    initial = {"hidden_state": initial_hidden_state, "cell_state": initial_cell_state}
+    outputs = network(lstm_cell, input, direction, initial, **cell)
+    return outputs if return_sequence else outputs[:2]
