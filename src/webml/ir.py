@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 
-__all__ = ["Graph", "Node", "OperandDesc", "Value", "ancestors", "freeze"]
+__all__ = ["Graph", "HasDesc", "Node", "OperandDesc", "Value", "ancestors", "freeze"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +47,10 @@ class OperandDesc:
         return f"{self.data_type}{list(self.shape)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
-    """An operand of the graph being built: its id and descriptor.
+class HasDesc:
+    """``data_type``, ``shape`` and ``rank`` of something with a ``desc`` (an OperandDesc)."""
 
-    Operator rules see operands only as Values (descriptors), never builder objects.
-    """
-
-    id: int
+    __slots__ = ()
     desc: OperandDesc
 
     @property
@@ -68,6 +64,17 @@ class Value:
     @property
     def rank(self) -> int:
         return len(self.desc.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Value(HasDesc):
+    """An operand of the graph being built: its id and descriptor.
+
+    Operator rules see operands only as Values (descriptors), never builder objects.
+    """
+
+    id: int
+    desc: OperandDesc
 
 
 def freeze(value: Any) -> Any:

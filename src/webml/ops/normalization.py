@@ -158,11 +158,6 @@ def _reduce_to(g, value, rank: int, axes: Sequence[int]):
     return g.b.reduce_sum(value, axes=_others(rank, axes))
 
 
-def _cotangents(**cotangents):
-    """The cotangents by operand name, left out for absent operands (None: a rule's absent scale or bias)."""
-    return {name: d for name, d in cotangents.items() if d is not None}
-
-
 @gradient("batchNormalization")
 def _batch_normalization_grad(g, input, mean, variance, scale=None, bias=None, *, axis, epsilon):
     # y = scale * (x - mean) * inv + bias, inv = (variance + epsilon)^-1/2, per feature along axis.
@@ -178,7 +173,7 @@ def _batch_normalization_grad(g, input, mean, variance, scale=None, bias=None, *
     dvariance = b.mul(_reduce_to(g, b.mul(dy_scaled, centered), r, [axis]), half_cube)
     dscale = None if scale is None else b.mul(_reduce_to(g, b.mul(dy, centered), r, [axis]), inv)
     dbias = None if bias is None else _reduce_to(g, dy, r, [axis])
-    return _cotangents(input=dx, mean=dmean, variance=dvariance, scale=dscale, bias=dbias)
+    return {"input": dx, "mean": dmean, "variance": dvariance, "scale": dscale, "bias": dbias}
 
 
 def _normalize_grad(g, x, epsilon: float, axes: Sequence[int], scale_shaped, dy):
@@ -205,7 +200,7 @@ def _instance_normalization_grad(g, input, scale=None, bias=None, *, epsilon, la
     dx, normalized = _normalize_grad(g, input, epsilon, spatial, None if scale is None else b.reshape(scale, shape), dy)
     dscale = None if scale is None else _reduce_to(g, b.mul(dy, normalized), 4, [channel])
     dbias = None if bias is None else _reduce_to(g, dy, 4, [channel])
-    return _cotangents(input=dx, scale=dscale, bias=dbias)
+    return {"input": dx, "scale": dscale, "bias": dbias}
 
 
 @gradient("layerNormalization")
@@ -226,4 +221,4 @@ def _layer_normalization_grad(g, input, scale=None, bias=None, *, axes, epsilon)
     dx, normalized = _normalize_grad(g, input, epsilon, axes, None if scale is None else placed(scale), dy)
     dscale = None if scale is None else unplaced(_reduce_to(g, b.mul(dy, normalized), r, axes))
     dbias = None if bias is None else unplaced(_reduce_to(g, dy, r, axes))
-    return _cotangents(input=dx, scale=dscale, bias=dbias)
+    return {"input": dx, "scale": dscale, "bias": dbias}

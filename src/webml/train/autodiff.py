@@ -19,14 +19,13 @@ flows, e.g. indices), built with ``g.b`` (the builder)::
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..api.builder import MLGraphBuilder, operand_of, operand_value, producer, recorded_nodes
 from ..api.operand import MLOperand
 from ..ir import Node, ancestors
-from ..ops.registry import GRADIENTS, NOT_DIFFERENTIABLE, OPS
+from ..ops.registry import GRADIENTS, NOT_DIFFERENTIABLE
 
 __all__ = ["GradCall", "grad"]
 
@@ -42,11 +41,6 @@ class GradCall:
             name: [_operand(builder, i) for i in ids] if isinstance(ids, tuple) else _operand(builder, ids)
             for name, ids in node.inputs.items()
         }
-        # TRANSITIONAL (issue 10): the operands in order, None where absent, for rules of the (g) form.
-        self.inputs: list[MLOperand | None] = []
-        for operand in OPS[node.op].operands if node.op in OPS else ():
-            value = self.operands.get(operand.param)
-            self.inputs.extend(value if isinstance(value, list) else [value])
         self.outputs: list[MLOperand] = [_operand(builder, o) for o in node.outputs]
         self.douts = douts
 
@@ -152,14 +146,15 @@ def grad(builder: MLGraphBuilder, loss: MLOperand, params: Sequence[MLOperand]) 
 def _cotangents(rule: Any, g: GradCall) -> list[tuple[int, MLOperand | None]]:
     """(operand id, cotangent) pairs of what ``rule`` returns for the node of ``g``."""
     node = g.node
-    if len(inspect.signature(rule).parameters) == 1:  # TRANSITIONAL: the (g) form returning a list
-        return list(zip((i for i in _ordered_ids(node)), rule(g)))
     result = rule(g, **g.operands, **node.attrs)
-    unknown = set(result) - node.inputs.keys()
+    # None is "no cotangent", also for an absent optional operand; anything else must name an operand.
+    unknown = {name for name, d in result.items() if d is not None and name not in node.inputs}
     if unknown:
         raise AssertionError(f"the gradient rule of {node.op} returned cotangents of {sorted(unknown)}")
     pairs: list[tuple[int, MLOperand | None]] = []
     for name, d in result.items():
+        if name not in node.inputs:
+            continue
         ids, operands = node.inputs[name], g.operands[name]
         if isinstance(ids, tuple):
             douts = d if d is not None else [None] * len(ids)
@@ -174,11 +169,3 @@ def _unbroadcast(g: GradCall, cotangent: MLOperand | None, operand: MLOperand) -
     if cotangent is None or cotangent.shape == operand.shape:
         return cotangent
     return g.unbroadcast(cotangent, operand)
-
-
-def _ordered_ids(node: Node) -> list[int | None]:
-    ids: list[int | None] = []
-    for operand in OPS[node.op].operands:
-        value = node.inputs.get(operand.param)
-        ids.extend(value if isinstance(value, tuple) else [value])
-    return ids

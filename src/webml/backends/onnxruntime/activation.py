@@ -28,7 +28,7 @@ _DIRECT = {
 def direct(lw: Lowerer, input: Arg, *, out: Arg, **attrs: float) -> None:
     # alpha/beta were cast to the input's type, so as float attributes they are exact.
     options = {k: float(v) for k, v in attrs.items() if k in ("alpha", "beta")}
-    lw.emit(_DIRECT[lw.node.op], [input], out, **options)
+    lw.emit(_DIRECT[lw.op], [input], out, **options)
 
 
 @lowering("sigmoid", input=FLOATS)

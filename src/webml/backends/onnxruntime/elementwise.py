@@ -10,7 +10,7 @@ _ONNX = {"add": "Add", "sub": "Sub", "mul": "Mul", "max": "Max", "min": "Min"}
 
 @lowering(*_ONNX, a=NUMERIC)
 def arithmetic(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
-    lw.emit(_ONNX[lw.node.op], [a, b], out)
+    lw.emit(_ONNX[lw.op], [a, b], out)
 
 
 @lowering("div", a=NUMERIC)

@@ -22,7 +22,7 @@ _ONNX_TESTS = {"isNaN": "IsNaN", "isInfinite": "IsInf"}
 
 @lowering(*_COMPARISONS, a=NUMERIC)
 def comparison(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
-    lw.cast(lw.emit(_COMPARISONS[lw.node.op], [a, b]), "uint8", out)
+    lw.cast(lw.emit(_COMPARISONS[lw.op], [a, b]), "uint8", out)
 
 
 @lowering("notEqual", a=NUMERIC)
@@ -40,7 +40,7 @@ def logical_not(lw: Lowerer, a: Arg, *, out: Arg) -> None:
 def logical_and_or(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
     # On uint8, a and b are both non-zero iff min(a, b) is, either is iff max(a, b) is;
     # Cast to bool maps non-zero to true.
-    combined = lw.emit("Min" if lw.node.op == "logicalAnd" else "Max", [a, b])
+    combined = lw.emit("Min" if lw.op == "logicalAnd" else "Max", [a, b])
     lw.cast(lw.cast(combined, "bool"), "uint8", out)
 
 
@@ -51,4 +51,4 @@ def logical_xor(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
 
 @lowering(*_ONNX_TESTS, a=FLOATS)
 def float_test(lw: Lowerer, a: Arg, *, out: Arg) -> None:
-    lw.cast(lw.emit(_ONNX_TESTS[lw.node.op], [a]), "uint8", out)
+    lw.cast(lw.emit(_ONNX_TESTS[lw.op], [a]), "uint8", out)

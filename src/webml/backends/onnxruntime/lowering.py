@@ -23,7 +23,6 @@ handed over as an OrtValue) is :mod:`.weights`' decision.
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ... import dtypes
-from ...ir import Graph, Node, OperandDesc
+from ...ir import Graph, HasDesc, Node, OperandDesc
 from ...ops import FAMILIES, OPS
 from ...ops.registry import register
 from .weights import Weights
@@ -104,7 +103,7 @@ def lowering(*names: str, **argument_types: Iterable[str]):
     return decorate
 
 
-class Arg(str):
+class Arg(HasDesc, str):
     """An operand or output as a lowering sees it: its ONNX value name, with its descriptor."""
 
     desc: OperandDesc
@@ -114,54 +113,6 @@ class Arg(str):
         arg = super().__new__(cls, name)
         arg.desc, arg.id = desc, oid
         return arg
-
-    @property
-    def data_type(self) -> str:
-        return self.desc.data_type
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.desc.shape
-
-    @property
-    def rank(self) -> int:
-        return self.desc.rank
-
-
-# TRANSITIONAL (issue 10): the (lw, op) form of lowerings not yet taking named operands.
-@dataclass
-class Op:
-    """A node as its lowering sees it: ONNX value names and descriptors."""
-
-    node: Node
-    inputs: list[str | None]
-    outputs: list[str]
-    in_descs: list[OperandDesc | None]
-    out_descs: list[OperandDesc]
-
-    @property
-    def attrs(self) -> Mapping[str, Any]:
-        return self.node.attrs
-
-    @property
-    def input(self) -> str:
-        """The first input's name."""
-        assert self.inputs[0] is not None
-        return self.inputs[0]
-
-    @property
-    def output(self) -> str:
-        return self.outputs[0]
-
-    @property
-    def in_type(self) -> str:
-        desc = self.in_descs[0]
-        assert desc is not None
-        return desc.data_type
-
-    @property
-    def out_type(self) -> str:
-        return self.out_descs[0].data_type
 
 
 @dataclass
@@ -184,8 +135,8 @@ class Lowerer:
         self.graph = graph
         self.nodes: list[onnx.NodeProto] = []
         self.weights = Weights(embed_all=embed_all)
-        #: The node being lowered (its ``op`` tells apart operators that share a lowering).
-        self.node: Node | None = None
+        #: The operator being lowered (it tells apart operators that share a lowering).
+        self.op = ""
         self._names: dict[int, str] = {}
         self._used: set[str] = set()
         self._counter = 0
@@ -319,17 +270,8 @@ class Lowerer:
             name: [arg(i) for i in ids] if isinstance(ids, tuple) else arg(ids) for name, ids in node.inputs.items()
         }
         outs = [arg(o) for o in node.outputs]
-        fn = LOWERINGS[node.op].fn
-        if len(inspect.signature(fn).parameters) == 2:  # TRANSITIONAL: the (lw, op) form
-            ins: list[Any] = []
-            for operand in OPS[node.op].operands:
-                value = operands.get(operand.param)
-                ins.extend(value if isinstance(value, list) else [value])
-            positional = Node(node.op, tuple(None if i is None else i.id for i in ins), node.outputs, node.attrs)  # type: ignore[arg-type]
-            fn(self, Op(positional, ins, outs, [None if i is None else i.desc for i in ins], [o.desc for o in outs]))
-            return
-        self.node = node
-        fn(self, **operands, out=outs[0] if len(outs) == 1 else outs, **node.attrs)
+        self.op = node.op
+        LOWERINGS[node.op].fn(self, **operands, out=outs[0] if len(outs) == 1 else outs, **node.attrs)
 
 
 def lower(graph: Graph, *, embed_all: bool = False) -> Lowered:

@@ -24,16 +24,8 @@ def _filled(lw: Lowerer, name: str | None, value: float, shape, data_type: str) 
 
 @lowering("batchNormalization", input=FLOATS)
 def batch_normalization(
-    lw: Lowerer,
-    input: Arg,
-    mean: Arg,
-    variance: Arg,
-    scale: Arg | None = None,
-    bias: Arg | None = None,
-    *,
-    out: Arg,
-    axis: int,
-    epsilon: float,
+    lw: Lowerer, input: Arg, mean: Arg, variance: Arg, scale: Arg | None = None, bias: Arg | None = None,
+    *, out: Arg, axis: int, epsilon: float,
 ) -> None:
     # Not ONNX BatchNormalization: its kernel folds the mean into the bias (x * a + (bias - mean * a)),
     # which cancels catastrophically for x near the mean and misses WPT's tolerance.  Here the

@@ -37,21 +37,12 @@ _DEFAULT_ACTIVATIONS = {"GRU": ("sigmoid", "tanh"), "LSTM": ("sigmoid", "tanh", 
 
 
 @lowering("gru", "gruCell", "lstm", "lstmCell", input=FLOATS)
-def recurrent(
-    lw: Lowerer,
-    input: Arg,
-    weight: Arg,
-    recurrent_weight: Arg,
-    hidden_state: Arg | None = None,
-    cell_state: Arg | None = None,
-    bias: Arg | None = None,
-    recurrent_bias: Arg | None = None,
-    peephole_weight: Arg | None = None,
-    initial_hidden_state: Arg | None = None,
-    initial_cell_state: Arg | None = None,
-    *,
-    out: Arg | list[Arg],
-    **attrs: Any,
+def recurrent(  # the operands of the four, grouped by what they are
+    lw: Lowerer, input: Arg, weight: Arg, recurrent_weight: Arg,
+    bias: Arg | None = None, recurrent_bias: Arg | None = None, peephole_weight: Arg | None = None,
+    hidden_state: Arg | None = None, cell_state: Arg | None = None,  # a cell's
+    initial_hidden_state: Arg | None = None, initial_cell_state: Arg | None = None,  # a network's
+    *, out: Arg | list[Arg], **attrs: Any,
 ) -> None:
     """The four operators as ONNX GRU and LSTM, whose outputs are the sequence Y, then the states Y_h (, Y_c).
 
@@ -60,8 +51,7 @@ def recurrent(
     out.  Its states are the required ``hidden_state`` (and ``cell_state``),
     a network's the optional ``initial_*`` ones.
     """
-    assert lw.node is not None  # set for every lowering called
-    kind, cell = _KINDS[lw.node.op], weight.rank == 2
+    kind, cell = _KINDS[lw.op], weight.rank == 2
     outputs = [out] if isinstance(out, Arg) else out
     states = ([hidden_state, cell_state] if cell else [initial_hidden_state, initial_cell_state])[: _STATES[kind]]
     rnn = _Rnn(

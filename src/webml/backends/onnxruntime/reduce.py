@@ -122,8 +122,7 @@ def arg_min_max(lw: Lowerer, input: Arg, *, out: Arg, axis: int, keep_dimensions
         x = lw.cast(x, "int64")
     elif dt == "uint64":
         x = _to_ordered(lw, x)
-    assert lw.node is not None
-    op_type = "ArgMin" if lw.node.op == "argMin" else "ArgMax"
+    op_type = "ArgMin" if lw.op == "argMin" else "ArgMax"
     attrs = {"axis": int(axis), "keepdims": int(bool(keep_dimensions)), "select_last_index": 0}
     if out.data_type == "int64":
         lw.emit(op_type, [x], out, **attrs)

@@ -24,7 +24,7 @@ _FLOAT_OPS = {
 
 @lowering(*_FLOAT_OPS, input=FLOATS)
 def float_unary(lw: Lowerer, input: Arg, *, out: Arg) -> None:
-    lw.emit(_FLOAT_OPS[lw.node.op], [input], out)
+    lw.emit(_FLOAT_OPS[lw.op], [input], out)
 
 
 @lowering("identity", input=NUMERIC)
@@ -40,7 +40,7 @@ def abs_neg(lw: Lowerer, input: Arg, *, out: Arg) -> None:
         # to the maximum, which is what raising the minimum by one first gives.
         lowest = np.iinfo(np.dtype(input.data_type)).min
         x = lw.emit("Max", [x, lw.const(lowest + 1, input.data_type)])
-    lw.emit("Abs" if lw.node.op == "abs" else "Neg", [x], out)
+    lw.emit("Abs" if lw.op == "abs" else "Neg", [x], out)
 
 
 @lowering("sign", input=SIGNED)

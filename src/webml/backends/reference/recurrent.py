@@ -111,48 +111,60 @@ def network(
     cell: Callable[..., Any],
     input: np.ndarray,
     direction: str,
-    initial: dict[str, np.ndarray | None],
+    states: dict[str, np.ndarray | None],
+    operands: dict[str, np.ndarray | None],
     *,
     hidden_size: int,
-    **arguments: Any,
+    **attrs: Any,
 ) -> list[np.ndarray]:
     """Run the ``cell`` kernel over time for each direction: the spec's decomposition of gru and lstm.
 
-    ``initial`` holds the cell's state operands by name (hidden first), each
-    « numDirections, batch, hidden » or None (zeros); ``arguments`` the
-    cell's other operands by name, each with a leading « numDirections »
-    axis (arrays, as every operand arrives), and its attributes.  Returns the
-    final states (same shapes), then the sequence of hidden states « steps,
-    numDirections, batch, hidden », indexed by time step.
+    ``states`` holds the cell's initial state operands by the cell's names
+    (hidden first), each « numDirections, batch, hidden » or None (zeros);
+    ``operands`` the cell's other operands by name, each with a leading
+    « numDirections » axis or None; ``attrs`` the cell's attributes.  Returns
+    the final states (same shapes), then the sequence of hidden states
+    « steps, numDirections, batch, hidden », indexed by time step.
     """
     steps, batch_size = input.shape[:2]
-    num_directions = arguments["weight"].shape[0]
+    num_directions = operands["weight"].shape[0]
     zeros = np.zeros((num_directions, batch_size, hidden_size))
     sequence = np.empty((steps, num_directions, batch_size, hidden_size))
-    finals = {name: np.empty_like(zeros) for name in initial}
+    finals = {name: np.empty_like(zeros) for name in states}
     for d in range(num_directions):
-        states = {name: (zeros if s is None else s)[d] for name, s in initial.items()}
-        per_direction = {k: v[d] if isinstance(v, np.ndarray) else v for k, v in arguments.items()}
+        current = {name: (zeros if s is None else s)[d] for name, s in states.items()}
+        per_direction = {name: None if v is None else v[d] for name, v in operands.items()}
         backward = direction == "backward" or d == 1
         for t in range(steps - 1, -1, -1) if backward else range(steps):
-            new = cell(input=input[t], **states, **per_direction, hidden_size=hidden_size)
-            # The cell returns its new states in the order of ``initial`` (one bare).
-            states = dict(zip(states, new if isinstance(new, list) else [new]))
-            sequence[t, d] = states["hidden_state"]
-        for name, state in states.items():
+            new = cell(input=input[t], **current, **per_direction, hidden_size=hidden_size, **attrs)
+            # The cell returns its new states in the order of ``states`` (one bare).
+            current = dict(zip(current, new if isinstance(new, list) else [new]))
+            sequence[t, d] = current["hidden_state"]
+        for name, state in current.items():
             finals[name][d] = state
     return [*finals.values(), sequence]
 
 
 @kernel("gru")
-def gru(input, initial_hidden_state=None, *, out, steps, return_sequence, direction, **cell):
-    hidden, sequence = network(gru_cell, input, direction, {"hidden_state": initial_hidden_state}, **cell)
+def gru(
+    input, weight, recurrent_weight, bias=None, recurrent_bias=None, initial_hidden_state=None,
+    *, out, steps, return_sequence, direction, **attrs,
+):
+    operands = {"weight": weight, "recurrent_weight": recurrent_weight, "bias": bias, "recurrent_bias": recurrent_bias}
+    hidden, sequence = network(gru_cell, input, direction, {"hidden_state": initial_hidden_state}, operands, **attrs)
     # One output is returned bare, several as a list (the runtime's convention).
     return [hidden, sequence] if return_sequence else hidden
 
 
 @kernel("lstm")
-def lstm(input, initial_hidden_state=None, initial_cell_state=None, *, out, steps, return_sequence, direction, **cell):
-    initial = {"hidden_state": initial_hidden_state, "cell_state": initial_cell_state}
-    outputs = network(lstm_cell, input, direction, initial, **cell)
+def lstm(
+    input, weight, recurrent_weight, bias=None, recurrent_bias=None, peephole_weight=None,
+    initial_hidden_state=None, initial_cell_state=None, *, out, steps, return_sequence, direction, **attrs,
+):
+    states = {"hidden_state": initial_hidden_state, "cell_state": initial_cell_state}
+    operands = {
+        "weight": weight, "recurrent_weight": recurrent_weight, "bias": bias,
+        "recurrent_bias": recurrent_bias, "peephole_weight": peephole_weight,
+    }
+    outputs = network(lstm_cell, input, direction, states, operands, **attrs)
     return outputs if return_sequence else outputs[:2]
