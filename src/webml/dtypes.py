@@ -132,7 +132,8 @@ def to_bytes(data_type: str, array: np.ndarray) -> bytes:
     return flat.tobytes()
 
 
-def _int_bounds(data_type: str) -> tuple[int, int]:
+def int_bounds(data_type: str) -> tuple[int, int]:
+    """The smallest and largest value of an integer data type."""
     t = info(data_type)
     if t.kind == "uint":
         return 0, 2**t.bits - 1
@@ -153,7 +154,7 @@ def cast_number(value: float | int, data_type: str) -> float | int:
         x = _int_to_float(value) if isinstance(value, int) else float(value)
         with np.errstate(over="ignore"):
             return float(np.asarray(x).astype(t.dtype))
-    lo, hi = _int_bounds(data_type)
+    lo, hi = int_bounds(data_type)
     if isinstance(value, int):
         return min(max(value, lo), hi)
     if math.isnan(value):
@@ -187,7 +188,7 @@ def cast_array(values: np.ndarray, data_type: str) -> np.ndarray:
     if values.dtype.kind in "iub":
         if values.dtype == t.dtype:
             return values
-        lo, hi = _int_bounds(data_type)
+        lo, hi = int_bounds(data_type)
         if values.dtype.kind == "u" and values.dtype.itemsize == 8:
             clipped = np.minimum(values, np.uint64(hi))
         elif values.dtype.kind == "b":
@@ -195,7 +196,7 @@ def cast_array(values: np.ndarray, data_type: str) -> np.ndarray:
         else:
             clipped = np.clip(values.astype(np.int64), max(lo, -(2**63)), min(hi, 2**63 - 1))
         return clipped.astype(t.dtype)
-    lo, hi = _int_bounds(data_type)
+    lo, hi = int_bounds(data_type)
     f = np.where(np.isnan(values), 0.0, values)
     f = np.rint(np.clip(f, float(lo), float(hi)))
     # float(hi) may round up past the type's maximum (2**63 - 1 -> 2**63):

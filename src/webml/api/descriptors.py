@@ -10,10 +10,8 @@ import numpy as np
 
 from .. import dtypes
 from ..ir import OperandDesc
+from ..ops.checks import LONG_MAX, UINT32_MAX
 from ..ops.registry import MAX_RANK
-
-UINT32_MAX = 2**32 - 1
-LONG_MAX = 2**31 - 1
 
 
 class Described:

@@ -23,6 +23,7 @@ import math
 import onnx
 from onnx import AttributeProto, TensorProto, helper
 
+from ..ops.checks import LONG_MAX
 from ..ops.registry import MAX_RANK
 from .errors import OnnxImportError
 
@@ -191,7 +192,7 @@ def _check_against_schema(node: onnx.NodeProto, schema: onnx.defs.OpSchema) -> N
 def _range(low: int, high: int) -> str:
     if low == high:
         return str(low)
-    return f"at least {low}" if high >= 2**31 - 1 else f"{low} to {high}"
+    return f"at least {low}" if high >= LONG_MAX else f"{low} to {high}"
 
 
 #: Attributes that name an element type (Cast's ``to``, EyeLike's and the random generators' ``dtype``).

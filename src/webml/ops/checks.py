@@ -14,6 +14,8 @@ from .registry import MAX_RANK, Call, Limit
 ALL_TYPES = tuple(dtypes.DATA_TYPES)
 FLOATS = ("float32", "float16")
 FLOAT_INT32 = ("float32", "float16", "int32")
+#: The floats and the 32-bit integers (e.g. what the onnxruntime backend sums exactly).
+FLOAT_INT32_UINT32 = (*FLOATS, "int32", "uint32")
 SIGNED = ("float32", "float16", "int32", "int64", "int8")
 INTS = ("int32", "uint32", "int64", "uint64", "int8", "uint8")
 NUMERIC = FLOATS + INTS
@@ -31,6 +33,8 @@ def limit(types: Sequence[str], min_rank: int = 0, max_rank: int = MAX_RANK) -> 
 
 UINT32_MAX = 2**32 - 1
 LONG_MAX = 2**31 - 1
+#: The int64 range, to which the backends saturate int64 results (prelu, shape casts).
+INT64_MIN, INT64_MAX = dtypes.int_bounds("int64")
 
 
 def broadcast_bidirectional(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
@@ -183,10 +187,3 @@ def nonzero(call: Call, values: tuple[int, ...], name: str) -> tuple[int, ...]:
         raise call.error(f"{name} {list(values)} must not contain 0")
     return values
 
-
-#: The int64 range, to which the backends saturate int64 products (prelu).
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-#: The floats and the 32-bit integers (e.g. what the onnxruntime backend sums exactly).
-FLOAT_INT32_UINT32 = (*FLOATS, "int32", "uint32")

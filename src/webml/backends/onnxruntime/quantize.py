@@ -22,11 +22,10 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
-from ...ops.checks import FLOATS, LONG_MAX, UINT32_MAX
+from ... import dtypes
+from ...ops.checks import FLOATS
 from ...ops.quantize import QUANTIZED_TYPES
 from .lowering import Arg, Lowerer, lowering
-
-_RANGES = {"int4": (-8, 7), "uint4": (0, 15), "int32": (-LONG_MAX - 1, LONG_MAX), "uint32": (0, UINT32_MAX)}
 
 
 def _double(lw: Lowerer, name: str) -> str:
@@ -101,12 +100,12 @@ def quantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out
     signed = out_type in ("int8", "int4")
     # ONNX Runtime quantizes NaN to the signed types' minimum; the spec's cast gives 0.
     target = lw.fresh("quantized") if signed else out
-    if out_type not in _RANGES:
+    if out_type not in ("int4", "uint4"):
         lw.emit("QuantizeLinear", quantize_inputs, target, **attrs)
     else:
         # int4/uint4: quantize to the carrying 8-bit type, saturate to the 4-bit range.
         quantized = lw.emit("QuantizeLinear", quantize_inputs, **attrs)
-        low, high = _RANGES[out_type]
+        low, high = dtypes.int_bounds(out_type)
         lw.emit("Clip", [quantized, lw.const(low, out_type), lw.const(high, out_type)], target)
     if signed:
         lw.emit("Where", [lw.emit("IsNaN", [input]), lw.const(0, out_type), target], out)
@@ -118,7 +117,7 @@ def _quantize_wide(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, out: Ar
     zero_point_double = _double(lw, _broadcastable(lw, input, zero_point))
     rounded = lw.emit("Round", [lw.emit("Div", [_double(lw, input), scale_double])])
     value = lw.emit("Add", [rounded, zero_point_double])
-    low, high = _RANGES[out.data_type]
+    low, high = dtypes.int_bounds(out.data_type)
     clipped = lw.emit("Clip", [value, lw.const(np.float64(low)), lw.const(np.float64(high))])
     finite = lw.emit("Where", [lw.emit("IsNaN", [clipped]), lw.const(np.float64(0)), clipped])
     lw.cast(finite, out.data_type, out)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from onnx import TensorProto
 
+from ... import dtypes
 from ...ops.checks import FLOAT_INT32_UINT32, FLOATS, INT64_MAX, INT64_MIN, SPEC_TYPES
 from ...ops.reduce import REDUCTIONS, SUM_TYPES
 from .lowering import Arg, Lowerer, lowering
@@ -45,7 +46,6 @@ _REDUCE = {
     "reduceSumSquare": ("ReduceSumSquare", "Square"),
 }
 
-_RANGES = {"int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1)}
 _SIGN_BIT = np.uint64(2**63)
 
 
@@ -98,7 +98,7 @@ def _from_ordered(lw: Lowerer, x: str, output: str) -> str:
 
 def _saturating(lw: Lowerer, input: Arg, out: Arg, op_type: str, axes: Sequence[int], keep: bool) -> None:
     """A 32-bit integer sum or product, in double, clipped to the output type (see the module docstring)."""
-    low, high = _RANGES[input.data_type]
+    low, high = dtypes.int_bounds(input.data_type)
     wide = _reduce(lw, op_type, lw.emit("Cast", [input], to=TensorProto.DOUBLE), axes, keep)
     if op_type == "ReduceProd" and axes:
         # A product past double's range is infinite, and an infinite partial product times a
@@ -146,8 +146,8 @@ def cumulative_sum(lw: Lowerer, input: Arg, *, out: Arg, axis: int, exclusive: b
         cumsum(input, out)
     elif dt == "float16":  # no float16 kernel
         lw.cast(cumsum(lw.cast(input, "float32")), dt, out)
-    elif dt in _RANGES:  # exact in int64, then saturated
-        low, high = _RANGES[dt]
+    elif dt in ("int32", "uint32"):  # exact in int64, then saturated
+        low, high = dtypes.int_bounds(dt)
         wide = cumsum(lw.cast(input, "int64"))
         lw.cast(lw.emit("Clip", [wide, lw.const(np.int64(low)), lw.const(np.int64(high))]), dt, out)
     else:
