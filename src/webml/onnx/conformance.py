@@ -31,6 +31,7 @@ from onnx import numpy_helper
 
 from .. import dtypes, ml
 from .importer import SHAPE_OPS, OnnxImportError, default_opset, load, unsupported_operators
+from .importers import HANDLERS, SUPPORTED_OPERATORS
 
 __all__ = ["CaseResult", "node_cases", "run", "run_case", "summary"]
 
@@ -56,8 +57,6 @@ def node_cases() -> tuple:
 
 def static_graph_inputs(model: onnx.ModelProto) -> set[str]:
     """The graph inputs the importer needs at import time (directly or through other nodes)."""
-    from .importers import HANDLERS
-
     opset = default_opset(model)
     producers = {out: node for node in model.graph.node for out in node.output}
     needed: list[str] = []
@@ -259,7 +258,6 @@ def _write_docs(path: Path, rows: list) -> None:
     import onnx
 
     from ..conformance.report import replace_marked_section
-    from . import SUPPORTED_OPERATORS
 
     lines = [
         "## ONNX import: ONNX's operator test cases",

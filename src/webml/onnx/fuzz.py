@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from .importers import SUPPORTED_OPERATORS
+
 __all__ = ["BAD", "Result", "main", "make_cases", "mutate", "run_cases", "seed_models"]
 
 #: The outcomes that fail the fuzz test.
@@ -208,8 +210,6 @@ def _m_op_type(rng, model):
     node = _any_node(rng, model)
     if node is None:
         return "no-op"
-    from .importers import SUPPORTED_OPERATORS
-
     ops = [*SUPPORTED_OPERATORS, "RegexFullMatch", "LabelEncoder", "TreeEnsemble", "If", "Loop", "Nope"]
     old, node.op_type = node.op_type, rng.choice(ops)
     if node.op_type in ("LabelEncoder", "TreeEnsemble") and rng.random() < 0.5:
