@@ -92,7 +92,7 @@ def operator_gaps(name: str) -> list[str]:
         module = TESTED_OUTSIDE_WPT.get(name)
         if module is None:
             gaps.append(
-                "no WPT conformance cases: add tests to tests/test_ops_<family>.py and name them in "
+                f"no WPT conformance cases: add tests to tests/test_ops_{family}.py and name that file in "
                 "TESTED_OUTSIDE_WPT (tests/test_coverage.py)"
             )
         elif opdef.method not in (HERE / module).read_text():
