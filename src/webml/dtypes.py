@@ -23,6 +23,7 @@ __all__ = [
     "cast_number",
     "from_bytes",
     "info",
+    "int_bounds",
     "is_float",
     "is_integer",
     "is_signed",
@@ -60,9 +61,6 @@ _TABLE = [
 DATA_TYPES: dict[str, DataTypeInfo] = {t.name: t for t in _TABLE}
 _BY_DTYPE = {t.dtype: t.name for t in _TABLE}
 
-FLOAT_TYPES = ("float32", "float16")
-INTEGER_TYPES = tuple(t.name for t in _TABLE if not t.is_float)
-SIGNED_TYPES = ("float32", "float16", "int32", "int64", "int8", "int4")
 
 
 def info(data_type: str) -> DataTypeInfo:

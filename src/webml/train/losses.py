@@ -21,10 +21,9 @@ import numpy as np
 
 from ..api.builder import MLGraphBuilder
 from ..api.operand import MLOperand
+from ..ops.checks import FLOATS
 
 __all__ = ["mean_squared_error", "one_hot", "softmax_cross_entropy"]
-
-_FLOATS = ("float32", "float16")
 
 
 def _check_operand(value: object, where: str, what: str) -> MLOperand:
@@ -73,7 +72,7 @@ def softmax_cross_entropy(builder: MLGraphBuilder, logits: MLOperand, labels: ML
     where = "softmax_cross_entropy"
     _check_operand(logits, where, "logits")
     _check_operand(labels, where, "labels")
-    if logits.data_type not in _FLOATS:
+    if logits.data_type not in FLOATS:
         raise TypeError(f"{where}: logits must be float32 or float16, got {logits.data_type}")
     if len(logits.shape) != 2:
         raise TypeError(f"{where}: logits must have shape [N, C], got {logits.shape}")
@@ -97,7 +96,7 @@ def mean_squared_error(builder: MLGraphBuilder, prediction: MLOperand, target: M
     where = "mean_squared_error"
     _check_operand(prediction, where, "prediction")
     _check_operand(target, where, "target")
-    if prediction.data_type not in _FLOATS:
+    if prediction.data_type not in FLOATS:
         raise TypeError(f"{where}: prediction must be float32 or float16, got {prediction.data_type}")
     if target.data_type != prediction.data_type:
         raise TypeError(
