@@ -247,7 +247,7 @@ class Call:
         name = op or self.op
         single = isinstance(outputs, OperandDesc)
         descs = [outputs] if single else list(outputs)
-        values = self._emit(name, node_inputs(OPS[name], inputs), descs, freeze(attrs), self.label)
+        values = self._emit(name, freeze(node_inputs(OPS[name], inputs)), descs, freeze(attrs), self.label)
         return values[0] if single else values
 
 
