@@ -20,9 +20,9 @@ import time
 
 COMMANDS = {
     'python -c "import numpy"': [sys.executable, "-c", "import numpy"],
-    "webml --help": [sys.executable, "-m", "webml", "--help"],
-    "webml --version": [sys.executable, "-m", "webml", "--version"],
-    "webml wpt --help": [sys.executable, "-m", "webml", "wpt", "--help"],
+    "webml --help": [sys.executable, "-m", "webml.cli", "--help"],
+    "webml --version": [sys.executable, "-m", "webml.cli", "--version"],
+    "webml wpt --help": [sys.executable, "-m", "webml.cli", "wpt", "--help"],
 }
 
 

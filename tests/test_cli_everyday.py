@@ -1,7 +1,8 @@
 """Everyday CLI habits (issue 11): --version, examples in --help, `webml wpt` usage errors, ONNX Runtime's
 warnings, Ctrl-C, progress and --quiet, and a start-up that imports only what the command needs.
 
-Each test runs the real entry point (``python -m webml``) in a subprocess, as a user would.
+Each test runs the real entry point (``python -m webml.cli``, what the console script runs) in a
+subprocess, as a user would.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ COMMANDS = ("classify", "train", "run", "info", "wpt", "demo")
 
 def webml_cli(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "webml", *argv], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-m", "webml.cli", *argv], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -55,7 +56,7 @@ def test_help_lists_the_global_options_and_examples():
 def test_help_and_version_import_neither_onnx_nor_the_api(argv):
     """`webml --help` costs little more than starting Python with NumPy (bench/startup.py measures it)."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "webml", *argv], capture_output=True, text=True, check=False
+        [sys.executable, "-X", "importtime", "-m", "webml.cli", *argv], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
@@ -126,7 +127,7 @@ def test_wpt_progress_is_plain_lines_when_piped_and_none_with_quiet():
 
 def test_ctrl_c_stops_quietly_with_status_130():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "webml", "wpt", "--backend", "reference"],
+        [sys.executable, "-m", "webml.cli", "wpt", "--backend", "reference"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
