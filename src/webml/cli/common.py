@@ -90,13 +90,10 @@ class Progress:
 
 
 def quiet_onnxruntime() -> None:
-    """Keep ONNX Runtime's warnings (e.g. "Could not find a CPU kernel and hence can't constant fold") off stderr.
+    """ONNX Runtime's warnings off stderr (``--verbose`` keeps them); imported only when a command runs on it."""
+    from ..backends.onnxruntime import quiet_warnings
 
-    They are about ONNX Runtime's own optimisations, not the user's model; ``--verbose`` keeps them.
-    """
-    import onnxruntime
-
-    onnxruntime.set_default_logger_severity(3)  # errors and fatal ones only
+    quiet_warnings()
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:

@@ -77,10 +77,9 @@ def main(argv: list[str] | None = None, progress: Progress | None = None) -> int
     if progress is None:
         progress = _Lines(args.quiet)
     if "onnxruntime" in backends and not args.verbose:
-        import onnxruntime
+        from ..backends.onnxruntime import quiet_warnings
 
-        # Its "Could not find a CPU kernel ... constant fold" warnings are about its optimiser, not a result.
-        onnxruntime.set_default_logger_severity(3)
+        quiet_warnings()
 
     outcomes: list[report.Outcome] = []
     for backend in backends:
