@@ -171,7 +171,7 @@ def test_classify_a_folder_and_option_checks(trained, env, tmp_path):
     assert all(len(r["top"]) == 3 for r in rows)  # the default 5, capped at the model's 3 classes
 
     (tmp_path / "empty").mkdir()
-    assert_clean_error(webml_cli("classify", tmp_path / "empty", env=env), "holds no image files")
+    assert_clean_error(webml_cli("classify", tmp_path / "empty", env=env), "is a folder with no image files")
     image = sorted(folder.glob("*.png"))[0]
     for argv, fragments in [
         (["--top-k", 1001, image], ["--top-k must be from 1 to 1000", "EfficientNet-Lite0"]),

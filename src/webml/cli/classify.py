@@ -61,7 +61,7 @@ def expand_folders(paths: list[str]) -> list[str]:
             if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and not f.is_dir()
         )
         if not found:
-            raise CliError(f"the folder {path!r} holds no image files (they end in {', '.join(IMAGE_EXTENSIONS)})")
+            raise CliError(f"{path!r} is a folder with no image files (they end in {', '.join(IMAGE_EXTENSIONS)})")
         out.extend(found)
     return out
 
