@@ -78,8 +78,8 @@ def model_outputs(model: onnx.ModelProto) -> list[NodeArg]:
 class DynamicGraph:
     """An ONNX model whose input shapes are settled by the arrays of each call.
 
-    ``graph(inputs)`` (or calling it) imports the model for the shapes of
-    ``inputs`` and runs it; the built MLGraph is cached per distinct set of
+    ``compute(inputs)`` (or calling it: ``model(x=x)``) imports the model
+    for the shapes of ``inputs`` and runs it; the built MLGraph is cached per distinct set of
     input shapes, as ONNX Runtime sessions keep their per-shape plans.  The
     cache is bounded: it keeps the :data:`CACHE_SIZE` (``cache_size``) most
     recently used graphs and drops the oldest (dropped graphs are freed once
@@ -141,7 +141,9 @@ class DynamicGraph:
         # The builder leaves out inputs the outputs do not depend on (read only by Shape, say).
         return self.context.compute(graph, {n: inputs[n] for n in graph.input_descriptors})
 
-    __call__ = compute
+    def __call__(self, inputs: Mapping[str, Any] | None = None, /, **named: Any) -> dict[str, np.ndarray]:
+        """``model({"x": x})`` or ``model(x=x)``: :meth:`compute`."""
+        return self.compute({**(inputs or {}), **named})
 
     @property
     def cached_shapes(self) -> list[dict[str, tuple[int, ...]]]:
