@@ -135,7 +135,7 @@ def test_info_json_and_its_exit_status(dynamic_model, tmp_path):
     result = webml("info", dynamic_model, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["N", 4]}]
+    assert info["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["N", 4], "type": "float32[N, 4]"}]
     assert [o["name"] for o in info["outputs"]] == ["y", "a/b", "a_b", "A_b"]
     assert info["operators"] == {"Mul": 3, "MatMul": 1, "Relu": 1}
     assert info["supported"] is True and info["unsupported"] == []
@@ -153,6 +153,22 @@ def test_info_json_and_its_exit_status(dynamic_model, tmp_path):
     assert info["unsupported"] == [{"operator": "Det", "node": "det1", "reason": "operator not supported"}]
     text = webml("info", path)
     assert text.returncode == 1 and "Det (node det1)" in text.stdout
+
+
+def test_a_command_that_needs_fixed_shapes_says_so(tmp_path):
+    """classify fixes only the batch: a model with dynamic H and W is one clear error, not an internal one."""
+    from webml.zoo import efficientnet_lite
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])],
+        "pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    path = tmp_path / "pool.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    result = webml("classify", "--model", path, efficientnet_lite.sample_image_path())
+    assert_clean_error(result, 2, "keep dynamic dimensions", "x [1, 3, 'H', 'W']")
 
 
 # -- real models from PyPI, with dynamic dimensions, run with inputs only

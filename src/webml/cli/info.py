@@ -31,16 +31,13 @@ def _dtype(value_info) -> str:
     return onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if known else "?"
 
 
-def _dims(value_info) -> list[int | str | None]:
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-        for d in value_info.type.tensor_type.shape.dim
-    ]
-
-
-def _type(value_info) -> str:
-    dims = ["?" if d is None else str(d) for d in _dims(value_info)]
+def _type(value_info, shape: list[int | str | None]) -> str:
+    dims = ["?" if d is None else str(d) for d in shape]
     return f"{_dtype(value_info)}[{', '.join(dims)}]"
+
+
+def _io(value_info, arg) -> dict[str, Any]:
+    return {"name": arg.name, "dtype": _dtype(value_info), "shape": arg.shape, "type": _type(value_info, arg.shape)}
 
 
 def describe(path: str, model: Any) -> dict[str, Any]:
@@ -53,16 +50,14 @@ def describe(path: str, model: Any) -> dict[str, Any]:
     with onnx_errors():
         unsupported = webml.onnx.unsupported_operators(model)
 
-    def io(vi) -> dict[str, Any]:
-        return {"name": vi.name, "dtype": _dtype(vi), "shape": _dims(vi)}
-
+    inputs = [vi for vi in graph.input if vi.name not in initializers]
     return {
         "model": path,
         "ir_version": model.ir_version,
         "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
         "producer": model.producer_name or None,
-        "inputs": [io(vi) for vi in graph.input if vi.name not in initializers],
-        "outputs": [io(vi) for vi in graph.output],
+        "inputs": [_io(vi, a) for vi, a in zip(inputs, webml.onnx.model_inputs(model))],
+        "outputs": [_io(vi, a) for vi, a in zip(graph.output, webml.onnx.model_outputs(model))],
         "initializers": len(graph.initializer),
         "weights": sum(int(_numel(t)) for t in graph.initializer),
         "operators": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -82,17 +77,12 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return status
-    graph = model.graph
-    initializers = {i.name for i in graph.initializer}
     opsets = ", ".join(f"{domain} {version}" for domain, version in info["opsets"].items())
     print(f"{args.model}: ir_version {info['ir_version']}, opset {opsets}, producer {info['producer'] or '?'}")
-    print("inputs:")
-    for vi in graph.input:
-        if vi.name not in initializers:
-            print(f"  {vi.name}: {_type(vi)}")
-    print("outputs:")
-    for vi in graph.output:
-        print(f"  {vi.name}: {_type(vi)}")
+    for what in ("inputs", "outputs"):
+        print(f"{what}:")
+        for io in info[what]:
+            print(f"  {io['name']}: {io['type']}")
     if any(isinstance(d, str) or d is None for i in info["inputs"] for d in i["shape"]):
         print("dynamic input dimensions: the inputs given settle them (or webml run --free-dim NAME=SIZE)")
     print(f"initializers: {info['initializers']} ({info['weights']:,} values)")

@@ -76,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
     model = read_onnx_model(args.model)
     _check_free_dims(model, free)
     with cli_hints(), onnx_errors():
-        loaded = load_onnx_model(model, context, free)
+        loaded = load_onnx_model(model, context, free, dynamic=True)
         graph, feeds = _feeds(loaded, files, free)
     out_dir = check_output_dir(args.output_dir, "--output-dir") if args.output_dir else None
     outputs = context.compute(graph, feeds)
