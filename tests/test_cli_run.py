@@ -109,6 +109,24 @@ def test_json_gives_values_statistics_timing_and_file_names(dynamic_model, tmp_p
         np.testing.assert_array_equal(np.load(out_dir / file_name), np.array(report["outputs"][name]["values"]))
 
 
+def test_json_stays_valid_with_non_finite_values(tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Log", ["x"], ["y"])],
+        "log",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    path = tmp_path / "log.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    x = save(tmp_path, "x", np.array([-1, 0, 1], np.float32))
+    result = webml("run", path, "-i", f"x={x}", "--json", "--backend", "reference")
+    assert result.returncode == 0, result.stderr
+    y = json.loads(result.stdout)["outputs"]["y"]  # strict JSON: no bare NaN
+    assert y["values"] == ["nan", "-inf", 0.0] and y["non_finite"] == 2 and y["min"] == "nan"
+    text = webml("run", path, "-i", f"x={x}", "--backend", "reference")
+    assert "(2 non-finite)" in text.stdout and "[ nan -inf   0.]" in text.stdout
+
+
 def test_output_files_never_collide_and_renamings_are_printed(dynamic_model, tmp_path):
     out_dir = tmp_path / "out"
     result = webml("run", dynamic_model, "-i", f"x={save(tmp_path, 'x', np.ones((1, 4), np.float32))}", "-o", out_dir)
