@@ -136,7 +136,7 @@ def test_unsupported_operator_is_reported(capsys, tmp_path):
     code, _, err = run(capsys, "run", str(path), "-i", f"x={tmp_path / 'x.npy'}")
     assert_clean_error(code, err, "Bernoulli", "coin1", "Det", "det1")
     code, out, _ = run(capsys, "info", str(path))
-    assert code == 0
+    assert code == 1  # the model cannot run: info says so in its exit status too
     assert "not supported by webml: 2 node(s)" in out and "Bernoulli (node coin1)" in out
 
 

@@ -47,7 +47,7 @@ def test_fixture_has_no_unsupported_parts() -> None:
 def test_dynamic_sequence_needs_free_dimensions() -> None:
     context = webml.ml.create_context(backend="reference")
     with pytest.raises(wo.OnnxImportError, match="sequence"):
-        wo.load(FIXTURE, context)
+        wo.load(FIXTURE, context, input_shapes={})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -379,15 +379,16 @@ def test_bool_tensors_are_uint8():
 
 
 def test_unresolved_dynamic_dimension_names_input_and_dimension():
+    # Without input_shapes a dynamic model loads as a DynamicGraph; asked for shapes that leave N open, it refuses.
     with pytest.raises(wo.OnnxImportError, match=r"'x'.*dimension 0 \('N'\).*free_dimensions") as info:
-        wo.load(small_cnn(), webml.ml.create_context(backend="reference"))
+        wo.load(small_cnn(), webml.ml.create_context(backend="reference"), input_shapes={})
     assert info.value.unsupported[0][:2] == ("graph input", "x")
 
 
 def test_unnamed_unknown_dimension_is_an_error():
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], [tensor("x", [None, 3])], [tensor("y", [None, 3])])
     with pytest.raises(wo.OnnxImportError, match=r"'x'.*dimension 0 is unknown"):
-        wo.load(model, webml.ml.create_context(backend="reference"))
+        wo.load(model, webml.ml.create_context(backend="reference"), input_shapes={})
 
 
 def test_folding_leaves_static_arguments():

@@ -20,7 +20,7 @@ import numpy as np
 from ..files import RefusedFileError, open_regular_file
 from . import CliError
 
-__all__ = ["INPUT_HELP", "read_input_array", "split_source"]
+__all__ = ["INPUT_HELP", "Shape", "read_input_array", "split_source"]
 
 INPUT_HELP = (
     "an input (repeatable): NAME=FILE.npy, NAME=FILE.npz (the array called NAME in it, else its only array) "
@@ -49,7 +49,12 @@ def split_source(value: str) -> tuple[str, str | None]:
     return value, None
 
 
-def read_input_array(name: str, value: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+#: An expected shape: a size, or a dynamic dimension (its name, or None) that any size fits;
+#: None for an input of unknown rank.
+Shape = tuple[int | str | None, ...] | None
+
+
+def read_input_array(name: str, value: str, dtype: np.dtype, shape: Shape) -> np.ndarray:
     """The array for input ``name`` from ``value`` (see the module's notes), of exactly ``dtype`` and ``shape``.
 
     Everything wrong is a :class:`CliError` naming the input and the file.
@@ -64,7 +69,7 @@ def read_input_array(name: str, value: str, dtype: np.dtype, shape: tuple[int, .
     with f:
         if f.read(4) == b"PK\x03\x04":  # a zip archive: an .npz
             f.seek(0)
-            return _read_npz(name, path, key, f, np.dtype(dtype), tuple(shape))
+            return _read_npz(name, path, key, f, np.dtype(dtype), shape)
         if key is not None:
             raise CliError(f"input {name!r}: {path!r} is not an .npz archive, so it has no key {key!r}")
         f.seek(0, 2)
@@ -72,10 +77,10 @@ def read_input_array(name: str, value: str, dtype: np.dtype, shape: tuple[int, .
         if size == 0:
             raise CliError(f"input {name!r}: {path!r} is empty")
         f.seek(0)
-        return _read_npy(name, repr(path), f, size, np.dtype(dtype), tuple(shape))
+        return _read_npy(name, repr(path), f, size, np.dtype(dtype), shape)
 
 
-def _read_npz(name: str, path: str, key: str | None, f: IO[bytes], dtype: np.dtype, shape: tuple[int, ...]):
+def _read_npz(name: str, path: str, key: str | None, f: IO[bytes], dtype: np.dtype, shape: Shape):
     try:
         with zipfile.ZipFile(f) as archive:
             members = {i.filename[:-4]: i for i in archive.infolist() if i.filename.endswith(".npy")}
@@ -101,7 +106,7 @@ def _read_npz(name: str, path: str, key: str | None, f: IO[bytes], dtype: np.dty
         raise CliError(f"input {name!r}: {path!r} is not a readable .npz archive ({exc})") from None
 
 
-def _read_npy(name: str, where: str, f: IO[bytes], size: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def _read_npy(name: str, where: str, f: IO[bytes], size: int, dtype: np.dtype, shape: Shape) -> np.ndarray:
     """Read the .npy of ``size`` bytes from ``f`` (at its start); ``where`` names it in messages."""
     fmt = np.lib.format
     try:
@@ -129,8 +134,9 @@ def _read_npy(name: str, where: str, f: IO[bytes], size: int, dtype: np.dtype, s
     native = file_dtype.newbyteorder("=")
     if native != dtype:
         raise CliError(f"input {name!r} has dtype {file_dtype}, the model expects {dtype}")
-    if file_shape != shape:
-        raise CliError(f"input {name!r} has shape {list(file_shape)}, the model expects {list(shape)}")
+    if not _fits(file_shape, shape):
+        expected = "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]" if shape is not None else ""
+        raise CliError(f"input {name!r} has shape {list(file_shape)}, the model expects {expected}")
     data = bytearray(declared)  # as many bytes as the file holds and the model takes: safe to allocate
     view = memoryview(data)
     done = 0
@@ -146,3 +152,10 @@ def _read_npy(name: str, where: str, f: IO[bytes], size: int, dtype: np.dtype, s
         raise CliError(f"input {name!r}: {where} is truncated ({done:,} of {declared:,} bytes of data)")
     array = np.frombuffer(data, file_dtype).reshape(file_shape, order="F" if fortran else "C")
     return array if file_dtype == dtype else array.astype(dtype)
+
+
+def _fits(shape: tuple[int, ...], expected: Shape) -> bool:
+    """Whether an array of ``shape`` fits ``expected`` (a dynamic dimension takes any size)."""
+    if expected is None:
+        return True
+    return len(shape) == len(expected) and all(not isinstance(e, int) or e == s for s, e in zip(shape, expected))

@@ -130,14 +130,23 @@ def read_onnx_model(path: str) -> Any:
         return webml.onnx.read_model(path)
 
 
-def load_onnx_model(model: Any, context: Any, free_dimensions: dict[str, int] | None = None) -> Any:
-    """Import the ONNX model (a path, or a ModelProto from :func:`read_onnx_model`) into an MLGraph of ``context``."""
+def load_onnx_model(
+    model: Any, context: Any, free_dimensions: dict[str, int] | None = None, *, dynamic: bool = False
+) -> Any:
+    """Import the ONNX model (a path, or a ModelProto from :func:`read_onnx_model`) into an MLGraph of ``context``.
+
+    A model left with dynamic dimensions is a CliError, unless ``dynamic`` (then it is a DynamicGraph).
+    """
     import webml.onnx
 
     if isinstance(model, str) and not Path(model).is_file():
         raise CliError(f"no such model file: {model!r}")
     with onnx_errors():
-        return webml.onnx.load(model, context, free_dimensions=free_dimensions)
+        graph = webml.onnx.load(model, context, free_dimensions=free_dimensions)
+    if isinstance(graph, webml.onnx.DynamicGraph) and not dynamic:
+        shapes = ", ".join(f"{a.name} {a.shape}" for a in graph.inputs)
+        raise CliError(f"the model's inputs keep dynamic dimensions ({shapes}); this command needs fixed ones")
+    return graph
 
 
 def check_output_file(path: str, option: str, suffix: str) -> Path:

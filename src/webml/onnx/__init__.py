@@ -2,7 +2,11 @@
 
 ``webml.onnx.load(path, context)`` imports an ONNX model operator by operator
 into MLGraphBuilder calls (see :mod:`webml.onnx.importer`), so it runs on
-every backend.  ``webml.onnx.save(graph, path)`` writes the ONNX model that
+every backend.  A model with dynamic dimensions gives a
+:class:`DynamicGraph`, called with arrays whose shapes settle them; for
+code ported from ONNX Runtime, :class:`InferenceSession` has its
+``get_inputs()`` / ``run(None, feeds)`` (see :mod:`webml.onnx.session`).
+``webml.onnx.save(graph, path)`` writes the ONNX model that
 the onnxruntime backend runs for ``graph``: the same lowering, with every
 weight serialized, so that any ONNX tool can inspect exactly what webml runs.
 """
@@ -17,13 +21,19 @@ import onnx
 from ..api.graph import MLGraph
 from .importer import OnnxImportError, UnsupportedModelError, load, read_model, unsupported_operators
 from .importers import SUPPORTED_OPERATORS
+from .session import DynamicGraph, InferenceSession, NodeArg, model_inputs, model_outputs
 
 __all__ = [
     "SUPPORTED_OPERATORS",
+    "DynamicGraph",
+    "InferenceSession",
+    "NodeArg",
     "OnnxImportError",
     "UnsupportedModelError",
     "input_dimensions",
     "load",
+    "model_inputs",
+    "model_outputs",
     "read_model",
     "save",
     "to_model",

@@ -337,6 +337,8 @@ def _worker(conn: Connection, backend: str, memory: int) -> None:
         outcome, detail = "refused", ""
         try:
             graph = webml.onnx.load(data, context)
+            if isinstance(graph, webml.onnx.DynamicGraph):  # dynamic dimensions: build it with each of size 1
+                graph = graph.graph({a.name: [d if isinstance(d, int) else 1 for d in a.shape] for a in graph.inputs})
             outcome = "loaded"
             # A model may declare tensors up to maxTensorByteLength: computing those is what it asks for,
             # not a blow-up, so only graphs whose tensors (inputs included) are small are computed.

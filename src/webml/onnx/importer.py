@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -48,6 +48,9 @@ from .common import WEBML_TYPES, prod, type_name
 from .errors import OnnxImportError
 from .importers import HANDLERS
 from .validate import PACKED_4BIT, tensor_type_problem, validate_model
+
+if TYPE_CHECKING:
+    from .session import DynamicGraph
 
 __all__ = ["OnnxImportError", "UnsupportedModelError", "load", "read_model", "unsupported_operators"]
 
@@ -227,54 +230,127 @@ class ValueInfo:
     rank: int | None
 
 
-def _fix_input_dims(model: onnx.ModelProto, free_dimensions: Mapping[str, int] | None) -> onnx.ModelProto:
-    """A copy of ``model`` whose graph inputs have every dimension fixed; raises for an unresolved one."""
+def _dynamic_names(model: onnx.ModelProto) -> list[str]:
+    """The names (``dim_param``) of the dynamic dimensions of ``model``'s graph inputs, in order of appearance."""
+    initializers = {t.name for t in model.graph.initializer}
+    names = (d.dim_param for v in model.graph.input if v.name not in initializers for d in v.type.tensor_type.shape.dim)
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _check_free_dimensions(model: onnx.ModelProto, free_dimensions: Mapping[str, int] | None) -> dict[str, int]:
+    """``free_dimensions`` checked: each a positive int naming a dynamic dimension of the model."""
+    free = dict(free_dimensions or {})
+    for name, size in free.items():
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise TypeError(f"webml.onnx.load: free_dimensions[{name!r}] must be a positive int")
+    unknown = [n for n in free if n not in _dynamic_names(model)]
+    if unknown:
+        known = ", ".join(map(repr, _dynamic_names(model))) or "none"
+        raise OnnxImportError(
+            f"webml.onnx.load: free_dimensions names {', '.join(map(repr, unknown))}, which the model's inputs do "
+            f"not have (their dynamic dimensions: {known})"
+        )
+    return {n: int(v) for n, v in free.items()}
+
+
+def _fix_input_dims(
+    model: onnx.ModelProto,
+    free_dimensions: Mapping[str, int] | None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> tuple[onnx.ModelProto, bool]:
+    """A copy of ``model`` with its inputs' dynamic dimensions fixed, and whether some are left dynamic.
+
+    ``free_dimensions`` fixes dimensions by name; ``input_shapes`` gives whole
+    input shapes (as the arrays of a call do), which settle every other
+    dimension.  Without ``input_shapes`` a dimension may stay dynamic; with
+    them every one must be settled and agree with the model.  Problems raise
+    :class:`OnnxImportError`.
+    """
+    free = _check_free_dimensions(model, free_dimensions)
     model_copy = onnx.ModelProto()
     model_copy.CopyFrom(model)
     initializers = {t.name for t in model_copy.graph.initializer}
-    free = dict(free_dimensions or {})
-    problems = []
+    declared = {v.name for v in model_copy.graph.input if v.name not in initializers}
+    shapes = {n: tuple(int(d) for d in s) for n, s in (input_shapes or {}).items()}
+    if shapes.keys() - declared:
+        unknown = ", ".join(map(repr, sorted(shapes.keys() - declared)))
+        raise OnnxImportError(
+            f"webml.onnx.load: input_shapes names {unknown}, which the model does not take "
+            f"(its inputs: {', '.join(map(repr, sorted(declared)))})"
+        )
+    problems: list[tuple[str, str, str]] = []
+    dynamic = False
+    settled: dict[str, tuple[int, str]] = {}  # dim_param -> (size, the first input whose array gives it)
     for value in model_copy.graph.input:
-        if value.name in initializers:
+        for dim, size in zip(value.type.tensor_type.shape.dim, shapes.get(value.name, ())):
+            if dim.dim_param and not dim.HasField("dim_value"):
+                settled.setdefault(dim.dim_param, (size, value.name))
+    for value in model_copy.graph.input:
+        if value.name not in declared or not value.type.HasField("tensor_type"):
             continue
         tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type"):
-            continue
+        shape = shapes.get(value.name)
         if not tensor_type.HasField("shape"):
-            problems.append(("graph input", value.name, "its shape is unknown (not even its rank)"))
+            if shape is None:
+                dynamic = True
+                if input_shapes is not None:
+                    problems.append(("graph input", value.name, "its shape is unknown: give the input"))
+                continue
+            tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension() for _ in shape)
+        dims = tensor_type.shape.dim
+        if shape is not None and len(shape) != len(dims):
+            problems.append(("graph input", value.name, f"has rank {len(dims)}, the array's shape is {list(shape)}"))
             continue
-        for index, dim in enumerate(tensor_type.shape.dim):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                continue
-            if dim.HasField("dim_value") and dim.dim_value == 0:
-                problems.append(("graph input", value.name, f"dimension {index} is 0 (webml has no empty tensors)"))
-                continue
-            if dim.dim_param and dim.dim_param in free:
-                size = free[dim.dim_param]
-                if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-                    raise TypeError(f"webml.onnx.load: free_dimensions[{dim.dim_param!r}] must be a positive int")
-                dim.Clear()
-                dim.dim_value = int(size)
-            elif dim.dim_param:
-                problems.append(
-                    (
-                        "graph input",
-                        value.name,
-                        f"dimension {index} ({dim.dim_param!r}) is dynamic: give its size "
-                        f"in free_dimensions={{{dim.dim_param!r}: ...}}",
-                    )
-                )
-            else:
-                problems.append(
-                    (
-                        "graph input",
-                        value.name,
-                        f"dimension {index} is unknown and has no name free_dimensions could fix",
-                    )
-                )
+        for index, dim in enumerate(dims):
+            given = None if shape is None else shape[index]
+            problem = _fix_dim(dim, index, given, free, settled, input_shapes is not None)
+            if problem == "dynamic":
+                dynamic = True
+            elif problem:
+                problems.append(("graph input", value.name, problem))
     if problems:
-        raise OnnxImportError("webml.onnx.load: unresolved dynamic dimensions", problems)
-    return model_copy
+        raise OnnxImportError("webml.onnx.load: the input shapes do not fit the model", problems)
+    return model_copy, dynamic
+
+
+def _fix_dim(
+    dim: onnx.TensorShapeProto.Dimension,
+    index: int,
+    given: int | None,
+    free: Mapping[str, int],
+    settled: Mapping[str, tuple[int, str]],
+    must_settle: bool,
+) -> str | None:
+    """Fix one input dimension in place: None when done, "dynamic" when left so, else the problem."""
+    if dim.HasField("dim_value") and dim.dim_value == 0:
+        return f"dimension {index} is 0 (webml has no empty tensors)"
+    if dim.HasField("dim_value") and dim.dim_value > 0:
+        if given is not None and given != dim.dim_value:
+            return f"dimension {index} is {dim.dim_value} in the model, {given} in the array"
+        return None
+    name = dim.dim_param
+    size = free.get(name) if name else None
+    if size is not None and given is not None and given != size:
+        return f"dimension {index} ({name!r}) is {size} by free_dimensions, {given} in the array"
+    if size is None and name in settled and given is not None and given != settled[name][0]:
+        first, where = settled[name]
+        return f"dimension {index} ({name!r}) is {given}, but input {where!r} gave {name!r} = {first}"
+    if size is None:
+        size = given if given is not None else settled.get(name, (None, ""))[0]
+    if size is None:
+        if not must_settle:
+            return "dynamic"
+        if not name:
+            return f"dimension {index} is unknown: give the input (its shape settles it)"
+        return (
+            f"dimension {index} ({name!r}) is dynamic: give the input (its shape settles it) "
+            f"or free_dimensions={{{name!r}: ...}}"
+        )
+    if size < 1:
+        return f"dimension {index} is {size} in the array (webml has no empty tensors)"
+    dim.Clear()
+    dim.dim_value = size
+    return None
 
 
 def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
@@ -449,15 +525,18 @@ def unsupported_operators(
     """Everything in ``model`` the importer cannot build: (op_type or "graph input", node name, reason).
 
     An empty list means :func:`load` will build every node (the builder may
-    still refuse a data type its backend lacks).  Dynamic dimensions not
-    fixed by ``free_dimensions`` are reported too; ``base_dir`` is as for :func:`read_model`.
-    A malformed model raises :class:`OnnxImportError`.
+    still refuse a data type its backend lacks).  Dynamic dimensions are no
+    problem (the inputs of a call settle them); an input dimension of size 0
+    is reported.  ``base_dir`` is as for :func:`read_model`.  A malformed
+    model, or a ``free_dimensions`` name the model lacks, raises :class:`OnnxImportError`.
     """
     proto = read_model(model, base_dir)
     try:
-        proto = _fix_input_dims(proto, free_dimensions)
+        proto, _ = _fix_input_dims(proto, free_dimensions)
         dims = []
     except OnnxImportError as exc:
+        if not exc.unsupported:
+            raise
         dims = exc.unsupported
     return dims + Analysis(proto).problems
 
@@ -790,20 +869,33 @@ def load(
     context: MLContext,
     free_dimensions: Mapping[str, int] | None = None,
     base_dir: str | os.PathLike[str] | None = None,
-) -> MLGraph:
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> MLGraph | DynamicGraph:
     """Build the ONNX model with an MLGraphBuilder of ``context``; returns the MLGraph.
 
     The graph's inputs and outputs keep the model's names (an input the
     outputs do not depend on, e.g. one only read by ``Shape``, is left out of
-    the graph, as the builder does).  Boolean tensors are uint8.  Dynamic input
-    dimensions are fixed by ``free_dimensions`` (dim_param -> size).  Raises
-    :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
+    the graph, as the builder does).  Boolean tensors are uint8.
+
+    Dynamic input dimensions are fixed by ``free_dimensions`` (dim_param ->
+    size; a name the model lacks is an error) and by ``input_shapes`` (input
+    name -> shape, as the arrays of a call give them).  A model with dynamic
+    dimensions left gives a :class:`~webml.onnx.session.DynamicGraph`
+    instead: call it with arrays, as an ONNX Runtime session is run, and it
+    builds (and caches) one MLGraph per distinct input shape.
+
+    Raises :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
     ``base_dir`` (by default the model's folder; bytes and ModelProtos have none), see :func:`read_model`.
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     model = read_model(path_or_model, base_dir)
-    model = _fix_input_dims(model, free_dimensions)
+    model, dynamic = _fix_input_dims(model, free_dimensions, input_shapes)
+    if dynamic:
+        from .session import DynamicGraph  # session builds on load: imported here, not at the top
+
+        return DynamicGraph(model, context)
     analysis = Analysis(model)
     if analysis.problems:
         count = len(analysis.problems)
