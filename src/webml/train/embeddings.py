@@ -245,7 +245,9 @@ class OnnxFeatures:
         batch_dim = first[0].dim_param if first and first[0].dim_param else None
 
         def build(batch: int) -> Any:
-            return webml.onnx.load(model, context, free_dimensions={batch_dim: batch} if batch_dim else None)
+            # input_shapes={}: every dimension settled here (an MLGraph) or a clear error naming it.
+            free = {batch_dim: batch} if batch_dim else None
+            return webml.onnx.load(model, context, free_dimensions=free, input_shapes={})
 
         self.graph = build(batch_size)
         ((input_name, desc),) = self.graph.input_descriptors.items()
