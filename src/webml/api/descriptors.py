@@ -12,9 +12,10 @@ from .. import dtypes
 from ..ir import OperandDesc
 from ..ops.checks import LONG_MAX, UINT32_MAX
 from ..ops.registry import MAX_RANK
+from .spelling import PythonSpelling
 
 
-class Described:
+class Described(PythonSpelling):
     """The spec's ``dataType`` and ``shape`` attributes, read from a subclass's ``descriptor`` (MLOperand, MLTensor)."""
 
     __slots__ = ()

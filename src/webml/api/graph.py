@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 from ..backends.base import CompiledGraph
 from ..errors import InvalidStateError
 from ..ir import Graph, OperandDesc
+from .spelling import PythonSpelling
 
 if TYPE_CHECKING:
     from .context import MLContext
 
 
-class MLGraph:
+class MLGraph(PythonSpelling):
     """A compiled graph; returned by :meth:`MLGraphBuilder.build`."""
 
     def __init__(self, context: MLContext, ir: Graph, compiled: CompiledGraph, *, timeline: threading.RLock) -> None:
