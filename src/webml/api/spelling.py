@@ -66,13 +66,14 @@ def options_members(options: Mapping[str, Any], members: Iterable[str], where: s
         raise TypeError(f"{where}: the options must be a dict, got {type(options).__name__}")
     wanted = set(members)
     found: dict[str, Any] = {}
+    keys: dict[str, str] = {}  # Python name -> the key that gave it
     for key, value in options.items():
         name = snake_case(key) if isinstance(key, str) else None
         if name not in wanted:
             continue
         if name in found:
-            raise TypeError(f"{where}: the options name {name!r} twice (as {key!r} and in another spelling)")
-        found[name] = value
+            raise TypeError(f"{where}: the options give {name} twice, as {keys[name]!r} and {key!r}")
+        found[name], keys[name] = value, key
     return found
 
 

@@ -479,7 +479,7 @@ class Trainer:
                 f"{where}: targets have shape {list(y.shape)}, the model's output is [N, "
                 f"{', '.join(map(str, self.output_shape))}]"
             )
-        return x, np.ascontiguousarray(host_array(given, "float32", where, "the targets"))
+        return x, np.ascontiguousarray(host_array(given, "float32", where, "y"))
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
