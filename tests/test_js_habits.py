@@ -165,6 +165,12 @@ def test_an_attribute_error_inside_a_property_is_not_hidden():
         Thing().dataType  # noqa: B018
 
 
+def test_descriptor_dicts_keep_the_spec_keys(context):
+    b = webml.MLGraphBuilder(context)
+    with pytest.raises(TypeError, match=r"missing the required member 'dataType' \(it has 'data_type'"):
+        b.input("x", {"data_type": "float32", "shape": [2]})
+
+
 # -- createContext ---------------------------------------------------------------------------
 
 

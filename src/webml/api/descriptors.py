@@ -11,7 +11,7 @@ import numpy as np
 from .. import dtypes
 from ..ir import OperandDesc
 from ..ops.checks import LONG_MAX, UINT32_MAX
-from ..ops.registry import MAX_RANK
+from ..ops.registry import MAX_RANK, snake_case
 from .spelling import PythonSpelling
 
 
@@ -36,7 +36,9 @@ class Described(PythonSpelling):
 
 def _member(d: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in d:
-        raise TypeError(f"{where}: the descriptor is missing the required member '{key}'")
+        python = snake_case(key)
+        hint = f" (it has {python!r}: dictionaries keep the spec's camelCase keys)" if python in d else ""
+        raise TypeError(f"{where}: the descriptor is missing the required member '{key}'{hint}")
     return d[key]
 
 
