@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import webml
-from webml.api.spelling import PythonSpelling
+from webml.api.spelling import PythonSpelling, add_javascript_names
 from webml.train import SGD, Trainer
 
 NHWC = {"dataType": "float32", "shape": [1, 4, 4, 2]}
@@ -159,10 +159,22 @@ def test_an_attribute_error_inside_a_property_is_not_hidden():
         def data_type(self):
             return "x"
 
+    add_javascript_names(Thing)
     with pytest.raises(AttributeError, match="'missing_inside'"):
         Thing().broken  # noqa: B018
     with pytest.raises(AttributeError, match="did you mean data_type"):
         Thing().dataType  # noqa: B018
+
+
+@pytest.mark.parametrize("cls", [webml.ML, webml.MLContext, webml.MLGraph, webml.MLGraphBuilder, webml.MLOperand])
+def test_normal_access_stays_fast_and_dir_stays_python(context, cls):
+    # No __getattr__: with one, CPython cannot specialize these classes' attribute lookups.
+    assert not hasattr(cls, "__getattr__")
+    b = webml.MLGraphBuilder(context)
+    objects = {webml.ML: webml.ml, webml.MLContext: context, webml.MLGraphBuilder: b}
+    obj = objects.get(cls) or b.input("x", NHWC)
+    if isinstance(obj, cls):
+        assert dir(obj) and not [n for n in dir(obj) if not n.startswith("_") and not n.islower()]
 
 
 def test_descriptor_dicts_keep_the_spec_keys(context):

@@ -25,7 +25,7 @@ from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
 from .graph import MLGraph
 from .operand import MLOperand, operand_value
-from .spelling import PythonSpelling, merge_options, options_members, unexpected_keyword
+from .spelling import PythonSpelling, add_javascript_names, merge_options, options_members, unexpected_keyword
 from .tensor import MLTensor, checked_tensor
 
 if TYPE_CHECKING:
@@ -252,9 +252,8 @@ def _make_method(opdef: OpDef):
             raise TypeError(op_message(name, "", f"label must be a string, got {type(label).__name__}"))
         where = op_message(name, label, "").rstrip(": ")
         self._check_can_build(where)
-        unknown = sorted(kwargs.keys() - keywords)
-        if unknown:
-            raise unexpected_keyword(where, unknown[0], [*options, "label"])
+        if not keywords.issuperset(kwargs):
+            raise unexpected_keyword(where, min(kwargs.keys() - keywords), [*options, "label"])
         try:
             bound = rule_sig.bind(*args, **kwargs)
         except TypeError as exc:
@@ -320,6 +319,7 @@ def _wrap(builder: MLGraphBuilder, result: Any) -> Any:
 
 for _opdef in OPS.values():
     setattr(MLGraphBuilder, _opdef.method, _make_method(_opdef))
+add_javascript_names(MLGraphBuilder, {o.name: o.method for o in OPS.values()})
 
 
 # -- what other layers read of a builder (non-spec) ----------------------------------------

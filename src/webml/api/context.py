@@ -29,7 +29,7 @@ from ..ops.registry import MAX_RANK
 from .buffers import host_array, to_array, writer
 from .descriptors import check_dimensions, parse_operand_descriptor, parse_tensor_descriptor
 from .graph import MLGraph, compiled_graph
-from .spelling import PythonSpelling
+from .spelling import PythonSpelling, add_javascript_names
 from .tensor import MLTensor, backend_handle, checked_tensor
 
 T = TypeVar("T")
@@ -262,6 +262,9 @@ class MLContext(PythonSpelling):
                 entry[arg] = d
             limits[opdef.name] = entry
         return limits
+
+
+add_javascript_names(MLContext)
 
 
 class _Owned(Generic[T]):

@@ -12,7 +12,7 @@ from typing import Any
 from .. import backends
 from ..backends import BACKENDS, DEFAULT_BACKEND, create_backend
 from .context import MLContext
-from .spelling import PythonSpelling, merge_options, options_members, unexpected_keyword
+from .spelling import PythonSpelling, add_javascript_names, merge_options, options_members, unexpected_keyword
 
 POWER_PREFERENCES = ("default", "high-performance", "low-power")
 DEVICE_TYPES = ("cpu", "gpu", "npu")
@@ -73,6 +73,9 @@ class ML(PythonSpelling):
             power_preference=power_preference,
             accelerated=bool(accelerated),
         )
+
+
+add_javascript_names(ML)
 
 
 def _check_backend_options(backend: Any, options: Mapping[str, Any]) -> None:

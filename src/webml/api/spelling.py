@@ -8,7 +8,7 @@ Code written the JavaScript way gets the Python spelling in its error:
 
 * a camelCase attribute or method (``builder.averagePool2d``) is an
   AttributeError saying ``did you mean average_pool2d?``
-  (:class:`PythonSpelling`);
+  (:func:`add_javascript_names`);
 * a camelCase keyword (``inputLayout=``) is a TypeError saying
   ``did you mean input_layout=?`` (:func:`unexpected_keyword`).
 
@@ -18,6 +18,7 @@ WebIDL dictionary into keyword arguments.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,21 +26,58 @@ from ..ops.registry import snake_case
 
 
 class PythonSpelling:
-    """A missing attribute spelled the spec's way (camelCase) names its Python spelling."""
+    """A class whose spec names, spelled the JavaScript way, name their Python spelling.
+
+    :func:`add_javascript_names` puts each camelCase name on the class as an
+    attribute that raises that AttributeError.  A class attribute rather
+    than ``__getattr__``: a ``__getattr__`` would slow every attribute access
+    of these objects (CPython cannot specialize their lookups then) and would
+    turn an AttributeError raised inside a property into a confusing one.
+    """
 
     __slots__ = ()
 
-    def __getattr__(self, name: str) -> Any:
-        # Python calls this only after normal lookup failed, so ordinary access costs nothing.
+    def __dir__(self) -> list[str]:
+        # The JavaScript names are there to be refused, not offered (tab completion, help()).
         cls = type(self)
-        if not name.startswith("_") and hasattr(cls, name):
-            # A property of the class raised AttributeError itself: let that error through.
-            return object.__getattribute__(self, name)
-        message = f"{cls.__name__!r} object has no attribute {name!r}"
-        python = snake_case(name)
-        if python != name and hasattr(cls, python):
-            message += f" (did you mean {python}? Python spells the spec's names in snake_case)"
-        raise AttributeError(message)
+        return [n for n in super().__dir__() if not isinstance(inspect.getattr_static(cls, n, None), JavaScriptName)]
+
+
+class JavaScriptName:
+    """A class attribute under a spec name spelled the JavaScript way; reading it raises an AttributeError."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        of = f"{type(obj).__name__!r} object" if obj is not None else f"type object {owner.__name__!r}"
+        raise AttributeError(
+            f"{of} has no attribute {self.name!r} (did you mean {self.python}? "
+            "Python spells the spec's names in snake_case)"
+        )
+
+
+def camel_case(name: str) -> str:
+    """``create_tensor`` -> ``createTensor`` (the JavaScript spelling of a Python name)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def add_javascript_names(cls: type, spec_names: Mapping[str, str] | None = None) -> None:
+    """Give ``cls`` the JavaScript spelling of each public name it has (``dataType`` for
+    ``data_type``), and of ``spec_names`` (spec name -> Python name, for names such as
+    ``gatherND`` that :func:`camel_case` does not give)."""
+    names = {camel_case(n): n for n in dir(cls) if not n.startswith("_")}
+    names.update(spec_names or {})
+    for js, python in names.items():
+        if js != python and inspect.getattr_static(cls, js, None) is None:
+            attribute = JavaScriptName(python)
+            setattr(cls, js, attribute)
+            attribute.__set_name__(cls, js)
 
 
 def unexpected_keyword(where: str, key: str, keywords: Iterable[str]) -> TypeError:
@@ -85,4 +123,12 @@ def merge_options(where: str, members: Mapping[str, Any], keywords: Mapping[str,
     return {**keywords, **members}
 
 
-__all__ = ["PythonSpelling", "merge_options", "options_members", "unexpected_keyword"]
+__all__ = [
+    "JavaScriptName",
+    "PythonSpelling",
+    "add_javascript_names",
+    "camel_case",
+    "merge_options",
+    "options_members",
+    "unexpected_keyword",
+]
