@@ -404,8 +404,8 @@ def test_train_checks_its_output_before_any_work(tmp_path, mean_colour_model):
     base = ["--base-model", mean_colour_model, "--cache-dir", tmp_path / "cache"]
     cases = [
         (tmp_path / "is_a_dir.npz", ["is a folder", "name the file to write"]),
-        (tmp_path, ["must end in .npz"]),
-        (tmp_path / "model.pkl", ["must end in .npz"]),
+        (tmp_path, ["must end in .onnx", "or .npz"]),
+        (tmp_path / "model.pkl", ["must end in .onnx", "or .npz"]),
         (tmp_path / "nowhere" / "m.npz", ["does not exist"]),
         (tmp_path / "pipe.npz", ["not a regular file"]),
     ]

@@ -178,7 +178,7 @@ def test_cached_embeddings_equal_the_zoo_features(dataset, tmp_path):
     context = webml.ml.create_context()
     paths = [str(p) for p in sorted((dataset / "held_out").glob("*/*.png"))]
     cache = embeddings.EmbeddingCache(tmp_path / "c")
-    base = embeddings.EfficientNetLite0Features(context, batch_size=4)  # 6 images: one padded batch
+    base = embeddings.EfficientNetLite0Features(context, batch_size=4)  # 6 images: batches of 4 and 2
     first = embeddings.compute_embeddings(base, paths, cache=cache, batch_size=5, progress=False)
     np.testing.assert_allclose(first.features, efficientnet_lite.extract_features(context, paths), rtol=1e-4, atol=1e-4)
     embeddings.clear_memory_cache()

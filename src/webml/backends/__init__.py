@@ -8,10 +8,12 @@ happened in the builder.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError
-from .base import Backend
+
+if TYPE_CHECKING:
+    from .base import Backend
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
@@ -27,3 +29,12 @@ def create_backend(name: str | None = None, **options: Any) -> Backend:
         raise NotSupportedError(f"createContext: unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.create(**options)
+
+
+def __getattr__(name: str) -> Any:
+    # Backend (and with it the IR, NumPy's ml_dtypes) loads on first use: the CLI reads BACKENDS to parse its options.
+    if name == "Backend":
+        from .base import Backend
+
+        return Backend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,13 @@
 Bad input (an unreadable or corrupt file, an unsupported operator, a wrong
 input name, shape or data type, an image that is not an image) gives one
 clear message on stderr and a non-zero exit status, never a traceback
-(set ``WEBML_DEBUG=1`` to see one).
+(set ``WEBML_DEBUG=1`` to see one).  Ctrl-C stops any command quietly with
+exit status 130.  Every command takes ``--quiet`` (no progress lines) and
+``--verbose`` (ONNX Runtime's own warnings too).
+
+Start-up is kept short: this module and the subcommand modules import only
+NumPy at the top; the API, ONNX Runtime, onnx and the zoo load when a
+command needs them (``bench/startup.py`` measures it).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from ..backends import BACKENDS, DEFAULT_BACKEND
 
 __all__ = ["CliError", "main"]
@@ -28,11 +35,57 @@ class CliError(Exception):
     """A user-facing error: printed as ``webml: error: <message>``, exit status 2."""
 
 
+#: Examples shown at the end of each subcommand's --help.
+EXAMPLES = {
+    "classify": """\
+  webml classify                            the sample photo, top-5 ImageNet classes
+  webml classify cat.jpg dog.png --top-k 3
+  webml classify photo.jpg --json           one JSON object per image
+  webml classify photo.jpg --model pets.npz a classifier made by webml train
+  webml classify photo.jpg --model net.onnx --labels labels.txt --backend reference""",
+    "train": """\
+  webml train pets/ --output pets.npz       pets/cat/*.jpg, pets/dog/*.jpg ...
+  webml train pets/ -o pets.npz --epochs 20 --validation-split 0.1
+  webml train pets/ -o pets.npz --base-model features.onnx --base-output pooled
+  webml classify photo.jpg --model pets.npz then use it""",
+    "run": """\
+  webml run model.onnx --input x=x.npy                 print each output's values
+  webml run model.onnx -i input_ids=ids.npy -i mask=mask.npy -o out/
+  webml run model.onnx -i x=batch.npz:images --free-dim batch=8
+  webml run model.onnx -i x=x.npy --backend reference""",
+    "info": """\
+  webml info model.onnx                     inputs, outputs, operators, what webml does not support""",
+    "demo": """\
+  webml demo
+  webml demo --backend reference""",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import classify, demo, info, run, train
 
-    parser = argparse.ArgumentParser(prog="webml", description="The W3C WebNN API for Python.")
+    parser = argparse.ArgumentParser(
+        prog="webml",
+        description="The W3C WebNN API for Python.",
+        epilog="examples:\n  webml classify photo.jpg\n  webml run model.onnx --input x=x.npy\n"
+        "  webml wpt --backend reference --ops relu,conv2d\n  webml COMMAND --help   (each command's examples)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"webml {__version__}")
+    _global_options(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # The same options after the command name; SUPPRESS keeps a value given before it.
+    shared = argparse.ArgumentParser(add_help=False)
+    _global_options(shared, argparse.SUPPRESS)
+
+    def add_command(command: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            command,
+            help=help_text,
+            parents=[shared],
+            epilog="examples:\n" + EXAMPLES[command],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     def backend_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="default: %(default)s")
@@ -44,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("info", info, "describe an ONNX model and what webml supports of it", False),
     ):
-        p = sub.add_parser(command, help=help_text)
+        p = add_command(command, help_text)
         module.add_arguments(p)
         if on_backend:
             backend_option(p)
@@ -52,15 +105,27 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("wpt", help="run the WebNN Web Platform Tests (webml wpt --help)", add_help=False)
 
-    p = sub.add_parser("demo", help="build and run a small network with the builder")
+    p = add_command("demo", "build and run a small network with the builder")
     backend_option(p)
     p.set_defaults(handler=lambda args: demo.demo(args.backend))
     return parser
 
 
+_GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose")
+
+
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress lines")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="also ONNX Runtime's own warnings"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the shell's status for SIGINT
+        return 130
     except BrokenPipeError:  # `webml ... | head`: the reader has gone; stop quietly
         sys.stdout = open(os.devnull, "w")  # replaces the closed pipe until exit
         return 141
@@ -68,20 +133,29 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "wpt":
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if argv[command_at:command_at + 1] == ["wpt"]:
         from ..conformance.__main__ import main as wpt_main
+        from .common import Progress
 
-        return wpt_main(argv[1:])
+        # Global options given before "wpt" are wpt's own too (--quiet, --verbose).
+        wpt_args = argv[:command_at] + argv[command_at + 1 :]
+        quiet = any(a in ("-q", "--quiet") for a in wpt_args)
+        return wpt_main(wpt_args, progress=Progress(None if quiet else sys.stderr))
+    if all(a in _GLOBAL_FLAGS for a in argv):  # `webml` alone (or with -q/-v) classifies the sample photo
+        argv = [*argv, "classify"]
     parser = _parser()
-    args = parser.parse_args(argv or ["classify"])
+    args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "backend", None) == "onnxruntime" and not args.verbose:
+            from .common import quiet_onnxruntime
+
+            quiet_onnxruntime()
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
+    except (KeyboardInterrupt, BrokenPipeError):
         raise
     except Exception as exc:  # one clear line for the user, whatever went wrong
         if os.environ.get("WEBML_DEBUG"):

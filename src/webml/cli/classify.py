@@ -20,8 +20,14 @@ NORMALIZATIONS = {
 }
 
 
+#: Classes printed per image unless --top-k says otherwise.
+DEFAULT_TOP_K = 5
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (default: a sample photo)")
+    p.add_argument(
+        "images", nargs="*", metavar="IMAGE", help="image files or folders of them (default: a sample photo)"
+    )
     p.add_argument(
         "--model",
         help="an ONNX image classifier, or a classifier trained by webml train (.npz), "
@@ -31,11 +37,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--normalize",
         choices=sorted(NORMALIZATIONS),
-        default="imagenet",
-        help="with --model: input normalization (default: %(default)s, ImageNet mean/std)",
+        help="with an ONNX --model: input normalization (default: imagenet, ImageNet mean/std; "
+        "a model exported by webml train says its own)",
     )
-    p.add_argument("--top-k", type=int, default=5, help="how many classes to print (default: %(default)s)")
+    p.add_argument(
+        "--top-k", type=int, help="how many classes to print, at most the model's (default: 5, or all if fewer)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
+
+
+def expand_folders(paths: list[str]) -> list[str]:
+    """Each folder among ``paths`` replaced by its image files (by extension, sorted; not its sub-folders)."""
+    from webml.images import IMAGE_EXTENSIONS
+
+    out: list[str] = []
+    for path in paths:
+        if not Path(path).is_dir():
+            out.append(path)
+            continue
+        found = sorted(
+            str(f)
+            for f in Path(path).iterdir()
+            if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and not f.is_dir()
+        )
+        if not found:
+            raise CliError(f"{path!r} is a folder with no image files (they end in {', '.join(IMAGE_EXTENSIONS)})")
+        out.extend(found)
+    return out
+
+
+def top_k(args: argparse.Namespace, classes: int, what: str) -> int:
+    """``--top-k``, from 1 to the number of classes the model tells apart (default: 5, or all if fewer)."""
+    if args.top_k is None:
+        return min(DEFAULT_TOP_K, classes)
+    if not 1 <= args.top_k <= classes:
+        raise CliError(f"--top-k must be from 1 to {classes} ({what} has {classes} classes), got {args.top_k}")
+    return args.top_k
 
 
 def check_images(paths: list[str]) -> None:
@@ -68,7 +105,7 @@ def _batch_dimensions(model) -> dict[str, int]:
 
 
 def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
-    from webml.images import read_rgb_image
+    from webml.train.export import classifier_metadata
 
     model = read_onnx_model(args.model)
     graph = load_onnx_model(model, context, _batch_dimensions(model))
@@ -80,23 +117,55 @@ def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list
     shape = list(desc.shape)
     if len(shape) != 4 or 3 not in (shape[1], shape[3]):
         raise CliError(f"{args.model!r}: input {name!r} {desc} is not an image batch (NCHW or NHWC with 3 channels)")
-    nchw = shape[1] == 3
-    height, width = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
-    mean, std = NORMALIZATIONS[args.normalize]
-    labels = _read_labels(args.labels) if args.labels else None
+    exported = classifier_metadata(model)
+    if exported is not None:
+        if args.normalize:
+            raise CliError(f"--normalize does not go with {args.model!r}: webml train wrote its preprocessing in it")
+        prepare = _exported_preprocessing(exported)
+    else:
+        prepare = _preprocessing(shape, args.normalize or "imagenet")
+    labels = _read_labels(args.labels) if args.labels else (exported or {}).get("labels")
     out_name = next(iter(graph.output_descriptors))
+    classes = int(np.prod(graph.output_descriptors[out_name].shape[1:], dtype=np.int64))
+    if labels is not None and len(labels) != classes:
+        raise CliError(f"{args.labels!r} has {len(labels)} labels, the model outputs {classes} classes")
+    k = top_k(args, classes, repr(args.model))
     results = []
     for image in images:
-        x = (np.asarray(read_rgb_image(image).resize((width, height)), dtype=np.float64) - mean) / std
-        x = x.transpose(2, 0, 1) if nchw else x
-        batch = np.broadcast_to(x.astype(np.float32), (shape[0], *x.shape)).copy()
-        scores = context.compute(graph, {name: batch.astype(desc.data_type)})[out_name].reshape(shape[0], -1)[0]
+        batch = np.broadcast_to(prepare(image), shape).astype(desc.data_type)
+        scores = context.compute(graph, {name: batch})[out_name].reshape(shape[0], -1)[0]
         probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else _softmax(scores)
-        if labels is not None and len(labels) != probs.size:
-            raise CliError(f"{args.labels!r} has {len(labels)} labels, the model outputs {probs.size} classes")
-        order = np.argsort(-probs)[: args.top_k]
+        order = np.argsort(-probs, kind="stable")[:k]
         results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
     return results
+
+
+def _preprocessing(shape: list[int], normalize: str):
+    """Image -> one model input [C, H, W] or [H, W, C]: the whole image resized, then normalized."""
+    from webml.images import read_rgb_image
+
+    nchw = shape[1] == 3
+    height, width = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    mean, std = NORMALIZATIONS[normalize]
+
+    def prepare(image: str) -> np.ndarray:
+        x = (np.asarray(read_rgb_image(image).resize((width, height)), dtype=np.float64) - mean) / std
+        return (x.transpose(2, 0, 1) if nchw else x).astype(np.float32)
+
+    return prepare
+
+
+def _exported_preprocessing(description: dict):
+    """Image -> the input of a model exported by ``webml train``, prepared as its metadata says."""
+    from webml.train.export import pixels
+
+    def prepare(image: str) -> np.ndarray:
+        try:
+            return pixels(description, [image])[0]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CliError(f"the model's webml.classifier metadata is unusable ({exc})") from None
+
+    return prepare
 
 
 def _read_labels(path: str) -> list[str]:
@@ -137,7 +206,8 @@ def _classify_head(args: argparse.Namespace, context, images: list[str]) -> list
         raise CliError("--labels does not go with a webml train classifier: its class names are in the file")
     try:
         classifier = load_classifier(args.model)
-        return classify_with_head(context, classifier, images, top_k=min(args.top_k, len(classifier.class_names)))
+        k = top_k(args, len(classifier.class_names), repr(args.model))
+        return classify_with_head(context, classifier, images, top_k=k)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(f"{args.model!r}: {exc}") from None
 
@@ -146,12 +216,16 @@ def main(args: argparse.Namespace) -> int:
     import webml
     from webml.zoo import efficientnet_lite
 
-    if args.top_k < 1:
-        raise CliError("--top-k must be at least 1")
-    if args.labels and not args.model:
-        raise CliError("--labels goes with --model")
+    if args.top_k is not None and args.top_k < 1:
+        raise CliError(f"--top-k must be at least 1, got {args.top_k}")
+    for option in ("labels", "normalize"):
+        if getattr(args, option) and not args.model:
+            raise CliError(f"--{option} goes with --model")
+    k = top_k(args, efficientnet_lite.CLASSES, "EfficientNet-Lite0") if not args.model else 0
     head = bool(args.model) and _is_head(args.model)
-    paths = args.images or [str(efficientnet_lite.sample_image_path())]
+    if head and args.normalize:
+        raise CliError("--normalize does not go with a webml train classifier: its preprocessing is in the file")
+    paths = expand_folders(args.images) if args.images else [str(efficientnet_lite.sample_image_path())]
     check_images(paths)
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)
@@ -160,7 +234,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.model:
         results = _classify_onnx(args, context, paths)
     else:
-        results = efficientnet_lite.classify(context, paths, top_k=args.top_k)
+        results = efficientnet_lite.classify(context, paths, top_k=k)
     elapsed = time.perf_counter() - start
     for path, top in zip(paths, results):
         if args.json:

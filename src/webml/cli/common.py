@@ -2,14 +2,98 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import secrets
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import CliError
+
+
+def is_quiet(args: argparse.Namespace) -> bool:
+    """Whether the global ``--quiet`` was given: no progress, only results and errors."""
+    return bool(getattr(args, "quiet", False))
+
+
+def is_verbose(args: argparse.Namespace) -> bool:
+    """Whether the global ``--verbose`` was given: ONNX Runtime's own warnings too."""
+    return bool(getattr(args, "verbose", False))
+
+
+def progress_stream(args: argparse.Namespace) -> IO[str] | None:
+    """Where a command writes progress (stderr), or ``None`` with ``--quiet``: for APIs taking ``progress=stream``."""
+    return None if is_quiet(args) else sys.stderr
+
+
+class Progress:
+    """Progress of the long steps of a command, on stderr (stdout keeps the results, for pipes).
+
+    On a terminal a count is redrawn in place; piped, it is plain lines, one per tenth of the
+    way (so a log shows the command is alive without a line per item); with ``--quiet`` nothing.
+    """
+
+    interval = 0.1  # seconds between redraws on a terminal
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        isatty = getattr(stream, "isatty", None)
+        self.live = bool(isatty and isatty())
+        self.last_draw = 0.0
+        self.last_tenth = -1
+        self.drawn = False  # a count is on the terminal's current line
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Progress:
+        """The progress of a command run with ``args`` (silent with ``--quiet``)."""
+        return cls(progress_stream(args))
+
+    def step(self, message: str) -> None:
+        """Say that a step starts (or ends): one line."""
+        if self.stream is None:
+            return
+        self._end_count()
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def count(self, done: int, total: int, what: str) -> None:
+        """``done`` of ``total`` items of ``what`` are done."""
+        if self.stream is None or total <= 0:
+            return
+        line = f"  {what}: {done}/{total}"
+        if self.live:
+            now = time.perf_counter()
+            if now - self.last_draw < self.interval and done < total:
+                return
+            self.last_draw = now
+            self.stream.write("\r" + line + "\033[K")
+            self.drawn = True
+            if done >= total:
+                self._end_count()
+        else:
+            tenth = 10 * done // total
+            if tenth == self.last_tenth:
+                return
+            self.last_tenth = tenth
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _end_count(self) -> None:
+        if self.stream is not None and self.drawn:
+            self.stream.write("\n")
+            self.drawn = False
+        self.last_tenth = -1
+
+
+def quiet_onnxruntime() -> None:
+    """ONNX Runtime's warnings off stderr (``--verbose`` keeps them); imported only when a command runs on it."""
+    from ..backends.onnxruntime import quiet_warnings
+
+    quiet_warnings()
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:

@@ -1,15 +1,20 @@
-"""``webml train DATA_DIR --output MODEL.npz``: transfer learning on a folder of class sub-folders.
+"""``webml train DATA_DIR --output MODEL.onnx|MODEL.npz``: transfer learning on a folder of class sub-folders.
 
 Embeds every image with a frozen base (EfficientNet-Lite0's features, or an
 output of an ONNX model with ``--base-model``), trains a softmax head on a
 stratified train/validation split, prints progress (stderr) and the
-validation accuracy (stdout), and writes the classifier to MODEL.npz, which
-``webml classify --model MODEL.npz IMAGE ...`` uses.  Unreadable images are
+validation accuracy (stdout), and writes the classifier in the format its
+extension names: ``.onnx``, one standard ONNX model of the whole classifier
+(base and head, see :mod:`webml.train.export`), or ``.npz``, webml's own
+file of the head.  ``webml classify --model MODEL IMAGE ...`` uses either.
+The history (loss and validation accuracy per epoch, the confusion matrix)
+goes to MODEL.history.json (``--history``), and with ``--plot PNG`` into a
+plot.  Unreadable images are
 all listed and training stops, unless ``--skip-unreadable`` is given (then
 they are left out with a warning).  Only regular files are read, and
 images whose declared size is over :data:`webml.images.MAX_IMAGE_PIXELS`
 (decompression bombs) count as unreadable.  MODEL.npz is checked before
-any work and written whole or not at all.  Embeddings are cached on disk (see
+any work and written (with the history and plot) whole or not at all.  Embeddings are cached on disk (see
 ``--cache-dir``), so retraining on the same images is fast.
 """
 
@@ -28,7 +33,18 @@ from .common import check_output_file, write_files_atomically
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR", help="a folder with one sub-folder of images per class")
     p.add_argument(
-        "--output", "-o", required=True, metavar="MODEL.npz", help="the classifier file to write (checked first)"
+        "--output",
+        "-o",
+        required=True,
+        metavar="MODEL",
+        help="the classifier to write (checked first): MODEL.onnx, one ONNX model of base and head, "
+        "or MODEL.npz, webml's own file",
+    )
+    p.add_argument(
+        "--history", metavar="PATH.json", help="where the training history goes (default: MODEL.history.json)"
+    )
+    p.add_argument(
+        "--plot", metavar="PATH.png", help="also plot the loss, the accuracy and the validation confusion matrix"
     )
     p.add_argument("--epochs", type=int, default=50, help="passes over the training images (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=16, help="images per training step (default: %(default)s)")
@@ -78,7 +94,28 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError("--base-output goes with --base-model")
     if args.base_model and not Path(args.base_model).is_file():
         raise CliError(f"no such base model file: {args.base_model!r}")
-    check_output_file(args.output, "--output", ".npz")  # before any image is embedded
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise CliError(
+            f"--output {args.output!r}: the file name must end in .onnx (one ONNX model of the whole classifier) "
+            f"or .npz (webml's own classifier file)"
+        )
+    if suffix == ".onnx" and args.base_model:
+        raise CliError("--output .onnx needs the default base (EfficientNet-Lite0); with --base-model save as .npz")
+    # Every file is checked before any image is embedded.
+    check_output_file(args.output, "--output", suffix)
+    check_output_file(history_path(args), "--history", ".json")
+    if args.plot:
+        check_output_file(args.plot, "--plot", ".png")
+
+
+#: What --output's extension selects.
+OUTPUT_FORMATS = (".onnx", ".npz")
+
+
+def history_path(args: argparse.Namespace) -> str:
+    """``--history``, by default MODEL.history.json beside the model."""
+    return args.history or str(Path(args.output).with_suffix(".history.json"))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -115,7 +152,19 @@ def main(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except webml.onnx.OnnxImportError as exc:
         raise CliError(str(exc)) from None
-    write_files_atomically({Path(args.output): result.classifier.save})
+    from webml.train.export import export_onnx
+    from webml.train.history import plot_history, write_history
+
+    if Path(args.output).suffix.lower() == ".onnx":
+
+        def save(path: str) -> None:
+            export_onnx(result.classifier, path, context)
+    else:
+        save = result.classifier.save
+    writes = {Path(args.output): save, Path(history_path(args)): lambda path: write_history(result, path)}
+    if args.plot:
+        writes[Path(args.plot)] = lambda path: plot_history(result, path)
+    write_files_atomically(writes)
     classes = result.classifier.class_names
     if result.validation_accuracy is None:
         print(f"validation accuracy: - (no validation images; --validation-split {args.validation_split})")
@@ -126,4 +175,5 @@ def main(args: argparse.Namespace) -> int:
         f"trained on {result.train_count} images with {result.classifier.base_name} "
         f"on the {context.backend} backend in {time.perf_counter() - start:.1f} s"
     )
+    print(f"history: {history_path(args)}" + (f", plot: {args.plot}" if args.plot else ""))
     return 0

@@ -537,10 +537,17 @@ def replay_file(path: str | Path, backend: str = "reference") -> list[TestResult
     return [replay_test(test, setup, path.stem, backend) for test in doc["tests"]]
 
 
-def replay_all(backend: str = "reference", files: Iterable[str | Path] | None = None) -> list[TestResult]:
-    """Replay every validation file (or the given paths/stems) on ``backend``."""
+def replay_all(
+    backend: str = "reference",
+    files: Iterable[str | Path] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[TestResult]:
+    """Replay every validation file (or the given paths/stems) on ``backend``; ``progress(done, total, "files")``
+    after each file."""
     paths = validation_files() if files is None else [resolve_file(f) for f in files]
     results: list[TestResult] = []
-    for path in paths:
+    for done, path in enumerate(paths, 1):
         results += replay_file(path, backend)
+        if progress is not None:
+            progress(done, len(paths), "files")
     return results

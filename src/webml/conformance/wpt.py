@@ -11,7 +11,7 @@ float16 bits, on integers, or ATOL.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from .. import dtypes
 from ..ops.registry import snake_case
 from .data import conformance_files, load
 
-__all__ = ["CaseResult", "run_all", "run_case", "run_file"]
+__all__ = ["CaseResult", "operator_names", "run_all", "run_case", "run_file"]
 
 #: WPT checks at most this many elements of a filled (scalar) expectation.
 MAX_INDEX_TO_VALIDATE = 1000
@@ -265,9 +265,23 @@ def run_file(path: Path, backend: str = "reference", ops: Iterable[str] | None =
     return results
 
 
-def run_all(backend: str = "reference", ops: Iterable[str] | None = None) -> list[CaseResult]:
+#: ``progress(done, total, what)``: called after each file of a run.
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def run_all(
+    backend: str = "reference", ops: Iterable[str] | None = None, progress: ProgressCallback | None = None
+) -> list[CaseResult]:
     ops = list(ops) if ops is not None else None
     results: list[CaseResult] = []
-    for path in conformance_files():
+    paths = conformance_files()
+    for done, path in enumerate(paths, 1):
         results.extend(run_file(path, backend, ops))
+        if progress is not None:
+            progress(done, len(paths), "files")
     return results
+
+
+def operator_names() -> set[str]:
+    """The spec names of the operators the conformance cases use (what ``run_all``'s ``ops`` may name)."""
+    return {name for path in conformance_files() for case in load(path)["cases"] for name in case["operatorNames"]}

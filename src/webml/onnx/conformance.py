@@ -230,9 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rows = []
-    import onnxruntime
+    from ..backends.onnxruntime import quiet_warnings
 
-    onnxruntime.set_default_logger_severity(3)  # not the warnings of every session
+    quiet_warnings()
     for backend in args.backend or ["onnxruntime", "reference"]:
         start = time.perf_counter()
         results = run(backend)

@@ -10,7 +10,9 @@ Two are provided:
 * :class:`OnnxFeatures`: a chosen output of any ONNX image model imported
   with :func:`webml.onnx.load` (its output is flattened per image).
 
-Each builds its WebNN graph once, for a fixed batch, and pads the last batch.
+Each builds one WebNN graph per batch size it runs (a single image runs as
+a batch of one), except for a model whose batch is fixed: then the last
+batch is padded.
 
 :func:`compute_embeddings` runs a base over image files in batches, with
 progress, through an :class:`EmbeddingCache`: in memory (for the process)
@@ -30,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -93,26 +95,44 @@ def _normalize(pixels: np.ndarray, normalize: str) -> np.ndarray:
 
 
 class _BatchedGraph:
-    """Runs a graph with one image-batch input of fixed size over any number of images, padding the last batch."""
+    """Runs a graph with one image-batch input over any number of images, ``batch`` at a time.
 
-    def __init__(self, context: MLContext, graph: Any, input_name: str, output_name: str, batch: int) -> None:
-        self.context, self.graph, self.input_name, self.output_name, self.batch = (
-            context,
-            graph,
-            input_name,
-            output_name,
-            batch,
-        )
+    ``build(n)`` makes the graph for batches of ``n``.  Each distinct batch
+    size used gets its own graph (built once), so a single image runs as a
+    batch of one; with ``fixed`` (a model whose batch is not dynamic) there is
+    only the graph for ``batch`` and the last batch is padded with zeros.
+    """
+
+    def __init__(
+        self,
+        context: MLContext,
+        build: Callable[[int], Any],
+        input_name: str,
+        output_name: str,
+        batch: int,
+        *,
+        fixed: bool = False,
+    ) -> None:
+        self.context, self.build, self.input_name, self.output_name = context, build, input_name, output_name
+        self.batch, self.fixed = batch, fixed
+        self.graphs: dict[int, Any] = {}
+
+    def graph(self, n: int) -> Any:
+        """The graph for batches of ``n`` (built on first use)."""
+        if n not in self.graphs:
+            self.graphs[n] = self.build(n)
+        return self.graphs[n]
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         outs = []
         for start in range(0, len(inputs), self.batch):
             chunk = inputs[start : start + self.batch]
             n = len(chunk)
-            if n < self.batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)])
-            out = self.context.compute(self.graph, {self.input_name: chunk})[self.output_name]
-            outs.append(np.asarray(out, np.float32).reshape(self.batch, -1)[:n])
+            size = self.batch if self.fixed else n
+            if n < size:
+                chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
+            out = self.context.compute(self.graph(size), {self.input_name: chunk})[self.output_name]
+            outs.append(np.asarray(out, np.float32).reshape(size, -1)[:n])
         return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -122,8 +142,8 @@ class EfficientNetLite0Features:
     Preprocessing is the checkpoint's (:func:`webml.zoo.efficientnet_lite.preprocess`):
     the central 224/256 of the shorter side, resized to 224x224; with
     ``center_crop=False`` the whole image is resized instead (for images
-    whose object fills the frame, such as Fashion-MNIST).  The graph is
-    built once, for batches of ``batch_size``.
+    whose object fills the frame, such as Fashion-MNIST).  Images run
+    ``batch_size`` at a time, each batch size used with its own graph.
     """
 
     dim = 1280
@@ -138,29 +158,45 @@ class EfficientNetLite0Features:
         self.center_crop = bool(center_crop)
         self.name = "efficientnet-lite0" + ("" if self.center_crop else "-nocrop")
         self.spec = {"kind": "efficientnet-lite0", "center_crop": self.center_crop}
-        self._runner: _BatchedGraph | None = None
+        self._runner = _BatchedGraph(context, self._build, "image", "features", batch_size)
+        self._params: dict[str, np.ndarray] | None = None
 
-    def preprocess(self, images: Sequence[Any]) -> np.ndarray:
-        from PIL import Image
-
+    @property
+    def crop(self) -> float:
+        """The central fraction of each image's shorter side that is kept (1: the whole image is resized)."""
         from ..zoo import efficientnet_lite as lite
 
-        rgb = [read_image(im) for im in images]
-        if self.center_crop:
-            return lite.preprocess(rgb)
+        return lite.CROP_FRACTION if self.center_crop else 1.0
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The pretrained network's parameters (read once)."""
+        from ..zoo import efficientnet_lite as lite
+
+        if self._params is None:
+            self._params = lite.pretrained_parameters()
+        return self._params
+
+    def _build(self, batch: int) -> Any:
+        from ..zoo import efficientnet_lite as lite
+
+        return lite.build(self.context, self.parameters(), batch=batch, features=True)
+
+    def pixels(self, images: Sequence[Any]) -> np.ndarray:
+        """The images as the network sees them before normalization: RGB 0..255, float32 [N, 3, 224, 224]."""
+        from ..zoo import efficientnet_lite as lite
+
         size = lite.IMAGE_SIZE
-        batch = np.empty((len(rgb), 3, size, size), np.float32)
-        for i, im in enumerate(rgb):
-            pixels = np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), np.float32)
-            batch[i] = _normalize(pixels, "lite").transpose(2, 0, 1)
+        batch = np.empty((len(images), 3, size, size), np.float32)
+        for i, im in enumerate(images):
+            batch[i] = lite.pixels(read_image(im), size, self.crop).transpose(2, 0, 1)
         return batch
 
-    def __call__(self, images: Sequence[Any]) -> np.ndarray:
-        from ..zoo import efficientnet_lite as lite
+    def preprocess(self, images: Sequence[Any]) -> np.ndarray:
+        """The network's input: :meth:`pixels` normalized as ``(x - 127) / 128``."""
+        mean, std = NORMALIZATIONS["lite"]
+        return (self.pixels(images) - np.float32(mean[0])) / np.float32(std[0])
 
-        if self._runner is None:
-            graph = lite.build(self.context, lite.pretrained_parameters(), batch=self.batch_size, features=True)
-            self._runner = _BatchedGraph(self.context, graph, "image", "features", self.batch_size)
+    def __call__(self, images: Sequence[Any]) -> np.ndarray:
         return self._runner.run(self.preprocess(images))
 
 
@@ -178,7 +214,8 @@ class OnnxFeatures:
     The model's one input must be an NCHW or NHWC batch of 3-channel images;
     images are resized to its height and width and normalized with
     ``normalize`` (a key of :data:`NORMALIZATIONS`).  A dynamic batch
-    dimension is fixed to ``batch_size``.  The name holds the model file's
+    dimension is set per run (at most ``batch_size`` images at a time);
+    a fixed one is padded.  The name holds the model file's
     SHA-256, so a changed model never reuses old embeddings.
     """
 
@@ -205,8 +242,12 @@ class OnnxFeatures:
         if len(inputs) != 1:
             raise ValueError(f"{path!r}: a feature extractor has one image input; the model has {len(inputs)}")
         first = inputs[0].type.tensor_type.shape.dim[:1]
-        free = {first[0].dim_param: batch_size} if first and first[0].dim_param else None
-        self.graph = webml.onnx.load(model, context, free_dimensions=free)
+        batch_dim = first[0].dim_param if first and first[0].dim_param else None
+
+        def build(batch: int) -> Any:
+            return webml.onnx.load(model, context, free_dimensions={batch_dim: batch} if batch_dim else None)
+
+        self.graph = build(batch_size)
         ((input_name, desc),) = self.graph.input_descriptors.items()
         shape = list(desc.shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
@@ -236,7 +277,8 @@ class OnnxFeatures:
             "normalize": normalize,
             "batch_size": batch_size,
         }
-        self._runner = _BatchedGraph(context, self.graph, input_name, output, shape[0])
+        self._runner = _BatchedGraph(context, build, input_name, output, shape[0], fixed=batch_dim is None)
+        self._runner.graphs[shape[0]] = self.graph
 
     def __call__(self, images: Sequence[Any]) -> np.ndarray:
         from PIL import Image

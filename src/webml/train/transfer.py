@@ -53,6 +53,7 @@ __all__ = [
     "TrainResult",
     "TransferClassifier",
     "classify_with_head",
+    "confusion_matrix",
     "head_forward",
     "initial_head",
     "is_classifier_file",
@@ -201,6 +202,8 @@ class TrainResult:
     skipped: list[tuple[str, str]]  # unreadable files left out (with skip_unreadable)
     computed: int  # images run through the base
     cached: int  # embeddings read from the cache
+    #: Validation images by true class (rows) and predicted class (columns); None without a validation set.
+    confusion: np.ndarray | None = None
 
 
 def train_classifier(
@@ -269,6 +272,7 @@ def train_classifier(
             x[train_idx], y[train_idx], epochs, validation_data=validation, seed=seed, progress=progress
         )
         accuracy = trainer.evaluate(*validation) if validation else None
+        confusion = confusion_matrix(validation[1], trainer.predict(validation[0]), classes) if validation else None
         trained = trainer.parameters()
     finally:
         trainer.close()
@@ -292,8 +296,15 @@ def train_classifier(
         list(folder.class_names), trained, base.name, dict(getattr(base, "spec", {"kind": base.name})), metadata
     )
     return TrainResult(
-        classifier, history, accuracy, len(train_idx), len(val_idx), emb.skipped, emb.computed, emb.cached
+        classifier, history, accuracy, len(train_idx), len(val_idx), emb.skipped, emb.computed, emb.cached, confusion
     )
+
+
+def confusion_matrix(labels: np.ndarray, logits: np.ndarray, classes: int) -> np.ndarray:
+    """Counts ``[classes, classes]`` of samples by true class (row) and predicted class (column, the argmax)."""
+    matrix = np.zeros((classes, classes), np.int64)
+    np.add.at(matrix, (np.asarray(labels, np.int64), np.argmax(logits, axis=1)), 1)
+    return matrix
 
 
 def classify_with_head(

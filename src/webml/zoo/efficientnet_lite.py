@@ -123,9 +123,30 @@ def build(
     trained with: a strided convolution of an even-sized input pads one pixel
     more after than before) or ``"symmetric"`` (``kernel // 2`` on every side).
     """
+    b = webml.MLGraphBuilder(context)
+    x = b.input("image", {"dataType": "float32", "shape": [batch, 3, image_size, image_size]})
+    pooled = add_features(b, params, x, padding=padding)
+    if features:
+        return b.build({"features": pooled})
+    weight, bias = (params[f"classifier.{n}"] for n in ("weight", "bias"))
+    logits = b.add(
+        b.matmul(pooled, b.constant({"dataType": "float32", "shape": list(weight.shape)}, weight)),
+        b.constant({"dataType": "float32", "shape": list(bias.shape)}, bias),
+        label="classifier",
+    )
+    return b.build({"logits": logits})
+
+
+def add_features(
+    b: webml.MLGraphBuilder, params: dict[str, np.ndarray], x: webml.MLOperand, *, padding: str = "same"
+) -> webml.MLOperand:
+    """The network up to its pooled features, added to ``b``: ``x`` [N, 3, H, W] -> [N, 1280].
+
+    For graphs that put the network inside a larger one (a trained classifier
+    exported with its head); ``padding`` as in :func:`build`.
+    """
     if padding not in ("symmetric", "same"):
         raise TypeError(f'build: padding must be "symmetric" or "same", not {padding!r}')
-    b = webml.MLGraphBuilder(context)
 
     def const(key: str) -> webml.MLOperand:
         array = params[key]
@@ -148,7 +169,6 @@ def build(
         )
         return b.clamp(y, min_value=0, max_value=6, label=f"{c.name}.relu6") if c.activation else y
 
-    x = b.input("image", {"dataType": "float32", "shape": [batch, 3, image_size, image_size]})
     specs = list(conv_specs())
     x = conv(x, specs[0])
     i = 1
@@ -166,11 +186,7 @@ def build(
                 x = b.add(x, block_in, label="residual")
             channels = out
     x = conv(x, specs[i])  # head
-    pooled = b.reshape(b.average_pool2d(x, label="pool"), [batch, HEAD_CHANNELS])
-    if features:
-        return b.build({"features": pooled})
-    logits = b.add(b.matmul(pooled, const("classifier.weight")), const("classifier.bias"), label="classifier")
-    return b.build({"logits": logits})
+    return b.reshape(b.average_pool2d(x, label="pool"), [x.shape[0], HEAD_CHANNELS])
 
 
 def flops(batch: int = 1, image_size: int = 224) -> float:
@@ -291,14 +307,26 @@ def preprocess(images: Sequence[ImageLike] | ImageLike, image_size: int = IMAGE_
         images = [images]
     batch = np.empty((len(images), 3, image_size, image_size), np.float32)
     for i, image in enumerate(images):
-        rgb = _open_image(image).convert("RGB")
-        width, height = rgb.size
-        side = min(width, height) * CROP_FRACTION
-        box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
-        resized = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
-        pixels = np.asarray(resized, np.float32)
-        batch[i] = ((pixels - MEAN) / STD).transpose(2, 0, 1)
+        batch[i] = ((pixels(image, image_size) - MEAN) / STD).transpose(2, 0, 1)
     return batch
+
+
+def pixels(image: ImageLike, image_size: int = IMAGE_SIZE, crop: float = CROP_FRACTION) -> np.ndarray:
+    """A photo's RGB values (0..255, float32 ``[image_size, image_size, 3]``) as :func:`preprocess` sees them.
+
+    The central ``crop`` of the shorter side (1: the whole image, not kept
+    square), resized bilinearly to ``image_size`` square.
+    """
+    from PIL import Image
+
+    rgb = _open_image(image).convert("RGB")
+    width, height = rgb.size
+    box = None
+    if crop != 1:
+        side = min(width, height) * crop
+        box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+    resized = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(resized, np.float32)
 
 
 def _run(context: webml.MLContext, images: Sequence[ImageLike] | ImageLike, features: bool) -> np.ndarray:

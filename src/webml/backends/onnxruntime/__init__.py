@@ -25,7 +25,7 @@ from ...ir import Graph, OperandDesc
 from ..base import Backend, CompiledGraph
 from .lowering import LOWERINGS, lower, storage_dtype
 
-__all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create"]
+__all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create", "quiet_warnings"]
 
 GRAPH_OPTIMIZATION_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -199,6 +199,12 @@ class OnnxRuntimeBackend(Backend):
         if lowering is None:
             return False
         return data_type in lowering.argument_types.get(argument, (data_type,))
+
+
+def quiet_warnings() -> None:
+    """Keep ONNX Runtime's warnings (e.g. "Could not find a CPU kernel and hence can't constant fold")
+    off stderr: they are about its own optimiser, not the user's model or a result."""
+    ort.set_default_logger_severity(3)  # errors and fatal ones only
 
 
 def create(**options: Any) -> OnnxRuntimeBackend:
