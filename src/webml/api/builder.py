@@ -25,13 +25,14 @@ from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
 from .graph import MLGraph
 from .operand import MLOperand, operand_value
+from .spelling import PythonSpelling, add_javascript_names, merge_options, options_members, unexpected_keyword
 from .tensor import MLTensor, checked_tensor
 
 if TYPE_CHECKING:
     from .context import MLContext
 
 
-class MLGraphBuilder:
+class MLGraphBuilder(PythonSpelling):
     """Builds one computational graph for a context.
 
     >>> import webml
@@ -235,13 +236,24 @@ def _make_method(opdef: OpDef):
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *public_params, label_param]
     )
     rule_sig = opdef.signature.replace(parameters=params)
+    positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    keywords = frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    options = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
 
     def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
         name = opdef.name
+        if len(args) > positional and isinstance(args[-1], Mapping):
+            # The JavaScript form: the options dict last, with the spec's keys (and its label).
+            members = options_members(args[-1], [*keywords, "label"], name)
+            args = args[:-1]
+            kwargs = merge_options(name, members, {**kwargs, "label": label or None})
+            label = kwargs.pop("label", None) or ""
         if not isinstance(label, str):
             raise TypeError(op_message(name, "", f"label must be a string, got {type(label).__name__}"))
         where = op_message(name, label, "").rstrip(": ")
         self._check_can_build(where)
+        if not keywords.issuperset(kwargs):
+            raise unexpected_keyword(where, min(kwargs.keys() - keywords), [*options, "label"])
         try:
             bound = rule_sig.bind(*args, **kwargs)
         except TypeError as exc:
@@ -307,6 +319,7 @@ def _wrap(builder: MLGraphBuilder, result: Any) -> Any:
 
 for _opdef in OPS.values():
     setattr(MLGraphBuilder, _opdef.method, _make_method(_opdef))
+add_javascript_names(MLGraphBuilder, {o.name: o.method for o in OPS.values()})
 
 
 # -- what other layers read of a builder (non-spec) ----------------------------------------

@@ -26,15 +26,16 @@ from ..errors import InvalidStateError, OperationError
 from ..ir import Graph, OperandDesc
 from ..ops import OPS
 from ..ops.registry import MAX_RANK
-from .buffers import to_array, writer
+from .buffers import host_array, to_array, writer
 from .descriptors import check_dimensions, parse_operand_descriptor, parse_tensor_descriptor
 from .graph import MLGraph, compiled_graph
+from .spelling import PythonSpelling, add_javascript_names
 from .tensor import MLTensor, backend_handle, checked_tensor
 
 T = TypeVar("T")
 
 
-class MLContext:
+class MLContext(PythonSpelling):
     """The global state of graph building and execution on one backend.
 
     Create one with :func:`webml.ml.create_context`.
@@ -204,8 +205,9 @@ class MLContext:
     def compute(self, graph: MLGraph, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run ``graph`` on host arrays and return its outputs as NumPy arrays (non-spec).
 
-        Each input may be a NumPy array of the input's dtype, or anything
-        ``numpy.asarray`` turns into one of the input's shape.
+        Each input is a NumPy array of the input's dtype and shape, or numbers
+        in (nested) lists of that shape, cast to the input's data type (see
+        :func:`webml.api.buffers.host_array`).
         """
         with self._timeline:
             compiled = compiled_graph(graph, self, "compute")
@@ -262,6 +264,9 @@ class MLContext:
         return limits
 
 
+add_javascript_names(MLContext)
+
+
 class _Owned(Generic[T]):
     """The graphs or tensors that a context destroys with it.
 
@@ -297,9 +302,7 @@ def _match_tensors(named: Mapping[str, MLTensor], descs: Mapping[str, OperandDes
 
 
 def _host_array(value: Any, desc: OperandDesc, name: str, target: np.dtype) -> np.ndarray:
-    if isinstance(value, np.ndarray) and value.dtype != target:
-        raise TypeError(f"compute: input {name!r} has dtype {value.dtype}, the graph expects {desc.data_type}")
-    array = np.asarray(value, dtype=target)
+    array = host_array(value, desc.data_type, "compute", f"input {name!r}", target)
     if array.shape != desc.shape:
         raise TypeError(f"compute: input {name!r} has shape {list(array.shape)}, the graph expects {list(desc.shape)}")
     return array

@@ -11,10 +11,11 @@ import numpy as np
 from .. import dtypes
 from ..ir import OperandDesc
 from ..ops.checks import LONG_MAX, UINT32_MAX
-from ..ops.registry import MAX_RANK
+from ..ops.registry import MAX_RANK, snake_case
+from .spelling import PythonSpelling
 
 
-class Described:
+class Described(PythonSpelling):
     """The spec's ``dataType`` and ``shape`` attributes, read from a subclass's ``descriptor`` (MLOperand, MLTensor)."""
 
     __slots__ = ()
@@ -35,7 +36,9 @@ class Described:
 
 def _member(d: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in d:
-        raise TypeError(f"{where}: the descriptor is missing the required member '{key}'")
+        python = snake_case(key)
+        hint = f" (it has {python!r}: dictionaries keep the spec's camelCase keys)" if python in d else ""
+        raise TypeError(f"{where}: the descriptor is missing the required member '{key}'{hint}")
     return d[key]
 
 

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 from ..backends.base import CompiledGraph
 from ..errors import InvalidStateError
 from ..ir import Graph, OperandDesc
+from .spelling import PythonSpelling, add_javascript_names
 
 if TYPE_CHECKING:
     from .context import MLContext
 
 
-class MLGraph:
+class MLGraph(PythonSpelling):
     """A compiled graph; returned by :meth:`MLGraphBuilder.build`."""
 
     def __init__(self, context: MLContext, ir: Graph, compiled: CompiledGraph, *, timeline: threading.RLock) -> None:
@@ -44,6 +45,9 @@ class MLGraph:
         ins = ", ".join(f"{k}: {v}" for k, v in self.input_descriptors.items())
         outs = ", ".join(f"{k}: {v}" for k, v in self.output_descriptors.items())
         return f"MLGraph(inputs={{{ins}}}, outputs={{{outs}}})"
+
+
+add_javascript_names(MLGraph)
 
 
 def compiled_graph(value: Any, context: MLContext, where: str) -> CompiledGraph:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ir import OperandDesc, Value
 from .descriptors import Described
+from .spelling import add_javascript_names
 
 if TYPE_CHECKING:
     from .builder import MLGraphBuilder
@@ -28,6 +29,9 @@ class MLOperand(Described):
     def __repr__(self) -> str:
         name = f"{self._name!r}, " if self._name else ""
         return f"MLOperand({name}{self._value.desc})"
+
+
+add_javascript_names(MLOperand)
 
 
 def operand_value(operand: Any, builder: MLGraphBuilder, where: str, what: str) -> Value:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ir import OperandDesc
 from .descriptors import Described
+from .spelling import add_javascript_names
 
 if TYPE_CHECKING:
     from .context import MLContext
@@ -64,6 +65,9 @@ class MLTensor(Described):
     def __repr__(self) -> str:
         state = ", destroyed" if self._destroyed else ""
         return f"MLTensor({self._desc}{state})"
+
+
+add_javascript_names(MLTensor)
 
 
 def checked_tensor(value: Any, context: MLContext, where: str, what: str = "the tensor") -> MLTensor:

@@ -55,6 +55,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..api.buffers import host_array
 from ..api.builder import MLGraphBuilder, is_produced
 from ..api.context import MLContext
 from ..api.operand import MLOperand
@@ -81,8 +82,14 @@ class Trainer:
     float32 batch of shape ``[batch] + input_shape``); it is called once for
     the training graph and once for the inference graph, so it must only
     build.  For ``loss="softmax_cross_entropy"`` the output is ``[batch, C]``
-    logits and labels are int32 class indices in ``[0, C)``; for
-    ``loss="mse"`` the targets have the output's shape.
+    logits and labels are class indices in ``[0, C)`` (of any integer
+    dtype); for ``loss="mse"`` the targets have the output's shape.
+
+    ``x``, the targets and the initial parameters follow the API's one rule
+    for host data (:func:`webml.api.buffers.host_array`, as ``constant``,
+    ``write_tensor`` and ``compute`` do): float32 NumPy arrays, or numbers in
+    (nested) lists; an array of another dtype (float64) is refused with the
+    conversion to write, never cast unseen.
 
     ``eval_batch_size`` (default ``batch_size``) is the batch of the inference
     graph used by :meth:`predict` and :meth:`evaluate`.
@@ -439,12 +446,7 @@ class Trainer:
     # -- checks ----------------------------------------------------------------------------------------------
 
     def _check_x(self, x: Any, where: str) -> np.ndarray:
-        try:
-            x = np.asarray(x)
-        except Exception as exc:
-            raise TypeError(f"{where}: x must be an array, got {type(x).__name__}") from exc
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"{where}: x must hold numbers, got dtype {x.dtype}")
+        x = host_array(x, "float32", where, "x")  # the API's rule: float32 arrays, or numbers in lists
         if x.ndim == 0 or len(x) == 0:
             raise ValueError(f"{where}: x is empty")
         if list(x.shape[1:]) != self.input_shape:
@@ -452,11 +454,11 @@ class Trainer:
                 f"{where}: x has shape {list(x.shape)}, expected [N, {', '.join(map(str, self.input_shape))}] "
                 f"(input_shape {self.input_shape})"
             )
-        return np.ascontiguousarray(x, np.float32)
+        return np.ascontiguousarray(x)
 
     def _check_data(self, x: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_x(x, where)
-        y = np.asarray(y)
+        given, y = y, np.asarray(y)
         if y.ndim == 0 or len(y) != len(x):
             raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y) if y.ndim else 0}")
         if self.num_classes:
@@ -477,9 +479,7 @@ class Trainer:
                 f"{where}: targets have shape {list(y.shape)}, the model's output is [N, "
                 f"{', '.join(map(str, self.output_shape))}]"
             )
-        if y.dtype.kind not in "fiu":
-            raise TypeError(f"{where}: targets must be numbers, got dtype {y.dtype}")
-        return x, np.ascontiguousarray(y, np.float32)
+        return x, np.ascontiguousarray(host_array(given, "float32", where, "y"))
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -500,10 +500,10 @@ def _check_params(params: Any, where: str) -> dict[str, np.ndarray]:
     for name, value in params.items():
         if not isinstance(name, str) or not name or ":" in name:
             raise TypeError(f"{where}: parameter names must be non-empty strings without ':', got {name!r}")
-        array = np.asarray(value)
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"{where}: parameter {name!r} must be a float array, got dtype {array.dtype}")
-        array = np.array(array, np.float32)  # a copy: the caller's arrays are not aliased
+        if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
+            raise TypeError(f"{where}: parameter {name!r} must be a float array, got dtype {value.dtype}")
+        # The API's rule for host data, then a copy: the caller's arrays are not aliased.
+        array = np.array(host_array(value, "float32", where, f"parameter {name!r}"))
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{where}: parameter {name!r} has non-finite values")
         out[name] = array
