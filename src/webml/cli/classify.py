@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import CliError
-from .common import load_onnx_model, read_onnx_model
+from .common import Progress, load_onnx_model, read_onnx_model
 
 #: Normalizations for ``--model`` classifiers: x in [0, 255] -> model input.
 NORMALIZATIONS = {
@@ -104,7 +105,13 @@ def _batch_dimensions(model) -> dict[str, int]:
     return {d[0]: 1 for d in dims if d and isinstance(d[0], str)}
 
 
-def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
+#: Images classified per step: progress is counted between steps (each image is classified alone,
+#: so the results do not depend on it).
+CHUNK = 16
+Classify = Callable[[list[str]], list[list[tuple[str, float]]]]
+
+
+def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
     from webml.train.export import classifier_metadata
 
     model = read_onnx_model(args.model)
@@ -130,14 +137,18 @@ def _classify_onnx(args: argparse.Namespace, context, images: list[str]) -> list
     if labels is not None and len(labels) != classes:
         raise CliError(f"{args.labels!r} has {len(labels)} labels, the model outputs {classes} classes")
     k = top_k(args, classes, repr(args.model))
-    results = []
-    for image in images:
-        batch = np.broadcast_to(prepare(image), shape).astype(desc.data_type)
-        scores = context.compute(graph, {name: batch})[out_name].reshape(shape[0], -1)[0]
-        probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else _softmax(scores)
-        order = np.argsort(-probs, kind="stable")[:k]
-        results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
-    return results
+
+    def classify(images: list[str]) -> list[list[tuple[str, float]]]:
+        results = []
+        for image in images:
+            batch = np.broadcast_to(prepare(image), shape).astype(desc.data_type)
+            scores = context.compute(graph, {name: batch})[out_name].reshape(shape[0], -1)[0]
+            probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else _softmax(scores)
+            order = np.argsort(-probs, kind="stable")[:k]
+            results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
+        return results
+
+    return classify
 
 
 def _preprocessing(shape: list[int], normalize: str):
@@ -199,7 +210,8 @@ def _is_head(path: str) -> bool:
     return False
 
 
-def _classify_head(args: argparse.Namespace, context, images: list[str]) -> list[list[tuple[str, float]]]:
+def _head_classifier(args: argparse.Namespace, context) -> Classify:
+    from webml.train.embeddings import base_from_spec
     from webml.train.transfer import classify_with_head, load_classifier
 
     if args.labels:
@@ -207,9 +219,17 @@ def _classify_head(args: argparse.Namespace, context, images: list[str]) -> list
     try:
         classifier = load_classifier(args.model)
         k = top_k(args, len(classifier.class_names), repr(args.model))
-        return classify_with_head(context, classifier, images, top_k=k)
+        base = base_from_spec(classifier.base_spec, context)  # built once, for every chunk
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(f"{args.model!r}: {exc}") from None
+
+    def classify(images: list[str]) -> list[list[tuple[str, float]]]:
+        try:
+            return classify_with_head(context, classifier, images, top_k=k, base=base)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(f"{args.model!r}: {exc}") from None
+
+    return classify
 
 
 def main(args: argparse.Namespace) -> int:
@@ -230,11 +250,20 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)
     if head:
-        results = _classify_head(args, context, paths)
+        classify = _head_classifier(args, context)
     elif args.model:
-        results = _classify_onnx(args, context, paths)
+        classify = _onnx_classifier(args, context)
     else:
-        results = efficientnet_lite.classify(context, paths, top_k=k)
+
+        def classify(images: list[str]) -> list[list[tuple[str, float]]]:
+            return efficientnet_lite.classify(context, images, top_k=k)
+
+    progress = Progress.of(args)
+    results: list[list[tuple[str, float]]] = []
+    for first in range(0, len(paths), CHUNK):
+        results += classify(paths[first : first + CHUNK])
+        if len(paths) > CHUNK:
+            progress.count(len(results), len(paths), "images")
     elapsed = time.perf_counter() - start
     for path, top in zip(paths, results):
         if args.json:

@@ -30,6 +30,7 @@ import numpy as np
 from . import CliError
 from .arrays import INPUT_HELP, read_input_array
 from .common import (
+    Progress,
     check_output_dir,
     load_onnx_model,
     onnx_errors,
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         graph, feeds = _feeds(loaded, files, free)
     out_dir = check_output_dir(args.output_dir, "--output-dir") if args.output_dir else None
     outputs = context.compute(graph, feeds)
-    timing = _time(context, graph, feeds, args.repeat) if args.repeat else None
+    timing = _time(context, graph, feeds, args.repeat, Progress.of(args)) if args.repeat else None
     file_names = output_file_names(list(outputs)) if out_dir is not None else {}
     if out_dir is not None:
         _save_outputs(out_dir, outputs, file_names)
@@ -160,13 +161,14 @@ def _feeds(loaded: Any, files: dict[str, str], free: dict[str, int]) -> tuple[An
     return graph, {n: feeds[n] for n in graph.input_descriptors}
 
 
-def _time(context: Any, graph: Any, feeds: dict[str, np.ndarray], repeat: int) -> dict[str, Any]:
+def _time(context: Any, graph: Any, feeds: dict[str, np.ndarray], repeat: int, progress: Progress) -> dict[str, Any]:
     """Milliseconds of ``repeat`` more runs (the first, already done, was the warm-up)."""
     times = []
-    for _ in range(repeat):
+    for done in range(1, repeat + 1):
         start = time.perf_counter()
         context.compute(graph, feeds)
         times.append((time.perf_counter() - start) * 1e3)
+        progress.count(done, repeat, "timed runs")
     t = np.array(times)
     stats = {"runs": repeat, "min": t.min(), "mean": t.mean()}
     stats.update({f"p{q}": np.percentile(t, q) for q in PERCENTILES})

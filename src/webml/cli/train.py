@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 from . import CliError
-from .common import check_output_file, write_files_atomically
+from .common import check_output_file, progress_stream, write_files_atomically
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,7 +145,7 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             cache=EmbeddingCache(cache_dir),
             skip_unreadable=args.skip_unreadable,
-            progress=sys.stderr,
+            progress=progress_stream(args) or False,
         )
     except DatasetError as exc:
         raise CliError(str(exc)) from None
