@@ -61,7 +61,8 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
 def bench_model(
     name: str, build, feed_name: str, feed: np.ndarray, flops: float, repeats: int, **options: object
 ) -> dict:
-    context = webml.ml.create_context(backend="onnxruntime", **options)
+    # keep_constants: webml.onnx.save below writes the model for the raw session (no effect on speed).
+    context = webml.ml.create_context(backend="onnxruntime", keep_constants=True, **options)
     start = time.perf_counter()
     graph = build(context)
     build_s = time.perf_counter() - start
@@ -98,7 +99,7 @@ def bench_model(
                 times.append(time.perf_counter() - start)
     w, r = statistics.median(webml_times), statistics.median(raw_times)
     return {
-        "model": name + (" (prepack_weights)" if options.get("prepack_weights") else ""),
+        "model": name + ("" if options.get("prepack_weights", True) else " (prepack_weights=False)"),
         "build_s": build_s,
         "webml_ms": w * 1e3,
         "raw_ms": r * 1e3,
@@ -135,7 +136,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     runs = []
     hidden = rng.standard_normal((1, 128, 384)).astype(np.float32)
-    for options in ({}, {"prepack_weights": True}):
+    for options in ({}, {"prepack_weights": False}):
         for batch in (1, 8):
             image = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
             runs.append(
@@ -162,7 +163,8 @@ def main() -> None:
         )
     peak = matmul_peak()
     mem = memory()
-    mem_prepack = memory("--prepack")
+    mem_onnx = memory("--source", "onnx")
+    mem_unpacked = memory("--no-prepack")
 
     lines = [
         f"machine: {machine()}",
@@ -179,22 +181,22 @@ def main() -> None:
     lines += [
         "",
         f"build memory ({mem['weights_mb']:.0f} MB of weights, an MLP of 2048x2048 matmul layers), resident "
-        "memory above the baseline as multiples of the weights (the caller's arrays = 1x; targets: peak 2.5x, "
-        "after build 1.3x):",
+        "memory above the baseline as multiples of the weights (target after build: 1.2x):",
         "",
         "| configuration | peak during build | after build |",
         "| --- | ---: | ---: |",
-        f"| default | {mem['peak_x']:.2f}x | {mem['after_x']:.2f}x |",
-        f"| prepack_weights | {mem_prepack['peak_x']:.2f}x | {mem_prepack['after_x']:.2f}x |",
+        f"| default, MLGraphBuilder (the caller's arrays = 1x) | {mem['peak_x']:.2f}x | {mem['after_x']:.2f}x |",
+        f"| default, webml.onnx.load of a model file | {mem_onnx['peak_x']:.2f}x | {mem_onnx['after_x']:.2f}x |",
+        f"| prepack_weights=False, MLGraphBuilder | {mem_unpacked['peak_x']:.2f}x | {mem_unpacked['after_x']:.2f}x |",
         "",
         "Both sides run the same ONNX model (written by `webml.onnx.save`) with ONNX Runtime's default",
-        "threads; the plain session uses ONNX Runtime's default options, which repack MatMul/Gemm/Conv",
-        "weights into the kernels' layouts at load time. webml's default (`prepack_weights=False`) keeps",
-        "the weights as the shared-memory pages `constant()` copied them into, which meets the memory",
-        "targets but leaves MLAS to pack the weights on every call: transformer matrix products are then",
-        "slower (BERT above). With `prepack_weights=True` webml matches plain ONNX Runtime, at the cost",
-        "of the packed copy (the second memory row). Resident memory counts shared-memory pages once,",
-        "mapped or not (RSS minus RssShmem plus the system's Shmem growth).",
+        "threads (webml's without spinning); the plain session uses ONNX Runtime's default options, which",
+        "repack MatMul/Gemm/Conv weights into the kernels' layouts at load time. So does webml's default:",
+        "ONNX Runtime frees each original it packed, and webml drops its own copy of the constants once",
+        "the session is built (`keep_constants=False`), so the weights are held about once. Without",
+        "prepacking MLAS packs the weights on every call: transformer matrix products are slower (the",
+        "`prepack_weights=False` rows). Resident memory counts shared-memory pages once, mapped or not",
+        "(RSS minus RssShmem plus the system's Shmem growth)."
     ]
     text = "\n".join(lines)
     print(text)

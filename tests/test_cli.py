@@ -150,7 +150,7 @@ def test_info(capsys, tiny_model):
 
 def test_classify_with_an_onnx_classifier(capsys, tmp_path):
     """The zoo network written out as ONNX and classified through --model gives the same answer."""
-    context = webml.ml.create_context()
+    context = webml.ml.create_context(keep_constants=True)  # for webml.onnx.save
     graph = efficientnet_lite.build(context, efficientnet_lite.pretrained_parameters())
     model = webml.onnx.save(graph, tmp_path / "effnet.onnx")
     labels = tmp_path / "labels.txt"

@@ -170,7 +170,7 @@ def test_lstm_peephole_lowering_paths():
     from webml.backends.onnxruntime import lowering
 
     def model(p_array):
-        builder = webml.MLGraphBuilder(webml.ml.create_context(backend="onnxruntime"))
+        builder = webml.MLGraphBuilder(webml.ml.create_context(backend="onnxruntime", keep_constants=True))
         f32 = {"dataType": "float32", "shape": [1, 1, 2]}
         w = builder.input("w", {"dataType": "float32", "shape": [1, 8, 2]})
         r = builder.input("r", {"dataType": "float32", "shape": [1, 8, 2]})

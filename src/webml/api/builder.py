@@ -220,10 +220,14 @@ class MLGraphBuilder(PythonSpelling):
             constant_files={o: path for o, path in self._constant_files.items() if o in needed},
         )
         self._has_built = True
+        del constants
         try:
             return self._context.compile_graph(ir, "build")
         finally:
             # The backend has mapped what it needs; the arrays stay valid without the files.
+            # A built builder builds nothing more: drop its arrays, so that the graph (or,
+            # once it released them, the backend alone) decides how long the weights live.
+            self._constants.clear()
             self._store.release_files()
 
 

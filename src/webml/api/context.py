@@ -43,6 +43,7 @@ class MLContext(PythonSpelling):
 
     def __init__(self, backend: Backend, *, power_preference: str = "default", accelerated: bool = True) -> None:
         self._backend = backend
+        backend.prefer(power_preference)  # e.g. onnxruntime's threads
         self._power_preference = power_preference
         self._accelerated = accelerated
         self._lost_future: Future[dict[str, str]] = Future()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..backends.base import CompiledGraph
 from ..errors import InvalidStateError
@@ -19,7 +23,12 @@ class MLGraph(PythonSpelling):
 
     def __init__(self, context: MLContext, ir: Graph, compiled: CompiledGraph, *, timeline: threading.RLock) -> None:
         self._context = context
-        self._ir = ir
+        # Once the backend holds the weights, the IR's arrays would be a second copy
+        # (and keep the shared-memory pages of constants it packed alive): drop them.
+        self._keeps_constants = not compiled.releases_constants
+        self._ir = ir if self._keeps_constants else dataclasses.replace(
+            ir, constants=ReleasedConstants(ir.constants), constant_files={}
+        )
         self._compiled: CompiledGraph | None = compiled
         self._timeline = timeline  # the context's: destroy() waits for a dispatch or compute of it
         self._destroyed = False
@@ -28,8 +37,19 @@ class MLGraph(PythonSpelling):
 
     @property
     def ir(self) -> Graph:
-        """The graph IR that was compiled (read-only)."""
+        """The graph IR that was compiled (read-only).
+
+        Unless :attr:`keeps_constants`, its ``constants`` name the constants
+        but reading one raises InvalidStateError: the backend holds the weights.
+        """
         return self._ir
+
+    @property
+    def keeps_constants(self) -> bool:
+        """Whether the graph kept its constants' arrays after build (non-spec): what needs
+        them again (``webml.onnx.save``) needs this.  The onnxruntime backend releases them
+        unless its context was created with ``keep_constants=True``."""
+        return self._keeps_constants
 
     def destroy(self) -> None:
         """Release the compiled graph; later dispatches raise InvalidStateError.  From any thread."""
@@ -48,6 +68,34 @@ class MLGraph(PythonSpelling):
 
 
 add_javascript_names(MLGraph)
+
+
+class ReleasedConstants(Mapping[int, np.ndarray]):
+    """The constants of a graph whose backend holds the weights: their ids, and no data."""
+
+    def __init__(self, constants: Mapping[int, np.ndarray]) -> None:
+        self._ids = frozenset(constants)
+
+    def __getitem__(self, oid: int) -> np.ndarray:
+        raise InvalidStateError(released_constants_message("reading a constant of the graph"))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, oid: object) -> bool:
+        return oid in self._ids
+
+
+def released_constants_message(what: str) -> str:
+    """Why ``what`` cannot be done on a graph that released its constants, and how to keep them."""
+    return (
+        f"{what} needs the graph's constants, which were released after build (the backend holds the "
+        "weights); create the context with keep_constants=True to keep them, e.g. "
+        "webml.ml.create_context(keep_constants=True)"
+    )
 
 
 def compiled_graph(value: Any, context: MLContext, where: str) -> CompiledGraph:

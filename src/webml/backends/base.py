@@ -22,6 +22,11 @@ class CompiledGraph(ABC):
         """Run on backend tensor handles, writing the outputs' handles in place."""
         raise NotImplementedError
 
+    #: True when the compiled graph holds its own copy of the weights and does not
+    #: need the IR's constant arrays: the MLGraph then drops them after build, so
+    #: that nothing but the backend holds the weights' memory (see webml.api.graph).
+    releases_constants: bool = False
+
     def release(self) -> None:
         """Free what the compiled graph holds (MLGraph.destroy)."""
 
@@ -49,6 +54,10 @@ class Backend(ABC):
     def constant_data(self, handle: Any) -> np.ndarray:
         """The data of a constant tensor, for use as a graph constant (no copy needed)."""
         return self.read_tensor(handle)
+
+    def prefer(self, power_preference: str) -> None:
+        """Take the context's MLPowerPreference ("default", "high-performance" or "low-power") as a
+        hint for the defaults of the backend's own options (threads...); the default ignores it."""
 
     def release_tensor(self, handle: Any) -> None:
         """Free a tensor (MLTensor.destroy)."""

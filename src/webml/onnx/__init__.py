@@ -13,13 +13,18 @@ weight serialized, so that any ONNX tool can inspect exactly what webml runs.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import onnx
 
-from ..api.graph import MLGraph
-from .importer import OnnxImportError, UnsupportedModelError, load, read_model, unsupported_operators
+from ..api.graph import MLGraph, released_constants_message
+from ..errors import InvalidStateError
+from ..storage import return_freed_memory
+from . import importer
+from .importer import OnnxImportError, UnsupportedModelError, read_model, unsupported_operators
 from .importers import SUPPORTED_OPERATORS
 from .session import DynamicGraph, InferenceSession, NodeArg, model_inputs, model_outputs
 
@@ -45,6 +50,14 @@ __all__ = [
 _EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
 
 
+@functools.wraps(importer.load)
+def load(*args: Any, **kwargs: Any) -> MLGraph | DynamicGraph:
+    try:
+        return importer.load(*args, **kwargs)
+    finally:
+        return_freed_memory()  # the model's bytes and decoded arrays, freed now that the backend holds the weights
+
+
 def input_dimensions(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
     """The dimensions of each graph input of ``model`` (initializers left out), by input name.
 
@@ -67,11 +80,18 @@ def _dimension(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
 
 
 def to_model(graph: MLGraph) -> onnx.ModelProto:
-    """The ONNX model of ``graph``, weights included."""
+    """The ONNX model of ``graph``, weights included.
+
+    The graph must have kept its constants (:attr:`MLGraph.keeps_constants`):
+    on the onnxruntime backend, build it in a context created with
+    ``keep_constants=True``; otherwise this raises InvalidStateError saying so.
+    """
     from ..backends.onnxruntime.lowering import lower
 
     if not isinstance(graph, MLGraph):
         raise TypeError(f"webml.onnx: expected an MLGraph, got {type(graph).__name__}")
+    if not graph.keeps_constants:
+        raise InvalidStateError(released_constants_message("webml.onnx.save (or to_model)"))
     return lower(graph.ir, embed_all=True).model
 
 

@@ -137,7 +137,9 @@ def export_onnx(
 
     context = webml.ml.create_context() if context is None else context
     base = _lite_base(classifier, context)
-    model = webml.onnx.to_model(classifier_graph(context, classifier))
+    # to_model reads the weights again after build: build where the graph keeps them.
+    keeping = webml.ml.create_context(backend="onnxruntime", keep_constants=True)
+    model = webml.onnx.to_model(classifier_graph(keeping, classifier))
     description = _description(classifier, base)
     model.doc_string = _doc(description)
     model.producer_name, model.producer_version = "webml", webml.__version__

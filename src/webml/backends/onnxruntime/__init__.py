@@ -61,7 +61,7 @@ def _from_storage(array: np.ndarray, data_type: str) -> np.ndarray:
 class OrtGraph(CompiledGraph):
     def __init__(self, graph: Graph, session: ort.InferenceSession, input_names: dict, output_names: dict) -> None:
         self.session = session
-        self.graph = graph
+        self.outputs = tuple(graph.outputs)  # not the graph: its constants must not outlive the build
         self.input_names = input_names
         self.output_names = output_names
         self.input_types = {n: d.data_type for n, d in graph.input_descs().items()}
@@ -77,7 +77,7 @@ class OrtGraph(CompiledGraph):
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {self.input_names[n]: _to_storage(a, self.input_types[n]) for n, a in inputs.items()}
         results = self.session.run(self._onnx_outputs, feed)
-        return {n: _from_storage(r, self.output_types[n]) for n, r in zip(self.graph.outputs, results)}
+        return {n: _from_storage(r, self.output_types[n]) for n, r in zip(self.outputs, results)}
 
     def dispatch(self, inputs: Mapping[str, OrtTensor], outputs: Mapping[str, OrtTensor]) -> None:
         # Dispatching again with the same tensors (the common loop) reuses the binding.
@@ -106,6 +106,11 @@ class OrtGraph(CompiledGraph):
             self.session = None  # type: ignore[assignment]
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(n1 == n2 and v1 is v2 for (n1, v1), (n2, v2) in zip(a, b))
 
@@ -116,13 +121,29 @@ class OnnxRuntimeBackend(Backend):
     Options (non-spec, passed to ``webml.ml.create_context``):
 
     * ``intra_op_threads``: threads per operator (default: ONNX Runtime's choice, all cores);
+    * ``allow_spinning``: whether idle intra-op threads spin waiting for work
+      (ONNX Runtime's ``session.intra_op.allow_spinning``; default False).
+      Spinning saves a wake-up per operator on an idle machine, but on a busy
+      one the spinning threads take the cores the work needs: measured on a
+      shared 2-core machine (``bench/threads.py``), a BERT encoder ran 1.8x
+      slower with 2 spinning threads than with 1, and as fast as with 1 with
+      2 threads that do not spin;
     * ``graph_optimization_level``: "disabled", "basic", "extended" or "all" (default);
     * ``prepack_weights``: let ONNX Runtime repack MatMul/Gemm/Conv weights into its
-      kernels' layouts at build (default False).  Measured here it makes
-      transformer-style matrix products 7-20% faster, but the packed copy is one
-      more copy of those weights: build then peaks near 3x the weights instead
-      of 2x and keeps about 2x instead of 1.2x.  Without it the weights stay the
-      shared-memory pages that ``constant()`` copied them into.
+      kernels' layouts at build (default True: 7-20% faster matrix products).
+      ONNX Runtime frees each original it packed and maps the shared-memory
+      pages of the others, so once webml drops its own copy (see
+      ``keep_constants``) the weights are held about once;
+    * ``keep_constants``: keep the graph's constant arrays after build
+      (default False), for what reads them again: ``webml.onnx.save`` and
+      ``webml.onnx.to_model`` of the graph, or ``graph.ir.constants``.  By
+      default they are released once the session is built, and those refuse
+      with an error saying to create the context with ``keep_constants=True``.
+
+    The spec's ``power_preference`` sets the default thread count: "low-power"
+    uses half the cores this process may run on (at least 1), "high-performance"
+    all of them, "default" ONNX Runtime's choice (one per physical core).
+    Spinning stays off unless ``allow_spinning=True``; explicit options win.
     """
 
     name = "onnxruntime"
@@ -132,8 +153,10 @@ class OnnxRuntimeBackend(Backend):
         self,
         *,
         intra_op_threads: int | None = None,
+        allow_spinning: bool = False,
         graph_optimization_level: str = "all",
-        prepack_weights: bool = False,
+        prepack_weights: bool = True,
+        keep_constants: bool = False,
     ) -> None:
         if intra_op_threads is not None and (
             isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 0
@@ -144,19 +167,42 @@ class OnnxRuntimeBackend(Backend):
                 "createContext: graph_optimization_level must be one of "
                 f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}, got {graph_optimization_level!r}"
             )
-        if not isinstance(prepack_weights, bool):
-            raise TypeError(f"createContext: prepack_weights must be a bool, got {prepack_weights!r}")
+        for option, value in (
+            ("allow_spinning", allow_spinning),
+            ("prepack_weights", prepack_weights),
+            ("keep_constants", keep_constants),
+        ):
+            if not isinstance(value, bool):
+                raise TypeError(f"createContext: {option} must be a bool, got {value!r}")
         self.intra_op_threads = intra_op_threads
+        self.allow_spinning = allow_spinning
         self.graph_optimization_level = graph_optimization_level
         self.prepack_weights = prepack_weights
+        self.keep_constants = keep_constants
+        self.power_preference = "default"
+
+    def prefer(self, power_preference: str) -> None:
+        self.power_preference = power_preference
+
+    def threads(self) -> int | None:
+        """The intra-op thread count of sessions (None: ONNX Runtime's choice)."""
+        if self.intra_op_threads is not None:
+            return self.intra_op_threads
+        if self.power_preference == "low-power":
+            return max(1, _cores() // 2)
+        if self.power_preference == "high-performance":
+            return _cores()
+        return None
 
     def session_options(self, external_dir: bool) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.graph_optimization_level = GRAPH_OPTIMIZATION_LEVELS[self.graph_optimization_level]
-        if self.intra_op_threads is not None:
-            options.intra_op_num_threads = self.intra_op_threads
+        threads = self.threads()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        # Off by default: spinning threads slow a busy machine down (see the class docstring).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         if not self.prepack_weights:
-            # A packed copy would double the weights' memory (see the class docstring).
             options.add_session_config_entry("session.disable_prepacking", "1")
         if external_dir:
             # External-data locations are paths below "/" (shared-memory files of webml.storage).
@@ -172,7 +218,9 @@ class OnnxRuntimeBackend(Backend):
             values = [ort.OrtValue.ortvalue_from_numpy(weights.ortvalues[n]) for n in names]
             options.add_external_initializers(names, values)
         session = ort.InferenceSession(lowered.model.SerializeToString(), options, providers=_PROVIDERS)
-        return OrtGraph(graph, session, lowered.input_names, lowered.output_names)
+        compiled = OrtGraph(graph, session, lowered.input_names, lowered.output_names)
+        compiled.releases_constants = not self.keep_constants
+        return compiled
 
     def create_tensor(self, desc: OperandDesc) -> OrtTensor:
         return OrtTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
