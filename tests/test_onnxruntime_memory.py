@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import numpy as np
@@ -139,3 +140,26 @@ def test_contexts_of_each_power_preference_compute_the_same(preference):
     np.testing.assert_allclose(
         context.compute(matmul_graph(context, w), {"x": x})["y"], np.maximum(x @ w, 0), rtol=1e-4, atol=1e-3
     )
+
+
+def test_released_constants_handed_over_as_ortvalues_stay_valid(monkeypatch):
+    """Without a shared-memory file system the weights go to ONNX Runtime as OrtValues: once the
+    graph has released its arrays (and the heap has reused their memory) the session still runs."""
+    import webml.storage
+
+    monkeypatch.setattr(webml.storage, "_SHM", webml.storage._SHM / "not-a-directory")
+    context = webml.ml.create_context(backend="onnxruntime")
+    builder = webml.MLGraphBuilder(context)
+    x = builder.input("x", {"dataType": "float32", "shape": [512, 1024]})
+    w, m = weight(0, (512, 1024)), weight(1, (1024, 512))
+    added = builder.add(x, builder.constant({"dataType": "float32", "shape": [512, 1024]}, w))  # not packed
+    product = builder.matmul(added, builder.constant({"dataType": "float32", "shape": [1024, 512]}, m))
+    graph = builder.build({"y": product})
+    assert not graph.keeps_constants
+    ones = np.ones((512, 1024), np.float32)
+    expected = (ones + w) @ m
+    del builder, x, added, product, w, m
+    gc.collect()
+    junk = [np.full((512, 1024), 7.0, np.float32) for _ in range(8)]  # reuses freed memory, if any
+    np.testing.assert_allclose(context.compute(graph, {"x": ones})["y"], expected, rtol=1e-4, atol=1e-2)
+    assert junk[-1][0, 0] == 7.0

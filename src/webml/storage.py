@@ -6,8 +6,11 @@ private directory in shared memory (``/dev/shm``) and mapped read-only, so
 that a backend that loads weights from files (ONNX Runtime's external data)
 maps the very same pages instead of copying them again.  Once the graph is
 built the files are unlinked: the mappings stay valid and nothing is left
-on the file system.  Small constants, and every constant where no shared
-memory file system exists, are ordinary NumPy arrays.
+on the file system.  The builder then drops its arrays, and so does the
+graph unless it keeps its constants (``keep_constants``): the mappings go
+with the last array, and the pages live as long as the backend maps them
+(ONNX Runtime unmaps each weight it packed).  Small constants, and every
+constant where no shared memory file system exists, are ordinary NumPy arrays.
 """
 
 from __future__ import annotations
