@@ -220,7 +220,6 @@ class MLGraphBuilder(PythonSpelling):
             constant_files={o: path for o, path in self._constant_files.items() if o in needed},
         )
         self._has_built = True
-        del constants
         try:
             return self._context.compile_graph(ir, "build")
         finally:
