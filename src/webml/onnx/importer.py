@@ -134,6 +134,13 @@ def read_model(
     return model
 
 
+@dataclass(frozen=True)
+class CheckedModel:
+    """A ModelProto :func:`read_model` has read and checked, so that a DynamicGraph does not check it again."""
+
+    proto: onnx.ModelProto
+
+
 def _parse(data: bytes, what: str) -> onnx.ModelProto:
     model = onnx.ModelProto()
     try:
@@ -258,7 +265,8 @@ def _fix_input_dims(
     free_dimensions: Mapping[str, int] | None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[onnx.ModelProto, bool]:
-    """A copy of ``model`` with its inputs' dynamic dimensions fixed, and whether some are left dynamic.
+    """``model`` with its inputs' dynamic dimensions fixed (a copy, or ``model`` itself when none changes),
+    and whether some are left dynamic.
 
     ``free_dimensions`` fixes dimensions by name; ``input_shapes`` gives whole
     input shapes (as the arrays of a call do), which settle every other
@@ -267,10 +275,12 @@ def _fix_input_dims(
     :class:`OnnxImportError`.
     """
     free = _check_free_dimensions(model, free_dimensions)
-    model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
-    initializers = {t.name for t in model_copy.graph.initializer}
-    declared = {v.name for v in model_copy.graph.input if v.name not in initializers}
+    # The inputs are fixed on copies of theirs: the model (its weights) is copied only if one changes.
+    graph_inputs = [onnx.ValueInfoProto() for _ in model.graph.input]
+    for copy, value in zip(graph_inputs, model.graph.input):
+        copy.CopyFrom(value)
+    initializers = {t.name for t in model.graph.initializer}
+    declared = {v.name for v in graph_inputs if v.name not in initializers}
     shapes = {n: tuple(int(d) for d in s) for n, s in (input_shapes or {}).items()}
     if shapes.keys() - declared:
         unknown = ", ".join(map(repr, sorted(shapes.keys() - declared)))
@@ -281,11 +291,11 @@ def _fix_input_dims(
     problems: list[tuple[str, str, str]] = []
     dynamic = False
     settled: dict[str, tuple[int, str]] = {}  # dim_param -> (size, the first input whose array gives it)
-    for value in model_copy.graph.input:
+    for value in graph_inputs:
         for dim, size in zip(value.type.tensor_type.shape.dim, shapes.get(value.name, ())):
             if dim.dim_param and not dim.HasField("dim_value"):
                 settled.setdefault(dim.dim_param, (size, value.name))
-    for value in model_copy.graph.input:
+    for value in graph_inputs:
         if value.name not in declared or not value.type.HasField("tensor_type"):
             continue
         tensor_type = value.type.tensor_type
@@ -310,6 +320,12 @@ def _fix_input_dims(
                 problems.append(("graph input", value.name, problem))
     if problems:
         raise OnnxImportError("webml.onnx.load: the input shapes do not fit the model", problems)
+    if list(model.graph.input) == graph_inputs:
+        return model, dynamic
+    model_copy = onnx.ModelProto()
+    model_copy.CopyFrom(model)
+    del model_copy.graph.input[:]
+    model_copy.graph.input.extend(graph_inputs)
     return model_copy, dynamic
 
 
@@ -353,11 +369,42 @@ def _fix_dim(
     return None
 
 
+def _without_large_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` for shape inference: initializers above :data:`_SMALL_INPUT` elements become typed graph inputs.
+
+    Inference reads the values only of shape-like inputs (a Reshape's shape, Slice's starts ...), which have
+    at most one element per dimension; the weights need just their type and shape, and leaving out their
+    data spares serializing and parsing the whole model again (most of the time of a load).  Initializers
+    already declared as graph inputs (IR version < 4) stay, so that inference sees what it saw before.
+    """
+    graph = model.graph
+    declared = {v.name for v in graph.input}
+    large = [t for t in graph.initializer if prod(t.dims) > _SMALL_INPUT and t.name not in declared]
+    if not large:
+        return model
+    # Only what inference reads: the opsets, model-local functions and the graph's values and nodes.
+    stripped = onnx.ModelProto(ir_version=model.ir_version)
+    stripped.opset_import.extend(model.opset_import)
+    stripped.functions.extend(model.functions)
+    names = {t.name for t in large}
+    target = stripped.graph
+    target.name = graph.name
+    target.node.extend(graph.node)
+    target.input.extend(graph.input)
+    target.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in large)
+    target.output.extend(graph.output)
+    target.value_info.extend(graph.value_info)
+    target.initializer.extend(t for t in graph.initializer if t.name not in names)
+    return stripped
+
+
 def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
     """Element types and ranks of the graph's values, from onnx shape inference (best effort)."""
     try:
         # No data propagation: it computes values in C++ without any size bound.
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
+        inferred = onnx.shape_inference.infer_shapes(
+            _without_large_initializers(model), strict_mode=False, data_prop=False
+        )
     except Exception:
         inferred = model
     infos: dict[str, ValueInfo] = {}
@@ -530,7 +577,11 @@ def unsupported_operators(
     is reported.  ``base_dir`` is as for :func:`read_model`.  A malformed
     model, or a ``free_dimensions`` name the model lacks, raises :class:`OnnxImportError`.
     """
-    proto = read_model(model, base_dir)
+    return problems_of(read_model(model, base_dir), free_dimensions)
+
+
+def problems_of(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | None = None) -> list[tuple[str, str, str]]:
+    """:func:`unsupported_operators` of a model :func:`read_model` has given (so not read and checked again)."""
     try:
         proto, _ = _fix_input_dims(proto, free_dimensions)
         dims = []
@@ -891,11 +942,30 @@ def load(
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     model = read_model(path_or_model, base_dir)
-    model, dynamic = _fix_input_dims(model, free_dimensions, input_shapes)
+    return load_read_model(model, context, free_dimensions, input_shapes, private=model is not path_or_model)
+
+
+def load_read_model(
+    model: onnx.ModelProto,
+    context: MLContext,
+    free_dimensions: Mapping[str, int] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    private: bool = False,
+) -> MLGraph | DynamicGraph:
+    """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
+
+    ``private``: nothing else holds ``model``, so a DynamicGraph may keep it rather than a copy.
+    """
+    fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes)
     if dynamic:
         from .session import DynamicGraph  # session builds on load: imported here, not at the top
 
-        return DynamicGraph(model, context)
+        if fixed is model and not private:  # the graph keeps its own copy: the caller may change theirs
+            fixed = onnx.ModelProto()
+            fixed.CopyFrom(model)
+        return DynamicGraph(CheckedModel(fixed), context)
+    model = fixed
     analysis = Analysis(model)
     if analysis.problems:
         count = len(analysis.problems)

@@ -87,12 +87,13 @@ def _check_graph(graph: onnx.GraphProto, outer: set[str], opsets: dict[str, int]
         _check_value_type(value, "graph input")
         defined.add(value.name)
     produced: set[str] = set()
+    initializers = {i.name for i in graph.initializer}
     for node in graph.node:
         _check_node(node, defined, opsets, ir_version)
         for output in node.output:
             if not output:
                 continue
-            if output in produced or output in seen_inputs or any(i.name == output for i in graph.initializer):
+            if output in produced or output in seen_inputs or output in initializers:
                 raise _node_error(node, f"output {output!r} is already defined (each value is defined once)")
             produced.add(output)
             defined.add(output)
