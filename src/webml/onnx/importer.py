@@ -28,6 +28,7 @@ import functools
 import math
 import os
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -612,7 +613,7 @@ class Importer:
         #: Bytes one folded value may have, and all of them together: a small multiple of the weights.
         self.fold_limit = FOLD_LIMIT + weights
         self.fold_budget = 4 * FOLD_LIMIT + 2 * weights
-        self.max_bytes = int(context.op_support_limits()["maxTensorByteLength"])
+        self.max_bytes = _max_tensor_bytes(context)
 
     # -- values
 
@@ -750,6 +751,18 @@ class Importer:
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
+#: maxTensorByteLength of each live context: a context's backend, so its limits, never change, and
+#: op_support_limits() lists every operator's limits (a few ms, once per context rather than per load).
+_MAX_BYTES: weakref.WeakKeyDictionary[MLContext, int] = weakref.WeakKeyDictionary()
+
+
+def _max_tensor_bytes(context: MLContext) -> int:
+    limit = _MAX_BYTES.get(context)
+    if limit is None:
+        limit = _MAX_BYTES[context] = int(context.op_support_limits()["maxTensorByteLength"])
+    return limit
+
+
 def _is_input_or_constant(builder: MLGraphBuilder, operand: MLOperand) -> bool:
     return not is_produced(builder, operand)
 
@@ -764,11 +777,15 @@ def to_webml_array(value: np.ndarray, error: Any = None) -> np.ndarray:
             "webml.onnx.load: a float64 constant was converted to float32 (webml has no float64)", stacklevel=4
         )
         return array.astype(np.float32)
-    names = {str(t.dtype) for t in dtypes.DATA_TYPES.values()}
-    if str(array.dtype) not in names:
+    if str(array.dtype) not in _webml_dtype_names():
         message = f"a constant of type {array.dtype} has no webml data type"
         raise (error(message) if error else OnnxImportError(message))
     return array
+
+
+@functools.cache
+def _webml_dtype_names() -> frozenset[str]:
+    return frozenset(str(t.dtype) for t in dtypes.DATA_TYPES.values())
 
 
 def constant_value(attrs: Mapping[str, Any], error: Any) -> np.ndarray:
