@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import TensorProto, helper, numpy_helper
 
 from .. import dtypes
@@ -265,6 +266,8 @@ def _fix_input_dims(
     model: onnx.ModelProto,
     free_dimensions: Mapping[str, int] | None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    weights: bool = True,
 ) -> tuple[onnx.ModelProto, bool]:
     """``model`` with its inputs' dynamic dimensions fixed (a copy, or ``model`` itself when none changes),
     and whether some are left dynamic.
@@ -273,7 +276,8 @@ def _fix_input_dims(
     input shapes (as the arrays of a call do), which settle every other
     dimension.  Without ``input_shapes`` a dimension may stay dynamic; with
     them every one must be settled and agree with the model.  Problems raise
-    :class:`OnnxImportError`.
+    :class:`OnnxImportError`.  Without ``weights`` a copy leaves out the graph's initializers (the
+    caller keeps ``model``'s), which spares copying the weights for each shape a DynamicGraph builds.
     """
     free = _check_free_dimensions(model, free_dimensions)
     # The inputs are fixed on copies of theirs: the model (its weights) is copied only if one changes.
@@ -324,10 +328,27 @@ def _fix_input_dims(
     if list(model.graph.input) == graph_inputs:
         return model, dynamic
     model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
+    if weights:
+        model_copy.CopyFrom(model)
+    else:
+        _copy_fields(model, model_copy, "graph")
+        _copy_fields(model.graph, model_copy.graph, "initializer")
     del model_copy.graph.input[:]
     model_copy.graph.input.extend(graph_inputs)
     return model_copy, dynamic
+
+
+def _copy_fields(source: Any, target: Any, skip: str) -> None:
+    """Copy every field of the message ``source`` that is set, but ``skip``, into the empty ``target``."""
+    for field, value in source.ListFields():  # the skipped field's value is not read (a reference, no copy)
+        if field.name == skip:
+            continue
+        if isinstance(value, Message):
+            getattr(target, field.name).CopyFrom(value)
+        elif isinstance(value, (str, bytes, int, float)):
+            setattr(target, field.name, value)
+        else:  # a repeated field
+            getattr(target, field.name).extend(value)
 
 
 def _fix_dim(
@@ -370,18 +391,19 @@ def _fix_dim(
     return None
 
 
-def _without_large_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+def _without_large_initializers(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> onnx.ModelProto:
     """``model`` for shape inference: initializers above :data:`_SMALL_INPUT` elements become typed graph inputs.
 
     Inference reads the values only of shape-like inputs (a Reshape's shape, Slice's starts ...), which have
     at most one element per dimension; the weights need just their type and shape, and leaving out their
     data spares serializing and parsing the whole model again (most of the time of a load).  Initializers
     already declared as graph inputs (IR version < 4) stay, so that inference sees what it saw before.
+    ``initializers`` are the model's (they may be kept apart from it, see :func:`_fix_input_dims`).
     """
     graph = model.graph
     declared = {v.name for v in graph.input}
-    large = [t for t in graph.initializer if prod(t.dims) > _SMALL_INPUT and t.name not in declared]
-    if not large:
+    large = [t for t in initializers if prod(t.dims) > _SMALL_INPUT and t.name not in declared]
+    if not large and initializers is graph.initializer:
         return model
     # Only what inference reads: the opsets, model-local functions and the graph's values and nodes.
     stripped = onnx.ModelProto(ir_version=model.ir_version)
@@ -395,19 +417,18 @@ def _without_large_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     target.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in large)
     target.output.extend(graph.output)
     target.value_info.extend(graph.value_info)
-    target.initializer.extend(t for t in graph.initializer if t.name not in names)
+    target.initializer.extend(t for t in initializers if t.name not in names)
     return stripped
 
 
-def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
+def _infer(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> dict[str, ValueInfo]:
     """Element types and ranks of the graph's values, from onnx shape inference (best effort)."""
+    proto = _without_large_initializers(model, initializers)
     try:
         # No data propagation: it computes values in C++ without any size bound.
-        inferred = onnx.shape_inference.infer_shapes(
-            _without_large_initializers(model), strict_mode=False, data_prop=False
-        )
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=False)
     except Exception:
-        inferred = model
+        inferred = proto
     infos: dict[str, ValueInfo] = {}
     graph = inferred.graph
     for value in [*graph.input, *graph.value_info, *graph.output]:
@@ -425,13 +446,15 @@ def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
 class Analysis:
     """Which values are static, and the problems of a model, without building anything."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto] | None = None) -> None:
+        """``initializers``: the model's, when :func:`_fix_input_dims` kept them apart (by default its graph's)."""
         self.model = model
         self.opset = default_opset(model)
-        self.infos = _infer(model)
         graph = model.graph
-        self.static: set[str] = {t.name for t in graph.initializer} | {""}
-        self._initializers = {t.name: t for t in graph.initializer}
+        self.initializers = graph.initializer if initializers is None else initializers
+        self.infos = _infer(model, self.initializers)
+        self.static: set[str] = {t.name for t in self.initializers} | {""}
+        self._initializers = {t.name: t for t in self.initializers}
         self._constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
         self.problems: list[tuple[str, str, str]] = []
         for entry in model.opset_import:
@@ -609,7 +632,7 @@ class Importer:
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
         self.node: onnx.NodeProto | None = None
-        weights = sum(_declared_bytes(t) for t in model.graph.initializer)
+        weights = sum(_declared_bytes(t) for t in analysis.initializers)
         #: Bytes one folded value may have, and all of them together: a small multiple of the weights.
         self.fold_limit = FOLD_LIMIT + weights
         self.fold_budget = 4 * FOLD_LIMIT + 2 * weights
@@ -700,7 +723,7 @@ class Importer:
 
     def run(self) -> MLGraph:
         graph = self.model.graph
-        for init in graph.initializer:
+        for init in self.analysis.initializers:
             self.env[init.name] = numpy_helper.to_array(init)
         for value in graph.input:
             if value.name in self.env:
@@ -974,17 +997,19 @@ def load_read_model(
 
     ``private``: nothing else holds ``model``, so a DynamicGraph may keep it rather than a copy.
     """
-    fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes)
+    # The weights stay in ``model``: a copy with fixed inputs has none (but a DynamicGraph's, below).
+    fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes, weights=False)
     if dynamic:
+        if fixed is not model:
+            fixed, _ = _fix_input_dims(model, free_dimensions, input_shapes)
         from .session import DynamicGraph  # session builds on load: imported here, not at the top
 
         if fixed is model and not private:  # the graph keeps its own copy: the caller may change theirs
             fixed = onnx.ModelProto()
             fixed.CopyFrom(model)
         return DynamicGraph(CheckedModel(fixed), context)
-    model = fixed
-    analysis = Analysis(model)
+    analysis = Analysis(fixed, model.graph.initializer)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(model, context, analysis).run()
+    return Importer(fixed, context, analysis).run()
