@@ -61,9 +61,18 @@ def onnx_cases(context: webml.MLContext, path: Path, inputs: dict[str, np.ndarra
     }
 
 
+def saving_context() -> webml.MLContext:
+    """A context whose graphs keep their constants after build, as webml.onnx.save needs."""
+    try:
+        return webml.ml.create_context(keep_constants=True, intra_op_threads=1)
+    except TypeError:  # a webml whose graphs always keep them (before issue 12's released constants)
+        return webml.ml.create_context(intra_op_threads=1)
+
+
 def efficientnet_cases(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], object]]:
     params = efficientnet_lite.random_parameters()
-    path = webml.onnx.save(efficientnet_lite.build(context, params), folder / "efficientnet_lite0.onnx")
+    model = efficientnet_lite.build(saving_context(), params)
+    path = webml.onnx.save(model, folder / "efficientnet_lite0.onnx")
     image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
 
     def webml_build_run() -> object:
