@@ -28,6 +28,7 @@ import functools
 import math
 import os
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
+from google.protobuf.message import Message
 from onnx import TensorProto, helper, numpy_helper
 
 from .. import dtypes
@@ -132,6 +134,13 @@ def read_model(
             _read_external(tensor, Path(base_dir), what)
     validate_model(model)
     return model
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A ModelProto :func:`read_model` has read and checked, so that a DynamicGraph does not check it again."""
+
+    proto: onnx.ModelProto
 
 
 def _parse(data: bytes, what: str) -> onnx.ModelProto:
@@ -257,20 +266,26 @@ def _fix_input_dims(
     model: onnx.ModelProto,
     free_dimensions: Mapping[str, int] | None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    weights: bool = True,
 ) -> tuple[onnx.ModelProto, bool]:
-    """A copy of ``model`` with its inputs' dynamic dimensions fixed, and whether some are left dynamic.
+    """``model`` with its inputs' dynamic dimensions fixed (a copy, or ``model`` itself when none changes),
+    and whether some are left dynamic.
 
     ``free_dimensions`` fixes dimensions by name; ``input_shapes`` gives whole
     input shapes (as the arrays of a call do), which settle every other
     dimension.  Without ``input_shapes`` a dimension may stay dynamic; with
     them every one must be settled and agree with the model.  Problems raise
-    :class:`OnnxImportError`.
+    :class:`OnnxImportError`.  Without ``weights`` a copy leaves out the graph's initializers (the
+    caller keeps ``model``'s), which spares copying the weights for each shape a DynamicGraph builds.
     """
     free = _check_free_dimensions(model, free_dimensions)
-    model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
-    initializers = {t.name for t in model_copy.graph.initializer}
-    declared = {v.name for v in model_copy.graph.input if v.name not in initializers}
+    # The inputs are fixed on copies of theirs: the model (its weights) is copied only if one changes.
+    graph_inputs = [onnx.ValueInfoProto() for _ in model.graph.input]
+    for copy, value in zip(graph_inputs, model.graph.input):
+        copy.CopyFrom(value)
+    initializers = {t.name for t in model.graph.initializer}
+    declared = {v.name for v in graph_inputs if v.name not in initializers}
     shapes = {n: tuple(int(d) for d in s) for n, s in (input_shapes or {}).items()}
     if shapes.keys() - declared:
         unknown = ", ".join(map(repr, sorted(shapes.keys() - declared)))
@@ -281,11 +296,11 @@ def _fix_input_dims(
     problems: list[tuple[str, str, str]] = []
     dynamic = False
     settled: dict[str, tuple[int, str]] = {}  # dim_param -> (size, the first input whose array gives it)
-    for value in model_copy.graph.input:
+    for value in graph_inputs:
         for dim, size in zip(value.type.tensor_type.shape.dim, shapes.get(value.name, ())):
             if dim.dim_param and not dim.HasField("dim_value"):
                 settled.setdefault(dim.dim_param, (size, value.name))
-    for value in model_copy.graph.input:
+    for value in graph_inputs:
         if value.name not in declared or not value.type.HasField("tensor_type"):
             continue
         tensor_type = value.type.tensor_type
@@ -310,7 +325,30 @@ def _fix_input_dims(
                 problems.append(("graph input", value.name, problem))
     if problems:
         raise OnnxImportError("webml.onnx.load: the input shapes do not fit the model", problems)
+    if list(model.graph.input) == graph_inputs:
+        return model, dynamic
+    model_copy = onnx.ModelProto()
+    if weights:
+        model_copy.CopyFrom(model)
+    else:
+        _copy_fields(model, model_copy, "graph")
+        _copy_fields(model.graph, model_copy.graph, "initializer")
+    del model_copy.graph.input[:]
+    model_copy.graph.input.extend(graph_inputs)
     return model_copy, dynamic
+
+
+def _copy_fields(source: Any, target: Any, skip: str) -> None:
+    """Copy every field of the message ``source`` that is set, but ``skip``, into the empty ``target``."""
+    for field, value in source.ListFields():  # the skipped field's value is not read (a reference, no copy)
+        if field.name == skip:
+            continue
+        if isinstance(value, Message):
+            getattr(target, field.name).CopyFrom(value)
+        elif isinstance(value, (str, bytes, int, float)):
+            setattr(target, field.name, value)
+        else:  # a repeated field
+            getattr(target, field.name).extend(value)
 
 
 def _fix_dim(
@@ -353,13 +391,44 @@ def _fix_dim(
     return None
 
 
-def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
+def _without_large_initializers(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> onnx.ModelProto:
+    """``model`` for shape inference: initializers above :data:`_SMALL_INPUT` elements become typed graph inputs.
+
+    Inference reads the values only of shape-like inputs (a Reshape's shape, Slice's starts ...), which have
+    at most one element per dimension; the weights need just their type and shape, and leaving out their
+    data spares serializing and parsing the whole model again (most of the time of a load).  Initializers
+    already declared as graph inputs (IR version < 4) stay, so that inference sees what it saw before.
+    ``initializers`` are the model's (they may be kept apart from it, see :func:`_fix_input_dims`).
+    """
+    graph = model.graph
+    declared = {v.name for v in graph.input}
+    large = [t for t in initializers if prod(t.dims) > _SMALL_INPUT and t.name not in declared]
+    if not large and initializers is graph.initializer:
+        return model
+    # Only what inference reads: the opsets, model-local functions and the graph's values and nodes.
+    stripped = onnx.ModelProto(ir_version=model.ir_version)
+    stripped.opset_import.extend(model.opset_import)
+    stripped.functions.extend(model.functions)
+    names = {t.name for t in large}
+    target = stripped.graph
+    target.name = graph.name
+    target.node.extend(graph.node)
+    target.input.extend(graph.input)
+    target.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in large)
+    target.output.extend(graph.output)
+    target.value_info.extend(graph.value_info)
+    target.initializer.extend(t for t in initializers if t.name not in names)
+    return stripped
+
+
+def _infer(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> dict[str, ValueInfo]:
     """Element types and ranks of the graph's values, from onnx shape inference (best effort)."""
+    proto = _without_large_initializers(model, initializers)
     try:
         # No data propagation: it computes values in C++ without any size bound.
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=False)
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=False)
     except Exception:
-        inferred = model
+        inferred = proto
     infos: dict[str, ValueInfo] = {}
     graph = inferred.graph
     for value in [*graph.input, *graph.value_info, *graph.output]:
@@ -377,13 +446,15 @@ def _infer(model: onnx.ModelProto) -> dict[str, ValueInfo]:
 class Analysis:
     """Which values are static, and the problems of a model, without building anything."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto] | None = None) -> None:
+        """``initializers``: the model's, when :func:`_fix_input_dims` kept them apart (by default its graph's)."""
         self.model = model
         self.opset = default_opset(model)
-        self.infos = _infer(model)
         graph = model.graph
-        self.static: set[str] = {t.name for t in graph.initializer} | {""}
-        self._initializers = {t.name: t for t in graph.initializer}
+        self.initializers = graph.initializer if initializers is None else initializers
+        self.infos = _infer(model, self.initializers)
+        self.static: set[str] = {t.name for t in self.initializers} | {""}
+        self._initializers = {t.name: t for t in self.initializers}
         self._constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
         self.problems: list[tuple[str, str, str]] = []
         for entry in model.opset_import:
@@ -530,7 +601,11 @@ def unsupported_operators(
     is reported.  ``base_dir`` is as for :func:`read_model`.  A malformed
     model, or a ``free_dimensions`` name the model lacks, raises :class:`OnnxImportError`.
     """
-    proto = read_model(model, base_dir)
+    return problems_of(read_model(model, base_dir), free_dimensions)
+
+
+def problems_of(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | None = None) -> list[tuple[str, str, str]]:
+    """:func:`unsupported_operators` of a model :func:`read_model` has given (so not read and checked again)."""
     try:
         proto, _ = _fix_input_dims(proto, free_dimensions)
         dims = []
@@ -557,11 +632,11 @@ class Importer:
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
         self.node: onnx.NodeProto | None = None
-        weights = sum(_declared_bytes(t) for t in model.graph.initializer)
+        weights = sum(_declared_bytes(t) for t in analysis.initializers)
         #: Bytes one folded value may have, and all of them together: a small multiple of the weights.
         self.fold_limit = FOLD_LIMIT + weights
         self.fold_budget = 4 * FOLD_LIMIT + 2 * weights
-        self.max_bytes = int(context.op_support_limits()["maxTensorByteLength"])
+        self.max_bytes = _max_tensor_bytes(context)
 
     # -- values
 
@@ -648,7 +723,7 @@ class Importer:
 
     def run(self) -> MLGraph:
         graph = self.model.graph
-        for init in graph.initializer:
+        for init in self.analysis.initializers:
             self.env[init.name] = numpy_helper.to_array(init)
         for value in graph.input:
             if value.name in self.env:
@@ -699,6 +774,18 @@ class Importer:
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
+#: maxTensorByteLength of each live context: a context's backend, so its limits, never change, and
+#: op_support_limits() lists every operator's limits (a few ms, once per context rather than per load).
+_MAX_BYTES: weakref.WeakKeyDictionary[MLContext, int] = weakref.WeakKeyDictionary()
+
+
+def _max_tensor_bytes(context: MLContext) -> int:
+    limit = _MAX_BYTES.get(context)
+    if limit is None:
+        limit = _MAX_BYTES[context] = int(context.op_support_limits()["maxTensorByteLength"])
+    return limit
+
+
 def _is_input_or_constant(builder: MLGraphBuilder, operand: MLOperand) -> bool:
     return not is_produced(builder, operand)
 
@@ -713,11 +800,15 @@ def to_webml_array(value: np.ndarray, error: Any = None) -> np.ndarray:
             "webml.onnx.load: a float64 constant was converted to float32 (webml has no float64)", stacklevel=4
         )
         return array.astype(np.float32)
-    names = {str(t.dtype) for t in dtypes.DATA_TYPES.values()}
-    if str(array.dtype) not in names:
+    if str(array.dtype) not in _webml_dtype_names():
         message = f"a constant of type {array.dtype} has no webml data type"
         raise (error(message) if error else OnnxImportError(message))
     return array
+
+
+@functools.cache
+def _webml_dtype_names() -> frozenset[str]:
+    return frozenset(str(t.dtype) for t in dtypes.DATA_TYPES.values())
 
 
 def constant_value(attrs: Mapping[str, Any], error: Any) -> np.ndarray:
@@ -891,13 +982,34 @@ def load(
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     model = read_model(path_or_model, base_dir)
-    model, dynamic = _fix_input_dims(model, free_dimensions, input_shapes)
+    return load_read_model(model, context, free_dimensions, input_shapes, private=model is not path_or_model)
+
+
+def load_read_model(
+    model: onnx.ModelProto,
+    context: MLContext,
+    free_dimensions: Mapping[str, int] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    private: bool = False,
+) -> MLGraph | DynamicGraph:
+    """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
+
+    ``private``: nothing else holds ``model``, so a DynamicGraph may keep it rather than a copy.
+    """
+    # The weights stay in ``model``: a copy with fixed inputs has none (but a DynamicGraph's, below).
+    fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes, weights=False)
     if dynamic:
+        if fixed is not model:
+            fixed, _ = _fix_input_dims(model, free_dimensions, input_shapes)
         from .session import DynamicGraph  # session builds on load: imported here, not at the top
 
-        return DynamicGraph(model, context)
-    analysis = Analysis(model)
+        if fixed is model and not private:  # the graph keeps its own copy: the caller may change theirs
+            fixed = onnx.ModelProto()
+            fixed.CopyFrom(model)
+        return DynamicGraph(CheckedModel(fixed), context)
+    analysis = Analysis(fixed, model.graph.initializer)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(model, context, analysis).run()
+    return Importer(fixed, context, analysis).run()

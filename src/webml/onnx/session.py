@@ -29,7 +29,7 @@ from ..api.context import MLContext
 from ..api.graph import MLGraph
 from .common import WEBML_TYPES
 from .errors import OnnxImportError
-from .importer import load, read_model, unsupported_operators
+from .importer import CheckedModel, load_read_model, problems_of, read_model
 
 __all__ = ["CACHE_SIZE", "DynamicGraph", "InferenceSession", "NodeArg", "model_inputs", "model_outputs"]
 
@@ -99,8 +99,8 @@ class DynamicGraph:
             raise TypeError(f"webml.onnx.DynamicGraph: context must be an MLContext, got {type(context).__name__}")
         if not isinstance(cache_size, int) or cache_size < 1:
             raise TypeError(f"webml.onnx.DynamicGraph: cache_size must be a positive int, got {cache_size!r}")
-        self._model = read_model(model, base_dir)
-        problems = unsupported_operators(self._model, free_dimensions)
+        self._model = model.proto if isinstance(model, CheckedModel) else read_model(model, base_dir)
+        problems = problems_of(self._model, free_dimensions)
         if problems:  # reported now, as load does, not at the first call
             raise OnnxImportError(f"webml.onnx.load: the model has {len(problems)} unsupported part(s)", problems)
         self.context = context
@@ -119,7 +119,7 @@ class DynamicGraph:
             if graph is not None:
                 self._graphs.move_to_end(key)
                 return graph
-        graph = load(self._model, self.context, self._free, input_shapes=dict(key))
+        graph = load_read_model(self._model, self.context, self._free, dict(key))
         with self._lock:
             self._graphs[key] = graph
             self._graphs.move_to_end(key)

@@ -18,6 +18,7 @@ inference and the importer rely on, and reports the first problem as an
 
 from __future__ import annotations
 
+import functools
 import math
 
 import onnx
@@ -87,12 +88,13 @@ def _check_graph(graph: onnx.GraphProto, outer: set[str], opsets: dict[str, int]
         _check_value_type(value, "graph input")
         defined.add(value.name)
     produced: set[str] = set()
+    initializers = {i.name for i in graph.initializer}
     for node in graph.node:
         _check_node(node, defined, opsets, ir_version)
         for output in node.output:
             if not output:
                 continue
-            if output in produced or output in seen_inputs or any(i.name == output for i in graph.initializer):
+            if output in produced or output in seen_inputs or output in initializers:
                 raise _node_error(node, f"output {output!r} is already defined (each value is defined once)")
             produced.add(output)
             defined.add(output)
@@ -127,9 +129,8 @@ def _check_node(node: onnx.NodeProto, defined: set[str], opsets: dict[str, int],
     domain = node.domain or "ai.onnx"
     if domain not in opsets:
         raise _node_error(node, f"its domain {domain!r} is not in the model's opset_import")
-    try:
-        schema = onnx.defs.get_schema(node.op_type, opsets[domain], "" if domain == "ai.onnx" else domain)
-    except onnx.defs.SchemaError:
+    schema = _schema(node.op_type, opsets[domain], domain)
+    if schema is None:
         if domain == "ai.onnx" and onnx.defs.has(node.op_type):
             raise _node_error(node, f"{node.op_type} does not exist in opset {opsets[domain]}") from None
         return  # an unknown operator: shape inference skips it, the importer reports it
@@ -137,14 +138,30 @@ def _check_node(node: onnx.NodeProto, defined: set[str], opsets: dict[str, int],
     _check_output_count(node)
     if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for a in node.attribute):
         return  # check_node checks subgraphs without the outer scope; _check_attribute did them
-    context = onnx.checker.C.CheckerContext()
-    context.ir_version = ir_version
-    context.opset_imports = {("" if d == "ai.onnx" else d): v for d, v in opsets.items()}
     try:
-        onnx.checker.check_node(node, context)
+        onnx.checker.check_node(node, _checker_context(ir_version, tuple(sorted(opsets.items()))))
     except Exception as exc:  # onnx's ValidationError; its first line says what
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _node_error(node, f"the node does not match the ONNX schema of {node.op_type}: {first}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema(op_type: str, version: int, domain: str) -> onnx.defs.OpSchema | None:
+    """The schema of ``op_type`` in ``version`` of ``domain`` (None when it has none): looked up once per model
+    kind, not once per node."""
+    try:
+        return onnx.defs.get_schema(op_type, version, "" if domain == "ai.onnx" else domain)
+    except onnx.defs.SchemaError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _checker_context(ir_version: int, opsets: tuple[tuple[str, int], ...]) -> onnx.checker.C.CheckerContext:
+    """onnx's checker context for a model's IR version and opsets (check_node only reads it)."""
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = ir_version
+    context.opset_imports = {("" if d == "ai.onnx" else d): v for d, v in opsets}
+    return context
 
 
 def _check_output_count(node: onnx.NodeProto) -> None:

