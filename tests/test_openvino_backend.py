@@ -1,5 +1,6 @@
 """The openvino backend: the ONNX lowering compiled by OpenVINO in exact float32, tensors set on the
-infer request (no host copies between chained dispatches), weights shared, real models as ONNX Runtime."""
+infer request (no host copies between chained dispatches), weights shared.  The real models
+(tests/test_onnx_bert_fixture.py, tests/test_zoo_efficientnet.py) and the WPT suites run on it with the others."""
 
 from __future__ import annotations
 
@@ -8,14 +9,9 @@ import openvino as ov
 import pytest
 
 import webml
-import webml.onnx as wo
-from test_onnx_bert_fixture import FIXTURE, TOLERANCE, feeds, ort_run
-from test_zoo_efficientnet import expected_logits, photos, state  # noqa: F401 (fixtures)
+from test_onnxruntime_backend import F32, scale_graph
 from webml.backends import openvino as ovb
 from webml.backends.onnxruntime import lowering
-from webml.zoo import efficientnet_lite
-
-F32 = {"dataType": "float32", "shape": [2, 3]}
 
 
 @pytest.fixture
@@ -23,17 +19,10 @@ def context():
     return webml.ml.create_context(backend="openvino")
 
 
-def scale_graph(context, factor):
-    builder = webml.MLGraphBuilder(context)
-    x = builder.input("x", F32)
-    return builder.build({"y": builder.mul(x, builder.constant("float32", factor))})
-
-
 def test_chained_dispatches_copy_nothing_through_the_host(context, monkeypatch):
     g1, g2 = scale_graph(context, 2.0), scale_graph(context, 10.0)
-    a = context.create_tensor({**F32, "writable": True})
-    b = context.create_tensor(F32)  # neither readable nor writable: it never leaves the backend
-    c = context.create_tensor({**F32, "readable": True})
+    # b is neither readable nor writable: it never leaves the backend.
+    a, b, c = (context.create_tensor({**F32, **usage}) for usage in ({"writable": True}, {}, {"readable": True}))
     context.write_tensor(a, np.arange(6, dtype=np.float32).reshape(2, 3))
     memory = b._handle.array
 
@@ -47,6 +36,18 @@ def test_chained_dispatches_copy_nothing_through_the_host(context, monkeypatch):
     assert b._handle.array is memory and b._handle.value.data.ctypes.data == memory.ctypes.data
     np.testing.assert_array_equal(memory, np.arange(6, dtype=np.float32).reshape(2, 3) * 2)
     np.testing.assert_array_equal(context.read_tensor(c), np.arange(6, dtype=np.float32).reshape(2, 3) * 20)
+
+
+def test_compute_after_dispatch_leaves_the_tensors_alone(context):
+    graph = scale_graph(context, 2.0)
+    x, y = context.create_tensor({**F32, "writable": True}), context.create_tensor({**F32, "readable": True})
+    context.write_tensor(x, np.ones((2, 3), np.float32))
+    context.dispatch(graph, {"x": x}, {"y": y})
+    np.testing.assert_array_equal(context.compute(graph, {"x": np.full((2, 3), 5, np.float32)})["y"], 10)
+    np.testing.assert_array_equal(context.read_tensor(y), 2)  # compute wrote none of dispatch's tensors
+    context.write_tensor(x, np.full((2, 3), 3, np.float32))
+    context.dispatch(graph, {"x": x}, {"y": y})
+    np.testing.assert_array_equal(context.read_tensor(y), 6)
 
 
 def test_each_graph_is_lowered_once_by_the_onnx_lowering(context, monkeypatch):
@@ -107,23 +108,3 @@ def test_greater_with_nan_is_false(context):
     graph = builder.build({"gt": builder.greater(a, b), "ge": builder.greater_or_equal(a, b)})
     out = context.compute(graph, {"a": np.arange(64, dtype=np.float32), "b": np.full(64, np.nan, np.float32)})
     assert not out["gt"].any() and not out["ge"].any()
-
-
-@pytest.mark.parametrize(("sequence", "padding"), [(16, 5), (9, 2)])
-def test_bert_matches_onnxruntime(context, sequence, padding):
-    graph = wo.load(FIXTURE, context, free_dimensions={"sequence": sequence})
-    inputs = feeds(sequence, padding, seed=sequence)
-    got, want = context.compute(graph, inputs), ort_run(inputs)
-    assert got.keys() == want.keys()
-    for name, value in want.items():
-        assert got[name].dtype == value.dtype == np.float32, name
-        assert float(np.max(np.abs(got[name] - value))) < TOLERANCE, name
-
-
-def test_efficientnet_matches_onnxruntime(context, photos, expected_logits):  # noqa: F811 (fixtures)
-    graph = efficientnet_lite.build(context, efficientnet_lite.pretrained_parameters(), batch=len(photos))
-    logits = context.compute(graph, {"image": photos})["logits"]
-    assert logits.shape == (len(photos), 1000) and logits.dtype == np.float32
-    assert np.max(np.abs(logits - expected_logits)) < 1e-3
-    for row, expected in zip(logits, expected_logits):
-        assert list(np.argsort(-row)[:5]) == list(np.argsort(-expected)[:5])

@@ -22,7 +22,7 @@ from onnx import helper
 
 from ...ir import Graph, OperandDesc
 from ..base import Backend, CompiledGraph
-from ..onnxruntime.lowering import LOWERINGS, Lowered, lower, storage_dtype
+from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
 
 __all__ = ["PRECISIONS", "OpenVinoBackend", "create"]
@@ -42,18 +42,6 @@ class OvTensor:
         self.value = ov.Tensor(array, shared_memory=True)
 
 
-def _to_storage(array: np.ndarray, data_type: str) -> np.ndarray:
-    return np.asarray(array, dtype=storage_dtype(data_type), order="C")  # keeps 0-D shapes
-
-
-def _from_storage(array: np.ndarray, data_type: str) -> np.ndarray:
-    if data_type in ("int4", "uint4"):
-        from ... import dtypes
-
-        return array.astype(dtypes.numpy_dtype(data_type))
-    return array
-
-
 class OvGraph(CompiledGraph):
     def __init__(self, graph: Graph, compiled: ov.CompiledModel, lowered: Lowered, keep: list[np.ndarray]) -> None:
         self.graph = graph
@@ -62,17 +50,20 @@ class OvGraph(CompiledGraph):
         self.output_types = {n: d.data_type for n, d in graph.output_descs().items()}
         self._inputs = {n: compiled.input(lowered.input_names[n]) for n in graph.inputs}
         self._outputs = {n: compiled.output(lowered.output_names[n]) for n in graph.outputs}
+        # Two infer requests: dispatch sets MLTensors as its outputs, which compute() must never
+        # write, so compute() runs a request of its own (OpenVINO's output memory, copied out).
         self._request = compiled.create_infer_request()
+        self._compute_request = compiled.create_infer_request()
         self._constants = keep  # the arrays OpenVINO's constants share: alive as long as the graph
-        # One infer request per graph: setting its tensors and running it is one step, whatever the
-        # thread (ordering a context's calls is the API layer's lock, api/context.py).
+        # Setting a request's tensors and running it is one step, whatever the thread (ordering a
+        # context's calls is the API layer's lock, api/context.py).
         self._lock = threading.Lock()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {self._inputs[n]: _to_storage(a, self.input_types[n]) for n, a in inputs.items()}
+        feed = {self._inputs[n]: to_storage(a, self.input_types[n]) for n, a in inputs.items()}
         with self._lock:
-            results = self._request.infer(feed, share_inputs=True, share_outputs=False)
-            return {n: _from_storage(results[port], self.output_types[n]) for n, port in self._outputs.items()}
+            results = self._compute_request.infer(feed, share_inputs=True, share_outputs=False)
+            return {n: from_storage(results[port], self.output_types[n]) for n, port in self._outputs.items()}
 
     def dispatch(self, inputs: Mapping[str, OvTensor], outputs: Mapping[str, OvTensor]) -> None:
         with self._lock:
@@ -84,7 +75,7 @@ class OvGraph(CompiledGraph):
 
     def release(self) -> None:
         with self._lock:
-            self._request = None  # type: ignore[assignment]
+            self._request = self._compute_request = None  # type: ignore[assignment]
             self.compiled = None  # type: ignore[assignment]
             self._constants = []
 
@@ -163,25 +154,20 @@ class OpenVinoBackend(Backend):
         return OvTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
 
     def write_tensor(self, handle: OvTensor, array: np.ndarray) -> None:
-        np.copyto(handle.array, _to_storage(array, handle.data_type))
+        np.copyto(handle.array, to_storage(array, handle.data_type))
 
     def read_tensor(self, handle: OvTensor) -> np.ndarray:
-        return _from_storage(handle.array.copy(), handle.data_type)
+        return from_storage(handle.array.copy(), handle.data_type)
 
     def constant_data(self, handle: OvTensor) -> np.ndarray:
-        return _from_storage(handle.array, handle.data_type)
+        return from_storage(handle.array, handle.data_type)
 
     def release_tensor(self, handle: OvTensor) -> None:
         handle.value = None  # type: ignore[assignment]
         handle.array = None  # type: ignore[assignment]
 
     def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
-        if op in ("input", "constant", "output"):
-            return True
-        lowering = LOWERINGS.get(op)
-        if lowering is None or unsupported(op, argument, data_type):
-            return False
-        return data_type in lowering.argument_types.get(argument, (data_type,))
+        return handles(op, argument, data_type) and not unsupported(op, argument, data_type)
 
 
 def create(**options: Any) -> OpenVinoBackend:

@@ -1,6 +1,6 @@
 """The openvino backend side by side: webml (openvino, onnxruntime) against raw OpenVINO f32 and raw ONNX Runtime.
 
-    .venv/bin/python bench/openvino.py [--repeats 30] [--threads 1]
+    .venv/bin/python bench/openvino_backend.py [--repeats 30] [--threads 1]
 
 For EfficientNet-Lite0 batch 1 and the BERT-style encoder of bench/bert.py
 (6x384, sequence 128), both built with MLGraphBuilder with random weights, it
@@ -41,15 +41,12 @@ def webml_runner(backend: str, build, feed_name: str, feed: np.ndarray, threads:
     start = time.perf_counter()
     graph = build(context)
     build_s = time.perf_counter() - start
-    ((out_name, out_desc),) = graph.output_descriptors.items()
-    x = context.create_tensor({"dataType": "float32", "shape": list(feed.shape), "writable": True})
-    y = context.create_tensor({**out_desc.as_dict(), "readable": True})
-    context.write_tensor(x, feed)
-
-    def run() -> None:
-        context.dispatch(graph, {feed_name: x}, {out_name: y})
-
-    return graph, build_s, run, lambda: context.read_tensor(y)
+    # One MLTensor per input and output, written once: each timed run is a dispatch alone.
+    inputs = {feed_name: context.create_tensor({"dataType": "float32", "shape": list(feed.shape), "writable": True})}
+    outputs = {n: context.create_tensor({**d.as_dict(), "readable": True}) for n, d in graph.output_descriptors.items()}
+    context.write_tensor(inputs[feed_name], feed)
+    (output,) = outputs.values()
+    return graph, build_s, lambda: context.dispatch(graph, inputs, outputs), lambda: context.read_tensor(output)
 
 
 def raw_runners(path: Path, feed_name: str, feed: np.ndarray, threads: int | None) -> dict[str, Callable]:
