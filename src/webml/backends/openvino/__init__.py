@@ -7,7 +7,10 @@ request, so a dispatch copies nothing through the host.
 Large constants are not serialized: they become inputs of the ONNX model that
 OpenVINO reads, then are replaced in the OpenVINO model by constants sharing
 the arrays' memory (the shared-memory pages ``constant()`` copied them into),
-so OpenVINO takes them without a copy of its own before compiling.
+so OpenVINO takes them without a copy of its own before compiling.  Compiling
+then packs matrix weights into OpenVINO's own layouts, which is a copy:
+bench/memory.py measured here 4.3x the weights at peak and 2.5x after build
+(onnxruntime: 2.1x and 1.55x).
 """
 
 from __future__ import annotations
