@@ -20,7 +20,7 @@ import webml
 import webml.onnx as wo
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bert_tiny.onnx"
-BACKENDS = ["onnxruntime", "reference"]
+BACKENDS = ["onnxruntime", "openvino", "reference"]
 VOCAB = 100
 TOLERANCE = 1e-4
 

@@ -17,7 +17,7 @@ import pytest
 import webml
 from webml.backends import create_backend
 
-BACKENDS = ["reference", "onnxruntime"]
+BACKENDS = ["reference", "onnxruntime", "openvino"]
 THREADS = 4
 DESC = {"dataType": "float32", "shape": [4]}
 

@@ -53,12 +53,16 @@ def test_listed_failures_exist():
 
 
 def test_only_subgraph_cases_are_expected_to_fail():
-    """Today only two subgraph.json cases are wrong by the spec or by their data (see expectations.py)."""
+    """Today only two subgraph.json cases are wrong by the spec or by their data (see expectations.py);
+    openvino adds OpenVINO's own differences, under 1% of the cases."""
+    everywhere = ["subgraph::batchNormalization options.axis=0 + gelu", "subgraph::quantized conv2d"]
+    cases = sum(len(wpt.load(p)["cases"]) for p in FILES)
     for backend in BACKENDS:
-        assert sorted(expectations.CONFORMANCE_FAILURES[backend]) == [
-            "subgraph::batchNormalization options.axis=0 + gelu",
-            "subgraph::quantized conv2d",
-        ]
+        table = expectations.CONFORMANCE_FAILURES[backend]
+        if backend == "openvino":
+            assert set(everywhere) <= table.keys() and len(table) <= 0.01 * cases
+        else:
+            assert sorted(table) == everywhere
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

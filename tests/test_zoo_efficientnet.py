@@ -119,7 +119,7 @@ def expected_logits(state, photos) -> np.ndarray:
     return session.run(None, {"image": photos})[0]
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "reference"])
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "reference"])
 def test_pretrained_network_matches_onnx_runtime(backend, photos, expected_logits):
     context = webml.ml.create_context(backend=backend)
     graph = efficientnet_lite.build(context, efficientnet_lite.pretrained_parameters(), batch=len(photos))

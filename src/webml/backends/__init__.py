@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
 #: Backends that ship with webml, in order of preference.
-BACKENDS = ("onnxruntime", "reference")
+BACKENDS = ("onnxruntime", "openvino", "reference")
 DEFAULT_BACKEND = "onnxruntime"
 
 

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ... import dtypes
 from ...ir import Graph, OperandDesc
 from ..base import Backend, CompiledGraph
-from .lowering import LOWERINGS, lower, storage_dtype
+from .lowering import from_storage, handles, lower, storage_dtype, to_storage
 
 __all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create", "quiet_warnings"]
 
@@ -48,16 +47,6 @@ class OrtTensor:
         self.bound_by: weakref.WeakSet[OrtGraph] = weakref.WeakSet()  # graphs whose cached binding holds it
 
 
-def _to_storage(array: np.ndarray, data_type: str) -> np.ndarray:
-    return np.asarray(array, dtype=storage_dtype(data_type), order="C")  # keeps 0-D shapes
-
-
-def _from_storage(array: np.ndarray, data_type: str) -> np.ndarray:
-    if data_type in ("int4", "uint4"):
-        return array.astype(dtypes.numpy_dtype(data_type))
-    return array
-
-
 class OrtGraph(CompiledGraph):
     def __init__(self, graph: Graph, session: ort.InferenceSession, input_names: dict, output_names: dict) -> None:
         self.session = session
@@ -75,9 +64,9 @@ class OrtGraph(CompiledGraph):
         self._binding_lock = threading.Lock()
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {self.input_names[n]: _to_storage(a, self.input_types[n]) for n, a in inputs.items()}
+        feed = {self.input_names[n]: to_storage(a, self.input_types[n]) for n, a in inputs.items()}
         results = self.session.run(self._onnx_outputs, feed)
-        return {n: _from_storage(r, self.output_types[n]) for n, r in zip(self.outputs, results)}
+        return {n: from_storage(r, self.output_types[n]) for n, r in zip(self.outputs, results)}
 
     def dispatch(self, inputs: Mapping[str, OrtTensor], outputs: Mapping[str, OrtTensor]) -> None:
         # Dispatching again with the same tensors (the common loop) reuses the binding.
@@ -226,13 +215,13 @@ class OnnxRuntimeBackend(Backend):
         return OrtTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
 
     def write_tensor(self, handle: OrtTensor, array: np.ndarray) -> None:
-        handle.value.update_inplace(_to_storage(array, handle.data_type))
+        handle.value.update_inplace(to_storage(array, handle.data_type))
 
     def read_tensor(self, handle: OrtTensor) -> np.ndarray:
-        return _from_storage(np.array(handle.value.numpy(), copy=True), handle.data_type)
+        return from_storage(np.array(handle.value.numpy(), copy=True), handle.data_type)
 
     def constant_data(self, handle: OrtTensor) -> np.ndarray:
-        return _from_storage(handle.array, handle.data_type)
+        return from_storage(handle.array, handle.data_type)
 
     def release_tensor(self, handle: OrtTensor) -> None:
         for graph in list(handle.bound_by):  # a cached binding would keep the memory alive
@@ -241,12 +230,7 @@ class OnnxRuntimeBackend(Backend):
         handle.array = None  # type: ignore[assignment]
 
     def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
-        if op in ("input", "constant", "output"):
-            return True
-        lowering = LOWERINGS.get(op)
-        if lowering is None:
-            return False
-        return data_type in lowering.argument_types.get(argument, (data_type,))
+        return handles(op, argument, data_type)
 
 
 def quiet_warnings() -> None:

@@ -10,19 +10,22 @@ from __future__ import annotations
 from ...ops.checks import FLOATS, NUMERIC
 from .lowering import Arg, Lowerer, lowering
 
+# a > b is emitted as b < a (NaN included, the same result): OpenVINO, which compiles these
+# models too, answers true for some lanes of Greater/GreaterOrEqual with a NaN operand (2026.4).
 _COMPARISONS = {
-    "equal": "Equal",
-    "greater": "Greater",
-    "greaterOrEqual": "GreaterOrEqual",
-    "lesser": "Less",
-    "lesserOrEqual": "LessOrEqual",
+    "equal": ("Equal", False),
+    "greater": ("Less", True),
+    "greaterOrEqual": ("LessOrEqual", True),
+    "lesser": ("Less", False),
+    "lesserOrEqual": ("LessOrEqual", False),
 }
 _ONNX_TESTS = {"isNaN": "IsNaN", "isInfinite": "IsInf"}
 
 
 @lowering(*_COMPARISONS, a=NUMERIC)
 def comparison(lw: Lowerer, a: Arg, b: Arg, *, out: Arg) -> None:
-    lw.cast(lw.emit(_COMPARISONS[lw.op], [a, b]), "uint8", out)
+    op_type, swapped = _COMPARISONS[lw.op]
+    lw.cast(lw.emit(op_type, [b, a] if swapped else [a, b]), "uint8", out)
 
 
 @lowering("notEqual", a=NUMERIC)

@@ -38,7 +38,20 @@ from ...ops import FAMILIES, OPS
 from ...ops.registry import register
 from .weights import Weights
 
-__all__ = ["LOWERINGS", "OPSET", "Arg", "Lowered", "Lowerer", "lower", "lowering", "onnx_type", "storage_dtype"]
+__all__ = [
+    "LOWERINGS",
+    "OPSET",
+    "Arg",
+    "Lowered",
+    "Lowerer",
+    "from_storage",
+    "handles",
+    "lower",
+    "lowering",
+    "onnx_type",
+    "storage_dtype",
+    "to_storage",
+]
 
 #: The default-domain opset of the models webml writes.
 OPSET = 21
@@ -72,6 +85,18 @@ def storage_dtype(data_type: str) -> np.dtype:
     return dtypes.numpy_dtype(data_type)
 
 
+def to_storage(array: np.ndarray, data_type: str) -> np.ndarray:
+    """A host array as the engine's value of ``data_type`` (C order; 0-D shapes kept)."""
+    return np.asarray(array, dtype=storage_dtype(data_type), order="C")
+
+
+def from_storage(array: np.ndarray, data_type: str) -> np.ndarray:
+    """An engine's value back as a host array of ``data_type`` (the 4-bit types widened from int8/uint8)."""
+    if data_type in ("int4", "uint4"):
+        return array.astype(dtypes.numpy_dtype(data_type))
+    return array
+
+
 @dataclass(frozen=True)
 class Lowering:
     name: str
@@ -101,6 +126,14 @@ def lowering(*names: str, **argument_types: Iterable[str]):
         return fn
 
     return decorate
+
+
+def handles(op: str, argument: str, data_type: str) -> bool:
+    """Whether the lowering of ``op`` takes ``argument`` of ``data_type`` (what a backend using it supports)."""
+    if op in ("input", "constant", "output"):
+        return True
+    found = LOWERINGS.get(op)
+    return found is not None and data_type in found.argument_types.get(argument, (data_type,))
 
 
 class Arg(HasDesc, str):

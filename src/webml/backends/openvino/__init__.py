@@ -1,0 +1,177 @@
+"""The OpenVINO backend: each MLGraph is lowered once, at build, by the ONNX
+Runtime backend's lowering (:func:`webml.backends.onnxruntime.lowering.lower`),
+read by OpenVINO's ONNX frontend and compiled for the CPU in exact float32;
+MLTensors are OpenVINO tensors over host arrays they own, set on the infer
+request, so a dispatch copies nothing through the host.
+
+Large constants are not serialized: they become inputs of the ONNX model that
+OpenVINO reads, then are replaced in the OpenVINO model by constants sharing
+the arrays' memory (the shared-memory pages ``constant()`` copied them into),
+so OpenVINO takes them without a copy of its own before compiling.  Compiling
+then packs matrix weights into OpenVINO's own layouts, which is a copy:
+bench/memory.py measured here 4.3x the weights at peak and 2.5x after build
+(onnxruntime: 2.1x and 1.55x).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from onnx import helper
+
+from ...ir import Graph, OperandDesc
+from ..base import Backend, CompiledGraph
+from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
+from .limits import unsupported
+
+__all__ = ["PRECISIONS", "OpenVinoBackend", "create"]
+
+#: ``precision`` option -> OpenVINO's INFERENCE_PRECISION_HINT.  Only "f32" is exact (the spec's results).
+PRECISIONS = {"f32": "f32", "bf16": "bf16"}
+
+
+class OvTensor:
+    """An MLTensor of this backend: an OpenVINO tensor over a host array it owns."""
+
+    __slots__ = ("array", "data_type", "value")
+
+    def __init__(self, array: np.ndarray, data_type: str) -> None:
+        self.array = array  # the tensor's memory: OpenVINO reads and writes it in place
+        self.data_type = data_type
+        self.value = ov.Tensor(array, shared_memory=True)
+
+
+class OvGraph(CompiledGraph):
+    def __init__(self, graph: Graph, compiled: ov.CompiledModel, lowered: Lowered, keep: list[np.ndarray]) -> None:
+        self.graph = graph
+        self.compiled = compiled
+        self.input_types = {n: d.data_type for n, d in graph.input_descs().items()}
+        self.output_types = {n: d.data_type for n, d in graph.output_descs().items()}
+        self._inputs = {n: compiled.input(lowered.input_names[n]) for n in graph.inputs}
+        self._outputs = {n: compiled.output(lowered.output_names[n]) for n in graph.outputs}
+        # Two infer requests: dispatch sets MLTensors as its outputs, which compute() must never
+        # write, so compute() runs a request of its own (OpenVINO's output memory, copied out).
+        self._request = compiled.create_infer_request()
+        self._compute_request = compiled.create_infer_request()
+        self._constants = keep  # the arrays OpenVINO's constants share: alive as long as the graph
+        # Setting a request's tensors and running it is one step, whatever the thread (ordering a
+        # context's calls is the API layer's lock, api/context.py).
+        self._lock = threading.Lock()
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {self._inputs[n]: to_storage(a, self.input_types[n]) for n, a in inputs.items()}
+        with self._lock:
+            results = self._compute_request.infer(feed, share_inputs=True, share_outputs=False)
+            return {n: from_storage(results[port], self.output_types[n]) for n, port in self._outputs.items()}
+
+    def dispatch(self, inputs: Mapping[str, OvTensor], outputs: Mapping[str, OvTensor]) -> None:
+        with self._lock:
+            for name, tensor in inputs.items():
+                self._request.set_tensor(self._inputs[name], tensor.value)
+            for name, tensor in outputs.items():
+                self._request.set_tensor(self._outputs[name], tensor.value)
+            self._request.infer()
+
+    def release(self) -> None:
+        with self._lock:
+            self._request = self._compute_request = None  # type: ignore[assignment]
+            self.compiled = None  # type: ignore[assignment]
+            self._constants = []
+
+
+def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray]]:
+    """OpenVINO's model of ``lowered``, its large constants sharing their arrays' memory."""
+    weights = lowered.weights
+    graph = lowered.model.graph
+    # OpenVINO shares only writable memory (it never writes constants): a read-only array is copied once.
+    shared = {n: a if a.flags.writeable else a.copy() for n, a in weights.ortvalues.items()}
+    for name, path in weights.external_files.items():
+        tensor = next(t for t in graph.initializer if t.name == name)
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+        # A private (copy-on-write) mapping: the same pages, writable in name only.
+        shared[name] = np.memmap(path, dtype=dtype, mode="c", shape=tuple(tensor.dims))
+    # Each large initializer becomes a model input here, and an OpenVINO constant below.
+    kept = [t for t in graph.initializer if t.name not in shared]
+    moved = [t for t in graph.initializer if t.name in shared]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in moved)
+    model = core.read_model(lowered.model.SerializeToString(), b"")
+    for parameter in list(model.get_parameters()):
+        name = parameter.get_friendly_name()
+        if name in shared:
+            constant = ov.op.Constant(shared[name], shared_memory=True)
+            parameter.output(0).replace(constant.output(0))
+            model.remove_parameter(parameter)
+    return model, list(shared.values())
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO on the CPU.
+
+    Options (non-spec, passed to ``webml.ml.create_context``):
+
+    * ``num_threads``: OpenVINO's INFERENCE_NUM_THREADS (default: its choice, all cores);
+    * ``precision``: "f32" (default, exact) or "bf16" (reduced precision on CPUs with
+      bf16 units: faster, with errors around 1e-2, outside the spec's tolerances).
+
+    Activations are never quantized (DYNAMIC_QUANTIZATION_GROUP_SIZE 0): OpenVINO
+    would otherwise quantize them for models with int8 weights.
+    """
+
+    name = "openvino"
+    max_tensor_byte_length = 2**31
+
+    def __init__(self, *, num_threads: int | None = None, precision: str = "f32") -> None:
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0
+        ):
+            raise TypeError(f"createContext: num_threads must be a non-negative int, got {num_threads!r}")
+        if precision not in PRECISIONS:
+            raise TypeError(f"createContext: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.num_threads = num_threads
+        self.precision = precision
+        self.core = ov.Core()
+
+    def config(self) -> dict[str, str]:
+        """The compile_model properties: exact float32 unless asked otherwise."""
+        config = {
+            "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision],
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
+        }
+        if self.num_threads:
+            config["INFERENCE_NUM_THREADS"] = str(self.num_threads)
+        return config
+
+    def compile(self, graph: Graph) -> OvGraph:
+        lowered = lower(graph)
+        model, keep = _read(self.core, lowered)
+        compiled = self.core.compile_model(model, "CPU", self.config())
+        return OvGraph(graph, compiled, lowered, keep)
+
+    def create_tensor(self, desc: OperandDesc) -> OvTensor:
+        return OvTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
+
+    def write_tensor(self, handle: OvTensor, array: np.ndarray) -> None:
+        np.copyto(handle.array, to_storage(array, handle.data_type))
+
+    def read_tensor(self, handle: OvTensor) -> np.ndarray:
+        return from_storage(handle.array.copy(), handle.data_type)
+
+    def constant_data(self, handle: OvTensor) -> np.ndarray:
+        return from_storage(handle.array, handle.data_type)
+
+    def release_tensor(self, handle: OvTensor) -> None:
+        handle.value = None  # type: ignore[assignment]
+        handle.array = None  # type: ignore[assignment]
+
+    def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
+        return handles(op, argument, data_type) and not unsupported(op, argument, data_type)
+
+
+def create(**options: Any) -> OpenVinoBackend:
+    return OpenVinoBackend(**options)
