@@ -11,6 +11,11 @@ so OpenVINO takes them without a copy of its own before compiling.  Compiling
 then packs matrix weights into OpenVINO's own layouts, which is a copy:
 bench/memory.py measured here 4.3x the weights at peak and 2.5x after build
 (onnxruntime: 2.1x and 1.55x).
+
+Data stays on the device: OpenVINO's telemetry is opt-in (nothing is sent
+without a consent file) and lives in its model converter, which
+``import openvino`` loads but webml never calls (it uses ``read_model`` and
+``compile_model`` only).
 """
 
 from __future__ import annotations
