@@ -9,6 +9,7 @@ runners on the very same model, timed in interleaved blocks in one process:
 webml's dispatch (MLTensors) on each backend, ``onnxruntime.InferenceSession.run``
 and OpenVINO's ``CompiledModel`` (f32, no dynamic quantization) on the model
 ``webml.onnx.save`` writes.  Ratios are against raw ONNX Runtime of the same run.
+The runners and the interleaved timing are shared with bench/compare.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,62 +35,133 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bert
 
 BLOCK = 10
+Feeds = dict[str, np.ndarray]
 
 
-def webml_runner(backend: str, build, feed_name: str, feed: np.ndarray, threads: int | None) -> tuple:
+@dataclass
+class Runner:
+    """One engine ready to run one model on fixed inputs."""
+
+    run: Callable[[], object]
+    read: Callable[[], dict[str, np.ndarray]]  # the outputs of the latest run, by name
+    build_s: float  # graph build / session creation / compilation
+    first_s: float  # from nothing (the context or core included) to the first result read back
+
+
+def _first_result(start: float, build_s: float, run: Callable, read: Callable) -> Runner:
+    run()
+    read()
+    return Runner(run, read, build_s, time.perf_counter() - start)
+
+
+def webml_runner(
+    backend: str, build: Callable[[webml.MLContext], webml.MLGraph], feeds: Feeds, threads: int | None
+) -> Runner:
+    """webml's dispatch on ``backend`` with default options (but ``threads``): MLTensors written once."""
+    start = time.perf_counter()
     options = {"onnxruntime": {"intra_op_threads": threads}, "openvino": {"num_threads": threads}}[backend]
     context = webml.ml.create_context(backend=backend, **options)
-    start = time.perf_counter()
+    built = time.perf_counter()
     graph = build(context)
-    build_s = time.perf_counter() - start
+    build_s = time.perf_counter() - built
     # One MLTensor per input and output, written once: each timed run is a dispatch alone.
-    inputs = {feed_name: context.create_tensor({"dataType": "float32", "shape": list(feed.shape), "writable": True})}
+    inputs = {
+        name: context.create_tensor({**desc.as_dict(), "writable": True})
+        for name, desc in graph.input_descriptors.items()
+    }
+    for name, tensor in inputs.items():
+        context.write_tensor(tensor, feeds[name])
     outputs = {n: context.create_tensor({**d.as_dict(), "readable": True}) for n, d in graph.output_descriptors.items()}
-    context.write_tensor(inputs[feed_name], feed)
-    (output,) = outputs.values()
-    return graph, build_s, lambda: context.dispatch(graph, inputs, outputs), lambda: context.read_tensor(output)
+    return _first_result(
+        start,
+        build_s,
+        lambda: context.dispatch(graph, inputs, outputs),
+        lambda: {name: context.read_tensor(tensor) for name, tensor in outputs.items()},
+    )
 
 
-def raw_runners(path: Path, feed_name: str, feed: np.ndarray, threads: int | None) -> dict[str, Callable]:
+def ort_runner(path: Path, feeds: Feeds, threads: int | None) -> Runner:
+    """``onnxruntime.InferenceSession.run`` with ONNX Runtime's default options (but ``threads``)."""
+    start = time.perf_counter()
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    build_s = time.perf_counter() - start
+    names = [o.name for o in session.get_outputs()]
+    feeds = {i.name: feeds[i.name] for i in session.get_inputs()}
+    last: list = []
+    return _first_result(
+        start,
+        build_s,
+        lambda: last.__setitem__(slice(None), session.run(None, feeds)),
+        lambda: dict(zip(names, last, strict=True)),
+    )
+
+
+def openvino_runner(path: Path, feeds: Feeds, threads: int | None) -> Runner:
+    """OpenVINO's CompiledModel, exact float32 (no bf16, no dynamic quantization), its inputs' shapes fixed."""
+    start = time.perf_counter()
+    core = ov.Core()
+    model = core.read_model(str(path))
+    names = [i.get_any_name() for i in model.inputs]
+    # Fixed shapes, as webml compiles them: OpenVINO's best case for a dynamic model.
+    model.reshape({name: list(feeds[name].shape) for name in names})
     config = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = str(threads)
-    request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
-    request.set_input_tensor(ov.Tensor(feed, shared_memory=True))
-    return {
-        "raw onnxruntime": lambda: session.run(None, {feed_name: feed}),
-        "raw openvino f32": lambda: request.infer(),
-    }
+    compiled = core.compile_model(model, "CPU", config)
+    build_s = time.perf_counter() - start
+    request = compiled.create_infer_request()
+    for name in names:
+        request.set_tensor(name, ov.Tensor(feeds[name], shared_memory=True))
+    return _first_result(
+        start,
+        build_s,
+        request.infer,
+        lambda: {o.get_any_name(): request.get_tensor(o).data.copy() for o in compiled.outputs},
+    )
 
 
-def bench(name: str, build, feed_name: str, feed: np.ndarray, repeats: int, threads: int | None) -> None:
-    runners: dict[str, Callable] = {}
-    builds = {}
-    reference = None
-    for backend in ("onnxruntime", "openvino"):
-        graph, builds[backend], run, read = webml_runner(backend, build, feed_name, feed, threads)
-        run()
-        if reference is None:
-            reference = read()
-        np.testing.assert_allclose(read(), reference, rtol=1e-4, atol=1e-4)
-        runners[f"webml {backend}"] = run
-    with tempfile.TemporaryDirectory() as tmp:
-        path = webml.onnx.save(graph, Path(tmp) / "model.onnx")
-        runners.update(raw_runners(Path(path), feed_name, feed, threads))
-    times: dict[str, list[float]] = {k: [] for k in runners}
+def check_outputs(runners: dict[str, Runner], rtol: float = 1e-4, atol: float = 1e-4) -> None:
+    """Every runner's outputs match the first runner's, by name (all runners run the same weights)."""
+    (first, reference), *others = ((label, r.read()) for label, r in runners.items())
+    for label, outputs in others:
+        for name in reference.keys() & outputs.keys():
+            np.testing.assert_allclose(
+                outputs[name], reference[name], rtol=rtol, atol=atol, err_msg=f"{label} vs {first}: {name}"
+            )
+
+
+def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median ms of each run, timed in alternating blocks so that all see the same machine state."""
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(max(1, repeats // BLOCK)):
-        for label, run in runners.items():
+        for label, run in runs.items():
             run()  # each block's first run is dropped: the previous runner's threads may still be busy
             for _ in range(BLOCK):
                 start = time.perf_counter()
                 run()
                 times[label].append(time.perf_counter() - start)
-    medians = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def saved_model(build: Callable[[webml.MLContext], webml.MLGraph], path: Path) -> Path:
+    """The ONNX model of ``build``'s graph, as webml.onnx.save writes it (for the raw engines)."""
+    return webml.onnx.save(build(webml.ml.create_context(backend="onnxruntime", keep_constants=True)), path)
+
+
+def bench(name: str, build, feed_name: str, feed: np.ndarray, repeats: int, threads: int | None) -> None:
+    feeds = {feed_name: feed}
+    runners = {f"webml {b}": webml_runner(b, build, feeds, threads) for b in ("onnxruntime", "openvino")}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = saved_model(build, Path(tmp) / "model.onnx")
+        runners["raw onnxruntime"] = ort_runner(path, feeds, threads)
+        runners["raw openvino f32"] = openvino_runner(path, feeds, threads)
+    check_outputs(runners)
+    medians = interleaved_medians({k: r.run for k, r in runners.items()}, repeats)
     anchor = medians["raw onnxruntime"]
+    builds = {k: r.build_s for k, r in runners.items() if k.startswith("webml")}
     print(f"\n{name}  (build: " + ", ".join(f"{b} {s * 1e3:.0f} ms" for b, s in builds.items()) + ")")
     for label, ms in medians.items():
         print(f"  {label:18s} {ms:8.2f} ms   x{ms / anchor:.2f} of raw onnxruntime")
