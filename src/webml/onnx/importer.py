@@ -252,9 +252,10 @@ def _check_free_dimensions(model: onnx.ModelProto, free_dimensions: Mapping[str,
     for name, size in free.items():
         if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
             raise TypeError(f"webml.onnx.load: free_dimensions[{name!r}] must be a positive int")
-    unknown = [n for n in free if n not in _dynamic_names(model)]
+    dynamic = _dynamic_names(model)
+    unknown = [n for n in free if n not in dynamic]
     if unknown:
-        known = ", ".join(map(repr, _dynamic_names(model))) or "none"
+        known = ", ".join(map(repr, dynamic)) or "none"
         raise OnnxImportError(
             f"webml.onnx.load: free_dimensions names {', '.join(map(repr, unknown))}, which the model's inputs do "
             f"not have (their dynamic dimensions: {known})"

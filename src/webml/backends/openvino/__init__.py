@@ -94,8 +94,9 @@ def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray]]:
     graph = lowered.model.graph
     # OpenVINO shares only writable memory (it never writes constants): a read-only array is copied once.
     shared = {n: a if a.flags.writeable else a.copy() for n, a in weights.ortvalues.items()}
+    initializers = {t.name: t for t in graph.initializer}
     for name, path in weights.external_files.items():
-        tensor = next(t for t in graph.initializer if t.name == name)
+        tensor = initializers[name]
         dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
         # A private (copy-on-write) mapping: the same pages, writable in name only.
         shared[name] = np.memmap(path, dtype=dtype, mode="c", shape=tuple(tensor.dims))
