@@ -228,23 +228,3 @@ def test_classify_counts_images_when_piped_and_is_silent_with_quiet(tmp_path):
     assert "images: 16/20" in loud.stderr and "images: 20/20" in loud.stderr and "\r" not in loud.stderr
     quiet = webml_cli("-q", "classify", str(tmp_path), "--top-k", "1", "--json")
     assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == loud.stdout
-
-
-def test_run_repeat_counts_runs_and_quiet_keeps_only_results(tmp_path):
-    import numpy as np
-    from onnx import TensorProto, helper, save
-
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "relu.onnx")
-    np.save(tmp_path / "x.npy", np.array([-1.0, 2.0], np.float32))
-    argv = ("run", str(tmp_path / "relu.onnx"), "--input", f"x={tmp_path / 'x.npy'}", "--repeat", "20")
-    loud = webml_cli(*argv)
-    assert loud.returncode == 0, loud.stderr
-    assert "timed runs: 20/20" in loud.stderr and "p50" in loud.stdout
-    quiet = webml_cli("--quiet", *argv)
-    assert quiet.returncode == 0 and "timed runs" not in quiet.stderr and "p50" in quiet.stdout

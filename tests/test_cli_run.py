@@ -149,6 +149,15 @@ def test_repeat_prints_percentiles_like_the_perf_tool(dynamic_model, tmp_path):
         assert_clean_error(webml("run", dynamic_model, "-i", f"x={x}", "--repeat", bad), 2, "--repeat")
 
 
+def test_repeat_counts_its_runs_on_stderr_and_quiet_keeps_only_results(dynamic_model, tmp_path):
+    x = save(tmp_path, "x", np.ones((2, 4), np.float32))
+    loud = webml("run", dynamic_model, "-i", f"x={x}", "--repeat", "20")
+    assert loud.returncode == 0, loud.stderr
+    assert "timed runs: 20/20" in loud.stderr and "p50" in loud.stdout
+    quiet = webml("--quiet", "run", dynamic_model, "-i", f"x={x}", "--repeat", "20")
+    assert quiet.returncode == 0 and "timed runs" not in quiet.stderr and "p50" in quiet.stdout
+
+
 def test_info_json_and_its_exit_status(dynamic_model, tmp_path):
     result = webml("info", dynamic_model, "--json")
     assert result.returncode == 0, result.stderr
