@@ -108,3 +108,36 @@ def test_greater_with_nan_is_false(context):
     graph = builder.build({"gt": builder.greater(a, b), "ge": builder.greater_or_equal(a, b)})
     out = context.compute(graph, {"a": np.arange(64, dtype=np.float32), "b": np.full(64, np.nan, np.float32)})
     assert not out["gt"].any() and not out["ge"].any()
+
+
+def _resident_constant_pages() -> int:
+    """Resident bytes of this process's mappings of webml.storage's (unlinked) constant files."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):  # a mapping's header line
+                inside = "/webml-" in line
+            elif inside and first == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def test_originals_of_packed_weights_leave_resident_memory_after_build(context):
+    """OpenVINO keeps every original after packing its own copy: the backend's files are on disk
+    and their pages are dropped after compile; a constant OpenVINO reads as it is maps back."""
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((1024, 1024)).astype(np.float32)  # 4 MiB, packed by OpenVINO
+    big_bias = rng.standard_normal((1024, 1024)).astype(np.float32)  # 4 MiB, added as it is
+    builder = webml.MLGraphBuilder(context)
+    x = builder.input("x", {"dataType": "float32", "shape": [1024, 1024]})
+    w = builder.constant({"dataType": "float32", "shape": [1024, 1024]}, weights)
+    b = builder.constant({"dataType": "float32", "shape": [1024, 1024]}, big_bias)
+    graph = builder.build({"y": builder.add(builder.matmul(x, w), b)})
+    before = _resident_constant_pages()
+    x_value = rng.standard_normal((1024, 1024)).astype(np.float32)
+    got = context.compute(graph, {"x": x_value})["y"]
+    np.testing.assert_allclose(got, x_value @ weights + big_bias, rtol=1e-4, atol=1e-3)
+    after = _resident_constant_pages()
+    assert before < 1 << 20, before  # nothing of either file stays resident after build
+    assert after < big_bias.nbytes + (1 << 20), after  # the added one maps back; the packed one does not

@@ -1,4 +1,5 @@
-"""Constants are copied once, into shared memory when large, and leave no files behind."""
+"""Constants are copied once, into shared memory (or a disk file system, for a backend that asks)
+when large, and leave no files behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import numpy as np
 
 import webml
+from webml import storage
 from webml.storage import SHARED_THRESHOLD, ConstantStore, return_freed_memory
 
 
@@ -53,3 +55,21 @@ def test_returning_freed_memory_is_harmless():
     return_freed_memory()
     return_freed_memory()
     assert kept[-1] == (1 << 20) - 1
+
+
+def test_the_file_system_type_is_read_from_the_mount_table():
+    assert storage._filesystem_type("/dev/shm") == "tmpfs"
+    assert storage._filesystem_type("/proc/self") == "proc"
+
+
+def test_constants_on_disk_go_to_a_disk_file_system_or_else_to_shared_memory():
+    store = ConstantStore(on_disk=True)
+    big, path = store.copy(np.arange(SHARED_THRESHOLD, dtype=np.uint8))
+    disk = storage.disk_directory()
+    expected_root = str(disk) if disk is not None else "/dev/shm"
+    assert path is not None and path.startswith(expected_root + "/")
+    if disk is not None:
+        assert storage._filesystem_type(path) not in ("tmpfs", "ramfs")
+    store.release_files()
+    assert not os.path.exists(path)
+    np.testing.assert_array_equal(big, np.arange(SHARED_THRESHOLD, dtype=np.uint8))  # the mapping stays

@@ -120,7 +120,7 @@ class Graph:
     ``outputs`` map names to operand ids; ``constants`` maps constant operand
     ids to read-only arrays of the operand's NumPy dtype and shape; ``nodes``
     are in topological order.  ``constant_files`` maps the constants whose
-    bytes are the whole of a shared-memory file (:mod:`webml.storage`) to the
+    bytes are the whole of a file (:mod:`webml.storage`) to the
     file's path, for backends that map weights from files; the files exist
     until the backend's ``compile`` returns.
     """

@@ -11,6 +11,12 @@ graph unless it keeps its constants (``keep_constants``): the mappings go
 with the last array, and the pages live as long as the backend maps them
 (ONNX Runtime unmaps each weight it packed).  Small constants, and every
 constant where no shared memory file system exists, are ordinary NumPy arrays.
+
+A backend that keeps every original mapped after packing copies of its own
+(OpenVINO) asks for files on a disk file system instead (``on_disk``): there
+the pages it no longer reads are page cache that it can drop from its
+resident memory (``MADV_DONTNEED``) and that the system reclaims, where
+shared-memory pages would stay resident as long as they are mapped.
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ _SHM = Path("/dev/shm")
 _PREFIX = "webml-"
 
 
-def _remove_stale_dirs() -> None:
+def _remove_stale_dirs(root: Path) -> None:
     """Remove directories left by webml processes that no longer run (a crash)."""
     with contextlib.suppress(OSError):
-        for entry in _SHM.glob(f"{_PREFIX}*"):
+        for entry in root.glob(f"{_PREFIX}*"):
             try:
                 pid = int(entry.name[len(_PREFIX) :].split("-")[0])
             except ValueError:
@@ -50,10 +56,41 @@ def _remove_stale_dirs() -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-class ConstantStore:
-    """Copies of constants for one builder (or context)."""
+def _filesystem_type(path: str) -> str | None:
+    """The type of the file system that holds ``path`` (``/proc/self/mountinfo``), or None."""
+    best, kind = "", None
+    with contextlib.suppress(OSError):
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if "-" not in fields:
+                    continue
+                mount_point = fields[4]
+                inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best):
+                    best, kind = mount_point, fields[fields.index("-") + 1]
+    return kind
 
-    def __init__(self) -> None:
+
+@functools.cache
+def disk_directory() -> Path | None:
+    """A writable temporary directory on a disk file system (not tmpfs or ramfs), or None."""
+    for candidate in (tempfile.gettempdir(), "/var/tmp"):
+        path = os.path.realpath(candidate)
+        if os.path.isdir(path) and os.access(path, os.W_OK) and _filesystem_type(path) not in (None, "tmpfs", "ramfs"):
+            return Path(path)
+    return None
+
+
+class ConstantStore:
+    """Copies of constants for one builder (or context).
+
+    ``on_disk``: put the files on a disk file system (:func:`disk_directory`)
+    rather than in shared memory, where one exists.
+    """
+
+    def __init__(self, *, on_disk: bool = False) -> None:
+        self._root = (disk_directory() if on_disk else None) or _SHM
         self._dir: str | None = None
         self._files: list[str] = []
         self._maps: list[mmap.mmap] = []
@@ -62,16 +99,16 @@ class ConstantStore:
 
     def _directory(self) -> str | None:
         if self._dir is None:
-            if not (_SHM.is_dir() and os.access(_SHM, os.W_OK)):
+            if not (self._root.is_dir() and os.access(self._root, os.W_OK)):
                 return None
-            _remove_stale_dirs()
-            self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=_SHM)
+            _remove_stale_dirs(self._root)
+            self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=self._root)
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
         return self._dir
 
     def copy(self, array: np.ndarray) -> tuple[np.ndarray, str | None]:
         """A read-only copy of ``array`` (same dtype and shape), and the path of the
-        shared-memory file that holds it (all of it, from offset 0) or None."""
+        file that holds it (all of it, from offset 0) or None."""
         if array.nbytes >= SHARED_THRESHOLD:
             directory = self._directory()
             if directory is not None:
@@ -97,7 +134,7 @@ class ConstantStore:
         return out, path
 
     def release_files(self) -> None:
-        """Unlink the files; arrays already made stay valid (their mappings keep the pages).
+        """Unlink the files; arrays already made stay valid (their mappings keep the data).
 
         Our own page-table entries are dropped too (MADV_DONTNEED keeps a shared
         mapping's data): a backend that mapped the files holds the pages, and an

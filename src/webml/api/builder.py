@@ -20,7 +20,6 @@ from ..errors import InvalidStateError, op_message
 from ..ir import Graph, Node, OperandDesc, Value, ancestors
 from ..ops import OPS, OpDef
 from ..ops.registry import OPTIONAL, REQUIRED, SEQUENCE, Call
-from ..storage import ConstantStore
 from .buffers import to_array
 from .descriptors import check_dimensions, parse_operand_descriptor
 from .graph import MLGraph
@@ -59,8 +58,8 @@ class MLGraphBuilder(PythonSpelling):
         self._inputs: dict[str, int] = {}
         self._constants: dict[int, np.ndarray] = {}
         self._constant_tensors: dict[int, MLTensor] = {}
-        self._constant_files: dict[int, str] = {}  # constant id -> its shared-memory file
-        self._store = ConstantStore()
+        self._constant_files: dict[int, str] = {}  # constant id -> the file of webml.storage that holds it
+        self._store = context.constant_store()
         self._next_id = 0
 
     # -- state ---------------------------------------------------------------

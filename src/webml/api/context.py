@@ -26,6 +26,7 @@ from ..errors import InvalidStateError, OperationError
 from ..ir import Graph, OperandDesc
 from ..ops import OPS
 from ..ops.registry import MAX_RANK
+from ..storage import ConstantStore
 from .buffers import host_array, to_array, writer
 from .descriptors import check_dimensions, parse_operand_descriptor, parse_tensor_descriptor
 from .graph import MLGraph, compiled_graph
@@ -89,6 +90,11 @@ class MLContext(PythonSpelling):
         :meth:`op_support_limits` reports the same as data.
         """
         return self._backend.supports(op, argument, data_type, rank)
+
+    def constant_store(self) -> ConstantStore:
+        """Where a builder of this context copies its constants (non-spec): files in shared
+        memory, or on disk for a backend that asks for it (``Backend.constants_on_disk``)."""
+        return ConstantStore(on_disk=self._backend.constants_on_disk)
 
     def constant_tensor_data(self, tensor: MLTensor, where: str) -> np.ndarray:
         """A read-only view of a constant tensor's data, for a graph being built (non-spec).

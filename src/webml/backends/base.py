@@ -75,6 +75,11 @@ class Backend(ABC):
         """
         return True
 
+    #: True when the backend keeps every large constant mapped after it has packed copies of
+    #: its own (OpenVINO): their files then go to a disk file system, not shared memory
+    #: (webml.storage), so that the pages it no longer reads can leave its resident memory.
+    constants_on_disk: bool = False
+
     #: maxTensorByteLength of MLOpSupportLimits.
     max_tensor_byte_length: int = 2**53 - 1
     #: preferredInputLayout of MLOpSupportLimits.

@@ -6,11 +6,15 @@ request, so a dispatch copies nothing through the host.
 
 Large constants are not serialized: they become inputs of the ONNX model that
 OpenVINO reads, then are replaced in the OpenVINO model by constants sharing
-the arrays' memory (the shared-memory pages ``constant()`` copied them into),
-so OpenVINO takes them without a copy of its own before compiling.  Compiling
-then packs matrix weights into OpenVINO's own layouts, which is a copy:
-bench/memory.py measured here 4.3x the weights at peak and 2.5x after build
-(onnxruntime: 2.1x and 1.55x).
+private mappings of the files ``constant()`` copied them into, so OpenVINO
+takes them without a copy of its own.  Compiling packs matrix weights into
+OpenVINO's own layouts, a copy, and OpenVINO keeps every original as well:
+the backend asks for those files on a disk file system
+(``constants_on_disk``) and, once compiled, drops the mappings' pages from
+resident memory (``MADV_DONTNEED``).  The pages OpenVINO still reads
+(weights it did not pack) come back from the file's page cache on first use;
+the others stay out, as page cache the system reclaims.  bench/memory.py
+measures the result.
 
 Data stays on the device: OpenVINO's telemetry is opt-in (nothing is sent
 without a consent file) and lives in its model converter, which
@@ -20,6 +24,9 @@ without a consent file) and lives in its model converter, which
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -51,7 +58,7 @@ class OvTensor:
 
 
 class OvGraph(CompiledGraph):
-    def __init__(self, graph: Graph, compiled: ov.CompiledModel, lowered: Lowered, keep: list[np.ndarray]) -> None:
+    def __init__(self, graph: Graph, compiled: ov.CompiledModel, lowered: Lowered, keep: list[Any]) -> None:
         self.graph = graph
         self.compiled = compiled
         self.input_types = {n: d.data_type for n, d in graph.input_descs().items()}
@@ -62,7 +69,7 @@ class OvGraph(CompiledGraph):
         # write, so compute() runs a request of its own (OpenVINO's output memory, copied out).
         self._request = compiled.create_infer_request()
         self._compute_request = compiled.create_infer_request()
-        self._constants = keep  # the arrays OpenVINO's constants share: alive as long as the graph
+        self._constants = keep  # what OpenVINO's constants share: alive as long as the graph
         # Setting a request's tensors and running it is one step, whatever the thread (ordering a
         # context's calls is the API layer's lock, api/context.py).
         self._lock = threading.Lock()
@@ -88,18 +95,20 @@ class OvGraph(CompiledGraph):
             self._constants = []
 
 
-def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray]]:
-    """OpenVINO's model of ``lowered``, its large constants sharing their arrays' memory."""
+def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray], list[mmap.mmap]]:
+    """OpenVINO's model of ``lowered``, its large constants sharing their arrays' memory; the
+    arrays, and the private mappings of files among them."""
     weights = lowered.weights
     graph = lowered.model.graph
     # OpenVINO shares only writable memory (it never writes constants): a read-only array is copied once.
     shared = {n: a if a.flags.writeable else a.copy() for n, a in weights.ortvalues.items()}
     initializers = {t.name: t for t in graph.initializer}
+    maps = []
     for name, path in weights.external_files.items():
         tensor = initializers[name]
         dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
-        # A private (copy-on-write) mapping: the same pages, writable in name only.
-        shared[name] = np.memmap(path, dtype=dtype, mode="c", shape=tuple(tensor.dims))
+        maps.append(_private_map(path))
+        shared[name] = np.frombuffer(maps[-1], dtype=dtype).reshape(tuple(tensor.dims))
     # Each large initializer becomes a model input here, and an OpenVINO constant below.
     kept = [t for t in graph.initializer if t.name not in shared]
     moved = [t for t in graph.initializer if t.name in shared]
@@ -113,7 +122,24 @@ def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray]]:
             constant = ov.op.Constant(shared[name], shared_memory=True)
             parameter.output(0).replace(constant.output(0))
             model.remove_parameter(parameter)
-    return model, list(shared.values())
+    return model, list(shared.values()), maps
+
+
+def _private_map(path: str) -> mmap.mmap:
+    """A private (copy-on-write) mapping of a whole file: its pages, writable in name only."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+
+
+def _drop_pages(maps: list[mmap.mmap]) -> None:
+    """Drop the mappings' pages from resident memory: nothing writes them, so a later read
+    maps the file's pages again (MADV_DONTNEED on a private file mapping)."""
+    for mm in maps:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            mm.madvise(mmap.MADV_DONTNEED)
 
 
 class OpenVinoBackend(Backend):
@@ -131,6 +157,7 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
     max_tensor_byte_length = 2**31
+    constants_on_disk = True
 
     def __init__(self, *, num_threads: int | None = None, precision: str = "f32") -> None:
         if num_threads is not None and (
@@ -155,9 +182,11 @@ class OpenVinoBackend(Backend):
 
     def compile(self, graph: Graph) -> OvGraph:
         lowered = lower(graph)
-        model, keep = _read(self.core, lowered)
+        model, arrays, maps = _read(self.core, lowered)
         compiled = self.core.compile_model(model, "CPU", self.config())
-        return OvGraph(graph, compiled, lowered, keep)
+        del model
+        _drop_pages(maps)  # OpenVINO holds packed copies of most; it maps back what it reads
+        return OvGraph(graph, compiled, lowered, [*arrays, *maps])
 
     def create_tensor(self, desc: OperandDesc) -> OvTensor:
         return OvTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
