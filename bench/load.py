@@ -1,12 +1,14 @@
 """Model loading time: webml next to creating an ONNX Runtime session for the same model.
 
-    .venv/bin/python bench/load.py [--repeats 7]
+    .venv/bin/python bench/load.py [--repeats 7] [--backend NAME]
 
 For each model, in one process with the repeats interleaved (webml, then
 ONNX Runtime, then webml again ...), prints the median and fastest time of
 
 * ``ort session``: ``onnxruntime.InferenceSession(path)``, the anchor;
 * ``ort session + run``: the same and its first result;
+* ``ov compile + run``: OpenVINO's ``compile_model(path)`` in exact float32 and
+  its first result (the engine under the openvino backend, for comparison);
 * ``webml``: ``webml.onnx.load(path, context)`` and its first result (the
   models have dynamic dimensions, so the graph is built by the first call),
   or for EfficientNet-Lite0 ``webml.zoo.efficientnet_lite.build`` and its
@@ -14,9 +16,10 @@ ONNX Runtime, then webml again ...), prints the median and fastest time of
   model of the same graph;
 
 and the ratio of each median to the anchor's.  Target (issue 12): webml's
-load and first result cost at most 1.5x the ONNX Runtime session.  Both run
-one thread.  The figures of a busy machine are noisy: compare ratios of one
-run, not times across runs.
+load and first result cost at most 1.5x the ONNX Runtime session.  All run
+one thread; webml runs on ``--backend`` (default: webml's default backend).
+The figures of a busy machine are noisy: compare ratios of one run, not
+times across runs.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import openvino as ov
 
 import webml
 import webml.onnx
@@ -53,20 +57,27 @@ def ort_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+OV_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0", "INFERENCE_NUM_THREADS": "1"}
+
+
+def ov_compile_run(core: ov.Core, path: Path, inputs: dict[str, np.ndarray]) -> object:
+    compiled = core.compile_model(str(path), "CPU", OV_CONFIG)
+    return compiled.create_infer_request().infer(inputs)
+
+
 def onnx_cases(context: webml.MLContext, path: Path, inputs: dict[str, np.ndarray]) -> dict[str, Callable[[], object]]:
+    core = ov.Core()
     return {
         "ort session": lambda: ort_session(path),
         "ort session + run": lambda: ort_session(path).run(None, inputs),
+        "ov compile + run": lambda: ov_compile_run(core, path, inputs),
         "webml load + run": lambda: webml.onnx.load(path, context)(inputs),
     }
 
 
 def saving_context() -> webml.MLContext:
     """A context whose graphs keep their constants after build, as webml.onnx.save needs."""
-    try:
-        return webml.ml.create_context(keep_constants=True, intra_op_threads=1)
-    except TypeError:  # a webml whose graphs always keep them (before issue 12's released constants)
-        return webml.ml.create_context(intra_op_threads=1)
+    return webml.ml.create_context(backend="onnxruntime", keep_constants=True, intra_op_threads=1)
 
 
 def efficientnet_cases(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], object]]:
@@ -79,9 +90,11 @@ def efficientnet_cases(context: webml.MLContext, folder: Path) -> dict[str, Call
         graph = efficientnet_lite.build(context, params)
         return context.compute(graph, {"image": image})
 
+    core = ov.Core()
     return {
         "ort session": lambda: ort_session(path),
         "ort session + run": lambda: ort_session(path).run(None, {"image": image}),
+        "ov compile + run": lambda: ov_compile_run(core, path, {"image": image}),
         "webml build": lambda: efficientnet_lite.build(context, params),
         "webml build + run": webml_build_run,
     }
@@ -111,8 +124,10 @@ def report(model: str, times: dict[str, list[float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each case (default: %(default)s)")
+    parser.add_argument("--backend", default=None, help="webml's backend (default: webml's default backend)")
     args = parser.parse_args()
-    context = webml.ml.create_context(intra_op_threads=1)
+    context = webml.ml.create_context(backend=args.backend, intra_op_threads=1)
+    print(f"webml backend: {context.backend}")
     minilm = Path(importlib.metadata.distribution(MINILM[0]).locate_file(MINILM[1]))
     print(f"{'model':22} {'what':20} {'median':>10} {'fastest':>10} {'/ort':>8}")
     with tempfile.TemporaryDirectory() as folder:

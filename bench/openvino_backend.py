@@ -59,7 +59,7 @@ def webml_runner(
 ) -> Runner:
     """webml's dispatch on ``backend`` with default options (but ``threads``): MLTensors written once."""
     start = time.perf_counter()
-    options = {"onnxruntime": {"intra_op_threads": threads}, "openvino": {"num_threads": threads}}[backend]
+    options = {"intra_op_threads": threads}
     context = webml.ml.create_context(backend=backend, **options)
     built = time.perf_counter()
     graph = build(context)

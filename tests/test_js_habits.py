@@ -12,6 +12,7 @@ import pytest
 
 import webml
 from webml.api.spelling import PythonSpelling, add_javascript_names
+from webml.backends import DEFAULT_BACKEND
 from webml.train import SGD, Trainer
 
 NHWC = {"dataType": "float32", "shape": [1, 4, 4, 2]}
@@ -192,7 +193,7 @@ def test_create_context_takes_an_ml_context_options_dict():
     assert ctx.backend == "reference"
     assert webml.ml.create_context({"deviceType": "cpu"}).accelerated is False  # an earlier draft's member
     ignored = webml.ml.create_context({"powerPreference": "high-performance", "gpuDevice": object(), "backend": "x"})
-    assert ignored.power_preference == "high-performance" and ignored.backend == "onnxruntime"
+    assert ignored.power_preference == "high-performance" and ignored.backend == DEFAULT_BACKEND
     assert webml.ml.create_context({}).power_preference == "default"
     with pytest.raises(TypeError, match="power_preference must be one of"):
         webml.ml.create_context({"powerPreference": "fast"})

@@ -70,11 +70,11 @@ def test_compiled_in_exact_float32_without_dynamic_quantization(context):
 def test_reduced_precision_only_by_option():
     assert ovb.OpenVinoBackend().config()["INFERENCE_PRECISION_HINT"] == "f32"
     assert ovb.OpenVinoBackend(precision="bf16").config()["INFERENCE_PRECISION_HINT"] == "bf16"
-    assert ovb.OpenVinoBackend(num_threads=1).config()["INFERENCE_NUM_THREADS"] == "1"
+    assert ovb.OpenVinoBackend(intra_op_threads=1).config()["INFERENCE_NUM_THREADS"] == "1"
     with pytest.raises(TypeError, match="precision must be one of f32, bf16"):
         webml.ml.create_context(backend="openvino", precision="f16")
-    with pytest.raises(TypeError, match="num_threads must be a non-negative int"):
-        webml.ml.create_context(backend="openvino", num_threads=-1)
+    with pytest.raises(TypeError, match="intra_op_threads must be a non-negative int"):
+        webml.ml.create_context(backend="openvino", intra_op_threads=-1)
 
 
 def test_large_weights_are_shared_not_serialized(context, monkeypatch):

@@ -104,7 +104,7 @@ def test_threads_dispatching_one_graph_each_read_their_own_results(backend, fast
 def test_a_backend_alone_keeps_each_threads_results_apart(backend, fast_switching):
     """The backend's own caches (onnxruntime's cached IOBinding) hold without the context's lock."""
     # keep_constants: the graph's IR is compiled again below.
-    context = webml.ml.create_context(backend=backend, **({"keep_constants": True} if backend == "onnxruntime" else {}))
+    context = webml.ml.create_context(backend=backend, **({} if backend == "reference" else {"keep_constants": True}))
     ir = affine_graph(context).ir
     engine = create_backend(backend)
     compiled = engine.compile(ir)

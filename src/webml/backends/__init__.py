@@ -8,6 +8,9 @@ happened in the builder.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import platform
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError
@@ -17,9 +20,28 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
-#: Backends that ship with webml, in order of preference.
+#: Backends that ship with webml.
 BACKENDS = ("onnxruntime", "openvino", "reference")
-DEFAULT_BACKEND = "onnxruntime"
+
+
+def _default_backend() -> str:
+    """$WEBML_BACKEND when set; else the fastest exact backend on this kind of machine.
+
+    bench/compare.py (docs/performance.md) chose it: on x86-64, OpenVINO is
+    as fast as the fastest exact engine on every model measured, and ONNX
+    Runtime up to 1.3x slower on transformers; elsewhere OpenVINO's CPU
+    plugin is unmeasured, so ONNX Runtime stays.
+    """
+    chosen = os.environ.get("WEBML_BACKEND", "")
+    if chosen:
+        return chosen  # create_backend() names the valid ones if it is not one
+    if platform.machine().lower() in ("x86_64", "amd64") and importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "onnxruntime"
+
+
+#: The backend ``create_context()`` uses when none is named (``$WEBML_BACKEND`` overrides it).
+DEFAULT_BACKEND = _default_backend()
 
 
 def create_backend(name: str | None = None, **options: Any) -> Backend:

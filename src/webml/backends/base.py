@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,38 @@ class CompiledGraph(ABC):
 
     def release(self) -> None:
         """Free what the compiled graph holds (MLGraph.destroy)."""
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_threads(value: object, option: str = "intra_op_threads") -> int | None:
+    """A backend's thread-count option: None (the engine's choice) or a non-negative int."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise TypeError(f"createContext: {option} must be a non-negative int, got {value!r}")
+    return value
+
+
+def check_flag(value: object, option: str) -> bool:
+    """A backend's bool option."""
+    if not isinstance(value, bool):
+        raise TypeError(f"createContext: {option} must be a bool, got {value!r}")
+    return value
+
+
+def preferred_threads(explicit: int | None, power_preference: str) -> int | None:
+    """The thread count of one inference: an explicit option wins; else the spec's
+    MLPowerPreference sets it ("low-power": half the cores this process may run on, at
+    least 1; "high-performance": all of them; "default": None, the engine's choice)."""
+    if explicit is not None:
+        return explicit
+    if power_preference == "low-power":
+        return max(1, _cores() // 2)
+    if power_preference == "high-performance":
+        return _cores()
+    return None
 
 
 class Backend(ABC):

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ...ir import Graph, OperandDesc
-from ..base import Backend, CompiledGraph
+from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
 from .lowering import from_storage, handles, lower, storage_dtype, to_storage
 
 __all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create", "quiet_warnings"]
@@ -95,11 +95,6 @@ class OrtGraph(CompiledGraph):
             self.session = None  # type: ignore[assignment]
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(n1 == n2 and v1 is v2 for (n1, v1), (n2, v2) in zip(a, b))
 
@@ -147,27 +142,16 @@ class OnnxRuntimeBackend(Backend):
         prepack_weights: bool = True,
         keep_constants: bool = False,
     ) -> None:
-        if intra_op_threads is not None and (
-            isinstance(intra_op_threads, bool) or not isinstance(intra_op_threads, int) or intra_op_threads < 0
-        ):
-            raise TypeError(f"createContext: intra_op_threads must be a non-negative int, got {intra_op_threads!r}")
         if graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
             raise TypeError(
                 "createContext: graph_optimization_level must be one of "
                 f"{', '.join(GRAPH_OPTIMIZATION_LEVELS)}, got {graph_optimization_level!r}"
             )
-        for option, value in (
-            ("allow_spinning", allow_spinning),
-            ("prepack_weights", prepack_weights),
-            ("keep_constants", keep_constants),
-        ):
-            if not isinstance(value, bool):
-                raise TypeError(f"createContext: {option} must be a bool, got {value!r}")
-        self.intra_op_threads = intra_op_threads
-        self.allow_spinning = allow_spinning
+        self.intra_op_threads = check_threads(intra_op_threads)
+        self.allow_spinning = check_flag(allow_spinning, "allow_spinning")
         self.graph_optimization_level = graph_optimization_level
-        self.prepack_weights = prepack_weights
-        self.keep_constants = keep_constants
+        self.prepack_weights = check_flag(prepack_weights, "prepack_weights")
+        self.keep_constants = check_flag(keep_constants, "keep_constants")
         self.power_preference = "default"
 
     def prefer(self, power_preference: str) -> None:
@@ -175,13 +159,7 @@ class OnnxRuntimeBackend(Backend):
 
     def threads(self) -> int | None:
         """The intra-op thread count of sessions (None: ONNX Runtime's choice)."""
-        if self.intra_op_threads is not None:
-            return self.intra_op_threads
-        if self.power_preference == "low-power":
-            return max(1, _cores() // 2)
-        if self.power_preference == "high-performance":
-            return _cores()
-        return None
+        return preferred_threads(self.intra_op_threads, self.power_preference)
 
     def session_options(self, external_dir: bool) -> ort.SessionOptions:
         options = ort.SessionOptions()

@@ -36,7 +36,7 @@ import openvino as ov
 from onnx import helper
 
 from ...ir import Graph, OperandDesc
-from ..base import Backend, CompiledGraph
+from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
 from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
 
@@ -145,9 +145,14 @@ def _drop_pages(maps: list[mmap.mmap]) -> None:
 class OpenVinoBackend(Backend):
     """OpenVINO on the CPU.
 
-    Options (non-spec, passed to ``webml.ml.create_context``):
+    Options (non-spec, passed to ``webml.ml.create_context``), named as the
+    onnxruntime backend's where they mean the same:
 
-    * ``num_threads``: OpenVINO's INFERENCE_NUM_THREADS (default: its choice, all cores);
+    * ``intra_op_threads``: OpenVINO's INFERENCE_NUM_THREADS (default: its choice, all cores);
+      the spec's ``power_preference`` sets the default as on onnxruntime ("low-power":
+      half the cores, "high-performance": all of them);
+    * ``keep_constants``: keep the graph's constant arrays after build (default False),
+      for ``webml.onnx.save`` and ``webml.onnx.to_model`` of the graph;
     * ``precision``: "f32" (default, exact) or "bf16" (reduced precision on CPUs with
       bf16 units: faster, with errors around 1e-2, outside the spec's tolerances).
 
@@ -159,16 +164,19 @@ class OpenVinoBackend(Backend):
     max_tensor_byte_length = 2**31
     constants_on_disk = True
 
-    def __init__(self, *, num_threads: int | None = None, precision: str = "f32") -> None:
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0
-        ):
-            raise TypeError(f"createContext: num_threads must be a non-negative int, got {num_threads!r}")
+    def __init__(
+        self, *, intra_op_threads: int | None = None, keep_constants: bool = False, precision: str = "f32"
+    ) -> None:
         if precision not in PRECISIONS:
             raise TypeError(f"createContext: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.num_threads = num_threads
+        self.intra_op_threads = check_threads(intra_op_threads)
+        self.keep_constants = check_flag(keep_constants, "keep_constants")
         self.precision = precision
+        self.power_preference = "default"
         self.core = ov.Core()
+
+    def prefer(self, power_preference: str) -> None:
+        self.power_preference = power_preference
 
     def config(self) -> dict[str, str]:
         """The compile_model properties: exact float32 unless asked otherwise."""
@@ -176,8 +184,9 @@ class OpenVinoBackend(Backend):
             "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision],
             "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
         }
-        if self.num_threads:
-            config["INFERENCE_NUM_THREADS"] = str(self.num_threads)
+        threads = preferred_threads(self.intra_op_threads, self.power_preference)
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = str(threads)
         return config
 
     def compile(self, graph: Graph) -> OvGraph:
@@ -186,7 +195,9 @@ class OpenVinoBackend(Backend):
         compiled = self.core.compile_model(model, "CPU", self.config())
         del model
         _drop_pages(maps)  # OpenVINO holds packed copies of most; it maps back what it reads
-        return OvGraph(graph, compiled, lowered, [*arrays, *maps])
+        result = OvGraph(graph, compiled, lowered, [*arrays, *maps])
+        result.releases_constants = not self.keep_constants
+        return result
 
     def create_tensor(self, desc: OperandDesc) -> OvTensor:
         return OvTensor(np.zeros(desc.shape, dtype=storage_dtype(desc.data_type)), desc.data_type)
