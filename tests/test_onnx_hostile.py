@@ -438,3 +438,17 @@ def test_a_fifo_named_like_a_model_is_refused_without_blocking(tmp_path, call, e
     script = f"path = {str(fifo)!r}\ntry:\n    {call}\nexcept Exception as exc:\n    print(type(exc).__name__, exc)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith(error) and "named pipe (FIFO)" in done.stdout, done.stdout + done.stderr
+
+
+def test_an_unknown_field_cannot_pass_short_raw_data_off_as_complete(tmp_path):
+    """Four floats declared, 13 bytes of raw data and a 3-byte unknown field: the tensor's other
+    fields and 16 bytes, as four floats would take, yet the data is short."""
+    short = numpy_helper.from_array(np.zeros(4, np.float32), "w")
+    short.raw_data = short.raw_data[:13]
+    parsed = TensorProto()
+    parsed.ParseFromString(short.SerializeToString() + b"\xa8\x06\x05")  # field 101, varint 5
+    m = model([helper.make_node("Add", ["x", "w"], ["y"])], [tensor("x", [4])], [tensor("y", [4])], [parsed])
+    path = tmp_path / "short.onnx"
+    path.write_bytes(m.SerializeToString())
+    with pytest.raises(wo.OnnxImportError, match="declare 4 value.*not 13"):
+        wo.load(path, webml.ml.create_context(backend="reference"))

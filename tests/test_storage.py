@@ -73,3 +73,16 @@ def test_constants_on_disk_go_to_a_disk_file_system_or_else_to_shared_memory():
     store.release_files()
     assert not os.path.exists(path)
     np.testing.assert_array_equal(big, np.arange(SHARED_THRESHOLD, dtype=np.uint8))  # the mapping stays
+
+
+def test_a_full_file_system_leaves_an_ordinary_copy(monkeypatch):
+    def no_space(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "write", no_space)
+    store = ConstantStore()
+    data = np.arange(SHARED_THRESHOLD, dtype=np.uint8)
+    copy, path = store.copy(data)
+    assert path is None and not copy.flags.writeable and not np.shares_memory(copy, data)
+    np.testing.assert_array_equal(copy, data)
+    assert store._files == [] and (store._dir is None or os.listdir(store._dir) == [])
