@@ -543,3 +543,42 @@ def test_external_data(tmp_path):
     (tmp_path / "weights.bin").unlink()
     with pytest.raises(wo.OnnxImportError, match="external data"):
         wo.load(path, context)
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_initializers_are_decoded_once_and_alike(monkeypatch, tmp_path, dynamic):
+    """The raw data the model's check reads becomes the initializers' arrays (protobuf copies a bytes
+    field at each read): numpy_helper.to_array decodes only what that did not (bfloat16 here), and the
+    results are the same as ONNX Runtime's."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    h = rng.standard_normal(3).astype(np.float16)
+    b = numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")
+    bits = numpy_helper.to_array(b).view(np.uint32) >> 16
+    b_bf16 = helper.make_tensor("b16", TensorProto.BFLOAT16, [3], bits.astype(np.uint16).tobytes(), raw=True)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["b16"], ["bf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["m", "hf"], ["a"]),
+        helper.make_node("Add", ["a", "bf"], ["y"]),
+    ]
+    shape = ["n", 4] if dynamic else [2, 4]
+    m = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 3])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(h, "h"), b_bf16],
+    )
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    decoded = []
+    real = numpy_helper.to_array
+    monkeypatch.setattr(numpy_helper, "to_array", lambda t, *a, **k: decoded.append(t.name) or real(t, *a, **k))
+    context = webml.ml.create_context(backend="reference")
+    graph = wo.load(path, context)
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    got = graph(x=x)["y"] if dynamic else context.compute(graph, {"x": x})["y"]
+    assert decoded == ["b16"]
+    expected = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

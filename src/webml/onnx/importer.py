@@ -31,7 +31,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -85,6 +85,8 @@ NO_FOLD = frozenset(
 def read_model(
     path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
     base_dir: str | os.PathLike[str] | None = None,
+    *,
+    decoded: dict[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """A checked ONNX ModelProto from a path, serialized bytes or a ModelProto.
 
@@ -92,8 +94,9 @@ def read_model(
     for a path; bytes and ModelProtos have none, so their external data is
     refused unless ``base_dir`` is given.  Every external-data file must lie
     inside ``base_dir`` (symlinks resolved) and hold what the tensor
-    declares.  The model is checked by :func:`webml.onnx.validate.validate_model`.
-    A problem raises :class:`OnnxImportError` (``TypeError`` for a wrong type).
+    declares.  The model is checked by :func:`webml.onnx.validate.validate_model`
+    (which fills ``decoded`` with initializers' arrays it has read).  A problem
+    raises :class:`OnnxImportError` (``TypeError`` for a wrong type).
     """
     if base_dir is not None and not isinstance(base_dir, (str, os.PathLike)):
         raise TypeError(f"webml.onnx.load: base_dir must be a path, got {type(base_dir).__name__}")
@@ -132,15 +135,17 @@ def read_model(
             external = list(_external_tensors(model.graph))
         for tensor in external:
             _read_external(tensor, Path(base_dir), what)
-    validate_model(model)
+    validate_model(model, decoded)
     return model
 
 
-@dataclass(frozen=True)
+@dataclass
 class CheckedModel:
-    """A ModelProto :func:`read_model` has read and checked, so that a DynamicGraph does not check it again."""
+    """A ModelProto :func:`read_model` has read and checked, so that a DynamicGraph does not check it again;
+    ``decoded``: initializers' arrays its check read, for the first import only (then emptied)."""
 
     proto: onnx.ModelProto
+    decoded: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _parse_file(f: BinaryIO, what: str) -> onnx.ModelProto:
@@ -357,15 +362,15 @@ def _fix_input_dims(
 
 def _copy_fields(source: Any, target: Any, skip: str) -> None:
     """Copy every field of the message ``source`` that is set, but ``skip``, into the empty ``target``."""
-    for field, value in source.ListFields():  # the skipped field's value is not read (a reference, no copy)
-        if field.name == skip:
+    for descriptor, value in source.ListFields():  # the skipped field's value is not read (a reference, no copy)
+        if descriptor.name == skip:
             continue
         if isinstance(value, Message):
-            getattr(target, field.name).CopyFrom(value)
+            getattr(target, descriptor.name).CopyFrom(value)
         elif isinstance(value, (str, bytes, int, float)):
-            setattr(target, field.name, value)
+            setattr(target, descriptor.name, value)
         else:  # a repeated field
-            getattr(target, field.name).extend(value)
+            getattr(target, descriptor.name).extend(value)
 
 
 def _fix_dim(
@@ -639,8 +644,15 @@ def problems_of(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | Non
 class Importer:
     """The state of one import: the builder, and every ONNX value as a NumPy array or MLOperand."""
 
-    def __init__(self, model: onnx.ModelProto, context: MLContext, analysis: Analysis) -> None:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        context: MLContext,
+        analysis: Analysis,
+        decoded: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.model = model
+        self._decoded = decoded or {}  # initializers' arrays the model's check read (webml.onnx.validate)
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
@@ -741,7 +753,8 @@ class Importer:
     def run(self) -> MLGraph:
         graph = self.model.graph
         for init in self.analysis.initializers:
-            self.env[init.name] = numpy_helper.to_array(init)
+            array = self._decoded.pop(init.name, None)
+            self.env[init.name] = numpy_helper.to_array(init) if array is None else array
         for value in graph.input:
             if value.name in self.env:
                 continue
@@ -998,8 +1011,11 @@ def load(
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
-    model = read_model(path_or_model, base_dir)
-    return load_read_model(model, context, free_dimensions, input_shapes, private=model is not path_or_model)
+    decoded: dict[str, np.ndarray] = {}
+    model = read_model(path_or_model, base_dir, decoded=decoded)
+    return load_read_model(
+        model, context, free_dimensions, input_shapes, private=model is not path_or_model, decoded=decoded
+    )
 
 
 def load_read_model(
@@ -1009,10 +1025,12 @@ def load_read_model(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     *,
     private: bool = False,
+    decoded: dict[str, np.ndarray] | None = None,
 ) -> MLGraph | DynamicGraph:
     """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
 
     ``private``: nothing else holds ``model``, so a DynamicGraph may keep it rather than a copy.
+    ``decoded``: the initializers' arrays :func:`read_model` gave (not decoded again).
     """
     # The weights stay in ``model``: a copy with fixed inputs has none (but a DynamicGraph's, below).
     fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes, weights=False)
@@ -1024,9 +1042,9 @@ def load_read_model(
         if fixed is model and not private:  # the graph keeps its own copy: the caller may change theirs
             fixed = onnx.ModelProto()
             fixed.CopyFrom(model)
-        return DynamicGraph(CheckedModel(fixed), context)
+        return DynamicGraph(CheckedModel(fixed, dict(decoded or {})), context)
     analysis = Analysis(fixed, model.graph.initializer)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(fixed, context, analysis).run()
+    return Importer(fixed, context, analysis, decoded).run()

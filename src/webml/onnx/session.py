@@ -99,7 +99,9 @@ class DynamicGraph:
             raise TypeError(f"webml.onnx.DynamicGraph: context must be an MLContext, got {type(context).__name__}")
         if not isinstance(cache_size, int) or cache_size < 1:
             raise TypeError(f"webml.onnx.DynamicGraph: cache_size must be a positive int, got {cache_size!r}")
-        self._model = model.proto if isinstance(model, CheckedModel) else read_model(model, base_dir)
+        checked = model if isinstance(model, CheckedModel) else CheckedModel(read_model(model, base_dir))
+        self._model = checked.proto
+        self._decoded = checked.decoded  # for the first graph: later ones decode the initializers again
         problems = problems_of(self._model, free_dimensions)
         if problems:  # reported now, as load does, not at the first call
             raise OnnxImportError(f"webml.onnx.load: the model has {len(problems)} unsupported part(s)", problems)
@@ -119,7 +121,8 @@ class DynamicGraph:
             if graph is not None:
                 self._graphs.move_to_end(key)
                 return graph
-        graph = load_read_model(self._model, self.context, self._free, dict(key))
+            decoded, self._decoded = self._decoded, {}
+        graph = load_read_model(self._model, self.context, self._free, dict(key), decoded=decoded)
         with self._lock:
             self._graphs[key] = graph
             self._graphs.move_to_end(key)

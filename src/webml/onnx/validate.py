@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
+import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper
 
@@ -55,8 +57,13 @@ def _error(what: str, name: str, problem: str) -> OnnxImportError:
     return OnnxImportError(f"webml.onnx.load: {what} {name!r}: {problem}", [(what, name, problem)])
 
 
-def validate_model(model: onnx.ModelProto) -> None:
-    """Raise :class:`OnnxImportError` for the first structural problem of ``model``."""
+def validate_model(model: onnx.ModelProto, decoded: dict[str, np.ndarray] | None = None) -> None:
+    """Raise :class:`OnnxImportError` for the first structural problem of ``model``.
+
+    ``decoded``: filled with the arrays of the main graph's initializers whose
+    raw data checking read anyway (reading a protobuf bytes field copies it),
+    so that the importer does not decode them again.
+    """
     if model.ir_version < 1:
         raise OnnxImportError("webml.onnx.load: the model has no ir_version (not an ONNX model)")
     opsets = {}
@@ -68,15 +75,24 @@ def validate_model(model: onnx.ModelProto) -> None:
         opsets["ai.onnx"] = 1
     if model.graph.sparse_initializer:
         raise _error("graph", model.graph.name, "sparse initializers are not supported")
-    _check_graph(model.graph, set(), opsets, model.ir_version)
+    _check_graph(model.graph, set(), opsets, model.ir_version, decoded)
 
 
-def _check_graph(graph: onnx.GraphProto, outer: set[str], opsets: dict[str, int], ir_version: int) -> None:
+def _check_graph(
+    graph: onnx.GraphProto,
+    outer: set[str],
+    opsets: dict[str, int],
+    ir_version: int,
+    decoded: dict[str, np.ndarray] | None = None,
+) -> None:
     defined = set(outer)
     for init in graph.initializer:
         if not init.name:
             raise _error("initializer", "", "it has no name")
-        check_tensor(init, f"initializer {init.name!r}")
+        raw = check_tensor(init, f"initializer {init.name!r}")
+        if decoded is not None and raw is not None and init.data_type in _PLAIN and sys.byteorder == "little":
+            dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
+            decoded[init.name] = np.frombuffer(raw, dtype=dtype).reshape(tuple(init.dims))
         defined.add(init.name)
     seen_inputs = set()
     for value in graph.input:
@@ -257,8 +273,30 @@ def tensor_type_problem(tensor: onnx.TensorProto) -> str | None:
     return None
 
 
-def check_tensor(tensor: onnx.TensorProto, what: str, node: onnx.NodeProto | None = None) -> None:
-    """Refuse a tensor whose type is unknown or whose data is not what its dimensions declare."""
+#: Element types whose raw data is the NumPy array's bytes (little-endian), as numpy_helper.to_array reads them.
+_PLAIN = frozenset(
+    {
+        TensorProto.FLOAT,
+        TensorProto.DOUBLE,
+        TensorProto.FLOAT16,
+        TensorProto.INT8,
+        TensorProto.INT16,
+        TensorProto.INT32,
+        TensorProto.INT64,
+        TensorProto.UINT8,
+        TensorProto.UINT16,
+        TensorProto.UINT32,
+        TensorProto.UINT64,
+        TensorProto.BOOL,
+    }
+)
+
+
+def check_tensor(tensor: onnx.TensorProto, what: str, node: onnx.NodeProto | None = None) -> bytes | None:
+    """Refuse a tensor whose type is unknown or whose data is not what its dimensions declare.
+
+    Returns the raw data it read (None for a tensor without raw data).
+    """
 
     def fail(problem: str) -> OnnxImportError:
         if node is not None:
@@ -275,11 +313,13 @@ def check_tensor(tensor: onnx.TensorProto, what: str, node: onnx.NodeProto | Non
         have = len(tensor.string_data)
         if have != count:
             raise fail(f"dimensions {list(tensor.dims)} declare {count} strings, the data holds {have}")
-        return
+        return None
+    raw = None
     if tensor.HasField("raw_data"):
         itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
         need = (count + 1) // 2 if tensor.data_type in PACKED_4BIT else count * itemsize
-        have = len(tensor.raw_data)
+        raw = tensor.raw_data
+        have = len(raw)
     else:
         field = helper.tensor_dtype_to_field(tensor.data_type)
         have = len(getattr(tensor, field))
@@ -287,4 +327,5 @@ def check_tensor(tensor: onnx.TensorProto, what: str, node: onnx.NodeProto | Non
         need = (count + 1) // 2 if tensor.data_type in PACKED_4BIT else count * per
     if have != need:
         raise fail(f"dimensions {list(tensor.dims)} declare {count} value(s): {need} data unit(s), not {have}")
+    return raw
 
