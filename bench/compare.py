@@ -43,6 +43,7 @@ import openvino as ov
 
 import webml
 import webml.onnx
+from webml.backends import DEFAULT_BACKEND
 from webml.zoo import efficientnet_lite
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -138,8 +139,12 @@ def models() -> tuple[list[Model], list[str]]:
     return found, missing
 
 
+def webml_label(backend: str) -> str:
+    return f"webml {backend}" + (" (default)" if backend == DEFAULT_BACKEND else "")
+
+
 def bench(model: Model, repeats: int) -> dict:
-    runners = {f"webml {b}": webml_runner(b, model.build, model.feeds, THREADS) for b in WEBML}
+    runners = {webml_label(b): webml_runner(b, model.build, model.feeds, THREADS) for b in WEBML}
     with tempfile.TemporaryDirectory() as tmp:
         path = model.path(Path(tmp))
         runners["raw onnxruntime"] = ort_runner(path, model.feeds, THREADS)
@@ -173,10 +178,11 @@ def memory_rows() -> list[str]:
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for backend in WEBML:
+        label = webml_label(backend).removeprefix("webml ")
         for source, what in (("builder", "MLGraphBuilder (the caller's arrays = 1x)"),
                              ("onnx", "webml.onnx.load of a model file")):
             m = run.memory("--backend", backend, "--source", source)
-            lines.append(f"| {backend} | {what} | {m['weights_mb']:.0f} | {m['peak_x']:.2f}x | {m['after_x']:.2f}x |")
+            lines.append(f"| {label} | {what} | {m['weights_mb']:.0f} | {m['peak_x']:.2f}x | {m['after_x']:.2f}x |")
     return lines
 
 
@@ -208,7 +214,8 @@ def main() -> None:
         ]
     lines += [
         "",
-        "\"/ fastest peer\" divides by the faster of raw ONNX Runtime and raw OpenVINO f32 for that model.",
+        "\"/ fastest peer\" divides by the faster of raw ONNX Runtime and raw OpenVINO f32 for that model;",
+        "(default) marks the backend `create_context()` uses here (`webml.backends.DEFAULT_BACKEND`).",
         "GFLOP/s counts the matrix products (convolutions, matmuls) only. Build is webml's graph build",
         "(`MLGraphBuilder` or `webml.onnx.load`), ONNX Runtime's session creation, OpenVINO's read, reshape",
         "and compile; first result adds the context (core), the tensors and the first run read back.",

