@@ -548,11 +548,13 @@ def test_external_data(tmp_path):
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 def test_initializers_are_decoded_once_and_alike(monkeypatch, tmp_path, dynamic):
     """The raw data the model's check reads becomes the initializers' arrays (protobuf copies a bytes
-    field at each read): numpy_helper.to_array decodes only what that did not (bfloat16 here), and the
-    results are the same as ONNX Runtime's."""
+    field at each read): numpy_helper.to_array decodes only what that did not (bfloat16 here), for
+    every input shape of a dynamic model, and the results are ONNX Runtime's.  A DynamicGraph keeps
+    those arrays instead of the large initializers' raw data: the weights once, not twice."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((4, 3)).astype(np.float32)
     h = rng.standard_normal(3).astype(np.float16)
+    big = rng.standard_normal((2048, 3)).astype(np.float32)  # above the size shape inference reads
     b = numpy_helper.from_array(rng.standard_normal(3).astype(np.float32), "b")
     bits = numpy_helper.to_array(b).view(np.uint32) >> 16
     b_bf16 = helper.make_tensor("b16", TensorProto.BFLOAT16, [3], bits.astype(np.uint16).tobytes(), raw=True)
@@ -560,15 +562,18 @@ def test_initializers_are_decoded_once_and_alike(monkeypatch, tmp_path, dynamic)
         helper.make_node("MatMul", ["x", "w"], ["m"]),
         helper.make_node("Cast", ["h"], ["hf"], to=TensorProto.FLOAT),
         helper.make_node("Cast", ["b16"], ["bf"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["big", "axes"], ["bs"], keepdims=0),
         helper.make_node("Add", ["m", "hf"], ["a"]),
-        helper.make_node("Add", ["a", "bf"], ["y"]),
+        helper.make_node("Add", ["a", "bf"], ["a2"]),
+        helper.make_node("Add", ["a2", "bs"], ["y"]),
     ]
     shape = ["n", 4] if dynamic else [2, 4]
+    inits = [numpy_helper.from_array(a, n) for n, a in (("w", w), ("h", h), ("big", big))]
     m = make_model(
         nodes,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [shape[0], 3])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(h, "h"), b_bf16],
+        [*inits, b_bf16, numpy_helper.from_array(np.array([0], np.int64), "axes")],
     )
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
@@ -577,8 +582,12 @@ def test_initializers_are_decoded_once_and_alike(monkeypatch, tmp_path, dynamic)
     monkeypatch.setattr(numpy_helper, "to_array", lambda t, *a, **k: decoded.append(t.name) or real(t, *a, **k))
     context = webml.ml.create_context(backend="reference")
     graph = wo.load(path, context)
-    x = rng.standard_normal((2, 4)).astype(np.float32)
-    got = graph(x=x)["y"] if dynamic else context.compute(graph, {"x": x})["y"]
-    assert decoded == ["b16"]
-    expected = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for rows in (2, 5) if dynamic else (2,):
+        x = rng.standard_normal((rows, 4)).astype(np.float32)
+        got = graph(x=x)["y"] if dynamic else context.compute(graph, {"x": x})["y"]
+        np.testing.assert_allclose(got, session.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    assert decoded == (["b16", "b16"] if dynamic else ["b16"])
+    if dynamic:
+        kept = {t.name: t for t in graph._model.graph.initializer}
+        assert not kept["big"].HasField("raw_data") and kept["w"].HasField("raw_data")

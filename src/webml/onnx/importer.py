@@ -139,13 +139,33 @@ def read_model(
     return model
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckedModel:
     """A ModelProto :func:`read_model` has read and checked, so that a DynamicGraph does not check it again;
-    ``decoded``: initializers' arrays its check read, for the first import only (then emptied)."""
+    ``decoded``: initializers' arrays its check read (see :func:`without_decoded_data`)."""
 
     proto: onnx.ModelProto
     decoded: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def without_decoded_data(model: onnx.ModelProto, decoded: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of ``model`` without the raw data of its large initializers that ``decoded`` holds as
+    arrays, so that a model kept for later imports (a DynamicGraph's) holds its weights once (a
+    protobuf message frees nothing of itself until all of it goes: hence a copy, not a cleared field).
+    Imports of the copy must be given ``decoded``; shape inference reads no large initializer's data."""
+    dropped = {t.name for t in model.graph.initializer if t.name in decoded and prod(t.dims) > _SMALL_INPUT}
+    if not dropped:
+        return model
+    copy = onnx.ModelProto()
+    _copy_fields(model, copy, "graph")
+    _copy_fields(model.graph, copy.graph, "initializer")
+    for init in model.graph.initializer:
+        target = copy.graph.initializer.add()
+        if init.name in dropped:
+            _copy_fields(init, target, "raw_data")
+        else:
+            target.CopyFrom(init)
+    return copy
 
 
 def _parse_file(f: BinaryIO, what: str) -> onnx.ModelProto:
@@ -468,9 +488,16 @@ def _infer(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> 
 class Analysis:
     """Which values are static, and the problems of a model, without building anything."""
 
-    def __init__(self, model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto] | None = None) -> None:
-        """``initializers``: the model's, when :func:`_fix_input_dims` kept them apart (by default its graph's)."""
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        initializers: Sequence[onnx.TensorProto] | None = None,
+        decoded: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """``initializers``: the model's, when :func:`_fix_input_dims` kept them apart (by default its graph's);
+        ``decoded``: arrays of initializers already decoded (:func:`read_model`)."""
         self.model = model
+        self.decoded: Mapping[str, np.ndarray] = decoded or {}
         self.opset = default_opset(model)
         graph = model.graph
         self.initializers = graph.initializer if initializers is None else initializers
@@ -548,6 +575,8 @@ class Analysis:
 
     def constant(self, name: str) -> np.ndarray | None:
         """The value of an initializer or Constant node (None for anything else)."""
+        if name in self.decoded:
+            return self.decoded[name]
         if name in self._initializers:
             return numpy_helper.to_array(self._initializers[name])
         node = self._constants.get(name)
@@ -644,15 +673,8 @@ def problems_of(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | Non
 class Importer:
     """The state of one import: the builder, and every ONNX value as a NumPy array or MLOperand."""
 
-    def __init__(
-        self,
-        model: onnx.ModelProto,
-        context: MLContext,
-        analysis: Analysis,
-        decoded: dict[str, np.ndarray] | None = None,
-    ) -> None:
+    def __init__(self, model: onnx.ModelProto, context: MLContext, analysis: Analysis) -> None:
         self.model = model
-        self._decoded = decoded or {}  # initializers' arrays the model's check read (webml.onnx.validate)
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
@@ -752,8 +774,9 @@ class Importer:
 
     def run(self) -> MLGraph:
         graph = self.model.graph
+        decoded = self.analysis.decoded  # initializers' arrays the model's check read (webml.onnx.validate)
         for init in self.analysis.initializers:
-            array = self._decoded.pop(init.name, None)
+            array = decoded.get(init.name)
             self.env[init.name] = numpy_helper.to_array(init) if array is None else array
         for value in graph.input:
             if value.name in self.env:
@@ -1043,8 +1066,8 @@ def load_read_model(
             fixed = onnx.ModelProto()
             fixed.CopyFrom(model)
         return DynamicGraph(CheckedModel(fixed, dict(decoded or {})), context)
-    analysis = Analysis(fixed, model.graph.initializer)
+    analysis = Analysis(fixed, model.graph.initializer, decoded)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(fixed, context, analysis, decoded).run()
+    return Importer(fixed, context, analysis).run()

@@ -29,7 +29,7 @@ from ..api.context import MLContext
 from ..api.graph import MLGraph
 from .common import WEBML_TYPES
 from .errors import OnnxImportError
-from .importer import CheckedModel, load_read_model, problems_of, read_model
+from .importer import CheckedModel, load_read_model, problems_of, read_model, without_decoded_data
 
 __all__ = ["CACHE_SIZE", "DynamicGraph", "InferenceSession", "NodeArg", "model_inputs", "model_outputs"]
 
@@ -99,9 +99,13 @@ class DynamicGraph:
             raise TypeError(f"webml.onnx.DynamicGraph: context must be an MLContext, got {type(context).__name__}")
         if not isinstance(cache_size, int) or cache_size < 1:
             raise TypeError(f"webml.onnx.DynamicGraph: cache_size must be a positive int, got {cache_size!r}")
-        checked = model if isinstance(model, CheckedModel) else CheckedModel(read_model(model, base_dir))
+        if isinstance(model, CheckedModel):
+            checked = model
+        else:
+            decoded: dict[str, np.ndarray] = {}
+            proto = read_model(model, base_dir, decoded=None if isinstance(model, onnx.ModelProto) else decoded)
+            checked = CheckedModel(proto, decoded)
         self._model = checked.proto
-        self._decoded = checked.decoded  # for the first graph: later ones decode the initializers again
         problems = problems_of(self._model, free_dimensions)
         if problems:  # reported now, as load does, not at the first call
             raise OnnxImportError(f"webml.onnx.load: the model has {len(problems)} unsupported part(s)", problems)
@@ -112,6 +116,9 @@ class DynamicGraph:
         self._lock = threading.Lock()
         self.inputs: list[NodeArg] = model_inputs(self._model)
         self.outputs: list[NodeArg] = model_outputs(self._model)
+        # The decoded arrays stand for the large initializers' raw data: the weights are held once.
+        self._decoded = checked.decoded
+        self._model = without_decoded_data(self._model, self._decoded)
 
     def graph(self, shapes: Mapping[str, Sequence[int]]) -> MLGraph:
         """The MLGraph for inputs of these shapes (input name -> shape), built on first use."""
@@ -121,8 +128,7 @@ class DynamicGraph:
             if graph is not None:
                 self._graphs.move_to_end(key)
                 return graph
-            decoded, self._decoded = self._decoded, {}
-        graph = load_read_model(self._model, self.context, self._free, dict(key), decoded=decoded)
+        graph = load_read_model(self._model, self.context, self._free, dict(key), decoded=self._decoded)
         with self._lock:
             self._graphs[key] = graph
             self._graphs.move_to_end(key)
