@@ -381,16 +381,25 @@ def _fix_input_dims(
 
 
 def _copy_fields(source: Any, target: Any, skip: str) -> None:
-    """Copy every field of the message ``source`` that is set, but ``skip``, into the empty ``target``."""
-    for descriptor, value in source.ListFields():  # the skipped field's value is not read (a reference, no copy)
-        if descriptor.name == skip:
+    """Copy every field of the message ``source`` that is set, but ``skip``, into the empty ``target``.
+
+    By the descriptor, not ``ListFields()``: that reads every value, and reading a bytes field
+    (a tensor's raw data) copies it.
+    """
+    for descriptor in source.DESCRIPTOR.fields:
+        name = descriptor.name
+        if name == skip:
             continue
-        if isinstance(value, Message):
-            getattr(target, descriptor.name).CopyFrom(value)
-        elif isinstance(value, (str, bytes, int, float)):
-            setattr(target, descriptor.name, value)
-        else:  # a repeated field
-            getattr(target, descriptor.name).extend(value)
+        if descriptor.is_repeated:
+            values = getattr(source, name)
+            if len(values):
+                getattr(target, name).extend(values)
+        elif source.HasField(name):
+            value = getattr(source, name)
+            if isinstance(value, Message):
+                getattr(target, name).CopyFrom(value)
+            else:
+                setattr(target, name, value)
 
 
 def _fix_dim(
