@@ -1,0 +1,197 @@
+""":func:`shrink`: float16 / int8 / int4 weights for a float32 graph (see :mod:`webml.shrink`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..api.context import MLContext
+from ..api.graph import MLGraph, released_constants_message
+from ..errors import InvalidStateError, NotSupportedError
+from ..ir import Graph
+from .quantize import block_shape, quantize_weight
+from .rules import float16_reason, layer_name, weight_sites
+from .transform import Plan, rebuild
+
+__all__ = ["PRECISIONS", "ShrinkError", "ShrinkResult", "shrink"]
+
+#: The precisions ``shrink(to=...)`` makes.
+PRECISIONS = ("float16", "int8", "int4")
+_QUANTIZED_TYPES = frozenset({"int8", "uint8", "int4", "uint4"})
+
+
+class ShrinkError(ValueError):
+    """A model :func:`shrink` cannot shrink (already quantized, dynamic, not float32) or a bad option."""
+
+
+@dataclass
+class ShrinkResult:
+    """What :func:`shrink` made: the shrunk ``graph`` and what it did, layer by layer.
+
+    ``original`` is the float32 graph it was made from (on the same context),
+    ``kept_wide`` the (layer, reason) pairs that stayed float32 and
+    ``precisions`` each layer's precision (every operator for float16; every
+    weight for int8/int4).  ``notes`` are remarks for the report (e.g. a
+    backend fallback).
+    """
+
+    graph: MLGraph
+    original: MLGraph
+    to: str
+    kept_wide: list[tuple[str, str]] = field(default_factory=list)
+    precisions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the shrunk graph as an ONNX file (:func:`webml.onnx.save`); returns the path."""
+        from ..onnx import save
+
+        return save(self.graph, path)
+
+
+def shrink(
+    model: Any,
+    to: str = "float16",
+    *,
+    context: MLContext | None = None,
+    keep_io: str = "float32",
+    block_size: int = 32,
+    symmetric: bool = True,
+    keep_embeddings: bool = True,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> ShrinkResult:
+    """``model`` with float16, int8 (per output channel) or int4 (block-wise) weights.
+
+    ``model`` is an MLGraph that kept its constants, or an ONNX model (path,
+    bytes or ModelProto; ``input_shapes`` fixes its dynamic input dimensions
+    as :func:`webml.onnx.load`'s).  The new graph is built on ``context``
+    (default: a ``keep_constants`` context of the default backend, or of
+    onnxruntime for int4 where the default is openvino, which cannot build a
+    block-wise dequantizeLinear).  Raises :class:`ShrinkError` for a model
+    that is already quantized (or already float16 for ``to="float16"``).
+    """
+    _check_options(to, keep_io, block_size)
+    notes: list[str] = []
+    if context is None:
+        context = _default_context(to, notes)
+    original = _float32_graph(model, context, input_shapes)
+    ir = original.ir
+    _check_not_shrunk(ir, to)
+    plan = Plan()
+    result = ShrinkResult(original, original, to, notes=notes)
+    if to == "float16":
+        _plan_float16(ir, plan, result, keep_io)
+    else:
+        _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
+        _check_backend(context, plan)
+    result.graph = rebuild(ir, context, plan)
+    return result
+
+
+def _check_options(to: str, keep_io: str, block_size: int) -> None:
+    if to not in PRECISIONS:
+        raise ShrinkError(f"shrink: to must be one of {', '.join(PRECISIONS)}, got {to!r}")
+    if keep_io not in ("float32", "float16"):
+        raise ShrinkError(f"shrink: keep_io must be 'float32' or 'float16', got {keep_io!r}")
+    if keep_io == "float16" and to != "float16":
+        raise ShrinkError(f"shrink: keep_io='float16' needs to='float16' (to={to!r} keeps float32 activations)")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ShrinkError(f"shrink: block_size must be a positive integer, got {block_size!r}")
+
+
+def _default_context(to: str, notes: list[str]) -> MLContext:
+    from ..api import ml
+    from ..backends import DEFAULT_BACKEND
+
+    backend = DEFAULT_BACKEND
+    if to == "int4" and backend == "openvino":
+        backend = "onnxruntime"
+        notes.append(
+            "int4 ran on onnxruntime: the default backend, openvino, cannot build a block-wise dequantizeLinear"
+        )
+    return ml.create_context(backend=backend, keep_constants=True)
+
+
+def _float32_graph(model: Any, context: MLContext, input_shapes: Mapping[str, Sequence[int]] | None) -> MLGraph:
+    if isinstance(model, MLGraph):
+        if not model.keeps_constants:
+            raise InvalidStateError(released_constants_message("shrink"))
+        if input_shapes:
+            raise ShrinkError("shrink: input_shapes is for ONNX models (an MLGraph's shapes are fixed)")
+        return model
+    from ..onnx import DynamicGraph, load
+
+    graph = load(model, context, input_shapes=input_shapes)
+    if isinstance(graph, DynamicGraph):
+        dims = {i.name: i.shape for i in graph.inputs}
+        raise ShrinkError(
+            f"shrink: the model has dynamic input dimensions {dims}; fix them with input_shapes "
+            "(the CLI's --input-shape NAME=1,128)"
+        )
+    return graph
+
+
+def _check_not_shrunk(ir: Graph, to: str) -> None:
+    """Refuse a model already quantized (or already float16 for float16), in one message."""
+    ops = {n.op for n in ir.nodes} & {"dequantizeLinear", "quantizeLinear"}
+    narrow = sorted({ir.operands[o].data_type for o in ir.constants} & _QUANTIZED_TYPES)
+    weights = [o for o in ir.constants if ir.operands[o].rank >= 2]
+    quantized_weights = [o for o in weights if ir.operands[o].data_type in _QUANTIZED_TYPES]
+    if ops or quantized_weights:
+        what = f"it has {', '.join(sorted(ops))}" if ops else f"it has {', '.join(narrow)} weights"
+        raise ShrinkError(f"shrink: the model is already quantized ({what}); shrink a float32 model")
+    types = {ir.operands[o].data_type for o in weights}
+    if "float32" not in types and "float16" in types:
+        raise ShrinkError(
+            f"shrink: the model is already float16 (its weights are float16); to={to!r} needs a float32 model"
+        )
+
+
+def _plan_float16(ir: Graph, plan: Plan, result: ShrinkResult, keep_io: str) -> None:
+    plan.narrow, plan.io_type = "float16", keep_io
+    for index, node in enumerate(ir.nodes):
+        name = layer_name(node, index)
+        reason = float16_reason(ir, node)
+        if reason:
+            plan.wide.add(index)
+            result.kept_wide.append((name, reason))
+        result.precisions[name] = "float32" if reason else "float16"
+
+
+def _plan_quantized(
+    ir: Graph, plan: Plan, result: ShrinkResult, to: str, block_size: int, symmetric: bool, keep_embeddings: bool
+) -> None:
+    for site, reason in weight_sites(ir, to, keep_embeddings):
+        name = layer_name(ir.nodes[site.index], site.index)
+        result.precisions[name] = "float32" if reason else to
+        if reason:
+            result.kept_wide.append((name, reason))
+            continue
+        weight = np.asarray(ir.constants[site.operand])
+        blocks = block_shape(weight.shape, site.out_axis, site.in_axis, block_size if to == "int4" else None)
+        plan.weights[site.index] = (site.param, site.operand, quantize_weight(weight, to, blocks, symmetric=symmetric))
+        plan.labels[site.index] = name
+
+
+def _blockwise(shape: tuple[int, ...], blocks: tuple[int, ...]) -> bool:
+    """Whether scales of shape ``blocks`` are block-wise (not per tensor or per axis) for a weight of ``shape``."""
+    split = [i for i, (size, count) in enumerate(zip(shape, blocks, strict=True)) if count != 1]
+    return len(split) > 1 or any(blocks[i] != shape[i] for i in split)
+
+
+def _check_backend(context: MLContext, plan: Plan) -> None:
+    """openvino cannot build a block-wise dequantizeLinear: say so before the build fails inside it."""
+    if context.backend != "openvino":
+        return
+    blockwise = [q for _, _, q in plan.weights.values() if _blockwise(q.values.shape, q.scale.shape)]
+    if blockwise:
+        raise NotSupportedError(
+            f"shrink: to={blockwise[0].data_type!r} writes block-wise dequantizeLinear scales, which the openvino "
+            "backend cannot build (OpenVINO's ONNX frontend does not convert a block-wise DequantizeLinear); "
+            "shrink on an onnxruntime context: webml.ml.create_context(backend='onnxruntime', keep_constants=True)"
+        )
