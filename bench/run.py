@@ -221,7 +221,7 @@ def write_docs(
         path.write_text("# Performance\n", encoding="utf-8")
     body = (
         f"## {title}\n\n"
-        f"Measured by `.venv/bin/python {script} --write-docs docs/performance.md`"
+        f"Measured by `.venv/bin/python {script} --write-docs {path.as_posix()}`"
         f" on {time.strftime('%Y-%m-%d')}.\n\n" + text
     )
     replace_marked_section(path, section, body)
