@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from .files import RefusedFileError, open_regular_file
@@ -135,3 +136,28 @@ def read_rgb_image(image: Any, **limits: int) -> Any:
         raise TypeError(f"expected a PIL image or the path of an image file, got {type(image).__name__}")
     decoded = read_image(image, **limits)
     return decoded if decoded.mode == "RGB" else decoded.convert("RGB")
+
+
+#: Input normalizations of image models: ``(pixel - mean) / std`` on 0..255 RGB values.
+NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
+    "lite": ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
+    "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+}
+
+
+def model_input_preparer(shape: list[int], normalize: str) -> Callable[[Any], Any]:
+    """Image -> one input of an image model of input ``shape`` ([N, 3, H, W] or [N, H, W, 3]):
+    ``[C, H, W]`` or ``[H, W, C]`` float32, the whole image resized, then normalized
+    (a key of :data:`NORMALIZATIONS`)."""
+    import numpy as np
+
+    nchw = shape[1] == 3
+    height, width = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    mean, std = (np.asarray(v, dtype=np.float64) for v in NORMALIZATIONS[normalize])
+
+    def prepare(image: Any) -> Any:
+        x = (np.asarray(read_rgb_image(image).resize((width, height)), dtype=np.float64) - mean) / std
+        return (x.transpose(2, 0, 1) if nchw else x).astype(np.float32)
+
+    return prepare

@@ -36,6 +36,11 @@ class MLGraph(PythonSpelling):
         self.output_descriptors: dict[str, OperandDesc] = ir.output_descs()
 
     @property
+    def context(self) -> MLContext:
+        """The MLContext that built the graph and runs it (non-spec)."""
+        return self._context
+
+    @property
     def ir(self) -> Graph:
         """The graph IR that was compiled (read-only).
 

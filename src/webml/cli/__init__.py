@@ -3,6 +3,7 @@
     webml classify [IMAGE ...]          top-5 ImageNet classes (default: a sample photo)
     webml run MODEL.onnx --input N=F.npy run any ONNX model, print output statistics
     webml info MODEL.onnx               inputs, outputs, operators and what is unsupported
+    webml shrink MODEL.onnx --to int8 -o OUT.onnx  float16/int8/int4 weights, with a report
     webml train DATA_DIR --output M.npz transfer learning on one sub-folder of images per class
     webml wpt [--backend NAME]          the WebNN Web Platform Tests
     webml demo                          build and run a small network with the builder
@@ -53,6 +54,10 @@ EXAMPLES = {
   webml run model.onnx -i input_ids=ids.npy -i mask=mask.npy -o out/
   webml run model.onnx -i x=batch.npz:images --free-dim batch=8
   webml run model.onnx -i x=x.npy --backend reference""",
+    "shrink": """\
+  webml shrink model.onnx --to float16 -o model-fp16.onnx
+  webml shrink model.onnx --to int8 -o model-int8.onnx --calibration photos/ --report int8.json
+  webml shrink encoder.onnx --to int4 -o encoder-int4.onnx --input-shape input_ids=1,128 --input-shape mask=1,128""",
     "info": """\
   webml info model.onnx                     inputs, outputs, operators, what webml does not support""",
     "demo": """\
@@ -62,7 +67,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, info, run, train
+    from . import classify, demo, info, run, shrink, train
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -95,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         ("classify", classify, "classify images with EfficientNet-Lite0 or an ONNX image classifier", True),
         ("train", train, "train a classifier on a folder of class sub-folders (transfer learning)", True),
         ("run", run, "run an ONNX model on .npy inputs", True),
+        ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),
         ("info", info, "describe an ONNX model and what webml supports of it", False),
     ):
         p = add_command(command, help_text)

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..images import NORMALIZATIONS, model_input_preparer
 from . import CliError
 from .common import Progress, load_onnx_model, read_onnx_model
-
-#: Normalizations for ``--model`` classifiers: x in [0, 255] -> model input.
-NORMALIZATIONS = {
-    "imagenet": (np.array([0.485, 0.456, 0.406]) * 255, np.array([0.229, 0.224, 0.225]) * 255),
-    "lite": (np.array([127.0] * 3), np.array([128.0] * 3)),
-    "unit": (np.zeros(3), np.array([255.0] * 3)),
-}
-
 
 #: Classes printed per image unless --top-k says otherwise.
 DEFAULT_TOP_K = 5
@@ -130,7 +123,7 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
             raise CliError(f"--normalize does not go with {args.model!r}: webml train wrote its preprocessing in it")
         prepare = _exported_preprocessing(exported)
     else:
-        prepare = _preprocessing(shape, args.normalize or "imagenet")
+        prepare = model_input_preparer(shape, args.normalize or "imagenet")
     labels = _read_labels(args.labels) if args.labels else (exported or {}).get("labels")
     out_name = next(iter(graph.output_descriptors))
     classes = int(np.prod(graph.output_descriptors[out_name].shape[1:], dtype=np.int64))
@@ -149,21 +142,6 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
         return results
 
     return classify
-
-
-def _preprocessing(shape: list[int], normalize: str):
-    """Image -> one model input [C, H, W] or [H, W, C]: the whole image resized, then normalized."""
-    from webml.images import read_rgb_image
-
-    nchw = shape[1] == 3
-    height, width = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
-    mean, std = NORMALIZATIONS[normalize]
-
-    def prepare(image: str) -> np.ndarray:
-        x = (np.asarray(read_rgb_image(image).resize((width, height)), dtype=np.float64) - mean) / std
-        return (x.transpose(2, 0, 1) if nchw else x).astype(np.float32)
-
-    return prepare
 
 
 def _exported_preprocessing(description: dict):

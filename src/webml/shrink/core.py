@@ -124,9 +124,11 @@ def _float32_graph(model: Any, context: MLContext, input_shapes: Mapping[str, Se
         if input_shapes:
             raise ShrinkError("shrink: input_shapes is for ONNX models (an MLGraph's shapes are fixed)")
         return model
-    from ..onnx import DynamicGraph, load
+    from ..onnx import DynamicGraph, load, read_model
 
-    graph = load(model, context, input_shapes=input_shapes)
+    proto = read_model(model)
+    _check_onnx_not_quantized(proto)
+    graph = load(proto, context, input_shapes=input_shapes)
     if isinstance(graph, DynamicGraph):
         dims = {i.name: i.shape for i in graph.inputs}
         raise ShrinkError(
@@ -134,6 +136,21 @@ def _float32_graph(model: Any, context: MLContext, input_shapes: Mapping[str, Se
             "(the CLI's --input-shape NAME=1,128)"
         )
     return graph
+
+
+#: ONNX operators of quantized models (webml folds a DequantizeLinear of constant weights at import,
+#: so the IR alone would not show them).
+_ONNX_QUANTIZED = frozenset(
+    {"DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
+     "QLinearMatMul", "QLinearConv", "MatMulNBits"}
+)
+
+
+def _check_onnx_not_quantized(proto: Any) -> None:
+    """Refuse an ONNX model that is already quantized, naming what shows it."""
+    ops = sorted({n.op_type for n in proto.graph.node} & _ONNX_QUANTIZED)
+    if ops:
+        raise ShrinkError(f"shrink: the model is already quantized (it has {', '.join(ops)}); shrink a float32 model")
 
 
 def _check_not_shrunk(ir: Graph, to: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..api.graph import MLGraph
+from ..images import model_input_preparer
 from . import metrics
 from .core import ShrinkError, ShrinkResult
 
@@ -122,7 +123,7 @@ def report(
         described = f"{len(feeds)} given inputs"
     if not feeds:
         raise ShrinkError("report: the calibration set is empty")
-    context = original._context
+    context = original.context
     before, after = _sizes(result)
     return Report(
         to=result.to,
@@ -154,7 +155,7 @@ def _sizes(result: ShrinkResult) -> tuple[int, int]:
 def _run(graph: MLGraph, feed: Feed) -> dict[str, np.ndarray]:
     """``graph``'s outputs (as float32) for ``feed`` (cast to its input types: keep_io='float16' takes float16)."""
     inputs = {n: np.asarray(feed[n]).astype(d.data_type, copy=False) for n, d in graph.input_descriptors.items()}
-    return {n: np.asarray(v, np.float32) for n, v in graph._context.compute(graph, inputs).items()}
+    return {n: np.asarray(v, np.float32) for n, v in graph.context.compute(graph, inputs).items()}
 
 
 def _latency(graph: MLGraph, feed: Feed, runs: int) -> float:
@@ -274,11 +275,9 @@ def _batches(array: np.ndarray, shape: tuple[int, ...], name: str, path: Path) -
 
 
 def _image_feed(path: Path, graph: MLGraph) -> Feed:
-    from ..cli.classify import _preprocessing  # webml classify's preparation of an ONNX model's image input
-
     descs = graph.input_descriptors
     ((name, desc),) = descs.items() if len(descs) == 1 else ((None, None),)
     shape = list(desc.shape) if desc is not None else []
     if name is None or len(shape) != 4 or 3 not in (shape[1], shape[3]):
         raise ShrinkError(f"calibration: images need a model with one image input (NCHW or NHWC), not {descs}")
-    return {name: np.broadcast_to(_preprocessing(shape, "imagenet")(str(path)), shape).astype(np.float32)}
+    return {name: np.broadcast_to(model_input_preparer(shape, "imagenet")(str(path)), shape).astype(np.float32)}

@@ -40,7 +40,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..api.context import MLContext
-from ..images import UnreadableImageError, read_rgb_image
+from ..images import NORMALIZATIONS, UnreadableImageError, read_rgb_image
 from .image_folder import UnreadableImagesError
 
 __all__ = [
@@ -56,14 +56,6 @@ __all__ = [
     "default_cache_dir",
     "read_image",
 ]
-
-#: Input normalizations of image models: ``(pixel - mean) / std`` on 0..255 RGB values.
-NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "imagenet": ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229 * 255, 0.224 * 255, 0.225 * 255)),
-    "lite": ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0)),
-    "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
-}
-
 
 @runtime_checkable
 class FeatureExtractor(Protocol):

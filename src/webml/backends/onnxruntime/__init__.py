@@ -169,6 +169,10 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = threads
         # Off by default: spinning threads slow a busy machine down (see the class docstring).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
+        # ONNX Runtime fuses a DequantizeLinear of int8/int4 weights and its MatMul into MatMulNBits,
+        # whose default accuracy level quantizes the activations to int8 too (a 0.4% error on an int8
+        # MLP, tests/test_shrink.py): level 0 keeps the fused kernel and computes in float32, exactly.
+        options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "0")
         if not self.prepack_weights:
             options.add_session_config_entry("session.disable_prepacking", "1")
         if external_dir:

@@ -1,0 +1,199 @@
+"""webml.shrink: float16 / int8 / int4 weights, checked against NumPy's formulas, the float32 graph, every
+backend and plain ONNX Runtime; the keep-wide rules; the CLI's refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import webml
+import webml.onnx
+from test_cli import assert_one_clear_error
+from webml.cli import main as cli_main
+from webml.shrink import ShrinkError, metrics, report, shrink
+from webml.shrink.quantize import block_shape, dequantize, quantize_weight
+from webml.zoo import efficientnet_lite
+
+RNG = np.random.default_rng(0)
+W1 = RNG.standard_normal((64, 96)).astype(np.float32)
+W2 = RNG.standard_normal((96, 10)).astype(np.float32)
+X = RNG.standard_normal((4, 64)).astype(np.float32)
+
+
+def keeping(backend: str) -> webml.MLContext:
+    return webml.ml.create_context(backend=backend, **({} if backend == "reference" else {"keep_constants": True}))
+
+
+def mlp(context: webml.MLContext) -> webml.MLGraph:
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [4, 64]})
+    h = b.relu(b.matmul(x, b.constant({"dataType": "float32", "shape": [64, 96]}, W1)), label="hidden")
+    return b.build({"logits": b.matmul(h, b.constant({"dataType": "float32", "shape": [96, 10]}, W2))})
+
+
+def float32_logits() -> np.ndarray:
+    return np.maximum(X.astype(np.float64) @ W1, 0) @ W2
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_int8_per_channel_and_int4_blockwise_follow_the_formula(symmetric):
+    w = RNG.standard_normal((64, 96)).astype(np.float32)
+    for data_type, block, qmax in (("int8", None, 127), ("int4", 32, 7)):
+        blocks = block_shape(w.shape, 1, 0, block)  # matmul's b: output channels on axis 1, input axis 0
+        assert blocks == ((1, 96) if block is None else (2, 96))
+        q = quantize_weight(w, data_type, blocks, symmetric=symmetric)
+        groups = w.reshape(blocks[0], -1, 96)  # [blocks along the input axis, block, channel]
+        if symmetric:
+            expected = np.abs(groups).max(axis=1) / qmax
+            assert not q.zero_point.any()
+        else:
+            expected = (np.maximum(groups.max(axis=1), 0) - np.minimum(groups.min(axis=1), 0)) / (2 * qmax + 1)
+        np.testing.assert_allclose(q.scale, expected, rtol=1e-6)
+        step = np.repeat(q.scale, w.shape[0] // blocks[0], axis=0)
+        assert np.all(np.abs(dequantize(q) - w) <= step / 2 + 1e-6)  # within half a step
+
+
+@pytest.mark.parametrize("to", ["float16", "int8", "int4"])
+def test_shrunk_graphs_agree_on_every_backend_and_on_plain_onnx_runtime(tmp_path, to):
+    outputs = {}
+    for backend in ("reference", "onnxruntime", "openvino"):
+        context = keeping(backend)
+        if backend == "openvino" and to == "int4":
+            with pytest.raises(webml.NotSupportedError, match="block-wise dequantizeLinear"):
+                shrink(mlp(context), to, context=context)
+            continue
+        result = shrink(mlp(context), to, context=context)
+        outputs[backend] = context.compute(result.graph, {"x": X})["logits"]
+        if backend == "onnxruntime":
+            path = result.save(tmp_path / f"{to}.onnx")
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            outputs["plain onnxruntime"] = session.run(None, {"x": X})[0]
+    reference = outputs["reference"]
+    scale = np.abs(reference).max()
+    for name, got in outputs.items():
+        # Plain ONNX Runtime's defaults fuse DequantizeLinear + MatMul into MatMulNBits, which quantizes
+        # the activations to int8 as well (webml's onnxruntime backend asks it not to): a ~1% error.
+        tolerance = 1e-2 if name == "plain onnxruntime" and to != "float16" else 2e-3
+        assert np.abs(got - reference).max() <= tolerance * scale, (name, np.abs(got - reference).max() / scale)
+    # ... and close to the float32 model, as far as the precision allows.
+    error = np.abs(reference - float32_logits()).max() / np.abs(float32_logits()).max()
+    assert error < {"float16": 2e-3, "int8": 2e-2, "int4": 0.15}[to], error
+
+
+def test_float16_keeps_softmax_and_long_reductions_in_float32():
+    context = keeping("onnxruntime")
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [2, 4096]})
+    w = b.constant({"dataType": "float32", "shape": [4096, 8]}, RNG.standard_normal((4096, 8)).astype(np.float32))
+    logits = b.matmul(x, w, label="project")
+    graph = b.build(
+        {
+            "p": b.softmax(logits, 1, label="probabilities"),
+            "total": b.reduce_sum(x, axes=[1], label="long_sum"),
+            "short": b.reduce_sum(logits, axes=[1], label="short_sum"),
+        }
+    )
+    result = shrink(graph, "float16", context=context)
+    wide = dict(result.kept_wide)
+    assert "softmax" in wide["probabilities"] and "long_sum" in wide
+    assert result.precisions["project"] == result.precisions["short_sum"] == "float16"
+    values = RNG.uniform(0.5, 1.5, (2, 4096)).astype(np.float32)
+    got = context.compute(result.graph, {"x": values})
+    assert got["total"].dtype == np.float32  # the graph's outputs keep their type
+    # The long sum is exact to float32 (float16's running sum would stop near 2048).
+    np.testing.assert_allclose(got["total"], values.astype(np.float64).sum(axis=1), rtol=1e-5)
+
+
+def test_efficientnet_sizes_and_what_stays_wide(tmp_path):
+    """The pretrained EfficientNet-Lite0 on the sample cat and espresso: top-1 unchanged."""
+    context = keeping("onnxruntime")
+    photos = [efficientnet_lite.sample_image_path(name) for name in ("chelsea", "coffee")]
+    graph = efficientnet_lite.build(context, efficientnet_lite.pretrained_parameters(), batch=len(photos))
+    base = os.path.getsize(webml.onnx.save(graph, tmp_path / "float32.onnx"))
+    image = efficientnet_lite.preprocess(photos)
+    reference = context.compute(graph, {"image": image})["logits"]
+    for to, limit in (("float16", 0.51), ("int8", 0.27)):
+        result = shrink(graph, to, context=context)
+        size = os.path.getsize(result.save(tmp_path / f"{to}.onnx"))
+        assert size <= limit * base, (to, size / base)
+        got = context.compute(result.graph, {"image": image})["logits"]
+        if to == "float16":
+            assert metrics.top1_agreement(reference, got) == 1.0
+        else:  # int8 may swap the cat's two nearest classes (tabby, tiger cat); never leave its top 3
+            top3 = np.argsort(reference, axis=1)[:, -3:]
+            assert all(g in t for g, t in zip(got.argmax(axis=1), top3))
+            assert got[1].argmax() == reference[1].argmax()  # the espresso
+    assert len(result.kept_wide) == 1 and "first convolution" in result.kept_wide[0][1]
+
+
+def test_the_report_measures_sizes_agreement_and_lists_what_stayed_wide():
+    context = keeping("onnxruntime")
+    result = shrink(mlp(context), "int4", context=context)
+    measured = report(result, [{"x": X}], runs=2)
+    data = json.loads(measured.to_json())
+    assert data["size_after"] < data["size_before"] and data["to"] == "int4"
+    assert data["outputs"]["logits"]["kind"] == "classifier"
+    assert 0 <= data["outputs"]["logits"]["top1_agreement"] <= 1
+    assert data["kept_wide"] and "last matmul" in data["kept_wide"][0]["reason"]
+    assert "kept float32" in str(measured)
+
+
+def test_metrics_follow_their_formulas():
+    a = np.array([[1.0, 2.0, 0.0], [3.0, 1.0, 0.0]])
+    b = np.array([[1.0, 2.5, 0.0], [0.0, 1.0, 4.0]])
+    assert metrics.top1_agreement(a, b) == 0.5
+    assert metrics.mean_abs_error(a, b) == pytest.approx(np.abs(a - b).mean())
+    cos = [x @ y / np.linalg.norm(x) / np.linalg.norm(y) for x, y in zip(a, b)]
+    assert metrics.mean_cosine(a, b) == pytest.approx(np.mean(cos))
+
+
+def test_an_already_quantized_model_and_bad_options_are_refused(tmp_path):
+    context = keeping("onnxruntime")
+    path = shrink(mlp(context), "int8", context=context).save(tmp_path / "int8.onnx")
+    with pytest.raises(ShrinkError, match="already quantized"):
+        shrink(path, "int8", context=context)
+    with pytest.raises(ShrinkError, match="to must be one of"):
+        shrink(mlp(context), "int3", context=context)
+    half = shrink(mlp(context), "float16", context=context).save(tmp_path / "half.onnx")
+    with pytest.raises(ShrinkError, match="already float16"):
+        shrink(half, "float16", context=context)
+
+
+def test_cli_writes_the_model_and_the_report(tmp_path, capsys):
+    context = keeping("onnxruntime")
+    model = webml.onnx.save(mlp(context), tmp_path / "mlp.onnx")
+    np.save(tmp_path / "x.npy", X)
+    code = cli_main(
+        ["-q", "shrink", str(model), "--to", "int8", "-o", str(tmp_path / "out.onnx"),
+         "--calibration", str(tmp_path / "x.npy"), "--report", str(tmp_path / "r.json")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "float32 -> int8" in out and "top1_agreement" in out
+    assert json.loads((tmp_path / "r.json").read_text())["calibration"].startswith("1 inputs from")
+    session = ort.InferenceSession(str(tmp_path / "out.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": X})[0]
+    assert np.abs(got - float32_logits()).max() <= 0.03 * np.abs(float32_logits()).max()
+
+
+def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys):
+    context = keeping("onnxruntime")
+    model = webml.onnx.save(mlp(context), tmp_path / "mlp.onnx")
+    quantized = shrink(mlp(context), "int8", context=context).save(tmp_path / "q.onnx")
+    (tmp_path / "empty").mkdir()
+    out = str(tmp_path / "out.onnx")
+    cases = [
+        (["shrink", str(quantized), "--to", "int8", "-o", out], "already quantized"),
+        (["shrink", str(model), "--to", "int3", "-o", out], "--to must be one of float16, int8, int4"),
+        (["shrink", str(model), "--to", "int8", "-o", out, "--calibration", str(tmp_path / "empty")], "empty folder"),
+        (["shrink", str(tmp_path / "missing.onnx"), "--to", "int8", "-o", out], "missing.onnx"),
+        (["shrink", str(model), "--to", "int8", "-o", str(tmp_path / "out.txt")], "must end in .onnx"),
+    ]
+    for argv, fragment in cases:
+        code = cli_main(["-q", *argv])
+        err = capsys.readouterr().err
+        assert_one_clear_error(code, err, fragment)
+    assert not (tmp_path / "out.onnx").exists()
