@@ -197,3 +197,24 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert_one_clear_error(code, err, fragment)
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_float16_keeps_operators_with_constants_beyond_its_range():
+    """An attention mask's (1 - mask) * -3.4e38: in float16 the constant is -inf and 0 * -inf a NaN."""
+    context = keeping("onnxruntime")
+    b = webml.MLGraphBuilder(context)
+    mask = b.input("mask", {"dataType": "float32", "shape": [2, 8]})
+    scores = b.input("scores", {"dataType": "float32", "shape": [2, 8]})
+    one = b.constant({"dataType": "float32", "shape": []}, np.float32(1))
+    lowest = b.constant({"dataType": "float32", "shape": []}, np.float32(np.finfo(np.float32).min))
+    masked = b.add(scores, b.mul(b.sub(one, mask), lowest, label="mask_bias"))
+    graph = b.build({"p": b.softmax(masked, 1)})
+    result = shrink(graph, "float16", context=context)
+    assert "float16's range" in dict(result.kept_wide)["mask_bias"]
+    m = np.ones((2, 8), np.float32)
+    m[:, 6:] = 0
+    s = RNG.standard_normal((2, 8)).astype(np.float32)
+    got = context.compute(result.graph, {"mask": m, "scores": s})["p"]
+    expected = np.exp(s[:, :6]) / np.exp(s[:, :6]).sum(axis=1, keepdims=True)
+    assert np.isfinite(got).all() and not got[:, 6:].any()
+    np.testing.assert_allclose(got[:, :6], expected, rtol=5e-3, atol=1e-3)

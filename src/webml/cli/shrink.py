@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the inputs' and outputs' type for --to float16 (default: %(default)s, cast at the edges)")
     p.add_argument("--block-size", type=int, default=32, help="int4 block size along the input axis (default: 32)")
     p.add_argument("--asymmetric", action="store_true", help="int8/int4 with zero points (default: symmetric)")
-    p.add_argument("--quantize-embeddings", action="store_true", help="also int8/int4 the embedding tables")
+    p.add_argument("--keep-embeddings", action="store_true", help="keep the embedding tables float32")
     p.add_argument("--calibration", metavar="PATH", help="a folder of images or .npy/.npz files, or one such file")
     p.add_argument("--kind", choices=("classifier", "embedding", "other"),
                    help="how outputs are compared (default: by their rank, see webml.shrink.report)")
@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
             progress.step(f"shrinking {args.model} to {args.to}")
             context = webml.ml.create_context(backend=backend, keep_constants=True)
             result = shrink(model, args.to, context=context, keep_io=args.keep_io, block_size=args.block_size,
-                            symmetric=not args.asymmetric, keep_embeddings=not args.quantize_embeddings,
+                            symmetric=not args.asymmetric, keep_embeddings=args.keep_embeddings,
                             input_shapes=shapes or None)
             progress.step("measuring the shrunk model against the float32 one")
             measured = report(result, args.calibration, kind=args.kind)

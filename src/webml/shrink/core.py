@@ -62,7 +62,7 @@ def shrink(
     keep_io: str = "float32",
     block_size: int = 32,
     symmetric: bool = True,
-    keep_embeddings: bool = True,
+    keep_embeddings: bool = False,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> ShrinkResult:
     """``model`` with float16, int8 (per output channel) or int4 (block-wise) weights.

@@ -5,6 +5,10 @@ float16 (the rule, one per operator, read from the node alone):
 * ``softmax``: its sum of exponentials runs over a whole axis (a vocabulary,
   a sequence); float16's 11-bit mantissa loses the small terms and the
   probabilities drift, so it runs in float32.
+* any operator with a float32 constant operand beyond float16's range
+  (:data:`FLOAT16_MAX`), such as the -3.4e38 of an attention mask: in
+  float16 it becomes -inf and ``0 * -inf`` a NaN, so the operator runs in
+  float32 (its result, cast back, may still be -inf, which softmax takes).
 * ``layerNormalization`` and ``instanceNormalization``: they *compute* a mean
   and a variance over the normalized axes; the variance of float16 values
   (a difference of squares) cancels badly and a small epsilon (1e-12 in
@@ -23,7 +27,7 @@ the next one.
 
 int8 / int4 (weight-only): the weight operands of ``conv2d`` (``filter``),
 ``matmul`` (``b``), ``gemm`` (``b``) and, unless ``keep_embeddings``,
-``gather``'s table (``input``), when they are float32 constants of rank 2 or
+``gather``'s table (``input``, one scale per row), when they are float32 constants of rank 2 or
 more.  Kept float32: the first convolution (it reads the raw input, whose few
 channels leave little to share a scale and whose error every later layer
 inherits), for int4 the last ``matmul`` / ``gemm`` (the classifier or
@@ -40,9 +44,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..ir import Graph, Node
 
 __all__ = [
+    "FLOAT16_MAX",
     "LONG_REDUCTION",
     "WIDE_FLOAT16_OPS",
     "WeightSite",
@@ -80,10 +87,20 @@ def layer_name(node: Node, index: int) -> str:
     return node.label or f"{node.op}#{index}"
 
 
+#: float16's largest finite value.
+FLOAT16_MAX = 65504.0
+
+
 def float16_reason(graph: Graph, node: Node) -> str:
     """Why ``node`` stays float32 in a float16 graph, or '' if it is narrowed."""
     if node.op in WIDE_FLOAT16_OPS:
         return WIDE_FLOAT16_OPS[node.op]
+    for operand in node.operand_ids():
+        if operand in graph.constants and graph.operands[operand].data_type == "float32":
+            values = np.asarray(graph.constants[operand])
+            finite = values[np.isfinite(values)]
+            if finite.size and np.abs(finite).max() > FLOAT16_MAX:
+                return "a constant operand beyond float16's range (e.g. a -3.4e38 attention mask: inf, then NaN)"
     if node.op in _SUMMING_REDUCTIONS:
         shape = graph.operands[node.inputs["input"]].shape  # type: ignore[index]
         axes = node.attrs.get("axes")
