@@ -191,6 +191,7 @@ def test_cli_refuses_bad_input_in_one_line(tmp_path, capsys):
         (["shrink", str(model), "--to", "int8", "-o", out, "--calibration", str(tmp_path / "empty")], "empty folder"),
         (["shrink", str(tmp_path / "missing.onnx"), "--to", "int8", "-o", out], "missing.onnx"),
         (["shrink", str(model), "--to", "int8", "-o", str(tmp_path / "out.txt")], "must end in .onnx"),
+        (["shrink", str(model), "--to", "int8", "-o", out, "--max-drop", "0.01"], "--max-drop needs --calibration"),
     ]
     for argv, fragment in cases:
         code = cli_main(["-q", *argv])
@@ -218,3 +219,26 @@ def test_float16_keeps_operators_with_constants_beyond_its_range():
     expected = np.exp(s[:, :6]) / np.exp(s[:, :6]).sum(axis=1, keepdims=True)
     assert np.isfinite(got).all() and not got[:, 6:].any()
     np.testing.assert_allclose(got[:, :6], expected, rtol=5e-3, atol=1e-3)
+
+
+def test_max_drop_keeps_the_most_sensitive_weights_wide_until_the_outputs_agree():
+    """An embedding-like output (rank 3: its drop is 1 - cosine): a tight max_drop brings weights back
+    to float32, the most sensitive per byte first, until none is left; a loose one keeps them all int4."""
+    context = keeping("onnxruntime")
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [4, 64]})
+    h = b.relu(b.matmul(x, b.constant({"dataType": "float32", "shape": [64, 96]}, W1)), label="hidden")
+    y = b.matmul(h, b.constant({"dataType": "float32", "shape": [96, 10]}, W2))
+    graph = b.build({"e": b.reshape(y, [4, 5, 2])})
+    feeds = [{"x": RNG.standard_normal((4, 64)).astype(np.float32)} for _ in range(3)]
+    loose = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1.0)
+    assert not any("sensitive" in reason for _, reason in loose.kept_wide)  # nothing needed
+    exact = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1e-9)
+    assert any("sensitive" in reason for _, reason in exact.kept_wide)
+    assert "the outputs' drop" in exact.notes[-1]
+    got = context.compute(exact.graph, {"x": X})["e"].reshape(4, 10)
+    np.testing.assert_allclose(got, float32_logits(), rtol=1e-4, atol=1e-3)  # every weight went back
+    with pytest.raises(ShrinkError, match="needs calibration"):
+        shrink(mlp(context), "int8", context=context, max_drop=0.01)
+    with pytest.raises(ShrinkError, match="from 0 to 1"):
+        shrink(mlp(context), "int8", context=context, calibration=feeds, max_drop=2)

@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asymmetric", action="store_true", help="int8/int4 with zero points (default: symmetric)")
     p.add_argument("--keep-embeddings", action="store_true", help="keep the embedding tables float32")
     p.add_argument("--calibration", metavar="PATH", help="a folder of images or .npy/.npz files, or one such file")
+    p.add_argument("--max-drop", type=float, metavar="X",
+                   help="with --calibration: keep the most sensitive weights float32 until the outputs' drop "
+                   "(1 - top-1 agreement, or 1 - cosine) is at most X")
     p.add_argument("--kind", choices=("classifier", "embedding", "other"),
                    help="how outputs are compared (default: by their rank, see webml.shrink.report)")
     p.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")
@@ -59,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
             raise CliError(f"--calibration {args.calibration!r}: no such file or folder")
         if folder.is_dir() and not any(folder.iterdir()):
             raise CliError(f"--calibration {args.calibration!r} is an empty folder")
+    if args.max_drop is not None and args.calibration is None:
+        raise CliError("--max-drop needs --calibration (the inputs the drop is measured on)")
     check_output_file(args.output, "--output", ".onnx")
     if args.report:
         check_output_file(args.report, "--report", ".json")
@@ -74,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
             context = webml.ml.create_context(backend=backend, keep_constants=True)
             result = shrink(model, args.to, context=context, keep_io=args.keep_io, block_size=args.block_size,
                             symmetric=not args.asymmetric, keep_embeddings=args.keep_embeddings,
-                            input_shapes=shapes or None)
+                            input_shapes=shapes or None, calibration=args.calibration, max_drop=args.max_drop)
             progress.step("measuring the shrunk model against the float32 one")
             measured = report(result, args.calibration, kind=args.kind)
         except (ShrinkError, TypeError, DOMException) as exc:

@@ -64,6 +64,8 @@ def shrink(
     symmetric: bool = True,
     keep_embeddings: bool = False,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    calibration: Any = None,
+    max_drop: float | None = None,
 ) -> ShrinkResult:
     """``model`` with float16, int8 (per output channel) or int4 (block-wise) weights.
 
@@ -74,6 +76,11 @@ def shrink(
     onnxruntime for int4 where the default is openvino, which cannot build a
     block-wise dequantizeLinear).  Raises :class:`ShrinkError` for a model
     that is already quantized (or already float16 for ``to="float16"``).
+
+    ``max_drop`` (int8 / int4, with ``calibration``: inputs as
+    :func:`webml.shrink.report` takes them) keeps weights float32, the most
+    sensitive per byte first, until the outputs' drop on the calibration
+    inputs is at most ``max_drop`` (:mod:`webml.shrink.search`).
     """
     _check_options(to, keep_io, block_size)
     notes: list[str] = []
@@ -89,8 +96,31 @@ def shrink(
     else:
         _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
         _check_backend(context, plan)
+        if max_drop is not None:
+            _search(ir, context, plan, result, calibration, max_drop)
     result.graph = rebuild(ir, context, plan)
     return result
+
+
+def _search(ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, calibration: Any, drop: float) -> None:
+    from .report import calibration_feeds
+    from .search import keep_sensitive
+
+    if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop <= 1:
+        raise ShrinkError(f"shrink: max_drop must be a number from 0 to 1, got {drop!r}")
+    if result.to == "float16":
+        raise ShrinkError("shrink: max_drop chooses among int8/int4 weights; it needs to='int8' or 'int4'")
+    if calibration is None:
+        raise ShrinkError("shrink: max_drop needs calibration inputs (calibration=, the CLI's --calibration)")
+    feeds, _ = calibration_feeds(calibration, result.original)
+
+    def keep(index: int, reason: str) -> None:
+        name = plan.labels.get(index) or layer_name(ir.nodes[index], index)
+        result.precisions[name] = "float32"
+        result.kept_wide.append((name, reason))
+
+    reached = keep_sensitive(ir, context, plan, result.original, feeds, float(drop), keep)
+    result.notes.append(f"max_drop {drop}: the outputs' drop on {len(feeds)} calibration inputs is {reached:.4f}")
 
 
 def _check_options(to: str, keep_io: str, block_size: int) -> None:

@@ -115,14 +115,8 @@ def report(
     if calibration is None:
         feeds = random_inputs(original, samples, seed)
         described = f"{len(feeds)} random inputs (no calibration data given)"
-    elif isinstance(calibration, (str, os.PathLike)):
-        feeds = load_calibration(calibration, original)
-        described = f"{len(feeds)} inputs from {os.fspath(calibration)}"
     else:
-        feeds = [dict(f) for f in calibration]
-        described = f"{len(feeds)} given inputs"
-    if not feeds:
-        raise ShrinkError("report: the calibration set is empty")
+        feeds, described = calibration_feeds(calibration, original)
     context = original.context
     before, after = _sizes(result)
     return Report(
@@ -138,6 +132,21 @@ def report(
         precisions=dict(result.precisions),
         notes=list(result.notes),
     )
+
+
+def calibration_feeds(
+    calibration: str | os.PathLike[str] | Sequence[Mapping[str, Any]], graph: MLGraph
+) -> tuple[list[Feed], str]:
+    """The feeds of ``calibration`` (a path, or a list of feeds) for ``graph``, and how to describe them."""
+    if isinstance(calibration, (str, os.PathLike)):
+        feeds = load_calibration(calibration, graph)
+        described = f"{len(feeds)} inputs from {os.fspath(calibration)}"
+    else:
+        feeds = [dict(f) for f in calibration]
+        described = f"{len(feeds)} given inputs"
+    if not feeds:
+        raise ShrinkError("calibration: the calibration set is empty")
+    return feeds, described
 
 
 def _sizes(result: ShrinkResult) -> tuple[int, int]:
