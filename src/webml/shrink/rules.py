@@ -25,7 +25,9 @@ A kept operator reads its inputs cast to float32 (its constant operands are
 kept float32 rather than cast) and its result is cast back to float16 for
 the next one.
 
-int8 / int4 (weight-only): the weight operands of ``conv2d`` (``filter``),
+int8 / int4 (weight-only; with int4, convolution filters are int8: a filter has few weights per output
+channel and block, 9 for a 3x3 depthwise one, and 16 levels lose too much of them): the weight operands
+of ``conv2d`` (``filter``),
 ``matmul`` (``b``), ``gemm`` (``b``) and, unless ``keep_embeddings``,
 ``gather``'s table (``input``, one scale per row), when they are float32 constants of rank 2 or
 more.  Kept float32: the first convolution (it reads the raw input, whose few
