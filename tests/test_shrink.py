@@ -242,3 +242,18 @@ def test_max_drop_keeps_the_most_sensitive_weights_wide_until_the_outputs_agree(
         shrink(mlp(context), "int8", context=context, max_drop=0.01)
     with pytest.raises(ShrinkError, match="from 0 to 1"):
         shrink(mlp(context), "int8", context=context, calibration=feeds, max_drop=2)
+
+
+def test_a_saved_int4_model_holds_its_weights_in_four_bits(tmp_path):
+    """webml.onnx.save writes a constant int4 input of DequantizeLinear as ONNX INT4 (symmetric: no zero
+    point): half a byte a weight, and plain ONNX Runtime reads it as webml computes it."""
+    import onnx
+
+    context = keeping("onnxruntime")
+    result = shrink(mlp(context), "int4", context=context)
+    path = result.save(tmp_path / "int4.onnx")
+    four_bit = [t for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT4]
+    assert [len(t.raw_data) for t in four_bit] == [W1.size // 2]  # the hidden layer; the last stays float32
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = context.compute(result.graph, {"x": X})["logits"]
+    assert np.abs(session.run(None, {"x": X})[0] - expected).max() <= 1e-2 * np.abs(expected).max()

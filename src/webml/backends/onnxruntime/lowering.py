@@ -245,6 +245,10 @@ class Lowerer:
         self.weights.add(name, array, file)
         return name
 
+    def add_initializer(self, array: np.ndarray, hint: str) -> str:
+        """A new initializer holding ``array`` (a lowering's own constant, e.g. a repacked weight); its name."""
+        return self._initializer(array, self.fresh(hint))
+
     def constant_value(self, arg: Arg) -> np.ndarray | None:
         """The array of a constant operand (a lowering may read it, e.g. indices), or None."""
         return self.graph.constants.get(arg.id)

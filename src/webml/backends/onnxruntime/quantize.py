@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
@@ -134,4 +135,15 @@ def dequantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, o
         lw.cast(lw.emit("Mul", [difference, scale_double]), out.data_type, out)
         return
     onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
+    zero = lw.constant_value(zero_point)
+    value = lw.constant_value(input)
+    if lw.weights.embed_all and input.data_type in ("int4", "uint4") and value is not None and zero is not None:
+        if not np.any(zero):
+            # A saved model holds a constant 4-bit input as ONNX int4/uint4 (half the bytes of the
+            # carrying 8-bit type), so an int4-shrunk model's file is the size of its weights; the
+            # zero zero point is ONNX's default, left out (an 8-bit one would not match the type).
+            four_bit = ml_dtypes.int4 if input.data_type == "int4" else ml_dtypes.uint4
+            packed = lw.add_initializer(np.asarray(value).astype(four_bit).reshape(input.shape), "four_bit")
+            lw.emit("DequantizeLinear", [packed, onnx_scale], out, **attrs)
+            return
     lw.emit("DequantizeLinear", [input, onnx_scale, onnx_zero_point], out, **attrs)
