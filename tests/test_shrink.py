@@ -242,6 +242,8 @@ def test_max_drop_keeps_the_most_sensitive_weights_wide_until_the_outputs_agree(
         shrink(mlp(context), "int8", context=context, max_drop=0.01)
     with pytest.raises(ShrinkError, match="from 0 to 1"):
         shrink(mlp(context), "int8", context=context, calibration=feeds, max_drop=2)
+    with pytest.raises(ShrinkError, match="needs to='int8' or 'int4'"):
+        shrink(mlp(context), "float16", context=context, calibration=feeds, max_drop=0.01)
 
 
 def test_a_saved_int4_model_holds_its_weights_in_four_bits(tmp_path):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHARED_THRESHOLD", "ConstantStore", "return_freed_memory"]
+__all__ = ["SHARED_THRESHOLD", "ConstantStore", "disk_directory", "drop_resident_pages", "return_freed_memory"]
 
 #: Constants of at least this many bytes go to shared-memory files.
 SHARED_THRESHOLD = 1 << 20
@@ -153,9 +153,7 @@ class ConstantStore:
         access through our arrays maps the same pages back, so they are not
         counted twice in the process's resident memory.
         """
-        for mm in self._maps:
-            with contextlib.suppress(OSError, AttributeError, ValueError):
-                mm.madvise(mmap.MADV_DONTNEED)
+        drop_resident_pages(self._maps)
         self._maps.clear()
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
@@ -167,6 +165,15 @@ class ConstantStore:
             if self._finalizer is not None:
                 self._finalizer.detach()
             self._dir = None
+
+
+def drop_resident_pages(maps: list[mmap.mmap]) -> None:
+    """Drop the mappings' pages from this process's resident memory (``MADV_DONTNEED``): a shared
+    file mapping keeps its data in the file, and a private one nobody wrote reads it back from
+    the file, so a later access maps the same data again."""
+    for mm in maps:
+        with contextlib.suppress(OSError, AttributeError, ValueError):  # closed, or no madvise here
+            mm.madvise(mmap.MADV_DONTNEED)
 
 
 def _write_all(fd: int, data: memoryview) -> None:

@@ -50,9 +50,8 @@ def _shapes(items: list[str]) -> dict[str, list[int]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    import webml
     from webml.errors import DOMException
-    from webml.shrink import ShrinkError, report, shrink
+    from webml.shrink import ShrinkError, report, shrink, shrink_context
 
     if args.to not in PRECISIONS:
         raise CliError(f"--to must be one of {', '.join(PRECISIONS)}, got {args.to!r}")
@@ -69,17 +68,16 @@ def main(args: argparse.Namespace) -> int:
         check_output_file(args.report, "--report", ".json")
     shapes = _shapes(args.input_shape)
     progress = Progress.of(args)
-    backend = args.backend
-    if args.to == "int4" and backend == "openvino":
-        backend = "onnxruntime"  # OpenVINO cannot build a block-wise dequantizeLinear
     with onnx_errors():
         model = read_onnx_model(args.model)
         try:
             progress.step(f"shrinking {args.model} to {args.to}")
-            context = webml.ml.create_context(backend=backend, keep_constants=True)
+            notes: list[str] = []
+            context = shrink_context(args.to, args.backend, notes)
             result = shrink(model, args.to, context=context, keep_io=args.keep_io, block_size=args.block_size,
                             symmetric=not args.asymmetric, keep_embeddings=args.keep_embeddings,
                             input_shapes=shapes or None, calibration=args.calibration, max_drop=args.max_drop)
+            result.notes[:0] = notes
             progress.step("measuring the shrunk model against the float32 one")
             measured = report(result, args.calibration, kind=args.kind)
         except (ShrinkError, TypeError, DOMException) as exc:

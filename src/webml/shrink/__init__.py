@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 from . import metrics
-from .core import PRECISIONS, ShrinkError, ShrinkResult, shrink
+from .core import PRECISIONS, ShrinkError, ShrinkResult, shrink, shrink_context
 from .report import Report, report
 
-__all__ = ["PRECISIONS", "Report", "ShrinkError", "ShrinkResult", "metrics", "report", "shrink"]
+__all__ = ["PRECISIONS", "Report", "ShrinkError", "ShrinkResult", "metrics", "report", "shrink", "shrink_context"]

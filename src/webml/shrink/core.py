@@ -18,7 +18,7 @@ from .quantize import block_shape, quantize_weight
 from .rules import float16_reason, layer_name, weight_sites
 from .transform import Plan, rebuild
 
-__all__ = ["PRECISIONS", "ShrinkError", "ShrinkResult", "shrink"]
+__all__ = ["PRECISIONS", "ShrinkError", "ShrinkResult", "shrink", "shrink_context"]
 
 #: The precisions ``shrink(to=...)`` makes.
 PRECISIONS = ("float16", "int8", "int4")
@@ -82,10 +82,10 @@ def shrink(
     sensitive per byte first, until the outputs' drop on the calibration
     inputs is at most ``max_drop`` (:mod:`webml.shrink.search`).
     """
-    _check_options(to, keep_io, block_size)
+    _check_options(to, keep_io, block_size, max_drop)
     notes: list[str] = []
     if context is None:
-        context = _default_context(to, notes)
+        context = shrink_context(to, notes=notes)
     original = _float32_graph(model, context, input_shapes)
     ir = original.ir
     _check_not_shrunk(ir, to)
@@ -97,19 +97,19 @@ def shrink(
         _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
         _check_backend(context, plan)
         if max_drop is not None:
-            _search(ir, context, plan, result, calibration, max_drop)
+            result.graph = _search(ir, context, plan, result, calibration, max_drop)
+            return result
     result.graph = rebuild(ir, context, plan)
     return result
 
 
-def _search(ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, calibration: Any, drop: float) -> None:
+def _search(
+    ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, calibration: Any, drop: float
+) -> MLGraph:
+    """The graph of ``plan`` once :func:`.search.keep_sensitive` has kept what ``drop`` needs float32."""
     from .report import calibration_feeds
     from .search import keep_sensitive
 
-    if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop <= 1:
-        raise ShrinkError(f"shrink: max_drop must be a number from 0 to 1, got {drop!r}")
-    if result.to == "float16":
-        raise ShrinkError("shrink: max_drop chooses among int8/int4 weights; it needs to='int8' or 'int4'")
     if calibration is None:
         raise ShrinkError("shrink: max_drop needs calibration inputs (calibration=, the CLI's --calibration)")
     feeds, _ = calibration_feeds(calibration, result.original)
@@ -119,11 +119,12 @@ def _search(ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, cal
         result.precisions[name] = "float32"
         result.kept_wide.append((name, reason))
 
-    reached = keep_sensitive(ir, context, plan, result.original, feeds, float(drop), keep)
+    reached, graph = keep_sensitive(ir, context, plan, result.original, feeds, float(drop), keep)
     result.notes.append(f"max_drop {drop}: the outputs' drop on {len(feeds)} calibration inputs is {reached:.4f}")
+    return graph
 
 
-def _check_options(to: str, keep_io: str, block_size: int) -> None:
+def _check_options(to: str, keep_io: str, block_size: int, max_drop: float | None) -> None:
     if to not in PRECISIONS:
         raise ShrinkError(f"shrink: to must be one of {', '.join(PRECISIONS)}, got {to!r}")
     if keep_io not in ("float32", "float16"):
@@ -132,18 +133,25 @@ def _check_options(to: str, keep_io: str, block_size: int) -> None:
         raise ShrinkError(f"shrink: keep_io='float16' needs to='float16' (to={to!r} keeps float32 activations)")
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ShrinkError(f"shrink: block_size must be a positive integer, got {block_size!r}")
+    if max_drop is not None:
+        if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not 0 <= max_drop <= 1:
+            raise ShrinkError(f"shrink: max_drop must be a number from 0 to 1, got {max_drop!r}")
+        if to == "float16":
+            raise ShrinkError("shrink: max_drop chooses among int8/int4 weights; it needs to='int8' or 'int4'")
 
 
-def _default_context(to: str, notes: list[str]) -> MLContext:
+def shrink_context(to: str, backend: str | None = None, notes: list[str] | None = None) -> MLContext:
+    """A ``keep_constants`` context of ``backend`` (default: the default backend) that can build
+    ``to``: int4 moves from openvino, which cannot build a block-wise dequantizeLinear, to
+    onnxruntime, saying so in ``notes``."""
     from ..api import ml
     from ..backends import DEFAULT_BACKEND
 
-    backend = DEFAULT_BACKEND
+    backend = backend or DEFAULT_BACKEND
     if to == "int4" and backend == "openvino":
         backend = "onnxruntime"
-        notes.append(
-            "int4 ran on onnxruntime: the default backend, openvino, cannot build a block-wise dequantizeLinear"
-        )
+        if notes is not None:
+            notes.append("int4 ran on onnxruntime: openvino cannot build a block-wise dequantizeLinear")
     return ml.create_context(backend=backend, keep_constants=True)
 
 

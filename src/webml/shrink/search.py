@@ -30,9 +30,17 @@ PROBES = 8
 Feed = Mapping[str, np.ndarray]
 
 
-def _outputs(graph: MLGraph, feeds: Sequence[Feed]) -> dict[str, np.ndarray]:
-    runs = [graph.context.compute(graph, dict(f)) for f in feeds]
+def _runs(graph: MLGraph, feeds: Sequence[Feed]) -> list[dict[str, np.ndarray]]:
+    return [graph.context.compute(graph, dict(f)) for f in feeds]
+
+
+def _joined(runs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each output of ``runs`` (one per feed), concatenated along the batch, in float64."""
     return {name: np.concatenate([np.asarray(r[name], np.float64) for r in runs]) for name in runs[0]}
+
+
+def _outputs(graph: MLGraph, feeds: Sequence[Feed]) -> dict[str, np.ndarray]:
+    return _joined(_runs(graph, feeds))
 
 
 def output_drop(reference: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
@@ -54,15 +62,18 @@ def keep_sensitive(
     feeds: Sequence[Feed],
     max_drop: float,
     keep: Callable[[int, str], None],
-) -> float:
+) -> tuple[float, MLGraph]:
     """Take weights out of ``plan.weights`` (calling ``keep(node index, reason)`` for each) until the
-    shrunk graph's drop on ``feeds`` is at most ``max_drop``; returns the drop reached."""
-    reference = _outputs(original, feeds)
-    drop = output_drop(reference, _outputs(rebuild(ir, context, plan), feeds))
+    shrunk graph's drop on ``feeds`` is at most ``max_drop``; returns the drop reached and the
+    graph of the final plan."""
+    reference_runs = _runs(original, feeds)
+    reference = _joined(reference_runs)
+    shrunk = rebuild(ir, context, plan)
+    drop = output_drop(reference, _outputs(shrunk, feeds))
     if drop <= max_drop:
-        return drop
+        return drop, shrunk
     probes = feeds[:PROBES]
-    probe_reference = _outputs(original, probes)
+    probe_reference = _joined(reference_runs[:PROBES])
     ranked = []
     for index, entry in plan.weights.items():
         alone = Plan(weights={index: entry}, labels={index: plan.labels.get(index, "")})
@@ -72,7 +83,8 @@ def keep_sensitive(
     for _, change, index in sorted(ranked, reverse=True):
         del plan.weights[index]
         keep(index, f"sensitive: quantized alone it moved the outputs by {change:.3g} on average (max_drop)")
-        drop = output_drop(reference, _outputs(rebuild(ir, context, plan), feeds))
+        shrunk = rebuild(ir, context, plan)
+        drop = output_drop(reference, _outputs(shrunk, feeds))
         if drop <= max_drop:
             break
-    return drop
+    return drop, shrunk

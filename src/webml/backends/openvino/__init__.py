@@ -24,7 +24,6 @@ without a consent file) and lives in its model converter, which
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import threading
@@ -36,6 +35,7 @@ import openvino as ov
 from onnx import helper
 
 from ...ir import Graph, OperandDesc
+from ...storage import drop_resident_pages
 from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
 from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
@@ -134,14 +134,6 @@ def _private_map(path: str) -> mmap.mmap:
         os.close(fd)
 
 
-def _drop_pages(maps: list[mmap.mmap]) -> None:
-    """Drop the mappings' pages from resident memory: nothing writes them, so a later read
-    maps the file's pages again (MADV_DONTNEED on a private file mapping)."""
-    for mm in maps:
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            mm.madvise(mmap.MADV_DONTNEED)
-
-
 class OpenVinoBackend(Backend):
     """OpenVINO on the CPU.
 
@@ -194,7 +186,7 @@ class OpenVinoBackend(Backend):
         model, arrays, maps = _read(self.core, lowered)
         compiled = self.core.compile_model(model, "CPU", self.config())
         del model
-        _drop_pages(maps)  # OpenVINO holds packed copies of most; it maps back what it reads
+        drop_resident_pages(maps)  # OpenVINO holds packed copies of most; it maps back what it reads
         result = OvGraph(graph, compiled, lowered, [*arrays, *maps])
         result.releases_constants = not self.keep_constants
         return result
