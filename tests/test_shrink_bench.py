@@ -73,3 +73,11 @@ def test_anchor_outputs_compare_with_float32(tmp_path: Path, precision: str) -> 
     # shrunk, not broken: the pooled outputs point the same way
     cosine = (got * reference).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(reference, axis=1)
     assert cosine.min() > 0.99
+
+
+def test_calibration_photos_are_other_pictures_than_the_judged_ones(photos: np.ndarray) -> None:
+    calibration = bench.calibration_photos()
+    assert calibration.shape == (bench.VIEWS * len(bench.CALIBRATION_PHOTOS), 3, 224, 224)
+    assert np.isfinite(calibration).all()
+    judged = {view.tobytes() for view in photos}
+    assert not any(view.tobytes() in judged for view in calibration)

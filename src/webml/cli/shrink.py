@@ -3,7 +3,8 @@
 Writes the shrunk model (see :mod:`webml.shrink`) and prints its report:
 the files' sizes, each output's agreement with the float32 model on the
 calibration inputs (``--calibration``: a folder of images or of .npy/.npz
-files, or one .npy/.npz file; random inputs otherwise, said so), the latency
+files, or one .npy/.npz file; random inputs otherwise, said so; int8/int4 also
+correct their biases on them, so keep some inputs apart to judge on), the latency
 before and after, and the layers kept in float32 with the reason;
 ``--report FILE.json`` also writes it as JSON.
 """
@@ -28,7 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-size", type=int, default=32, help="int4 block size along the input axis (default: 32)")
     p.add_argument("--asymmetric", action="store_true", help="int8/int4 with zero points (default: symmetric)")
     p.add_argument("--keep-embeddings", action="store_true", help="keep the embedding tables float32")
-    p.add_argument("--calibration", metavar="PATH", help="a folder of images or .npy/.npz files, or one such file")
+    p.add_argument("--calibration", metavar="PATH",
+                   help="a folder of images or .npy/.npz files, or one such file: int8/int4 take back each "
+                   "layer's mean shift on it (bias correction), and the report measures on it")
+    p.add_argument("--no-bias-correction", dest="correct_bias", action="store_false",
+                   help="with --calibration: measure on it, but leave the biases as they are")
     p.add_argument("--max-drop", type=float, metavar="X",
                    help="with --calibration: keep the most sensitive weights float32 until the outputs' drop "
                    "(1 - top-1 agreement, or 1 - cosine) is at most X")
@@ -72,12 +77,11 @@ def main(args: argparse.Namespace) -> int:
         model = read_onnx_model(args.model)
         try:
             progress.step(f"shrinking {args.model} to {args.to}")
-            notes: list[str] = []
-            context = shrink_context(args.to, args.backend, notes)
+            context = shrink_context(args.backend)
             result = shrink(model, args.to, context=context, keep_io=args.keep_io, block_size=args.block_size,
                             symmetric=not args.asymmetric, keep_embeddings=args.keep_embeddings,
-                            input_shapes=shapes or None, calibration=args.calibration, max_drop=args.max_drop)
-            result.notes[:0] = notes
+                            input_shapes=shapes or None, calibration=args.calibration, max_drop=args.max_drop,
+                            correct_bias=args.correct_bias)
             progress.step("measuring the shrunk model against the float32 one")
             measured = report(result, args.calibration, kind=args.kind)
         except (ShrinkError, TypeError, DOMException) as exc:

@@ -101,13 +101,6 @@ _CONFORMANCE_OPENVINO: dict[str, str] = {
     **{f"clamp::clamp {t} 1D tensor": _OV_WIDE_INTEGERS for t in ("int32", "uint32", "int64", "uint64")},
     "pad::pad int64 2D tensor with options.value as bigint": _OV_WIDE_INTEGERS,
     **{f"cast_rounding::{name}": _OV_FLOAT16 for name in _OV_CAST_ROUNDING},
-    **{
-        f"dequantizeLinear::dequantizeLinear uint8 1D constant tensor with {t} 1D scale, implicit block_size = 2": (
-            "OpenVINO's ONNX frontend does not convert a blockwise DequantizeLinear (a scale shorter "
-            "than the input's axis): the build fails"
-        )
-        for t in ("float32", "float16")
-    },
     "gru::gru float32 tensors steps=2 with options.bias, options.recurrentBias, options.direction='both' and "
     "options.returnSequence=true": (
         "OpenVINO's fused GRU cell is 7 ULP off on one element, beyond WPT's 6 ULP (its sigmoid/tanh)"

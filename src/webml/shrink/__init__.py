@@ -12,7 +12,7 @@
 >>> result.precisions
 {'hidden': 'int4', 'matmul#1': 'float32'}
 >>> result.kept_wide[0][1]
-'the last matmul/gemm, in int4 (the output projection: its error reaches the outputs)'
+'the output layer, in int4 (its error reaches the outputs unfiltered)'
 
 * :func:`shrink` makes the new graph (:mod:`.core`; what stays float32 and
   why is :mod:`.rules`; the quantization formulas :mod:`.quantize`);

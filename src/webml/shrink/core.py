@@ -12,7 +12,7 @@ import numpy as np
 
 from ..api.context import MLContext
 from ..api.graph import MLGraph, released_constants_message
-from ..errors import InvalidStateError, NotSupportedError
+from ..errors import InvalidStateError
 from ..ir import Graph
 from .quantize import block_shape, quantize_weight
 from .rules import float16_reason, layer_name, weight_sites
@@ -66,53 +66,68 @@ def shrink(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     calibration: Any = None,
     max_drop: float | None = None,
+    correct_bias: bool = True,
 ) -> ShrinkResult:
     """``model`` with float16, int8 (per output channel) or int4 (block-wise) weights.
 
     ``model`` is an MLGraph that kept its constants, or an ONNX model (path,
     bytes or ModelProto; ``input_shapes`` fixes its dynamic input dimensions
     as :func:`webml.onnx.load`'s).  The new graph is built on ``context``
-    (default: a ``keep_constants`` context of the default backend, or of
-    onnxruntime for int4 where the default is openvino, which cannot build a
-    block-wise dequantizeLinear).  Raises :class:`ShrinkError` for a model
+    (default: :func:`shrink_context`).  Raises :class:`ShrinkError` for a model
     that is already quantized (or already float16 for ``to="float16"``).
 
-    ``max_drop`` (int8 / int4, with ``calibration``: inputs as
-    :func:`webml.shrink.report` takes them) keeps weights float32, the most
-    sensitive per byte first, until the outputs' drop on the calibration
-    inputs is at most ``max_drop`` (:mod:`webml.shrink.search`).
+    int8 / int4 round each block's weights so that their sum is kept
+    (:mod:`webml.shrink.quantize`).  With ``calibration`` (inputs as
+    :func:`webml.shrink.report` takes them), the mean shift that quantizing
+    causes in each layer is measured and taken back through its bias
+    (:mod:`webml.shrink.correct`; ``correct_bias=False`` to skip), and
+    ``max_drop`` keeps weights float32, the most sensitive per byte first,
+    until the outputs' drop on the calibration inputs is at most
+    ``max_drop`` (:mod:`webml.shrink.search`).
     """
     _check_options(to, keep_io, block_size, max_drop)
-    notes: list[str] = []
     if context is None:
-        context = shrink_context(to, notes=notes)
+        context = shrink_context()
     original = _float32_graph(model, context, input_shapes)
     ir = original.ir
     _check_not_shrunk(ir, to)
     plan = Plan()
-    result = ShrinkResult(original, original, to, notes=notes)
+    result = ShrinkResult(original, original, to)
     if to == "float16":
         _plan_float16(ir, plan, result, keep_io)
     else:
         _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
-        _check_backend(context, plan)
-        if max_drop is not None:
-            result.graph = _search(ir, context, plan, result, calibration, max_drop)
-            return result
+        if max_drop is not None and calibration is None:
+            raise ShrinkError("shrink: max_drop needs calibration inputs (calibration=, the CLI's --calibration)")
+        if calibration is not None:
+            from .report import calibration_feeds
+
+            feeds, _ = calibration_feeds(calibration, original)
+            if correct_bias:
+                _correct_bias(ir, context, plan, result, feeds)
+            if max_drop is not None:
+                result.graph = _search(ir, context, plan, result, feeds, max_drop)
+                return result
     result.graph = rebuild(ir, context, plan)
     return result
 
 
+def _correct_bias(ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, feeds: Sequence[Any]) -> None:
+    from .correct import bias_shifts
+
+    plan.shifts = bias_shifts(ir, context, plan, feeds)
+    if plan.shifts:
+        result.notes.append(
+            f"bias correction: {len(plan.shifts)} layers' mean shift measured on {len(feeds)} calibration inputs "
+            "and taken back through their bias"
+        )
+
+
 def _search(
-    ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, calibration: Any, drop: float
+    ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, feeds: Sequence[Any], drop: float
 ) -> MLGraph:
     """The graph of ``plan`` once :func:`.search.keep_sensitive` has kept what ``drop`` needs float32."""
-    from .report import calibration_feeds
     from .search import keep_sensitive
-
-    if calibration is None:
-        raise ShrinkError("shrink: max_drop needs calibration inputs (calibration=, the CLI's --calibration)")
-    feeds, _ = calibration_feeds(calibration, result.original)
 
     def keep(index: int, reason: str) -> None:
         name = plan.labels.get(index) or layer_name(ir.nodes[index], index)
@@ -140,18 +155,11 @@ def _check_options(to: str, keep_io: str, block_size: int, max_drop: float | Non
             raise ShrinkError("shrink: max_drop chooses among int8/int4 weights; it needs to='int8' or 'int4'")
 
 
-def shrink_context(to: str, backend: str | None = None, notes: list[str] | None = None) -> MLContext:
-    """A ``keep_constants`` context of ``backend`` (default: the default backend) that can build
-    ``to``: int4 moves from openvino, which cannot build a block-wise dequantizeLinear, to
-    onnxruntime, saying so in ``notes``."""
+def shrink_context(backend: str | None = None) -> MLContext:
+    """A ``keep_constants`` context of ``backend`` (default: the default backend): the float32 graph's
+    weights stay readable, as the transform needs."""
     from ..api import ml
-    from ..backends import DEFAULT_BACKEND
 
-    backend = backend or DEFAULT_BACKEND
-    if to == "int4" and backend == "openvino":
-        backend = "onnxruntime"
-        if notes is not None:
-            notes.append("int4 ran on onnxruntime: openvino cannot build a block-wise dequantizeLinear")
     return ml.create_context(backend=backend, keep_constants=True)
 
 
@@ -221,40 +229,19 @@ def _plan_float16(ir: Graph, plan: Plan, result: ShrinkResult, keep_io: str) -> 
 def _plan_quantized(
     ir: Graph, plan: Plan, result: ShrinkResult, to: str, block_size: int, symmetric: bool, keep_embeddings: bool
 ) -> None:
-    convolutions_in_int8 = False
-    for site, reason in weight_sites(ir, to, keep_embeddings):
+    widened: dict[str, int] = {}
+    for site, kind, reason in weight_sites(ir, to, keep_embeddings):
         name = layer_name(ir.nodes[site.index], site.index)
-        # int4 convolutions: a filter's few weights per output channel and block (9 for a 3x3
-        # depthwise one) take 16 levels badly (EfficientNet-Lite0's top-1 fell to 5%): int8 instead.
-        kind = "int8" if to == "int4" and ir.nodes[site.index].op == "conv2d" else to
-        convolutions_in_int8 |= kind != to
-        result.precisions[name] = "float32" if reason else kind
-        if reason:
+        result.precisions[name] = kind
+        if kind == "float32":
             result.kept_wide.append((name, reason))
             continue
+        if kind != to:
+            widened[reason] = widened.get(reason, 0) + 1
         weight = np.asarray(ir.constants[site.operand])
         blocks = block_shape(weight.shape, site.out_axis, site.in_axis, block_size if kind == "int4" else None)
         quantized = quantize_weight(weight, kind, blocks, symmetric=symmetric)
         plan.weights[site.index] = (site.param, site.operand, quantized)
         plan.labels[site.index] = name
-    if convolutions_in_int8:
-        result.notes.append("int4 quantizes matmul/gemm weights and embeddings; convolutions are int8 (see rules.py)")
-
-
-def _blockwise(shape: tuple[int, ...], blocks: tuple[int, ...]) -> bool:
-    """Whether scales of shape ``blocks`` are block-wise (not per tensor or per axis) for a weight of ``shape``."""
-    split = [i for i, (size, count) in enumerate(zip(shape, blocks, strict=True)) if count != 1]
-    return len(split) > 1 or any(blocks[i] != shape[i] for i in split)
-
-
-def _check_backend(context: MLContext, plan: Plan) -> None:
-    """openvino cannot build a block-wise dequantizeLinear: say so before the build fails inside it."""
-    if context.backend != "openvino":
-        return
-    blockwise = [q for _, _, q in plan.weights.values() if _blockwise(q.values.shape, q.scale.shape)]
-    if blockwise:
-        raise NotSupportedError(
-            f"shrink: to={blockwise[0].data_type!r} writes block-wise dequantizeLinear scales, which the openvino "
-            "backend cannot build (OpenVINO's ONNX frontend does not convert a block-wise DequantizeLinear); "
-            "shrink on an onnxruntime context: webml.ml.create_context(backend='onnxruntime', keep_constants=True)"
-        )
+    for reason, count in widened.items():
+        result.notes.append(f"{count} layers int8: {reason}")

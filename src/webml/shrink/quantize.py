@@ -9,11 +9,25 @@ spec's blockwise-broadcast ``scale`` of ``dequantizeLinear``, and
 ``(q - zero_point) * scale`` (each scale repeated over its block) gives back
 the weight to within half a step.
 
-Symmetric: ``scale = max|w| / qmax`` and ``zero_point = 0``.  Asymmetric:
+Symmetric: ``scale = max|w| / qmax`` and ``zero_point = 0``; for int4, whose 16 levels are one
+more on the negative side, the scale is ``e / -8`` for the block's extreme ``e`` (the element of
+largest magnitude, with its sign), so that ``e`` is exactly -8 and every level is used (as ONNX
+Runtime's blockwise quantizer does; 15 levels instead cost MiniLM-L3 0.004 of mean cosine).  Asymmetric:
 ``scale = (max - min) / (qmax - qmin)`` and ``zero_point = qmin - round(min / scale)``,
 so that the block's range maps onto the type's whole range and 0 stays
 exact.  A block of zeros gets scale 1.  Rounding is half to even, as the
 spec's quantizeLinear.
+
+Sums kept (``keep_sums=True``, the default): rounding each weight on its own
+shifts the sum of a block's weights by up to half a step per weight, which is
+a shift of the layer's response to a constant (or smooth) input: it goes
+through every later layer (EfficientNet-Lite0's first depthwise convolution
+alone moved the logits by 0.10).  So after rounding, the ``k`` weights whose
+rounding went furthest the wrong way are rounded the other way, ``k`` being
+what brings the block's integer sum within half a step of the float sum;
+each weight then stays within one step.  (The same idea as the bias
+correction of Nagel et al., "Data-Free Quantization", ICCV 2019, applied to
+the rounding itself, so it needs no data.)
 """
 
 from __future__ import annotations
@@ -67,16 +81,51 @@ def _repeat(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return values
 
 
+def _round_keeping_sums(units: np.ndarray, blocks: tuple[int, ...], low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``units`` (weights in steps) rounded into [``low``, ``high``] so that each block's integer sum is
+    as near as the range allows to its float sum: per block, the ``k`` elements whose rounding erred
+    most against the needed direction (and can move) go to their other neighbour (module docstring)."""
+    rank = units.ndim
+    order = tuple(range(0, 2 * rank, 2)) + tuple(range(1, 2 * rank, 2))
+
+    def rows(array: np.ndarray) -> np.ndarray:  # one row per block
+        return _blocked(np.broadcast_to(array, units.shape), blocks).transpose(order).reshape(int(np.prod(blocks)), -1)
+
+    flat, lo, hi = rows(units), rows(low), rows(high)
+    rounded = np.clip(np.round(flat), lo, hi)
+    need = np.round(flat.sum(axis=1) - rounded.sum(axis=1))[:, None]  # steps the block's sum is short by
+    direction = np.sign(need)
+    movable = (rounded + direction >= lo) & (rounded + direction <= hi)
+    # Rank the elements by how far they were rounded against ``direction`` (their fraction towards it).
+    fraction = np.where(movable, (flat - rounded) * direction, -np.inf)
+    place = np.argsort(np.argsort(-fraction, axis=1, kind="stable"), axis=1, kind="stable")
+    rounded += direction * ((place < np.abs(need)) & movable)
+    shape = [_blocked(units, blocks).shape[i] for i in order]
+    return rounded.reshape(shape).transpose(np.argsort(order)).reshape(units.shape)
+
+
 def quantize_weight(
-    weight: np.ndarray, data_type: str, blocks: tuple[int, ...], *, symmetric: bool = True
+    weight: np.ndarray,
+    data_type: str,
+    blocks: tuple[int, ...],
+    *,
+    symmetric: bool = True,
+    keep_sums: bool = True,
 ) -> Quantized:
     """``weight`` quantized to ``data_type`` ("int8" or "int4") with one scale per block (``blocks`` is
-    the scales' shape, e.g. from :func:`block_shape`)."""
+    the scales' shape, e.g. from :func:`block_shape`); ``keep_sums`` rounds so that each block's sum
+    is kept to within half a step (module docstring)."""
     qmin, qmax = BITS[data_type]
     w = weight.astype(np.float64)
     odd = tuple(range(1, 2 * w.ndim, 2))
     grouped = _blocked(w, blocks)
-    if symmetric:
+    if symmetric and data_type == "int4":
+        # The block's extreme maps to -8 (the scale takes its sign): 16 levels instead of 15.
+        flat = np.moveaxis(grouped, odd, tuple(range(w.ndim, 2 * w.ndim))).reshape(*blocks, -1)
+        extreme = np.take_along_axis(flat, np.abs(flat).argmax(axis=-1)[..., None], axis=-1)[..., 0]
+        scale = extreme / qmin
+        zero_point = np.zeros(blocks)
+    elif symmetric:
         scale = np.abs(grouped).max(axis=odd) / qmax
         zero_point = np.zeros(blocks)
     else:
@@ -86,11 +135,16 @@ def quantize_weight(
         zero_point = np.zeros(blocks)
         nonzero = scale > 0
         zero_point[nonzero] = np.clip(qmin - np.round(low[nonzero] / scale[nonzero]), qmin, qmax)
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    scale = np.where(scale != 0, scale, 1.0).astype(np.float32)
     # Quantize with the float32 scale that the graph holds, as quantizeLinear would.
-    q = np.round(w / _repeat(scale.astype(np.float64), w.shape)) + _repeat(zero_point, w.shape)
+    units = w / _repeat(scale.astype(np.float64), w.shape)
+    zero = _repeat(zero_point, w.shape)
+    if keep_sums:
+        q = _round_keeping_sums(units, blocks, qmin - zero, qmax - zero) + zero
+    else:
+        q = np.clip(np.round(units) + zero, qmin, qmax)
     dtype = _NUMPY[data_type]
-    return Quantized(data_type, np.clip(q, qmin, qmax).astype(dtype), scale, zero_point.astype(dtype))
+    return Quantized(data_type, q.astype(dtype), scale, zero_point.astype(dtype))
 
 
 def dequantize(q: Quantized) -> np.ndarray:

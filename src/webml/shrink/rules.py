@@ -26,18 +26,21 @@ kept float32 rather than cast) and its result is cast back to float16 for
 the next one.
 
 int8 / int4 (weight-only; with int4, convolution filters are int8: a filter has few weights per output
-channel and block, 9 for a 3x3 depthwise one, and 16 levels lose too much of them): the weight operands
-of ``conv2d`` (``filter``),
+channel and block, 9 for a 3x3 depthwise one, and 16 levels lose too much of them; EfficientNet-Lite0's
+top-1 fell to 5%): the weight operands of ``conv2d`` (``filter``),
 ``matmul`` (``b``), ``gemm`` (``b``) and, unless ``keep_embeddings``,
 ``gather``'s table (``input``, one scale per row), when they are float32 constants of rank 2 or
 more.  Kept float32: the first convolution (it reads the raw input, whose few
 channels leave little to share a scale and whose error every later layer
-inherits), for int4 the last ``matmul`` / ``gemm`` (the classifier or
-output projection: its error lands on the outputs unfiltered, and int4's 16
-levels move logits by several percent; int8's 256 levels per output channel
-keep them within about 1%, and that layer is often a quarter of the file, as
-EfficientNet-Lite0's classifier, so int8 quantizes it) and, by option, the
-embedding tables (a quantized row is an input the model has never seen).
+inherits), for int4 the output layer: the last ``matmul`` / ``gemm`` when a
+graph output is its result through weightless, normalization-free operators
+(a classifier: its error lands on the logits unfiltered, and int4's 16 levels
+moved EfficientNet-Lite0's top-1 agreement from 0.946 to 0.929; int8's 256
+levels per output channel keep it, and that layer is often a quarter of the
+file, so int8 quantizes it; a transformer's last feed-forward layer, which a
+layer normalization follows, is not one: MiniLM-L3's cosine was the same
+either way) and, by option, the embedding tables (a quantized row is an
+input the model has never seen).
 """
 
 from __future__ import annotations
@@ -129,10 +132,15 @@ class WeightSite:
 _FILTER_AXES = {"oihw": (0, 1), "hwio": (3, 2), "ohwi": (0, 3), "ihwo": (3, 0)}
 
 
+def filter_axes(node: Node) -> tuple[int, int]:
+    """A conv2d node's filter axes: (output channel, input channel)."""
+    return _FILTER_AXES[node.attrs.get("filter_layout", "oihw")]
+
+
 def _site(graph: Graph, index: int, node: Node) -> WeightSite | None:
     def axes_of(param: str) -> tuple[int, int] | None:
         if node.op == "conv2d":
-            return _FILTER_AXES.get(node.attrs.get("filter_layout", "oihw"))
+            return filter_axes(node)
         if node.op == "matmul":
             return (rank - 1, rank - 2)
         if node.op == "gemm":
@@ -153,17 +161,52 @@ def _site(graph: Graph, index: int, node: Node) -> WeightSite | None:
     return WeightSite(index, param, operand, *axes, embedding=node.op == "gather")  # type: ignore[arg-type]
 
 
-def weight_sites(graph: Graph, to: str, keep_embeddings: bool) -> Iterator[tuple[WeightSite, str]]:
-    """Every weight that ``to`` (int8 or int4) could quantize, with why it stays float32 ('' if it is quantized)."""
+#: Operators through which a projection's result is still "the outputs" (no weights, no normalization).
+_PASS_THROUGH = frozenset(
+    {"add", "sub", "mul", "div", "reshape", "transpose", "identity", "cast", "softmax", "sigmoid", "tanh",
+     "relu", "clamp", "expand", "slice", "concat", "split"}
+)
+
+
+def _is_output_layer(graph: Graph, index: int) -> bool:
+    """Whether some graph output is node ``index``'s result through :data:`_PASS_THROUGH` operators only
+    (a classifier's logits; not a transformer's last feed-forward layer, which a normalization follows)."""
+    readers: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        for ids in node.inputs.values():
+            for oid in ids if isinstance(ids, tuple) else (ids,):
+                readers.setdefault(oid, []).append(node)
+    outputs = set(graph.outputs.values())
+    pending, seen = list(graph.nodes[index].outputs), set()
+    while pending:
+        oid = pending.pop()
+        if oid in outputs:
+            return True
+        if oid in seen:
+            continue
+        seen.add(oid)
+        pending += [o for node in readers.get(oid, []) if node.op in _PASS_THROUGH for o in node.outputs]
+    return False
+
+
+FIRST_CONVOLUTION = "the first convolution (it reads the raw input; every later layer inherits its error)"
+
+
+def weight_sites(graph: Graph, to: str, keep_embeddings: bool) -> Iterator[tuple[WeightSite, str, str]]:
+    """Every weight that ``to`` (int8 or int4) could quantize, with the precision it gets ("float32",
+    "int8" or ``to``) and why, where that is not ``to``."""
     sites = [s for i, n in enumerate(graph.nodes) if (s := _site(graph, i, n)) is not None]
     convs = [s.index for s in sites if graph.nodes[s.index].op == "conv2d"]
     projections = [s.index for s in sites if graph.nodes[s.index].op in ("matmul", "gemm")]
+    output_layer = projections[-1] if to == "int4" and projections else None
     for site in sites:
         if convs and site.index == convs[0]:
-            yield site, "the first convolution (it reads the raw input; every later layer inherits its error)"
-        elif to == "int4" and projections and site.index == projections[-1]:
-            yield site, "the last matmul/gemm, in int4 (the output projection: its error reaches the outputs)"
+            yield site, "float32", FIRST_CONVOLUTION
+        elif site.index == output_layer and _is_output_layer(graph, site.index):
+            yield site, "float32", "the output layer, in int4 (its error reaches the outputs unfiltered)"
         elif site.embedding and keep_embeddings:
-            yield site, "an embedding table (keep_embeddings=True)"
+            yield site, "float32", "an embedding table (keep_embeddings=True)"
+        elif to == "int4" and graph.nodes[site.index].op == "conv2d":
+            yield site, "int8", "a convolution under int4 (a filter's few weights per channel take 16 levels badly)"
         else:
-            yield site, ""
+            yield site, to, ""

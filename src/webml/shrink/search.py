@@ -76,12 +76,11 @@ def keep_sensitive(
     probe_reference = _joined(reference_runs[:PROBES])
     ranked = []
     for index, entry in plan.weights.items():
-        alone = Plan(weights={index: entry}, labels={index: plan.labels.get(index, "")})
-        out = _outputs(rebuild(ir, context, alone), probes)
+        out = _outputs(rebuild(ir, context, plan.only(index)), probes)
         change = float(np.mean([np.abs(out[n] - probe_reference[n]).mean() for n in out]))
         ranked.append((change / entry[2].values.size, change, index))
     for _, change, index in sorted(ranked, reverse=True):
-        del plan.weights[index]
+        plan.without(index)
         keep(index, f"sensitive: quantized alone it moved the outputs by {change:.3g} on average (max_drop)")
         shrunk = rebuild(ir, context, plan)
         drop = output_drop(reference, _outputs(shrunk, feeds))

@@ -164,8 +164,10 @@ _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/\-]*")
 class Lowerer:
     """Accumulates the ONNX nodes and initializers of one graph."""
 
-    def __init__(self, graph: Graph, *, embed_all: bool = False) -> None:
+    def __init__(self, graph: Graph, *, embed_all: bool = False, blockwise_quantize: bool = True) -> None:
         self.graph = graph
+        #: Whether the target converts ONNX's block-wise (De)QuantizeLinear (OpenVINO's frontend does not).
+        self.blockwise_quantize = blockwise_quantize
         self.nodes: list[onnx.NodeProto] = []
         self.weights = Weights(embed_all=embed_all)
         #: The operator being lowered (it tells apart operators that share a lowering).
@@ -311,9 +313,10 @@ class Lowerer:
         LOWERINGS[node.op].fn(self, **operands, out=outs[0] if len(outs) == 1 else outs, **node.attrs)
 
 
-def lower(graph: Graph, *, embed_all: bool = False) -> Lowered:
-    """Lower ``graph`` to an ONNX model (every constant serialized when ``embed_all``)."""
-    return Lowerer(graph, embed_all=embed_all).lower()
+def lower(graph: Graph, *, embed_all: bool = False, blockwise_quantize: bool = True) -> Lowered:
+    """Lower ``graph`` to an ONNX model (every constant serialized when ``embed_all``; block-wise
+    quantizeLinear/dequantizeLinear as elementwise arithmetic unless ``blockwise_quantize``)."""
+    return Lowerer(graph, embed_all=embed_all, blockwise_quantize=blockwise_quantize).lower()
 
 
 for _family in FAMILIES:

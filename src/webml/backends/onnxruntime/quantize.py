@@ -97,6 +97,9 @@ def quantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out
         _quantize_wide(lw, input, scale, zero_point, out)
         return
     onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
+    if "block_size" in attrs and not lw.blockwise_quantize:
+        _quantize_wide(lw, input, scale, zero_point, out)
+        return
     quantize_inputs = [input, onnx_scale, onnx_zero_point]
     signed = out_type in ("int8", "int4")
     # ONNX Runtime quantizes NaN to the signed types' minimum; the spec's cast gives 0.
@@ -124,6 +127,18 @@ def _quantize_wide(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, out: Ar
     lw.cast(finite, out.data_type, out)
 
 
+def _dequantize_elementwise(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, out: Arg) -> None:
+    """(input - zeroPoint) * scale as Sub and Mul in float32 with the parameters repeated into their
+    blocks, for a target without block-wise DequantizeLinear (on constant weights OpenVINO reads
+    Convert -> Subtract -> Multiply as its compressed-weights pattern)."""
+    difference = lw.emit("Sub", [lw.cast(input, "float32"), lw.cast(_broadcastable(lw, input, zero_point), "float32")])
+    scale_repeated = _broadcastable(lw, input, scale)
+    if scale.data_type == "float32":
+        lw.emit("Mul", [difference, scale_repeated], out)
+    else:
+        lw.cast(lw.emit("Mul", [difference, lw.cast(scale_repeated, "float32")]), out.data_type, out)
+
+
 @lowering("dequantizeLinear", input=QUANTIZED_TYPES, scale=FLOATS)
 def dequantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out: Arg) -> None:
     if input.data_type in ("int32", "uint32"):
@@ -135,6 +150,9 @@ def dequantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, o
         lw.cast(lw.emit("Mul", [difference, scale_double]), out.data_type, out)
         return
     onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
+    if "block_size" in attrs and not lw.blockwise_quantize:
+        _dequantize_elementwise(lw, input, scale, zero_point, out)
+        return
     zero = lw.constant_value(zero_point)
     value = lw.constant_value(input)
     if lw.weights.embed_all and input.data_type in ("int4", "uint4") and value is not None and zero is not None:

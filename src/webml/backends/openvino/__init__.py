@@ -182,7 +182,7 @@ class OpenVinoBackend(Backend):
         return config
 
     def compile(self, graph: Graph) -> OvGraph:
-        lowered = lower(graph)
+        lowered = lower(graph, blockwise_quantize=False)
         model, arrays, maps = _read(self.core, lowered)
         compiled = self.core.compile_model(model, "CPU", self.config())
         del model
