@@ -240,7 +240,8 @@ def webml_shrink(model: Model, precision: str, target: Path, name: str = "", opt
         **(options or {}),
     )
     result.save(target)
-    return f"webml.shrink{', ' + name if name else ''} ({len(result.kept_wide)} kept float32)"
+    wide = sum(p == "float32" for p in result.precisions.values())
+    return f"webml.shrink{', ' + name if name else ''} ({wide} kept float32)"
 
 
 # --- measuring ---------------------------------------------------------------------------------------------------

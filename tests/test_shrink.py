@@ -150,7 +150,7 @@ def test_the_report_measures_sizes_agreement_and_lists_what_stayed_wide():
     assert data["outputs"]["logits"]["kind"] == "classifier"
     assert 0 <= data["outputs"]["logits"]["top1_agreement"] <= 1
     assert data["kept_wide"] and "output layer" in data["kept_wide"][0]["reason"]
-    assert "kept float32" in str(measured)
+    assert "kept wider than int4" in str(measured)
 
 
 def test_metrics_follow_their_formulas():
@@ -250,8 +250,14 @@ def test_max_drop_keeps_the_most_sensitive_weights_wide_until_the_outputs_agree(
     feeds = [{"x": RNG.standard_normal((4, 64)).astype(np.float32)} for _ in range(3)]
     loose = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1.0)
     assert not any("sensitive" in reason for _, reason in loose.kept_wide)  # nothing needed
-    exact = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1e-9)
+    heard = []
+    exact = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1e-9,
+                   progress=lambda done, total, what: heard.append((done, total, what)))
+    assert heard and all(0 < done <= total for done, total, _ in heard)
     assert any("sensitive" in reason for _, reason in exact.kept_wide)
+    # Each weight went up one rung at a time (int4 -> int8 -> float16 -> float32), measured again at each.
+    assert set(exact.precisions.values()) == {"float32"}
+    assert any("at float16 it alone moved" in reason for _, reason in exact.kept_wide)
     assert "the outputs' drop" in exact.notes[-1]
     got = context.compute(exact.graph, {"x": X})["e"].reshape(4, 10)
     np.testing.assert_allclose(got, float32_logits(), rtol=1e-4, atol=1e-3)  # every weight went back

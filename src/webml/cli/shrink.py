@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
             result = shrink(model, args.to, context=context, keep_io=args.keep_io, block_size=args.block_size,
                             symmetric=not args.asymmetric, keep_embeddings=args.keep_embeddings,
                             input_shapes=shapes or None, calibration=args.calibration, max_drop=args.max_drop,
-                            correct_bias=args.correct_bias)
+                            correct_bias=args.correct_bias, progress=progress.count)
             progress.step("measuring the shrunk model against the float32 one")
             measured = report(result, args.calibration, kind=args.kind)
         except (ShrinkError, TypeError, DOMException) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from ..api.graph import MLGraph, released_constants_message
 from ..errors import InvalidStateError
 from ..ir import Graph
 from .quantize import block_shape, quantize_weight
-from .rules import float16_reason, layer_name, weight_sites
+from .rules import WeightSite, float16_reason, layer_name, weight_sites
 from .transform import Plan, rebuild
 
 __all__ = ["PRECISIONS", "ShrinkError", "ShrinkResult", "shrink", "shrink_context"]
@@ -34,10 +34,10 @@ class ShrinkResult:
     """What :func:`shrink` made: the shrunk ``graph`` and what it did, layer by layer.
 
     ``original`` is the float32 graph it was made from (on the same context),
-    ``kept_wide`` the (layer, reason) pairs that stayed float32 and
-    ``precisions`` each layer's precision (every operator for float16; every
-    weight for int8/int4).  ``notes`` are remarks for the report (e.g. a
-    backend fallback).
+    ``kept_wide`` the (layer, reason) pairs kept wider than ``to`` (float32,
+    or int8 under int4) and ``precisions`` each layer's precision (every
+    operator for float16; every weight for int8/int4).  ``notes`` are remarks
+    for the report.
     """
 
     graph: MLGraph
@@ -67,6 +67,7 @@ def shrink(
     calibration: Any = None,
     max_drop: float | None = None,
     correct_bias: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ShrinkResult:
     """``model`` with float16, int8 (per output channel) or int4 (block-wise) weights.
 
@@ -83,7 +84,8 @@ def shrink(
     (:mod:`webml.shrink.correct`; ``correct_bias=False`` to skip), and
     ``max_drop`` keeps weights float32, the most sensitive per byte first,
     until the outputs' drop on the calibration inputs is at most
-    ``max_drop`` (:mod:`webml.shrink.search`).
+    ``max_drop`` (:mod:`webml.shrink.search`; ``progress(done, total,
+    what)`` hears of its measurements, which take a while).
     """
     _check_options(to, keep_io, block_size, max_drop)
     if context is None:
@@ -96,7 +98,7 @@ def shrink(
     if to == "float16":
         _plan_float16(ir, plan, result, keep_io)
     else:
-        _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
+        layers = _plan_quantized(ir, plan, result, to, block_size, symmetric, keep_embeddings)
         if max_drop is not None and calibration is None:
             raise ShrinkError("shrink: max_drop needs calibration inputs (calibration=, the CLI's --calibration)")
         if calibration is not None:
@@ -104,37 +106,83 @@ def shrink(
 
             feeds, _ = calibration_feeds(calibration, original)
             if correct_bias:
-                _correct_bias(ir, context, plan, result, feeds)
+                layers.correct_biases(context, feeds, result)
             if max_drop is not None:
-                result.graph = _search(ir, context, plan, result, feeds, max_drop)
+                result.graph = _search(layers, context, result, feeds, max_drop, progress)
                 return result
     result.graph = rebuild(ir, context, plan)
     return result
 
 
-def _correct_bias(ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, feeds: Sequence[Any]) -> None:
-    from .correct import bias_shifts
+@dataclass
+class _Layers:
+    """The quantizable weights of a plan and how each is made at a given precision (with its bias
+    correction where ``means`` has the layer's input means)."""
 
-    plan.shifts = bias_shifts(ir, context, plan, feeds)
-    if plan.shifts:
-        result.notes.append(
-            f"bias correction: {len(plan.shifts)} layers' mean shift measured on {len(feeds)} calibration inputs "
-            "and taken back through their bias"
-        )
+    ir: Graph
+    plan: Plan
+    sites: dict[int, WeightSite]
+    block_size: int
+    symmetric: bool
+    means: dict[int, np.ndarray] = field(default_factory=dict)
+    precisions: dict[int, str] = field(default_factory=dict)
+
+    def precision(self, index: int) -> str:
+        return self.precisions[index]
+
+    def size(self, index: int) -> int:
+        return int(np.asarray(self.ir.constants[self.sites[index].operand]).size)
+
+    def set(self, index: int, precision: str) -> None:
+        site, plan = self.sites[index], self.plan
+        plan.without(index)
+        self.precisions[index] = precision
+        if precision == "float16":
+            plan.half[index] = (site.param, site.operand)
+        elif precision in ("int8", "int4"):
+            weight = np.asarray(self.ir.constants[site.operand])
+            block = self.block_size if precision == "int4" else None
+            blocks = block_shape(weight.shape, site.out_axis, site.in_axis, block)
+            quantized = quantize_weight(weight, precision, blocks, symmetric=self.symmetric)
+            plan.weights[index] = (site.param, site.operand, quantized)
+            if index in self.means:
+                from .correct import bias_shift
+
+                plan.shifts[index] = bias_shift(self.ir, index, quantized, self.means[index])
+
+    def correct_biases(self, context: MLContext, feeds: Sequence[Any], result: ShrinkResult) -> None:
+        """Measure the layers' input means on ``feeds`` and correct every quantized layer's bias."""
+        from .correct import input_means
+
+        self.means = input_means(self.ir, context, self.plan.weights, feeds)
+        for index in self.means:
+            self.set(index, self.precisions[index])
+        if self.means:
+            result.notes.append(
+                f"bias correction: {len(self.means)} layers' mean shift measured on {len(feeds)} calibration "
+                "inputs and taken back through their bias"
+            )
 
 
 def _search(
-    ir: Graph, context: MLContext, plan: Plan, result: ShrinkResult, feeds: Sequence[Any], drop: float
+    layers: _Layers,
+    context: MLContext,
+    result: ShrinkResult,
+    feeds: Sequence[Any],
+    drop: float,
+    progress: Callable[[int, int, str], None] | None,
 ) -> MLGraph:
-    """The graph of ``plan`` once :func:`.search.keep_sensitive` has kept what ``drop`` needs float32."""
-    from .search import keep_sensitive
+    """The graph once :func:`.search.widen_sensitive` has widened what ``drop`` needs."""
+    from .search import widen_sensitive
 
-    def keep(index: int, reason: str) -> None:
+    ir, plan = layers.ir, layers.plan
+
+    def record(index: int, precision: str, reason: str) -> None:
         name = plan.labels.get(index) or layer_name(ir.nodes[index], index)
-        result.precisions[name] = "float32"
-        result.kept_wide.append((name, reason))
+        result.precisions[name] = precision
+        result.kept_wide[:] = [(n, r) for n, r in result.kept_wide if n != name] + [(name, reason)]
 
-    reached, graph = keep_sensitive(ir, context, plan, result.original, feeds, float(drop), keep)
+    reached, graph = widen_sensitive(ir, context, plan, layers, result.original, feeds, float(drop), record, progress)
     result.notes.append(f"max_drop {drop}: the outputs' drop on {len(feeds)} calibration inputs is {reached:.4f}")
     return graph
 
@@ -228,20 +276,15 @@ def _plan_float16(ir: Graph, plan: Plan, result: ShrinkResult, keep_io: str) -> 
 
 def _plan_quantized(
     ir: Graph, plan: Plan, result: ShrinkResult, to: str, block_size: int, symmetric: bool, keep_embeddings: bool
-) -> None:
-    widened: dict[str, int] = {}
+) -> _Layers:
+    layers = _Layers(ir, plan, {}, block_size, symmetric)
     for site, kind, reason in weight_sites(ir, to, keep_embeddings):
         name = layer_name(ir.nodes[site.index], site.index)
         result.precisions[name] = kind
-        if kind == "float32":
-            result.kept_wide.append((name, reason))
-            continue
         if kind != to:
-            widened[reason] = widened.get(reason, 0) + 1
-        weight = np.asarray(ir.constants[site.operand])
-        blocks = block_shape(weight.shape, site.out_axis, site.in_axis, block_size if kind == "int4" else None)
-        quantized = quantize_weight(weight, kind, blocks, symmetric=symmetric)
-        plan.weights[site.index] = (site.param, site.operand, quantized)
-        plan.labels[site.index] = name
-    for reason, count in widened.items():
-        result.notes.append(f"{count} layers int8: {reason}")
+            result.kept_wide.append((name, reason))
+        if kind != "float32":
+            layers.sites[site.index] = site
+            layers.set(site.index, kind)
+            plan.labels[site.index] = name
+    return layers

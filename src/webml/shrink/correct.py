@@ -18,16 +18,16 @@ rows rather than sum them and have nothing to correct.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..api.context import MLContext
 from ..ir import Graph, Node
-from .quantize import dequantize
+from .quantize import Quantized, dequantize
 from .transform import Plan, rebuild
 
-__all__ = ["bias_shifts"]
+__all__ = ["bias_shift", "input_means"]
 
 Feed = Mapping[str, np.ndarray]
 #: conv2d's input channel axis by input layout.
@@ -63,29 +63,33 @@ def _shift(graph: Graph, node: Node, difference: np.ndarray, mean: np.ndarray) -
     return mean @ difference  # matmul: [K] @ [K, N]
 
 
-def bias_shifts(graph: Graph, context: MLContext, plan: Plan, feeds: Sequence[Feed]) -> dict[int, np.ndarray]:
-    """Node index -> what to add to its output channels so that, on ``feeds``, each quantized layer of
-    ``plan`` has the float32 layer's mean output (float32 vectors)."""
+def input_means(
+    graph: Graph, context: MLContext, indices: Iterable[int], feeds: Sequence[Feed]
+) -> dict[int, np.ndarray]:
+    """Node index -> the mean of its activation input per contracted channel on ``feeds`` (float64), for
+    the nodes of ``indices`` that bias correction applies to."""
     axes = {}
-    for index in plan.weights:
+    for index in indices:
         node = graph.nodes[index]
         axis = _input_channel_axis(graph, node)
         if axis is not None:
-            activation = node.inputs["a" if node.op in ("matmul", "gemm") else "input"]
-            axes[index] = (activation, axis)
+            axes[index] = (node.inputs["a" if node.op in ("matmul", "gemm") else "input"], axis)
     if not axes:
         return {}
-    means = {f"mean{index}": (oid, axis) for index, (oid, axis) in axes.items()}
+    means = {f"mean{index}": tap for index, tap in axes.items()}
     probe = rebuild(graph, context, Plan(), means=means)
     totals: dict[str, np.ndarray] = {}
     for feed in feeds:
         for name, value in context.compute(probe, dict(feed)).items():
             if name in means:
                 totals[name] = totals.get(name, 0.0) + np.asarray(value, np.float64)
-    shifts = {}
-    for index in axes:
-        _, oid, quantized = plan.weights[index]
-        difference = dequantize(quantized).astype(np.float64) - np.asarray(graph.constants[oid], np.float64)
-        mean = totals[f"mean{index}"] / len(feeds)
-        shifts[index] = (-_shift(graph, graph.nodes[index], difference, mean)).astype(np.float32)
-    return shifts
+    return {index: totals[f"mean{index}"] / len(feeds) for index in axes}
+
+
+def bias_shift(graph: Graph, index: int, quantized: Quantized, mean: np.ndarray) -> np.ndarray:
+    """What to add to node ``index``'s output channels so that, with ``quantized`` for its weight, its
+    mean output on inputs of mean ``mean`` is the float32 layer's (float32)."""
+    node = graph.nodes[index]
+    oid = node.inputs["b" if node.op in ("matmul", "gemm") else "filter"]
+    difference = dequantize(quantized).astype(np.float64) - np.asarray(graph.constants[oid], np.float64)
+    return (-_shift(graph, node, difference, mean)).astype(np.float32)

@@ -81,8 +81,8 @@ class Report:
         for name, measures in self.outputs.items():
             shown = ", ".join(f"{k} {_number(v)}" for k, v in measures.items() if k != "kind")
             lines.append(f"output {name} ({measures['kind']}): {shown}")
-        lines.append(f"kept float32: {len(self.kept_wide)}")
-        lines += [f"  {layer}: {reason}" for layer, reason in self.kept_wide]
+        lines.append(f"kept wider than {self.to}: {len(self.kept_wide)}")
+        lines += [f"  {layer} ({self.precisions.get(layer, 'float32')}): {reason}" for layer, reason in self.kept_wide]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 

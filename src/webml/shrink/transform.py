@@ -37,6 +37,7 @@ class Plan:
     ``weights``: node index -> (argument, quantized weight) read through a dequantizeLinear.
     ``shifts``: node index -> a vector added to its output channels (bias correction): into a
     conv2d's constant bias, else by an ``add`` after the node.
+    ``half``: node index -> (argument, constant) read as a float16 constant cast to float32.
     """
 
     narrow: str | None = None
@@ -44,17 +45,21 @@ class Plan:
     wide: set[int] = field(default_factory=set)
     weights: dict[int, tuple[str, int, Quantized]] = field(default_factory=dict)
     shifts: dict[int, np.ndarray] = field(default_factory=dict)
+    half: dict[int, tuple[str, int]] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)  # node index -> layer name (for the new nodes' labels)
 
     def without(self, index: int) -> None:
-        """Node ``index`` back to its float32 weight (and no shift)."""
-        self.weights.pop(index, None)
-        self.shifts.pop(index, None)
+        """Node ``index`` back to its float32 weight (no shift)."""
+        for part in (self.weights, self.shifts, self.half):
+            part.pop(index, None)
 
     def only(self, index: int) -> Plan:
-        """A plan that quantizes node ``index`` alone (with its shift)."""
-        shifts = {index: self.shifts[index]} if index in self.shifts else {}
-        return Plan(weights={index: self.weights[index]}, shifts=shifts, labels={index: self.labels.get(index, "")})
+        """A plan that changes node ``index``'s weight alone, as this one does."""
+        alone = Plan(labels={index: self.labels.get(index, "")})
+        for mine, theirs in ((self.weights, alone.weights), (self.shifts, alone.shifts), (self.half, alone.half)):
+            if index in mine:
+                theirs[index] = mine[index]
+        return alone
 
 
 class _Replay:
@@ -129,6 +134,9 @@ class _Replay:
                 self.add(node.outputs[0], rows)
                 return
             kwargs[param] = self.dequantize(oid, q, label)
+        if index in plan.half:
+            param, oid = plan.half[index]
+            kwargs[param] = self.b.cast(self.get(oid, "float16"), "float32", label=f"{label}.float16")
         shift = plan.shifts.get(index)
         bias = node.inputs.get("bias") if node.op == "conv2d" else None
         if shift is not None and node.op == "conv2d" and (bias is None or bias in self.graph.constants):
