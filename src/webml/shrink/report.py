@@ -82,7 +82,13 @@ class Report:
             shown = ", ".join(f"{k} {_number(v)}" for k, v in measures.items() if k != "kind")
             lines.append(f"output {name} ({measures['kind']}): {shown}")
         lines.append(f"kept wider than {self.to}: {len(self.kept_wide)}")
-        lines += [f"  {layer} ({self.precisions.get(layer, 'float32')}): {reason}" for layer, reason in self.kept_wide]
+        # Layers kept for one reason at one precision are one line (the JSON lists each).
+        groups: dict[tuple[str, str], list[str]] = {}
+        for layer, reason in self.kept_wide:
+            groups.setdefault((self.precisions.get(layer, "float32"), reason), []).append(layer)
+        for (precision, reason), layers in groups.items():
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            lines.append(f"  {shown} ({precision}): {reason}")
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
