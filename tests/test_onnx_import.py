@@ -591,3 +591,26 @@ def test_initializers_are_decoded_once_and_alike(monkeypatch, tmp_path, dynamic)
     if dynamic:
         kept = {t.name: t for t in graph._model.graph.initializer}
         assert not kept["big"].HasField("raw_data") and kept["w"].HasField("raw_data")
+
+
+def test_fold_computes_a_repeated_small_node_once_and_hands_out_copies():
+    """The fold cache (a transformer repeats its shape arithmetic per layer): same operator, attributes and
+    inputs -> one computation; each caller gets its own array; other inputs are computed anew."""
+    import onnx.helper as oh
+
+    from webml.onnx.importer import fold
+
+    model = oh.make_model(oh.make_graph([], "g", [], []), opset_imports=[oh.make_opsetid("", 17)])
+    cache: dict = {}
+    first = oh.make_node("Unsqueeze", ["a", "axes"], ["b"], name="layer0/unsqueeze")
+    again = oh.make_node("Unsqueeze", ["c", "axes1"], ["d"], name="layer1/unsqueeze")
+    axes = np.array([0], np.int64)
+    one = fold(first, [np.array([3, 4], np.int64), axes], model, cache=cache)
+    two = fold(again, [np.array([3, 4], np.int64), axes], model, cache=cache)
+    assert len(cache) == 1
+    np.testing.assert_array_equal(one[0], [[3, 4]])
+    np.testing.assert_array_equal(two[0], one[0])
+    assert two[0] is not one[0] and not np.shares_memory(two[0], one[0])
+    three = fold(again, [np.array([5, 6], np.int64), axes], model, cache=cache)
+    np.testing.assert_array_equal(three[0], [[5, 6]])
+    assert len(cache) == 2

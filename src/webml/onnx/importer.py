@@ -696,6 +696,7 @@ class Importer:
         #: Bytes one folded value may have, and all of them together: a small multiple of the weights.
         self.fold_limit = FOLD_LIMIT + weights
         self.fold_budget = 4 * FOLD_LIMIT + 2 * weights
+        self._fold_cache: dict[bytes, list[np.ndarray | None]] = {}
         self.max_bytes = _max_tensor_bytes(context)
 
     # -- values
@@ -718,7 +719,7 @@ class Importer:
 
     def fold(self, node: onnx.NodeProto, values: Sequence[np.ndarray | None]) -> list[np.ndarray]:
         """``node`` computed on static inputs, once its outputs are known to fit the fold limits."""
-        results = fold(node, values, self.model, self.fold_limit)
+        results = fold(node, values, self.model, self.fold_limit, self._fold_cache)
         self.fold_budget -= sum(r.nbytes for r in results if r is not None)
         if self.fold_budget < 0:
             raise self.error("the static values computed at import time exceed a small multiple of the model's size")
@@ -916,6 +917,7 @@ def _fold_model(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model
     names = [f"in{i}" if v is not None else "" for i, v in enumerate(values)]
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
+    copy.name = copy.doc_string = ""  # so that the same computation makes the same model (fold's cache)
     del copy.input[:]
     copy.input.extend(names)
     out_names = [f"out{i}" if o else "" for i, o in enumerate(node.output)]
@@ -936,8 +938,15 @@ def _fold_model(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model
     return helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version or 8), names, out_names
 
 
-def _fold_problem(node: onnx.NodeProto, values: Sequence[np.ndarray | None], model: onnx.ModelProto, limit: int):
-    """Why folding ``node`` would make a value larger than ``limit`` bytes (from shape inference), or None."""
+def _fold_problem(
+    node: onnx.NodeProto,
+    values: Sequence[np.ndarray | None],
+    model: onnx.ModelProto,
+    limit: int,
+    proto: onnx.ModelProto | None = None,
+):
+    """Why folding ``node`` would make a value larger than ``limit`` bytes (from shape inference), or None;
+    ``proto`` is its :func:`_fold_model` with ``small``, if made already."""
     if node.op_type == "Range" and len(values) == 3 and all(v is not None and np.size(v) == 1 for v in values):
         start, end, delta = (float(np.asarray(v).reshape(-1)[0]) for v in values)
         count = (end - start) / delta if delta else math.inf
@@ -946,7 +955,8 @@ def _fold_problem(node: onnx.NodeProto, values: Sequence[np.ndarray | None], mod
         if max(0, math.ceil(count)) * np.asarray(values[0]).itemsize > limit:
             return f"Range({start}, {end}, {delta}) has {math.ceil(count)} values, more than the limit of {limit} bytes"
         return None
-    proto, _, _ = _fold_model(node, values, model, small=True)
+    if proto is None:
+        proto, _, _ = _fold_model(node, values, model, small=True)
     try:
         # Strict: onnx.reference trusts its inputs, so a node they do not fit is refused before it runs.
         inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=False)
@@ -975,11 +985,13 @@ def fold(
     values: Sequence[np.ndarray | None],
     model: onnx.ModelProto,
     limit: int = FOLD_LIMIT,
+    cache: dict[bytes, list[np.ndarray | None]] | None = None,
 ) -> list[np.ndarray]:
     """Compute ``node`` on static inputs with ONNX's reference implementation.
 
     Shape inference first bounds the outputs: one larger than ``limit`` bytes is refused before anything
-    is computed."""
+    is computed.  With ``cache``, a node whose inputs are all small is computed once per operator,
+    attributes and input values (a transformer repeats its shape arithmetic in every layer)."""
     # Imported here, not at the top: onnx.reference loads every reference kernel (about half a second), which a
     # model without static nodes to fold never needs.
     from onnx.reference import ReferenceEvaluator
@@ -992,7 +1004,14 @@ def fold(
             f"webml.onnx.load: {node.op_type} node {name!r}: {problem}", [(node.op_type, name, problem)]
         )
 
-    problem = _fold_problem(node, values, model, limit)
+    key = None
+    small = None
+    if cache is not None and all(v is None or np.size(v) <= _SMALL_INPUT for v in values):
+        small, _, _ = _fold_model(node, values, model, small=True)
+        key = small.SerializeToString()  # every input is in it, as an initializer
+        if key in cache:
+            return [None if r is None else r.copy() for r in cache[key]]
+    problem = _fold_problem(node, values, model, limit, small)
     if problem:
         raise refuse(f"cannot be computed at import time: {problem}")
     proto, names, out_names = _fold_model(node, values, model, small=False)
@@ -1014,6 +1033,8 @@ def fold(
     for out in outputs:
         if out is not None and out.nbytes > limit:
             raise refuse(f"its folded output of shape {list(out.shape)} exceeds the limit of {limit} bytes")
+    if key is not None and cache is not None:
+        cache[key] = [None if r is None else r.copy() for r in outputs]
     return outputs
 
 
