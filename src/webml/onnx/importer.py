@@ -50,7 +50,8 @@ from ..files import RefusedFileError, open_regular_file
 from .common import WEBML_TYPES, prod, type_name
 from .errors import OnnxImportError
 from .importers import HANDLERS
-from .validate import PACKED_4BIT, tensor_type_problem, validate_model
+from .validate import PACKED_4BIT, decode_lifted, tensor_type_problem, validate_model
+from .wire import lift
 
 if TYPE_CHECKING:
     from .session import DynamicGraph
@@ -109,7 +110,7 @@ def read_model(
         what = repr(str(path))
         try:
             with open_regular_file(path) as f:  # a FIFO named model.onnx would block a plain read
-                model = _parse_file(f, what)
+                model, raw_data = _parse_file(f, what)
         except FileNotFoundError:
             raise OnnxImportError(f"webml.onnx.load: no such file: {what}") from None
         except RefusedFileError as exc:
@@ -122,6 +123,7 @@ def read_model(
             f"webml.onnx.load: expected a path, bytes or an onnx.ModelProto, got {type(path_or_model).__name__}"
         )
     _check_parsed(model, what)
+    lifted = _decode_lifted(model, raw_data if isinstance(path_or_model, (str, os.PathLike)) else {}, decoded)
     external = list(_external_tensors(model.graph))
     if external:
         if base_dir is None:
@@ -135,8 +137,35 @@ def read_model(
             external = list(_external_tensors(model.graph))
         for tensor in external:
             _read_external(tensor, Path(base_dir), what)
-    validate_model(model, decoded)
+    validate_model(model, decoded, lifted)
     return model
+
+
+def _decode_lifted(
+    model: onnx.ModelProto, raw_data: Mapping[int, memoryview], decoded: dict[str, np.ndarray] | None
+) -> frozenset[str]:
+    """Put the lifted initializers' arrays in ``decoded`` (their names are returned); one that does not
+    decode plainly, shares its name, or has no ``decoded`` to go to gets its raw data back, to be checked
+    as any other."""
+    initializers = model.graph.initializer
+    names = [t.name for t in initializers]
+    lifted = set()
+    for index, raw in raw_data.items():
+        tensor = initializers[index] if index < len(initializers) else None
+        if tensor is None:  # the parse disagrees with the scan: not expected; nothing to attach it to
+            continue
+        array = decode_lifted(tensor, raw) if decoded is not None and names.count(tensor.name) == 1 else None
+        if array is None:
+            tensor.raw_data = bytes(raw)
+            raw.release()
+        else:
+            # An array over the file's read-only mapping: the constants are copied from it once, into
+            # webml's storage; a DynamicGraph keeps it for later shapes (page cache, not a private copy).
+            # As with OpenVINO's and llama.cpp's mapped model files, the file must not be truncated
+            # while a graph still reads it.
+            decoded[tensor.name] = array  # type: ignore[index]
+            lifted.add(tensor.name)
+    return frozenset(lifted)
 
 
 @dataclass(frozen=True)
@@ -168,20 +197,26 @@ def without_decoded_data(model: onnx.ModelProto, decoded: Mapping[str, np.ndarra
     return copy
 
 
-def _parse_file(f: BinaryIO, what: str) -> onnx.ModelProto:
-    """Parse an open model file straight from its pages (a read-only mapping, unmapped after:
-    protobuf copies what it keeps), which saves reading a copy of the whole file first."""
+def _parse_file(f: BinaryIO, what: str) -> tuple[onnx.ModelProto, dict[int, memoryview]]:
+    """Parse an open model file straight from its pages (a read-only mapping), which saves reading a
+    copy of the whole file first; its large initializers' raw data is lifted out before parsing
+    (:mod:`webml.onnx.wire`) and given back as views of the mapping, by initializer index (the mapping
+    lives until they are released; without them it is unmapped at once: protobuf copies what it keeps)."""
     if os.fstat(f.fileno()).st_size == 0:
-        return _parse(b"", what)
+        return _parse(b"", what), {}
     try:
         mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):  # a file system that cannot map files
-        return _parse(f.read(), what)
-    try:
-        with memoryview(mapping) as view:
-            return _parse(view, what)
-    finally:
-        mapping.close()
+        return _parse(f.read(), what), {}
+    view = memoryview(mapping)
+    lifted = lift(view)
+    if lifted is None:
+        try:
+            return _parse(view, what), {}
+        finally:
+            view.release()
+            mapping.close()
+    return _parse(lifted.model, what), {i: view[o : o + n] for i, (o, n) in lifted.data.items()}
 
 
 def _parse(data: bytes | memoryview, what: str) -> onnx.ModelProto:

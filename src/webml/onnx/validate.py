@@ -57,12 +57,15 @@ def _error(what: str, name: str, problem: str) -> OnnxImportError:
     return OnnxImportError(f"webml.onnx.load: {what} {name!r}: {problem}", [(what, name, problem)])
 
 
-def validate_model(model: onnx.ModelProto, decoded: dict[str, np.ndarray] | None = None) -> None:
+def validate_model(
+    model: onnx.ModelProto, decoded: dict[str, np.ndarray] | None = None, lifted: frozenset[str] = frozenset()
+) -> None:
     """Raise :class:`OnnxImportError` for the first structural problem of ``model``.
 
     ``decoded``: filled with the arrays of the main graph's initializers whose
     raw data checking read anyway (reading a protobuf bytes field copies it),
-    so that the importer does not decode them again.
+    so that the importer does not decode them again.  ``lifted``: main-graph
+    initializers whose data :func:`decode_lifted` checked and ``decoded`` holds.
     """
     if model.ir_version < 1:
         raise OnnxImportError("webml.onnx.load: the model has no ir_version (not an ONNX model)")
@@ -75,7 +78,18 @@ def validate_model(model: onnx.ModelProto, decoded: dict[str, np.ndarray] | None
         opsets["ai.onnx"] = 1
     if model.graph.sparse_initializer:
         raise _error("graph", model.graph.name, "sparse initializers are not supported")
-    _check_graph(model.graph, set(), opsets, model.ir_version, decoded)
+    _check_graph(model.graph, set(), opsets, model.ir_version, decoded, lifted)
+
+
+def decode_lifted(tensor: onnx.TensorProto, raw: memoryview) -> np.ndarray | None:
+    """``tensor``'s array over ``raw``, its raw data lifted out of the file (:mod:`webml.onnx.wire`), if it
+    decodes as the validator would (a plain type, as many bytes as its dimensions declare); else None."""
+    if tensor_type_problem(tensor) or tensor.data_type not in _PLAIN or sys.byteorder != "little":
+        return None
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    if math.prod(tensor.dims) * dtype.itemsize != len(raw):
+        return None
+    return np.frombuffer(raw, dtype=dtype).reshape(tuple(tensor.dims))
 
 
 def _check_graph(
@@ -84,11 +98,15 @@ def _check_graph(
     opsets: dict[str, int],
     ir_version: int,
     decoded: dict[str, np.ndarray] | None = None,
+    lifted: frozenset[str] = frozenset(),
 ) -> None:
     defined = set(outer)
     for init in graph.initializer:
         if not init.name:
             raise _error("initializer", "", "it has no name")
+        if init.name in lifted:
+            defined.add(init.name)
+            continue
         raw = check_tensor(init, f"initializer {init.name!r}")
         if decoded is not None and raw is not None and init.data_type in _PLAIN and sys.byteorder == "little":
             dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
