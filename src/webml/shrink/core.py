@@ -14,8 +14,9 @@ from ..api.context import MLContext
 from ..api.graph import MLGraph, released_constants_message
 from ..errors import InvalidStateError
 from ..ir import Graph
+from .correct import bias_shift, input_means
 from .quantize import block_shape, quantize_weight
-from .rules import WeightSite, float16_reason, layer_name, weight_sites
+from .rules import FLOAT16_MAX, WeightSite, float16_reason, layer_name, weight_sites
 from .transform import Plan, rebuild
 
 __all__ = ["PRECISIONS", "ShrinkError", "ShrinkResult", "shrink", "shrink_context"]
@@ -82,10 +83,11 @@ def shrink(
     :func:`webml.shrink.report` takes them), the mean shift that quantizing
     causes in each layer is measured and taken back through its bias
     (:mod:`webml.shrink.correct`; ``correct_bias=False`` to skip), and
-    ``max_drop`` keeps weights float32, the most sensitive per byte first,
-    until the outputs' drop on the calibration inputs is at most
-    ``max_drop`` (:mod:`webml.shrink.search`; ``progress(done, total,
-    what)`` hears of its measurements, which take a while).
+    ``max_drop`` widens weights one rung at a time (int4, int8, float16,
+    float32), the most sensitive per element first, until the outputs' drop
+    on the calibration inputs is at most ``max_drop``
+    (:mod:`webml.shrink.search`; ``progress(done, total, what)`` hears of its
+    measurements, which take a while).
     """
     _check_options(to, keep_io, block_size, max_drop)
     if context is None:
@@ -133,9 +135,12 @@ class _Layers:
     def size(self, index: int) -> int:
         return int(np.asarray(self.ir.constants[self.sites[index].operand]).size)
 
-    def set(self, index: int, precision: str) -> None:
+    def set(self, index: int, precision: str) -> str:
+        """Make weight ``index`` ``precision`` (float32 where float16 would overflow); returns which."""
         site, plan = self.sites[index], self.plan
         plan.without(index)
+        if precision == "float16" and np.abs(np.asarray(self.ir.constants[site.operand])).max() > FLOAT16_MAX:
+            precision = "float32"
         self.precisions[index] = precision
         if precision == "float16":
             plan.half[index] = (site.param, site.operand)
@@ -146,17 +151,14 @@ class _Layers:
             quantized = quantize_weight(weight, precision, blocks, symmetric=self.symmetric)
             plan.weights[index] = (site.param, site.operand, quantized)
             if index in self.means:
-                from .correct import bias_shift
-
                 plan.shifts[index] = bias_shift(self.ir, index, quantized, self.means[index])
+        return precision
 
     def correct_biases(self, context: MLContext, feeds: Sequence[Any], result: ShrinkResult) -> None:
         """Measure the layers' input means on ``feeds`` and correct every quantized layer's bias."""
-        from .correct import input_means
-
         self.means = input_means(self.ir, context, self.plan.weights, feeds)
-        for index in self.means:
-            self.set(index, self.precisions[index])
+        for index, mean in self.means.items():
+            self.plan.shifts[index] = bias_shift(self.ir, index, self.plan.weights[index][2], mean)
         if self.means:
             result.notes.append(
                 f"bias correction: {len(self.means)} layers' mean shift measured on {len(feeds)} calibration "

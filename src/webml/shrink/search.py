@@ -67,7 +67,8 @@ class Layers(Protocol):
 
     def precision(self, index: int) -> str: ...
 
-    def set(self, index: int, precision: str) -> None: ...
+    def set(self, index: int, precision: str) -> str:
+        """Put the weight at ``precision`` (or wider where it cannot be: float16's range); returns which."""
 
     def size(self, index: int) -> int: ...
 
@@ -111,10 +112,8 @@ def widen_sensitive(
     done = 0
     while queue and drop > max_drop:
         _, index, change = heapq.heappop(queue)
-        wider = RUNGS[RUNGS.index(layers.precision(index)) + 1]
-        layers.set(index, wider)
-        record(index, wider, f"sensitive: at {RUNGS[RUNGS.index(wider) - 1]} it alone moved the outputs by {change:.3g}"
-               " on average (max_drop)")
+        wider = layers.set(index, RUNGS[RUNGS.index(layers.precision(index)) + 1])
+        record(index, wider, f"sensitive: it alone moved the outputs by {change:.3g} on average (max_drop)")
         shrunk = rebuild(ir, context, plan)
         drop = output_drop(reference, _outputs(shrunk, feeds))
         done += 1
