@@ -74,6 +74,21 @@ def _blocked(array: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
     return array.reshape(shape)
 
 
+def _rows(array: np.ndarray, blocks: tuple[int, ...]) -> np.ndarray:
+    """``array`` as one row per block (blocks in C order), each row its block's elements."""
+    rank = array.ndim
+    order = tuple(range(0, 2 * rank, 2)) + tuple(range(1, 2 * rank, 2))
+    return _blocked(array, blocks).transpose(order).reshape(int(np.prod(blocks)), -1)
+
+
+def _from_rows(rows: np.ndarray, shape: tuple[int, ...], blocks: tuple[int, ...]) -> np.ndarray:
+    """The inverse of :func:`_rows`: the array of ``shape`` whose blocks are ``rows``."""
+    rank = len(shape)
+    order = tuple(range(0, 2 * rank, 2)) + tuple(range(1, 2 * rank, 2))
+    split = [n for size, count in zip(shape, blocks, strict=True) for n in (count, size // count)]
+    return rows.reshape([split[i] for i in order]).transpose(np.argsort(order)).reshape(shape)
+
+
 def _repeat(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Each element of ``values`` repeated over its block of ``shape`` (blockwise broadcast)."""
     for axis, (size, count) in enumerate(zip(shape, values.shape, strict=True)):
@@ -85,13 +100,7 @@ def _round_keeping_sums(units: np.ndarray, blocks: tuple[int, ...], low: np.ndar
     """``units`` (weights in steps) rounded into [``low``, ``high``] so that each block's integer sum is
     as near as the range allows to its float sum: per block, the ``k`` elements whose rounding erred
     most against the needed direction (and can move) go to their other neighbour (module docstring)."""
-    rank = units.ndim
-    order = tuple(range(0, 2 * rank, 2)) + tuple(range(1, 2 * rank, 2))
-
-    def rows(array: np.ndarray) -> np.ndarray:  # one row per block
-        return _blocked(np.broadcast_to(array, units.shape), blocks).transpose(order).reshape(int(np.prod(blocks)), -1)
-
-    flat, lo, hi = rows(units), rows(low), rows(high)
+    flat, lo, hi = (_rows(np.broadcast_to(a, units.shape), blocks) for a in (units, low, high))
     rounded = np.clip(np.round(flat), lo, hi)
     need = np.round(flat.sum(axis=1) - rounded.sum(axis=1))[:, None]  # steps the block's sum is short by
     direction = np.sign(need)
@@ -100,8 +109,7 @@ def _round_keeping_sums(units: np.ndarray, blocks: tuple[int, ...], low: np.ndar
     fraction = np.where(movable, (flat - rounded) * direction, -np.inf)
     place = np.argsort(np.argsort(-fraction, axis=1, kind="stable"), axis=1, kind="stable")
     rounded += direction * ((place < np.abs(need)) & movable)
-    shape = [_blocked(units, blocks).shape[i] for i in order]
-    return rounded.reshape(shape).transpose(np.argsort(order)).reshape(units.shape)
+    return _from_rows(rounded, units.shape, blocks)
 
 
 def quantize_weight(
@@ -121,9 +129,9 @@ def quantize_weight(
     grouped = _blocked(w, blocks)
     if symmetric and data_type == "int4":
         # The block's extreme maps to -8 (the scale takes its sign): 16 levels instead of 15.
-        flat = np.moveaxis(grouped, odd, tuple(range(w.ndim, 2 * w.ndim))).reshape(*blocks, -1)
-        extreme = np.take_along_axis(flat, np.abs(flat).argmax(axis=-1)[..., None], axis=-1)[..., 0]
-        scale = extreme / qmin
+        rows = _rows(w, blocks)
+        extreme = np.take_along_axis(rows, np.abs(rows).argmax(axis=1)[:, None], axis=1)[:, 0]
+        scale = extreme.reshape(blocks) / qmin
         zero_point = np.zeros(blocks)
     elif symmetric:
         scale = np.abs(grouped).max(axis=odd) / qmax
