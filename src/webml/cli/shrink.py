@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-bias-correction", dest="correct_bias", action="store_false",
                    help="with --calibration: measure on it, but leave the biases as they are")
     p.add_argument("--max-drop", type=float, metavar="X",
-                   help="with --calibration: keep the most sensitive weights float32 until the outputs' drop "
-                   "(1 - top-1 agreement, or 1 - cosine) is at most X")
+                   help="with --calibration: widen the most sensitive weights a rung at a time (int4, int8, "
+                   "float16, float32) until the outputs' drop (1 - top-1 agreement, or 1 - cosine) is at most X")
     p.add_argument("--kind", choices=("classifier", "embedding", "other"),
                    help="how outputs are compared (default: by their rank, see webml.shrink.report)")
     p.add_argument("--report", metavar="FILE.json", help="also write the report as JSON")

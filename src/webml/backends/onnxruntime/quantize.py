@@ -70,6 +70,11 @@ def _layout(input: Arg, scale: Arg) -> tuple[dict, list[int] | None]:
     return {"axis": axis, "block_size": input_shape[axis] // scale_shape[axis]}, target
 
 
+def _blockwise(input: Arg, scale: Arg) -> bool:
+    """Whether ONNX would need ``block_size`` for these parameters (decided before emitting any node)."""
+    return "block_size" in _layout(input, scale)[0]
+
+
 def _parameters(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg) -> tuple[str, str, dict]:
     """scale and zeroPoint in the layout ONNX takes, and the node attributes."""
     attrs, target = _layout(input, scale)
@@ -96,10 +101,10 @@ def quantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, out
     if out_type in ("int32", "uint32"):
         _quantize_wide(lw, input, scale, zero_point, out)
         return
-    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
-    if "block_size" in attrs and not lw.blockwise_quantize:
+    if not lw.blockwise_quantize and _blockwise(input, scale):
         _quantize_wide(lw, input, scale, zero_point, out)
         return
+    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
     quantize_inputs = [input, onnx_scale, onnx_zero_point]
     signed = out_type in ("int8", "int4")
     # ONNX Runtime quantizes NaN to the signed types' minimum; the spec's cast gives 0.
@@ -149,10 +154,10 @@ def dequantize_linear(lw: Lowerer, input: Arg, scale: Arg, zero_point: Arg, *, o
         scale_double = _double(lw, _broadcastable(lw, input, scale))
         lw.cast(lw.emit("Mul", [difference, scale_double]), out.data_type, out)
         return
-    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
-    if "block_size" in attrs and not lw.blockwise_quantize:
+    if not lw.blockwise_quantize and _blockwise(input, scale):
         _dequantize_elementwise(lw, input, scale, zero_point, out)
         return
+    onnx_scale, onnx_zero_point, attrs = _parameters(lw, input, scale, zero_point)
     zero = lw.constant_value(zero_point)
     value = lw.constant_value(input)
     if lw.weights.embed_all and input.data_type in ("int4", "uint4") and value is not None and zero is not None:
