@@ -24,6 +24,7 @@ warning); other types (float64 operands, int16, strings, ...) are refused.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import mmap
@@ -148,13 +149,13 @@ def _decode_lifted(
     decode plainly, shares its name, or has no ``decoded`` to go to gets its raw data back, to be checked
     as any other."""
     initializers = model.graph.initializer
-    names = [t.name for t in initializers]
+    names = collections.Counter(t.name for t in initializers)
     lifted = set()
     for index, raw in raw_data.items():
         tensor = initializers[index] if index < len(initializers) else None
         if tensor is None:  # the parse disagrees with the scan: not expected; nothing to attach it to
             continue
-        array = decode_lifted(tensor, raw) if decoded is not None and names.count(tensor.name) == 1 else None
+        array = decode_lifted(tensor, raw) if decoded is not None and names[tensor.name] == 1 else None
         if array is None:
             tensor.raw_data = bytes(raw)
             raw.release()
@@ -1068,7 +1069,7 @@ def fold(
     for out in outputs:
         if out is not None and out.nbytes > limit:
             raise refuse(f"its folded output of shape {list(out.shape)} exceeds the limit of {limit} bytes")
-    if key is not None and cache is not None:
+    if key is not None:
         cache[key] = [None if r is None else r.copy() for r in outputs]
     return outputs
 

@@ -81,10 +81,15 @@ def validate_model(
     _check_graph(model.graph, set(), opsets, model.ir_version, decoded, lifted)
 
 
+def _decodes_plainly(data_type: int) -> bool:
+    """Whether raw data of ``data_type`` is a NumPy array as it lies (a plain type, on a little-endian host)."""
+    return data_type in _PLAIN and sys.byteorder == "little"
+
+
 def decode_lifted(tensor: onnx.TensorProto, raw: memoryview) -> np.ndarray | None:
     """``tensor``'s array over ``raw``, its raw data lifted out of the file (:mod:`webml.onnx.wire`), if it
     decodes as the validator would (a plain type, as many bytes as its dimensions declare); else None."""
-    if tensor_type_problem(tensor) or tensor.data_type not in _PLAIN or sys.byteorder != "little":
+    if tensor_type_problem(tensor) or not _decodes_plainly(tensor.data_type):
         return None
     dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
     if math.prod(tensor.dims) * dtype.itemsize != len(raw):
@@ -108,7 +113,7 @@ def _check_graph(
             defined.add(init.name)
             continue
         raw = check_tensor(init, f"initializer {init.name!r}")
-        if decoded is not None and raw is not None and init.data_type in _PLAIN and sys.byteorder == "little":
+        if decoded is not None and raw is not None and _decodes_plainly(init.data_type):
             dtype = helper.tensor_dtype_to_np_dtype(init.data_type)
             decoded[init.name] = np.frombuffer(raw, dtype=dtype).reshape(tuple(init.dims))
         defined.add(init.name)

@@ -96,9 +96,13 @@ def _field(number: int, payload: bytes | memoryview) -> bytes:
 
 def _tensor_without_raw_data(buf: memoryview, start: int, end: int) -> tuple[bytes, int, int] | None:
     """The tensor's bytes without its raw_data and where that lies, or None if it is not to be lifted."""
-    raw = [(f, v, e) for n, w, f, v, e in _fields(buf, start, end) if n == _TENSOR_RAW_DATA and w == _LEN]
-    external = any(n in (_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION) for n, *_ in _fields(buf, start, end))
-    if len(raw) != 1 or external or raw[0][2] - raw[0][1] < LIFT_MIN_BYTES:
+    raw = []
+    for number, wire, field_start, value_start, value_end in _fields(buf, start, end):
+        if number in (_TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION):
+            return None
+        if number == _TENSOR_RAW_DATA and wire == _LEN:
+            raw.append((field_start, value_start, value_end))
+    if len(raw) != 1 or raw[0][2] - raw[0][1] < LIFT_MIN_BYTES:
         return None
     field_start, value_start, value_end = raw[0]
     return bytes(buf[start:field_start]) + bytes(buf[value_end:end]), value_start, value_end - value_start
