@@ -37,8 +37,10 @@ import numpy as np
 
 __all__ = ["SHARED_THRESHOLD", "ConstantStore", "disk_directory", "drop_resident_pages", "return_freed_memory"]
 
-#: Constants of at least this many bytes go to shared-memory files.
-SHARED_THRESHOLD = 1 << 20
+#: Constants of at least this many bytes go to shared-memory files.  Low enough that a model of
+#: many medium weights (EfficientNet-Lite0: most under 1 MiB) has them in files, whose pages an
+#: engine maps and lets go of after packing; a file costs a few system calls and under a page.
+SHARED_THRESHOLD = 1 << 16
 
 _SHM = Path("/dev/shm")
 _PREFIX = "webml-"
