@@ -46,8 +46,13 @@ def run(context: webml.MLContext, make, param: np.ndarray, x: np.ndarray) -> dic
 
 @pytest.mark.parametrize(
     ("make", "param", "x_shape"),
-    [(matmul_graph, weight(), (2, WIDTH)), (conv_graph, weight(1, (64, 128, 3, 3)), (1, 128, 8, 8))],
-    ids=["matmul-gemm", "conv2d"],
+    [
+        (matmul_graph, weight(), (2, WIDTH)),
+        (matmul_graph, weight(3, (128, 256)), (2, 128)),  # 128 KiB: a shared-memory file too
+        (matmul_graph, weight(4, (16, 32)), (2, 16)),  # 2 KiB: an OrtValue; its 128-byte bias is embedded
+        (conv_graph, weight(1, (64, 128, 3, 3)), (1, 128, 8, 8)),
+    ],
+    ids=["matmul-gemm", "matmul-gemm-medium", "matmul-gemm-small", "conv2d"],
 )
 def test_prepacked_results_match_unpacked_and_reference(make, param, x_shape):
     x = np.random.default_rng(2).standard_normal(x_shape).astype(np.float32)

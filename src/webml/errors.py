@@ -81,6 +81,8 @@ _BIDI_CONTROLS = {c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x20
 def sanitize_label(label: str) -> str:
     """Escape control and bidi-override characters (the spec's advisement on labels)."""
     out = label.translate(_BIDI_CONTROLS)
+    if out.isprintable():
+        return out
     return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in out)
 
 

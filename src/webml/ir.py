@@ -79,10 +79,12 @@ class Value(HasDesc):
 
 def freeze(value: Any) -> Any:
     """Make attribute values immutable (lists become tuples, dicts read-only)."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (int, float, str, type(None))):  # most attributes; skips the ABC check below
+        return value
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
     return value
 
 

@@ -241,6 +241,22 @@ def _make_method(opdef: OpDef):
     positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
     keywords = frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
     options = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+    positional_names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = frozenset(p.name for p in params if p.default is p.empty)
+    simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+        """The arguments by name, as ``Signature.bind`` gives them (a tenth of its time per call)."""
+        if simple and len(args) <= positional:
+            arguments = dict(zip(positional_names, args))
+            if arguments.keys().isdisjoint(kwargs):
+                arguments.update(kwargs)
+                if required <= arguments.keys():
+                    return arguments
+        try:  # the unusual call, and every wrong one, with inspect's own message
+            return dict(rule_sig.bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"{where}: {exc}") from None
 
     def method(self: MLGraphBuilder, *args: Any, label: str = "", **kwargs: Any) -> Any:
         name = opdef.name
@@ -256,13 +272,10 @@ def _make_method(opdef: OpDef):
         self._check_can_build(where)
         if not keywords.issuperset(kwargs):
             raise unexpected_keyword(where, min(kwargs.keys() - keywords), [*options, "label"])
-        try:
-            bound = rule_sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{where}: {exc}") from None
-        arguments = {}
-        for pname, value in bound.arguments.items():
-            arguments[pname] = _convert(self, value, kinds.get(pname), where, pname)
+        arguments = {
+            pname: _convert(self, value, kinds.get(pname), where, pname)
+            for pname, value in bind(args, kwargs, where).items()
+        }
         _check_limits(self, opdef, arguments, where)
         mark = (len(self._nodes), self._next_id)
         try:
