@@ -50,6 +50,7 @@ def _takes_operands(fn: Any, opdef: Any, collected_ok: bool = False) -> list[str
 def operator_gaps(name: str) -> list[str]:
     """What operator ``name`` lacks of the pieces that docs/layers.md's checklist names, each with where it goes."""
     from webml.backends.onnxruntime.lowering import LOWERINGS
+    from webml.backends.webgpu.kernels import KERNELS as WEBGPU_KERNELS
     from webml.conformance.expectations import PENDING_BACKEND_OPERATORS
     from webml.ops.registry import GRADIENTS, NOT_DIFFERENTIABLE
 
@@ -75,6 +76,15 @@ def operator_gaps(name: str) -> list[str]:
         gaps.append(
             f'no onnxruntime lowering: add @lowering("{name}", ...) in {where}, or say why not in '
             'PENDING_BACKEND_OPERATORS["onnxruntime"] (src/webml/conformance/expectations.py)'
+        )
+    where = f"src/webml/backends/webgpu/{family}.py"
+    if name in WEBGPU_KERNELS:
+        if missing := _takes_operands(WEBGPU_KERNELS[name].fn, opdef, collected_ok=True):
+            gaps.append(f"the webgpu kernel in {where} does not take the operands {missing} as keyword arguments")
+    elif name not in PENDING_BACKEND_OPERATORS["webgpu"]:
+        gaps.append(
+            f'no webgpu kernel: add @kernel("{name}", ...) in {where}, or say why not in '
+            'PENDING_BACKEND_OPERATORS["webgpu"] (src/webml/conformance/expectations.py)'
         )
     where = f"src/webml/ops/{family}.py"
     if name in GRADIENTS:
@@ -109,10 +119,12 @@ def test_every_operator_has_all_its_pieces():
 
 def test_every_kernel_lowering_and_gradient_belongs_to_an_operator():
     from webml.backends.onnxruntime.lowering import LOWERINGS
+    from webml.backends.webgpu.kernels import KERNELS as WEBGPU_KERNELS
     from webml.ops.registry import GRADIENTS, NOT_DIFFERENTIABLE
 
     for what, names in (
         ("reference kernels", KERNELS.keys()),
+        ("webgpu kernels", WEBGPU_KERNELS.keys()),
         ("onnxruntime lowerings", LOWERINGS.keys()),
         ("gradient rules and declarations", GRADIENTS.keys() | NOT_DIFFERENTIABLE.keys()),
     ):
@@ -163,6 +175,8 @@ def test_every_operand_argument_and_output_has_support_limits():
 def test_backend_pending_lists_name_only_what_backends_lack():
     """A backend's pending list names only operators it cannot run yet."""
     from webml.backends.onnxruntime.lowering import LOWERINGS
+    from webml.backends.webgpu.kernels import KERNELS as WEBGPU_KERNELS
     from webml.conformance.expectations import PENDING_BACKEND_OPERATORS
 
     assert not PENDING_BACKEND_OPERATORS["onnxruntime"].keys() & LOWERINGS.keys()
+    assert not PENDING_BACKEND_OPERATORS["webgpu"].keys() & WEBGPU_KERNELS.keys()

@@ -32,7 +32,7 @@ def disagreements(results: list[TestResult], backend: str) -> list[str]:
     for r in results:
         if r.skipped:
             continue
-        expected = expectations.expected_failure("validation", backend, r.key, r.operators)
+        expected = expectations.expected_failure("validation", backend, r.key, r.operators, passed=r.passed)
         if r.empty:
             if expected:
                 problems.append(f"EMPTY {r.key}: expected to fail ({expected}) but checks nothing")

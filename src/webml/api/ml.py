@@ -41,12 +41,18 @@ class ML(PythonSpelling):
         MLContextOptions; they may also be given the JavaScript way, as an
         MLContextOptions dict: ``create_context({"powerPreference": "low-power"})``
         (the dict's other members are ignored, as WebIDL does).
+        ``create_context(gpu_device)`` with a ``wgpu.GPUDevice`` is the spec's
+        ``createContext(GPUDevice)``: the webgpu backend on that device.
         ``backend`` (non-spec) picks the backend by name (see
         :data:`webml.backends.BACKENDS`); further keyword arguments are that
         backend's options.  ``device_type`` ("cpu", "gpu", "npu") is accepted
         for code written against earlier drafts of the spec.
         """
         given = {"power_preference": power_preference, "accelerated": accelerated, "device_type": device_type}
+        if _is_gpu_device(options):  # the spec's createContext(GPUDevice): the webgpu backend on that device
+            if backend not in (None, "webgpu"):
+                raise TypeError(f"createContext: a GPU device runs on the webgpu backend, not {backend!r}")
+            backend, backend_options["gpu_device"], options = "webgpu", options, None
         if options is not None:
             if not isinstance(options, Mapping):
                 hint = f" (pass the backend as backend={options!r})" if isinstance(options, str) else ""
@@ -76,6 +82,11 @@ class ML(PythonSpelling):
 
 
 add_javascript_names(ML)
+
+
+def _is_gpu_device(value: Any) -> bool:
+    """Whether ``value`` is a ``wgpu.GPUDevice`` (without importing wgpu for other callers)."""
+    return any(c.__name__ == "GPUDevice" and c.__module__.startswith("wgpu") for c in type(value).__mro__)
 
 
 def _check_backend_options(backend: Any, options: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
 
 #: Backends that ship with webml.
-BACKENDS = ("onnxruntime", "openvino", "reference")
+BACKENDS = ("onnxruntime", "openvino", "reference", "webgpu")
 
 
 def _default_backend() -> str:

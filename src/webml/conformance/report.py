@@ -59,6 +59,7 @@ def judge(kind: str, backend: str, results: Iterable[Result]) -> list[Outcome]:
     outcomes = []
     for r in results:
         ops = tuple(sorted(set(getattr(r, "operators", ()) or ())))  # a case may use an operator twice
+        expected = expected_failure(kind, backend, r.key, ops, passed=r.passed)
         outcomes.append(
             Outcome(
                 kind,
@@ -68,7 +69,7 @@ def judge(kind: str, backend: str, results: Iterable[Result]) -> list[Outcome]:
                 tuple(getattr(r, "data_types", ()) or ()),
                 r.passed,
                 r.reason,
-                expected_failure(kind, backend, r.key, ops),
+                expected,
                 bool(getattr(r, "empty", False)),
             )
         )

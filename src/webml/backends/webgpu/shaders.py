@@ -1,0 +1,34 @@
+"""Compute pipelines, cached by their WGSL source (the source holds everything that changes the code:
+operator, data types, ranks, options; shapes are parameters), and the record of every source compiled."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+__all__ = ["pipeline", "seen"]
+
+_SEEN: dict[str, str] = {}
+_PIPELINES: dict[tuple[int, str], tuple[Any, Any]] = {}  # (device kept alive, pipeline)
+
+
+def _name(kernel: str, source: str) -> str:
+    return f"{kernel}-{hashlib.sha1(source.encode()).hexdigest()[:12]}"
+
+
+def pipeline(device: Any, kernel: str, source: str) -> Any:
+    """The compute pipeline of ``source`` (entry point ``main``) on ``device``, made once."""
+    key = (id(device), source)
+    cached = _PIPELINES.get(key)
+    if cached is not None:
+        return cached[1]
+    module = device.create_shader_module(code=source, label=kernel)
+    found = device.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
+    _PIPELINES[key] = (device, found)
+    _SEEN.setdefault(_name(kernel, source), source)
+    return found
+
+
+def seen() -> dict[str, str]:
+    """Every WGSL source this process compiled: name (kernel and hash) -> source (for Tint's check)."""
+    return dict(_SEEN)

@@ -1,0 +1,123 @@
+"""The webgpu backend's own contract: tensors are GPU buffers, dispatches stay on the GPU, every data
+type's storage round-trips, and it reports exactly what its kernels run (lavapipe on CI machines)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wgpu
+
+import webml
+from webml import dtypes
+from webml.backends.webgpu import KERNELS
+from webml.backends.webgpu.runtime import GpuTensor
+from webml.backends.webgpu.shaders import seen
+
+TYPES = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8", "int4", "uint4")
+
+
+@pytest.fixture(scope="module")
+def context():
+    return webml.ml.create_context(backend="webgpu")
+
+
+def _values(data_type, shape, seed=0, bound=2**40):
+    rng = np.random.default_rng(seed)
+    if dtypes.is_float(data_type):
+        return rng.standard_normal(shape).astype(dtypes.numpy_dtype(data_type))
+    lo, hi = dtypes.int_bounds(data_type)
+    return rng.integers(max(lo, -bound), min(hi, bound), size=shape, endpoint=True).astype(
+        dtypes.numpy_dtype(data_type)
+    )
+
+
+@pytest.mark.parametrize("data_type", TYPES)
+def test_tensors_round_trip_every_data_type(context, data_type):
+    """write_tensor / read_tensor keep every bit, whatever the packing (odd sizes included)."""
+    for shape in ((), (1,), (3,), (5, 7)):
+        desc = {"dataType": data_type, "shape": list(shape), "readable": True, "writable": True}
+        tensor = context.create_tensor(desc)
+        values = _values(data_type, shape)
+        context.write_tensor(tensor, values)
+        np.testing.assert_array_equal(context.read_tensor(tensor), values)
+
+
+def test_a_tensor_is_a_gpu_buffer(context):
+    tensor = context.create_tensor({"dataType": "float16", "shape": [3], "readable": True})
+    handle = webml.api.tensor.backend_handle(tensor)
+    assert isinstance(handle, GpuTensor) and isinstance(handle.buffer, wgpu.GPUBuffer)
+    assert handle.buffer.size == 8  # three float16 elements, two per word
+
+
+def test_chained_dispatches_stay_on_the_gpu(context):
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [4]})
+    g = b.build(
+        {"y": b.mul(b.add(x, x), b.constant({"dataType": "float32", "shape": [4]}, np.full(4, 0.5, np.float32)))}
+    )
+    t = [
+        context.create_tensor({"dataType": "float32", "shape": [4], "readable": True, "writable": True}) for _ in "abc"
+    ]
+    context.write_tensor(t[0], np.arange(4, dtype=np.float32))
+    context.dispatch(g, {"x": t[0]}, {"y": t[1]})
+    context.dispatch(g, {"x": t[1]}, {"y": t[2]})  # reads what the first dispatch wrote, on the GPU
+    np.testing.assert_array_equal(context.read_tensor(t[2]), np.arange(4, dtype=np.float32))
+
+
+def test_create_context_takes_the_users_gpu_device():
+    adapter = wgpu.gpu.request_adapter_sync()
+    device = adapter.request_device_sync()
+    context = webml.ml.create_context(device)
+    assert context.backend == "webgpu"
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "int32", "shape": [3]})
+    g = b.build({"y": b.sub(x, b.constant({"dataType": "int32", "shape": [1]}, np.array([1], np.int32)))})
+    np.testing.assert_array_equal(context.compute(g, {"x": np.array([1, 2, 3], np.int32)})["y"], [0, 1, 2])
+    with pytest.raises(TypeError, match="webgpu backend"):
+        webml.ml.create_context(device, backend="onnxruntime")
+    with pytest.raises(TypeError, match="gpu_device must be a wgpu.GPUDevice"):
+        webml.ml.create_context(backend="webgpu", gpu_device="cuda:0")
+
+
+def test_support_limits_are_the_kernels(context):
+    """op_support_limits() lists exactly the operators with a webgpu kernel; the builder refuses the rest."""
+    limits = context.op_support_limits()
+    for name in webml.ops.OPS:
+        types = limits[name]["output" if "output" in limits[name] else next(iter(limits[name]))]["dataTypes"]
+        assert bool(types) == (name in KERNELS), name
+
+
+@pytest.mark.parametrize("data_type", ["float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8"])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "max", "min", "pow"])
+def test_binary_operators_match_the_reference(op, data_type):
+    """Broadcast element-wise arithmetic against the float64 reference, with integer saturation
+    (64-bit integers within the 32 bits they are computed in, see webgpu/codecs.py)."""
+    shape_a, shape_b = (2, 1, 5), (3, 1)
+    bound = 2**31 - 1 if "64" not in data_type else 2**15
+    a, b = _values(data_type, shape_a, 1, bound), _values(data_type, shape_b, 2, bound)
+    if data_type == "uint64" and op == "sub":
+        b = np.minimum(b, a.min())  # the reference wraps uint64 below 0 (NumPy), a 32-bit compute cannot
+    if not dtypes.is_float(data_type):
+        if op == "pow":
+            a, b = a % 7, np.abs(b % 5).astype(b.dtype)
+        a, b = a.astype(a.dtype), b.astype(b.dtype)
+    results = {}
+    for backend in ("reference", "webgpu"):
+        ctx = webml.ml.create_context(backend=backend)
+        builder = webml.MLGraphBuilder(ctx)
+        x = builder.input("a", {"dataType": data_type, "shape": list(shape_a)})
+        y = builder.input("b", {"dataType": data_type, "shape": list(shape_b)})
+        graph = builder.build({"out": getattr(builder, op)(x, y)})
+        results[backend] = ctx.compute(graph, {"a": a, "b": b})["out"]
+    if dtypes.is_float(data_type):
+        np.testing.assert_allclose(
+            results["webgpu"], results["reference"], rtol=2e-6 if data_type == "float32" else 1e-3
+        )
+    else:
+        np.testing.assert_array_equal(results["webgpu"], results["reference"])
+
+
+def test_every_compiled_kernel_is_recorded(context):
+    """shaders.seen() is what the Tint check reads: every source, by kernel name."""
+    names = seen()
+    assert names and all(name.split("-")[0] in KERNELS for name in names)
