@@ -17,7 +17,8 @@ function open() {
     if (!navigator.gpu) throw new Error(`no navigator.gpu (secure context: ${window.isSecureContext})`);
     const adapter = await navigator.gpu.requestAdapter();
     if (!adapter) throw new Error('navigator.gpu.requestAdapter() gave no adapter');
-    const device = await adapter.requestDevice({ requiredFeatures: [...adapter.features] });
+    const requiredFeatures = /** @type {GPUFeatureName[]} */ ([...adapter.features]);
+    const device = await adapter.requestDevice({ requiredFeatures });
     return { adapter, device };
   })();
   return opened;
@@ -134,14 +135,14 @@ async function runJob(device, job) {
 }
 
 /** @returns {Promise<Record<string, string>>} */
-window.webmlAdapter = async () => {
+async function webmlAdapter() {
   const { adapter } = await open();
   const { vendor, architecture, device, description } = adapter.info;
   return { vendor, architecture, device, description, features: [...adapter.features].sort().join(' ') };
-};
+}
 
 /** @param {Job[]} jobs @returns {Promise<Outcome>} */
-window.webmlRun = async (jobs) => {
+async function webmlRun(jobs) {
   const { device } = await open();
   /** @type {Outcome} */
   const outcome = { results: {}, errors: {} };
@@ -151,4 +152,6 @@ window.webmlRun = async (jobs) => {
     else if (bytes) outcome.results[job.name] = bytes;
   }
   return outcome;
-};
+}
+
+Object.assign(window, { webmlAdapter, webmlRun });
