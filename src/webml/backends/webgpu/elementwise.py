@@ -9,10 +9,10 @@ _POW_F32 = """fn pow_f32(x: f32, y: f32) -> f32 {
   if (y == 0.0) { return 1.0; }
   let m = pow(abs(x), y);
   if (x < 0.0) {
-    if (y != trunc(y)) { return bitcast<f32>(0x7fc00000u); }
+    if (y != trunc(y)) { return f32_bits(0x7fc00000u); }
     if (abs(y) < 16777216.0 && (i32(abs(y)) & 1) == 1) { return -m; }
   }
-  if (x == 0.0 && y < 0.0) { return bitcast<f32>(0x7f800000u); }
+  if (x == 0.0 && y < 0.0) { return f32_bits(0x7f800000u); }
   return m;
 }
 """

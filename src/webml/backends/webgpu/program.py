@@ -188,6 +188,9 @@ class MapProgram:
             "fn p(k: u32) -> u32 { return params.v[k >> 2u][k & 3u]; }",
             "fn pi(k: u32) -> i32 { return bitcast<i32>(p(k)); }",
             "fn pf(k: u32) -> f32 { return bitcast<f32>(p(k)); }",
+            # NaN and infinities from their bits: a user function is never a const-expression, whose
+            # non-finite values WGSL forbids (Tint refuses bitcast<f32>(0x7fc00000u)).
+            "fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }",
         ]
         src += [codec(slot.data_type).load_fn(name) for name, slot in self.inputs.items()]
         src += [out.helpers(), *self.helpers]
