@@ -94,7 +94,8 @@ def slice_(input, *, out, starts, sizes, strides):
 
 @kernel("split")
 def split(input, *, out, splits, axis):
-    return np.split(input, np.cumsum(splits)[:-1], axis=axis)
+    parts = np.split(input, np.cumsum(splits)[:-1], axis=axis)
+    return parts if len(parts) > 1 else parts[0]  # one output: its array, as every one-output kernel
 
 
 @kernel("triangular")
