@@ -212,6 +212,15 @@ VALIDATION_FAILURES["webgpu"].update(
         _WEBGPU_TENSOR_LIMIT,
     )
 )
+VALIDATION_FAILURES["webgpu"].update(
+    dict.fromkeys(
+        [
+            f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
+            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where")
+        ],
+        _WEBGPU_TENSOR_LIMIT,
+    )
+)
 # With a 128 MiB limit, the 2 GiB input is refused as the test expects.
 del VALIDATION_FAILURES["webgpu"]["input::[input] throw if the output tensor byte length exceeds limit"]
 
