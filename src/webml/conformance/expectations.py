@@ -64,23 +64,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
         "linear",
         "prelu",
         "softmax",
-        "cast",
-        "concat",
-        "expand",
-        "reshape",
-        "tile",
-        "pad",
-        "reverse",
-        "transpose",
-        "slice",
-        "split",
-        "triangular",
-        "where",
-        "gather",
-        "gatherElements",
-        "gatherND",
-        "scatterElements",
-        "scatterND",
         "matmul",
         "gemm",
         "conv2d",
@@ -226,6 +209,15 @@ _WEBGPU_TENSOR_LIMIT = (
 VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
         [f"elementwise-binary::[{op}] throw if the output tensor byte length exceeds limit" for op in _ARITHMETIC],
+        _WEBGPU_TENSOR_LIMIT,
+    )
+)
+VALIDATION_FAILURES["webgpu"].update(
+    dict.fromkeys(
+        [
+            f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
+            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where")
+        ],
         _WEBGPU_TENSOR_LIMIT,
     )
 )
