@@ -304,7 +304,9 @@ class TiledMatmul(_Program):
     let gr = m0 + ty * 4u + r;
     for (var q = 0u; q < 4u; q++) {{
       let gc = n0 + tx * 4u + q;
-      if (gr < {self.M} && gc < {self.N}) {{ buf_out[off.z + gr * {self.N} + gc] = {self.finish("acc[r][q]", "gr", "gc")}; }}
+      if (gr < {self.M} && gc < {self.N}) {{
+        buf_out[off.z + gr * {self.N} + gc] = {self.finish("acc[r][q]", "gr", "gc")};
+      }}
     }}
   }}
 """
