@@ -81,12 +81,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
         "gatherND",
         "scatterElements",
         "scatterND",
-        "conv2d",
-        "convTranspose2d",
-        "averagePool2d",
-        "l2Pool2d",
-        "maxPool2d",
-        "resample2d",
         "batchNormalization",
         "instanceNormalization",
         "layerNormalization",
@@ -224,6 +218,15 @@ _WEBGPU_TENSOR_LIMIT = (
 VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
         [f"elementwise-binary::[{op}] throw if the output tensor byte length exceeds limit" for op in _ARITHMETIC],
+        _WEBGPU_TENSOR_LIMIT,
+    )
+)
+VALIDATION_FAILURES["webgpu"].update(
+    dict.fromkeys(
+        [
+            f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
+            for op in ("matmul", "gemm", "resample2d")
+        ],
         _WEBGPU_TENSOR_LIMIT,
     )
 )
