@@ -457,5 +457,3 @@ def gemm(
     b_transpose: bool,
 ) -> None:
     _product(k, _gemm_geometry(a, b, c, out, alpha, beta, a_transpose, b_transpose))
-
-
