@@ -300,3 +300,53 @@ def test_resample2d_odd_scales_axes_and_types(gpu, ref, mode, data_type):
             want = compute(ref, build, [(3, 5, 4, 5)], data_type).astype(np.int64)
             assert got.shape == want.shape and np.abs(got - want).max() <= 1
             assert np.mean(got == want) > 0.9
+
+
+@pytest.mark.parametrize("filter_layout", ["oihw", "hwio", "ohwi", "ihwo"])
+@pytest.mark.parametrize("input_layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("way", ["tiled", "plain"])
+def test_conv2d_implicit_gemm_equals_the_plain_kernel(gpu, ref, force, monkeypatch, filter_layout, input_layout, way):
+    """float32 conv2d with one group runs on the tiled matmul (im2col read in place); both equal the reference."""
+    force(way)
+    tiled_steps = []
+    real_step = linalg.TiledMatmul.step
+    monkeypatch.setattr(
+        linalg.TiledMatmul, "step", lambda self, name: tiled_steps.append(name) or real_step(self, name)
+    )
+    canonical = {"o": 12, "i": 5, "h": 3, "w": 2}  # 12 columns: vec4 loads of B in hwio and ihwo
+    shape_w = tuple(canonical[d] for d in filter_layout)
+    shape_x = (2, 5, 13, 11) if input_layout == "nchw" else (2, 13, 11, 5)
+    got = both(
+        gpu,
+        ref,
+        lambda b, x, w, bias: b.conv2d(
+            x,
+            w,
+            bias=bias,
+            padding=[1, 2, 0, 1],
+            strides=[2, 1],
+            dilations=[1, 2],
+            input_layout=input_layout,
+            filter_layout=filter_layout,
+        ),
+        [shape_x, shape_w, (12,)],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert tiled_steps == (["conv2d-tiled"] if way == "tiled" else [])  # the webgpu build, not the reference's
+    force("plain")
+    plain = compute(
+        gpu,
+        lambda b, x, w, bias: b.conv2d(
+            x,
+            w,
+            bias=bias,
+            padding=[1, 2, 0, 1],
+            strides=[2, 1],
+            dilations=[1, 2],
+            input_layout=input_layout,
+            filter_layout=filter_layout,
+        ),
+        [shape_x, shape_w, (12,)],
+    )
+    np.testing.assert_allclose(got, plain, rtol=1e-5, atol=1e-5)
