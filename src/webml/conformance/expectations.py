@@ -64,14 +64,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
         "linear",
         "prelu",
         "softmax",
-        "matmul",
-        "gemm",
-        "conv2d",
-        "convTranspose2d",
-        "averagePool2d",
-        "l2Pool2d",
-        "maxPool2d",
-        "resample2d",
         "batchNormalization",
         "instanceNormalization",
         "layerNormalization",
@@ -216,7 +208,7 @@ VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
         [
             f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
-            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where")
+            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where", "matmul", "gemm", "resample2d")
         ],
         _WEBGPU_TENSOR_LIMIT,
     )
