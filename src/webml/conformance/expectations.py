@@ -81,8 +81,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
         "gatherND",
         "scatterElements",
         "scatterND",
-        "matmul",
-        "gemm",
         "conv2d",
         "convTranspose2d",
         "averagePool2d",
