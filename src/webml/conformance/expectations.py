@@ -23,18 +23,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
     "onnxruntime": {},
     "webgpu": dict.fromkeys(
         (
-        "equal",
-        "notEqual",
-        "greater",
-        "greaterOrEqual",
-        "lesser",
-        "lesserOrEqual",
-        "logicalAnd",
-        "logicalOr",
-        "logicalXor",
-        "logicalNot",
-        "isNaN",
-        "isInfinite",
         "cast",
         "concat",
         "expand",
