@@ -90,7 +90,9 @@ def _float_body(m: Any, op: str, attrs: dict[str, Any]) -> str:
     return _FLOAT[op].format(**values)
 
 
-@kernel("gelu", "hardSwish", "sigmoid", "softplus", "softsign", "tanh", "relu", "elu", "hardSigmoid", "leakyRelu", "linear")
+@kernel(
+    "gelu", "hardSwish", "sigmoid", "softplus", "softsign", "tanh", "relu", "elu", "hardSigmoid", "leakyRelu", "linear"
+)
 def activation(k: Emitter, input: Slot, *, out: Slot, **attrs: Any) -> None:
     m = k.map(out)
     x = m.input("input", input)

@@ -70,13 +70,18 @@ def compare(k: Emitter, a: Slot, b: Slot, *, out: Slot) -> None:
     k.emit(m)
 
 
-_LOGICAL = {"logicalAnd": "a != 0u && b != 0u", "logicalOr": "a != 0u || b != 0u", "logicalXor": "(a != 0u) != (b != 0u)"}
+_LOGICAL = {
+    "logicalAnd": "a != 0u && b != 0u",
+    "logicalOr": "a != 0u || b != 0u",
+    "logicalXor": "(a != 0u) != (b != 0u)",
+}
 
 
 @kernel("logicalAnd", "logicalOr", "logicalXor")
 def logical(k: Emitter, a: Slot, b: Slot, *, out: Slot) -> None:
     m = k.map(out)
-    m.body = f"  let a = {m.broadcast('a', a)};\n  let b = {m.broadcast('b', b)};\n  return select(0u, 1u, {_LOGICAL[k.op]});"
+    x, y = m.broadcast("a", a), m.broadcast("b", b)
+    m.body = f"  let a = {x};\n  let b = {y};\n  return select(0u, 1u, {_LOGICAL[k.op]});"
     k.emit(m)
 
 

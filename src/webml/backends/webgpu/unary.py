@@ -156,7 +156,9 @@ _INT_BODIES = {
 }
 
 
-@kernel("abs", "neg", "sign", "ceil", "cos", "erf", "exp", "floor", "log", "reciprocal", "roundEven", "sin", "sqrt", "tan")
+@kernel(
+    "abs", "neg", "sign", "ceil", "cos", "erf", "exp", "floor", "log", "reciprocal", "roundEven", "sin", "sqrt", "tan"
+)
 def unary(k: Emitter, input: Slot, *, out: Slot) -> None:
     m = k.map(out)
     x = m.input("input", input)
