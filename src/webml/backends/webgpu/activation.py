@@ -3,8 +3,8 @@
 Floats compute in f32 with the accurate exp/expm1/log1p/erfc of :mod:`.unary` (WPT allows
 few ULP for sigmoid, elu, gelu, softplus); each formula is the one that keeps its result
 free of cancellation (named where it differs from the spec's).  Options arrive cast to the
-input's type; integer bounds of clamp beyond 32 bits saturate to the 32-bit range in which
-this backend computes 64-bit integers (:mod:`.codecs`).  NaN is tested from the bits.
+input's type.  clamp and relu of 64-bit integers work on the element's two words, exactly
+(the other integer types in 32 bits).  NaN is tested from the bits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from .kernels import Emitter, kernel
 from .program import Slot
-from .unary import IS_NAN, exp_helpers
+from .unary import IS_NAN, LESS64, exp_helpers, is_wide, words_input
 
 __all__: list[str] = []
 
@@ -95,6 +95,13 @@ def _float_body(m: Any, op: str, attrs: dict[str, Any]) -> str:
 )
 def activation(k: Emitter, input: Slot, *, out: Slot, **attrs: Any) -> None:
     m = k.map(out)
+    if is_wide(input):  # relu of int64: 0 where the high word is negative
+        m.wide = True
+        m.body = (
+            f"  let x = {words_input(m, 'input', input)}(i);\n  return select(x, vec2<u32>(0u), bitcast<i32>(x.y) < 0);"
+        )
+        k.emit(m)
+        return
     x = m.input("input", input)
     # Only relu takes integers: max(x, 0) in i32 (int8 and int64 loads are sign-extended).
     body = "max(x, 0)" if m.scalar == "i32" else _float_body(m, k.op, attrs)
@@ -111,6 +118,10 @@ def _int_bound(value: float | int, scalar: str) -> int:
 @kernel("clamp")
 def clamp(k: Emitter, input: Slot, *, out: Slot, min_value: float | int, max_value: float | int) -> None:
     m = k.map(out)
+    if is_wide(input):
+        _clamp64(m, input, int(min_value), int(max_value))
+        k.emit(m)
+        return
     x = m.input("input", input)
     s = m.scalar
     if s == "f32":
@@ -123,6 +134,21 @@ def clamp(k: Emitter, input: Slot, *, out: Slot, min_value: float | int, max_val
         body = f"min(max(x, {lo}), {hi})"
     m.body = f"  let x = {x}(i);\n  return {body};"
     k.emit(m)
+
+
+def _clamp64(m: Any, input: Slot, lo: int, hi: int) -> None:
+    """clamp of int64/uint64 on two words; the bounds (of the input's type) as (lo, hi) word pairs."""
+    t = input.data_type
+    m.wide = True
+    m.helper(LESS64.format(t=t, cast="bitcast<i32>" if t == "int64" else "u32"))
+    x = words_input(m, "input", input)
+    a = [m.param(w) for w in (lo & 0xFFFFFFFF, (lo >> 32) & 0xFFFFFFFF)]
+    b = [m.param(w) for w in (hi & 0xFFFFFFFF, (hi >> 32) & 0xFFFFFFFF)]
+    m.body = f"""  let x = {x}(i);
+  let lo = vec2<u32>({a[0]}, {a[1]});
+  let hi = vec2<u32>({b[0]}, {b[1]});
+  let r = select(x, lo, less_{t}(x, lo));
+  return select(r, hi, less_{t}(hi, r));"""
 
 
 # Integer prelu: slope * x saturated to 32 bits (the store saturates narrower types).

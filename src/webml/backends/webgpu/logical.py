@@ -13,19 +13,9 @@ import re
 
 from .kernels import Emitter, kernel
 from .program import MapProgram, Slot
-from .unary import IS_NAN
+from .unary import IS_NAN, LESS64, is_wide, words_input
 
 __all__: list[str] = []
-
-# a < b for 64-bit words (lo, hi): signed or unsigned high words, unsigned low words.
-_LESS64 = """fn less_{t}(a: vec2<u32>, b: vec2<u32>) -> bool {{
-  let ah = {cast}(a.y);
-  let bh = {cast}(b.y);
-  return ah < bh || (ah == bh && a.x < b.x);
-}}
-"""
-_WIDE = """fn wide_{name}(e: u32) -> vec2<u32> {{ return vec2<u32>(buf_{name}[2u * e], buf_{name}[2u * e + 1u]); }}
-"""
 
 # Each comparison from "less" and "equal" of (a, b).
 _FROM_LESS = {
@@ -40,11 +30,13 @@ _FROM_LESS = {
 
 def _operand(m: MapProgram, name: str, slot: Slot) -> str:
     """The element of operand ``name`` for output index i: a vec2<u32> of words for 64-bit types."""
+    if not is_wide(slot):
+        return m.broadcast(name, slot)
+    # The broadcast index expression, on the words of the element instead of its 32-bit load.
     expr = m.broadcast(name, slot)
-    if slot.data_type not in ("int64", "uint64"):
-        return expr
-    m.helper(_WIDE.format(name=name))
-    return re.sub(rf"^load_{name}\(", f"wide_{name}(", expr)
+    m.inputs.pop(name)
+    words = words_input(m, name, slot)
+    return re.sub(rf"^load_{name}\(", f"{words}(", expr)
 
 
 @kernel("equal", "notEqual", "greater", "greaterOrEqual", "lesser", "lesserOrEqual")
@@ -53,7 +45,7 @@ def compare(k: Emitter, a: Slot, b: Slot, *, out: Slot) -> None:
     t = a.data_type
     x, y = _operand(m, "a", a), _operand(m, "b", b)
     if t in ("int64", "uint64"):
-        m.helper(_LESS64.format(t=t, cast="bitcast<i32>" if t == "int64" else "u32"))
+        m.helper(LESS64.format(t=t, cast="bitcast<i32>" if t == "int64" else "u32"))
         m.helper(f"fn lt(a: vec2<u32>, b: vec2<u32>) -> bool {{ return less_{t}(a, b); }}\n")
         m.helper("fn eq(a: vec2<u32>, b: vec2<u32>) -> bool { return all(a == b); }\n")
     else:

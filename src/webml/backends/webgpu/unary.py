@@ -9,8 +9,9 @@ activation family uses the same helpers (:data:`EXP`, :data:`EXPM1`, :data:`LOG1
 :data:`ERFC`).  NaN is always found from the bits (:data:`IS_NAN`): a compiler may assume
 float comparisons never see one.
 
-Integer variants (abs, neg, sign; identity of every type) compute in 32 bits; abs and neg
-of the type's minimum saturate, as the reference's cast does.
+Integer variants (abs, neg, sign) compute in 32 bits, and int64 (like identity of a 64-bit
+type) exactly on the element's two words (:attr:`~.program.MapProgram.wide`); abs and neg of
+the type's minimum saturate, as the reference's cast does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from .kernels import Emitter, kernel
 from .program import Slot
 
-__all__ = ["ERF", "ERFC", "EXP", "EXPM1", "IS_NAN", "LOG", "LOG1P", "exp_helpers"]
+__all__ = ["ERF", "ERFC", "EXP", "EXPM1", "IS_NAN", "LESS64", "LOG", "LOG1P", "exp_helpers", "is_wide", "words_input"]
 
 IS_NAN = """fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 """
@@ -131,6 +132,47 @@ def exp_helpers(m: Any, *names: str) -> None:
         m.helper(globals()[name])
 
 
+# -- 64-bit integers as two words (lo, hi): exact, where a 32-bit load would saturate ---------------
+
+_WORDS = """fn words_{name}(e: u32) -> vec2<u32> {{ return vec2<u32>(buf_{name}[2u * e], buf_{name}[2u * e + 1u]); }}
+"""
+
+#: ``less_<type>(a, b)``: a < b of two 64-bit values (signed or unsigned high words, unsigned low).
+LESS64 = """fn less_{t}(a: vec2<u32>, b: vec2<u32>) -> bool {{
+  let ah = {cast}(a.y);
+  let bh = {cast}(b.y);
+  return ah < bh || (ah == bh && a.x < b.x);
+}}
+"""
+
+
+def is_wide(slot: Slot) -> bool:
+    """Whether ``slot`` holds a 64-bit integer type."""
+    return slot.data_type in ("int64", "uint64")
+
+
+def words_input(m: Any, name: str, slot: Slot) -> str:
+    """Bind 64-bit ``slot`` as input ``name``; returns ``words_<name>``, element e as vec2<u32>(lo, hi)."""
+    m.input(name, slot)
+    m.helper(_WORDS.format(name=name))
+    return f"words_{name}"
+
+
+# -x of an int64; -(-2^63) saturates to 2^63 - 1.
+_NEG64 = """fn neg64(x: vec2<u32>) -> vec2<u32> {
+  if (x.x == 0u && x.y == 0x80000000u) { return vec2<u32>(0xffffffffu, 0x7fffffffu); }
+  let lo = ~x.x + 1u;
+  return vec2<u32>(lo, ~x.y + select(0u, 1u, lo == 0u));
+}
+"""
+_INT64_BODIES = {
+    "abs": "select(x, neg64(x), bitcast<i32>(x.y) < 0)",
+    "neg": "neg64(x)",
+    "sign": "select(select(vec2<u32>(0u), vec2<u32>(1u, 0u), any(x != vec2<u32>(0u))), vec2<u32>(0xffffffffu), "
+    "bitcast<i32>(x.y) < 0)",
+}
+
+
 _FLOAT_BODIES = {
     "ceil": "ceil(x)",
     "floor": "floor(x)",
@@ -161,6 +203,12 @@ _INT_BODIES = {
 )
 def unary(k: Emitter, input: Slot, *, out: Slot) -> None:
     m = k.map(out)
+    if input.data_type == "int64":
+        m.wide = True
+        m.helper(_NEG64)
+        m.body = f"  let x = {words_input(m, 'input', input)}(i);\n  return {_INT64_BODIES[k.op]};"
+        k.emit(m)
+        return
     x = m.input("input", input)
     if m.scalar != "f32":
         body = _INT_BODIES[k.op]
@@ -178,5 +226,7 @@ def unary(k: Emitter, input: Slot, *, out: Slot) -> None:
 @kernel("identity")
 def identity(k: Emitter, input: Slot, *, out: Slot) -> None:
     m = k.map(out)
-    m.body = f"  return {m.input('input', input)}(i);"
+    m.wide = is_wide(input)  # a copy of both words
+    load = words_input(m, "input", input) if m.wide else m.input("input", input)
+    m.body = f"  return {load}(i);"
     k.emit(m)
