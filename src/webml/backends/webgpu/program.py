@@ -91,6 +91,9 @@ class MapProgram:
     params: list[int] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)
     body: str = ""
+    #: For a 64-bit output: ``value`` returns the element's two words, ``vec2<u32>(lo, hi)``, so a
+    #: kernel can compute exactly in 64 bits (otherwise it computes in 32 and the store sign-extends).
+    wide: bool = False
 
     @property
     def out_codec(self) -> Codec:
@@ -194,12 +197,15 @@ class MapProgram:
         ]
         src += [codec(slot.data_type).load_fn(name) for name, slot in self.inputs.items()]
         src += [out.helpers(), *self.helpers]
-        src.append(f"fn value(i: u32) -> {out.scalar} {{\n{self.body.rstrip()}\n}}")
+        if self.wide and out.words != 2:
+            raise ValueError(f"{self.name}: a wide value needs a 64-bit output, not {self.out.data_type}")
+        returns = "vec2<u32>" if self.wide else out.scalar
+        src.append(f"fn value(i: u32) -> {returns} {{\n{self.body.rstrip()}\n}}")
         src.append(
             f"@compute @workgroup_size({WORKGROUP})\n"
             "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n"
             f"  let w = gid.y * nwg.x * {WORKGROUP}u + gid.x;\n"
-            f"  if (w >= {n_units}) {{ return; }}\n" + self._store(out, n_param) + "}"
+            f"  if (w >= {n_units}) {{ return; }}\n" + self._store(out, n_param, self.wide) + "}"
         )
         groups = -(-units // WORKGROUP)
         gx = min(groups, MAX_GROUPS)
@@ -208,7 +214,9 @@ class MapProgram:
         return Step(self.name, "\n".join(s for s in src if s), bindings, params, (gx, gy), self.out.id)
 
     @staticmethod
-    def _store(out: Codec, n: str) -> str:
+    def _store(out: Codec, n: str, wide: bool = False) -> str:
+        if wide:
+            return "  let v = value(w);\n  buf_out[2u * w] = v.x;\n  buf_out[2u * w + 1u] = v.y;\n"
         if out.words == 2:
             hi = "select(0u, 0xffffffffu, v < 0)" if out.scalar == "i32" else "0u"
             return f"  let v = value(w);\n  buf_out[2u * w] = bitcast<u32>(v);\n  buf_out[2u * w + 1u] = {hi};\n"
