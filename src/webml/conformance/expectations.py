@@ -23,23 +23,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
     "onnxruntime": {},
     "webgpu": dict.fromkeys(
         (
-        "cast",
-        "concat",
-        "expand",
-        "reshape",
-        "tile",
-        "pad",
-        "reverse",
-        "transpose",
-        "slice",
-        "split",
-        "triangular",
-        "where",
-        "gather",
-        "gatherElements",
-        "gatherND",
-        "scatterElements",
-        "scatterND",
         "conv2d",
         "convTranspose2d",
         "averagePool2d",
@@ -179,6 +162,15 @@ _WEBGPU_TENSOR_LIMIT = (
 VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
         [f"elementwise-binary::[{op}] throw if the output tensor byte length exceeds limit" for op in _ARITHMETIC],
+        _WEBGPU_TENSOR_LIMIT,
+    )
+)
+VALIDATION_FAILURES["webgpu"].update(
+    dict.fromkeys(
+        [
+            f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
+            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where")
+        ],
         _WEBGPU_TENSOR_LIMIT,
     )
 )

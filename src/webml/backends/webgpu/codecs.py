@@ -71,6 +71,24 @@ class Codec:
             raise NotImplementedError(self.data_type)
         return head + body + "}\n"
 
+    @property
+    def raw_scalar(self) -> str:
+        """WGSL type of one element's storage bits: ``vec2<u32>`` (low, high word) for 64-bit types."""
+        return "vec2<u32>" if self.words == 2 else "u32"
+
+    def bits_fn(self, name: str) -> str:
+        """``fn bits_<name>(e: u32) -> raw_scalar``: element ``e``'s storage bits, unconverted (data movement)."""
+        buf = f"buf_{name}"
+        head = f"fn bits_{name}(e: u32) -> {self.raw_scalar} {{\n"
+        if self.words == 2:
+            body = f"  return vec2<u32>({buf}[2u * e], {buf}[2u * e + 1u]);\n"
+        elif self.per_word == 1:
+            body = f"  return {buf}[e];\n"
+        else:
+            k, mask = self.per_word, (1 << self.bits) - 1
+            body = f"  return ({buf}[e / {k}u] >> ((e % {k}u) * {self.bits}u)) & {mask}u;\n"
+        return head + body + "}\n"
+
     def bits_expr(self, v: str) -> str:
         """The storage bits (low ``bits`` of a u32) of scalar value ``v`` (32-bit or narrower types)."""
         t = self.data_type

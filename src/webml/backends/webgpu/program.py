@@ -94,6 +94,10 @@ class MapProgram:
     #: For a 64-bit output: ``value`` returns the element's two words, ``vec2<u32>(lo, hi)``, so a
     #: kernel can compute exactly in 64 bits (otherwise it computes in 32 and the store sign-extends).
     wide: bool = False
+    #: Data movement: ``value`` returns the output element's storage bits (``out_codec.raw_scalar``),
+    #: stored unconverted, so 64-bit values and float16/NaN bits move exactly.
+    raw: bool = False
+    raw_inputs: set[str] = field(default_factory=set)
 
     @property
     def out_codec(self) -> Codec:
@@ -111,6 +115,12 @@ class MapProgram:
             raise ValueError(f"{self.name}: input {name!r} declared twice or not an identifier")
         self.inputs[name] = slot
         return f"load_{name}"
+
+    def bits(self, name: str, slot: Slot) -> str:
+        """Bind ``slot`` as input ``name`` read as storage bits; returns the name of ``bits_<name>(e)``."""
+        self.input(name, slot)
+        self.raw_inputs.add(name)
+        return f"bits_{name}"
 
     def param(self, value: int | float, kind: str = "u") -> str:
         """One parameter word: a WGSL expression of type u32 ("u"), i32 ("i") or f32 ("f")."""
@@ -144,10 +154,10 @@ class MapProgram:
         terms = [f"{c} * {s}" for c, s in zip(coords, self.array(shape_strides))]
         return " + ".join(terms) if terms else "0u"
 
-    def broadcast(self, name: str, slot: Slot) -> str:
+    def broadcast(self, name: str, slot: Slot, raw: bool = False) -> str:
         """Bind ``slot`` as input ``name`` broadcast to the output's shape (numpy rules);
-        returns a WGSL expression of its element for output index ``i``."""
-        load = self.input(name, slot)
+        returns a WGSL expression of its element (its storage bits if ``raw``) for output index ``i``."""
+        load = self.bits(name, slot) if raw else self.input(name, slot)
         out_rank = self.out.rank
         if slot.shape == self.out.shape:
             return f"{load}(i)"
@@ -196,22 +206,40 @@ class MapProgram:
             "fn f32_bits(b: u32) -> f32 { return bitcast<f32>(b); }",
         ]
         src += [codec(slot.data_type).load_fn(name) for name, slot in self.inputs.items()]
+        src += [codec(slot.data_type).bits_fn(name) for name, slot in self.inputs.items() if name in self.raw_inputs]
         src += [out.helpers(), *self.helpers]
         if self.wide and out.words != 2:
             raise ValueError(f"{self.name}: a wide value needs a 64-bit output, not {self.out.data_type}")
-        returns = "vec2<u32>" if self.wide else out.scalar
+        returns = out.raw_scalar if self.raw else "vec2<u32>" if self.wide else out.scalar
         src.append(f"fn value(i: u32) -> {returns} {{\n{self.body.rstrip()}\n}}")
+        store = self._store_raw(out, n_param) if self.raw else self._store(out, n_param, self.wide)
         src.append(
             f"@compute @workgroup_size({WORKGROUP})\n"
             "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n"
             f"  let w = gid.y * nwg.x * {WORKGROUP}u + gid.x;\n"
-            f"  if (w >= {n_units}) {{ return; }}\n" + self._store(out, n_param, self.wide) + "}"
+            f"  if (w >= {n_units}) {{ return; }}\n" + store + "}"
         )
         groups = -(-units // WORKGROUP)
         gx = min(groups, MAX_GROUPS)
         gy = -(-groups // gx) if groups else 0
         bindings = {1: self.out.id} | {b: s.id for b, s in enumerate(self.inputs.values(), start=2)}
         return Step(self.name, "\n".join(s for s in src if s), bindings, params, (gx, gy), self.out.id)
+
+    @staticmethod
+    def _store_raw(out: Codec, n: str) -> str:
+        if out.words == 2:
+            return "  let v = value(w);\n  buf_out[2u * w] = v.x;\n  buf_out[2u * w + 1u] = v.y;\n"
+        if out.per_word == 1:
+            return "  buf_out[w] = value(w);\n"
+        k, mask = out.per_word, (1 << out.bits) - 1
+        return (
+            "  var word = 0u;\n"
+            f"  for (var j = 0u; j < {k}u; j++) {{\n"
+            f"    let i = w * {k}u + j;\n"
+            f"    if (i < {n}) {{ word |= (value(i) & {mask}u) << (j * {out.bits}u); }}\n"
+            "  }\n"
+            "  buf_out[w] = word;\n"
+        )
 
     @staticmethod
     def _store(out: Codec, n: str, wide: bool = False) -> str:
