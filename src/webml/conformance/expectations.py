@@ -23,12 +23,6 @@ PENDING_BACKEND_OPERATORS: dict[str, dict[str, str]] = {
     "onnxruntime": {},
     "webgpu": dict.fromkeys(
         (
-        "conv2d",
-        "convTranspose2d",
-        "averagePool2d",
-        "l2Pool2d",
-        "maxPool2d",
-        "resample2d",
         "batchNormalization",
         "instanceNormalization",
         "layerNormalization",
@@ -169,7 +163,7 @@ VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
         [
             f"{op}::[{op}] throw if the output tensor byte length exceeds limit"
-            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where")
+            for op in ("cast", "concat", "gather", "gatherND", "pad", "tile", "where", "matmul", "gemm", "resample2d")
         ],
         _WEBGPU_TENSOR_LIMIT,
     )
