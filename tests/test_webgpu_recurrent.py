@@ -222,3 +222,24 @@ def test_float16_lstm_and_gru_compute_in_float32(contexts):
         "b": (3 * HIDDEN,),
     }
     _compare(contexts, gru_cell, cell, data_type="float16")
+
+
+def test_lstm_cell_beyond_one_grid_row(contexts):
+    """A batch of 33,001: the gate products (« batch, 4 * 32 », 4.22M elements) need more than 65,535
+    workgroups of 64, so the 2-D grid of every composed kernel is exercised."""
+    batch, hidden, features = 33001, 32, 3
+    shapes = {
+        "x": (batch, features),
+        "w": (4 * hidden, features),
+        "r": (4 * hidden, hidden),
+        "h": (batch, hidden),
+        "c": (batch, hidden),
+        "b": (4 * hidden,),
+        "rb": (4 * hidden,),
+    }
+
+    def build(b, o):
+        return b.lstm_cell(o("x"), o("w"), o("r"), o("h"), o("c"), hidden, bias=o("b"), recurrent_bias=o("rb"))
+
+    assert batch * 4 * hidden > 65535 * 64
+    _compare(contexts, build, shapes, constants=("w", "r"))

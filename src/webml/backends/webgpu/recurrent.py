@@ -168,9 +168,17 @@ class _Cell:
             )
         return self._parts[key]
 
-    def project(self, x: Slot) -> Slot:
-        """The input's products with the weights, bias included: « rows, gates * hidden »."""
-        return self.ops.gemm(x, self.w.weight, self.w.bias)
+    def project(self, x: Slot, lstm: bool = False) -> Slot:
+        """The input's products with the weights, bias included: « rows, gates * hidden ».
+
+        An LSTM's gates add both biases to both products: they are summed once here and the
+        step's recurrent product adds this projection as its gemm's ``c`` (no separate add).
+        """
+        bias = self.w.bias
+        if lstm and self.w.recurrent_bias is not None:
+            rb = self.w.recurrent_bias
+            bias = rb if bias is None else self.ops.binary("add", bias, rb)
+        return self.ops.gemm(x, self.w.weight, bias)
 
     def gate(self, product: Slot, name: str) -> Slot:
         batch = product.shape[0]
@@ -196,9 +204,10 @@ class _Cell:
     def lstm(
         self, xp: Slot, h: Slot, c: Slot, dest_h: Slot | None = None, dest_c: Slot | None = None
     ) -> tuple[Slot, Slot]:
-        """The new hidden and cell states from the input projection ``xp`` « batch, 4 * hidden », ``h``, ``c``."""
+        """The new hidden and cell states from the input projection ``xp`` « batch, 4 * hidden » (both biases
+        in it: ``project(x, lstm=True)``), ``h`` and ``c``."""
         ops, (gate_fn, cell_fn, filter_fn) = self.ops, self.activations
-        pre = ops.binary("add", xp, ops.gemm(h, self.w.recurrent_weight, self.w.recurrent_bias))
+        pre = ops.gemm(h, self.w.recurrent_weight, xp)
         peep_at = _gates(PEEPHOLE_GATES, self.hidden)
 
         def gate(name: str) -> Slot:
@@ -269,7 +278,8 @@ def lstm_cell(
     )
     cell = _Cell(k, w, hidden_size, layout, activations)
     h_out, c_out = _target(k, out[0]), _target(k, out[1])
-    cell.lstm(cell.project(_float32(k, input)), _float32(k, hidden_state), _float32(k, cell_state), h_out, c_out)
+    xp = cell.project(_float32(k, input), lstm=True)
+    cell.lstm(xp, _float32(k, hidden_state), _float32(k, cell_state), h_out, c_out)
     _land(k, h_out, out[0])
     _land(k, c_out, out[1])
 
@@ -312,23 +322,28 @@ def _network(
         w = _Direction(*(_per_direction(k, operands[name], d, count) for name in _Direction.__dataclass_fields__))
         cell = _Cell(k, w, hidden_size, layout, activations)
         # Every step's input projection at once: « steps, batch, gates * hidden ».
-        xp = _view(cell.project(x), (steps, batch, w.weight.shape[0]))
+        xp = _view(cell.project(x, lstm=reset_after is None), (steps, batch, w.weight.shape[0]))
         # An absent initial state is a scratch nothing writes: WebGPU zero-initialises buffers.
         states = [k.scratch(F32, state_shape) if s is None else _per_direction(k, s, d, count) for s in initial]
         backward = direction == "backward" or d == 1
         hidden_at: list[Slot | None] = [None] * steps
-        for t in range(steps - 1, -1, -1) if backward else range(steps):
+        order = range(steps - 1, -1, -1) if backward else range(steps)
+        for t in order:
             xp_t = _view(ops.slice(xp, (t, 0, 0), (1, batch, xp.shape[2])), (batch, xp.shape[2]))
+            # One direction's last step writes its states straight into float32 outputs « 1, batch, hidden ».
+            last = count == 1 and t == order[-1]
+            dests = [_view(o, state_shape) if last and o.data_type == F32 else None for o in outs[: len(initial)]]
             if reset_after is None:
-                states = list(cell.lstm(xp_t, *states))
+                states = list(cell.lstm(xp_t, *states, *dests))
             else:
-                states = [cell.gru(xp_t, states[0], reset_after)]
+                states = [cell.gru(xp_t, states[0], reset_after, dests[0])]
             hidden_at[t] = states[0]
         for final, state in zip(finals, states):
             final.append(state)
         sequence.append(hidden_at)  # type: ignore[arg-type]
     for final, out in zip(finals, outs):
-        ops.concat([_view(s, (1, *state_shape)) for s in final], 0, out)
+        if final[0].id != out.id:  # not written in place by the last step
+            ops.concat([_view(s, (1, *state_shape)) for s in final], 0, out)
     if return_sequence:
         seq_out = outs[len(initial)]
         if count == 1:
