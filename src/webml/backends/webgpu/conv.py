@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...ops.conv import dims
+from . import linalg
 from .kernels import Emitter, kernel
 from .program import MapProgram, Slot, strides
 
@@ -34,6 +35,51 @@ def _bias(m: MapProgram, bias: Slot | None, channel: str) -> str:
     return "" if bias is None else f" + f32({m.input('bias', bias)}({channel}))"
 
 
+def _tiled_conv(k: Emitter, input, filter, bias, out, padding, strides, dilations, groups, input_layout, filter_layout):
+    """conv2d as an implicit matrix product on :class:`~.linalg.TiledMatmul` (float32, one group):
+    rows the output pixels (n, y, x), columns the output channels, the reduction the filter taps
+    (c, ky, kx) in the order the filter layout stores them, so the filter is a strided matrix (every
+    conv2d filter layout keeps i, h, w adjacent) and only the input needs ``a_at``.  Returns whether
+    it emitted the product."""
+    slots = [input, filter, out] + ([] if bias is None else [bias])
+    if groups != 1 or {s.data_type for s in slots} != {"float32"} or linalg.FORCE == "plain":
+        return False
+    x, f = dims(input.shape, input_layout), dims(filter.shape, filter_layout)
+    fs = letter_strides(filter.shape, filter_layout)
+    oh, ow = dims(out.shape, input_layout)["h"], dims(out.shape, input_layout)["w"]
+    rows, cols, depth = x["n"] * oh * ow, f["o"], x["c"] * f["h"] * f["w"]
+    if linalg.FORCE is None and rows * cols * depth < linalg.TILED_MIN_WORK:
+        return False
+    taps = [d for d in filter_layout if d != "o"]  # i, h, w in storage order: k's digits, slowest first
+    b = linalg.Operand(filter, fs[taps[-1]], fs["o"], ())
+    c = None if bias is None else linalg.Operand(bias, 0, 1, ())
+    t = linalg.TiledMatmul(linalg.Product(out, linalg.Operand(input, 0, 0, ()), b, c, rows, depth, cols, ()))
+    q = t.params.add
+    xs = letter_strides(input.shape, input_layout)
+    size = {"i": q(x["c"]), "h": q(f["h"]), "w": q(f["w"])}
+    digit = {"i": "c", "h": "ky", "w": "kx"}
+    lines = ["  var r = k;"]
+    for d in reversed(taps):
+        lines.append(f"  let {digit[d]} = r % {size[d]};")
+        lines.append(f"  r = r / {size[d]};")
+    OW, OH = q(ow), q(oh)
+    a_at = "\n".join(lines) + (
+        f"\n  let ox = row % {OW};\n  let oy = (row / {OW}) % {OH};\n  let n = row / ({OW} * {OH});\n"
+        f"  let iy = i32(oy) * {q(strides[0], 'i')} - {q(padding[0], 'i')} + i32(ky) * {q(dilations[0], 'i')};\n"
+        f"  let ix = i32(ox) * {q(strides[1], 'i')} - {q(padding[2], 'i')} + i32(kx) * {q(dilations[1], 'i')};\n"
+        f"  if (iy < 0 || iy >= {q(x['h'], 'i')} || ix < 0 || ix >= {q(x['w'], 'i')}) {{ return 0.0; }}\n"
+        f"  return buf_a[n * {q(xs['n'])} + u32(iy) * {q(xs['h'])} + u32(ix) * {q(xs['w'])} + c * {q(xs['c'])}];"
+    )
+    out_at = None
+    if input_layout == "nchw":  # rows are (n, y, x): the channel sits between n and the pixel
+        pixels = q(oh * ow)
+        out_at = f"  return (row / {pixels}) * {q(cols * oh * ow)} + col * {pixels} + row % {pixels};"
+    t.a_at, t.out_at = a_at, out_at
+    t.vec_out = t.vec_out and out_at is None
+    k.steps.append(t.step("conv2d-tiled"))
+    return True
+
+
 @kernel("conv2d", input=_FLOATS, filter=_FLOATS, bias=_FLOATS, output=_FLOATS)
 def conv2d(
     k: Emitter,
@@ -49,6 +95,8 @@ def conv2d(
     input_layout: str,
     filter_layout: str,
 ) -> None:
+    if _tiled_conv(k, input, filter, bias, out, padding, strides, dilations, groups, input_layout, filter_layout):
+        return
     m = k.map(out)
     load_x, load_w = m.input("x", input), m.input("w", filter)
     lines, o = output_coords(m, out, input_layout)

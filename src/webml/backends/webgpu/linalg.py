@@ -142,7 +142,7 @@ class _Params:
 
     def add(self, value: int | float, kind: str = "u") -> str:
         self.words.append(_word(value, kind))
-        return {"u": f"p({len(self.words) - 1}u)", "f": f"pf({len(self.words) - 1}u)"}[kind]
+        return {"u": "p", "i": "pi", "f": "pf"}[kind] + f"({len(self.words) - 1}u)"
 
     def padded(self) -> list[int]:
         n = max(4, -(-len(self.words) // 4) * 4)
@@ -163,6 +163,7 @@ def _prelude(params: _Params, p: Product, vec_a: bool, vec_b: bool, vec_out: boo
         src.append("@group(0) @binding(4) var<storage, read> buf_c: array<f32>;")
     src += [
         "fn p(k: u32) -> u32 { return params.v[k >> 2u][k & 3u]; }",
+        "fn pi(k: u32) -> i32 { return bitcast<i32>(p(k)); }",
         "fn pf(k: u32) -> f32 { return bitcast<f32>(p(k)); }",
     ]
     return src
@@ -225,17 +226,37 @@ class TiledMatmul(_Program):
     the matrices.  A is read as vec4 when its k stride is 1 and K a multiple of 4, B when its column
     stride is 1 and N a multiple of 4; the output is written as vec4 when N is a multiple of 4 and no
     C is added.  Workgroup ids are flat over (batch, tile row, tile column), split on a 2-D grid.
+
+    ``a_at`` and ``out_at`` (WGSL bodies of ``fn a_at(row: u32, k: u32) -> f32``, called only inside
+    the matrix, and ``fn out_at(row: u32, col: u32) -> u32``) replace A's strides and the output's
+    row-major index: the convolutions use them to read their input as the implicit im2col matrix
+    (parameters they need come from :attr:`params`).
     """
 
-    def __init__(self, p: Product) -> None:
+    def __init__(self, p: Product, a_at: str | None = None, out_at: str | None = None) -> None:
         super().__init__(p)
-        self.vec_a = p.a.col == 1 and p.k % 4 == 0
+        self.a_at, self.out_at = a_at, out_at
+        self.vec_a = p.a.col == 1 and p.k % 4 == 0 and a_at is None
         self.vec_b = p.b.col == 1 and p.n % 4 == 0
-        self.vec_out = p.n % 4 == 0 and p.c is None
+        self.vec_out = p.n % 4 == 0 and p.c is None and out_at is None
         self.tiles_m = -(-p.m // _TILE)
         self.tiles_n = -(-p.n // _TILE)
         self.T_M, self.T_N = self.params.add(self.tiles_m), self.params.add(self.tiles_n)
         self.total = self.params.add(self.tiles_m * self.tiles_n * self.batch_count)
+
+    def _a_element(self) -> str:
+        return "a_at(gr, gk)" if self.a_at else f"buf_a[off.x + gr * {self.sam} + gk * {self.sak}]"
+
+    def _out_index(self) -> str:
+        return "out_at(gr, gc)" if self.out_at else f"off.z + gr * {self.N} + gc"
+
+    def _hooks(self) -> str:
+        found = []
+        if self.a_at:
+            found.append(f"fn a_at(row: u32, k: u32) -> f32 {{\n{self.a_at.rstrip()}\n}}")
+        if self.out_at:
+            found.append(f"fn out_at(row: u32, col: u32) -> u32 {{\n{self.out_at.rstrip()}\n}}")
+        return "\n".join(found)
 
     def _load_a(self) -> str:
         # 32 rows x 16 k of A into As[k * 32 + row]: 512 values, 8 (or 2 vec4) per invocation.
@@ -261,7 +282,7 @@ class TiledMatmul(_Program):
     let gr = m0 + row;
     let gk = k0 + kk;
     var x = 0.0;
-    if (gr < {self.M} && gk < {self.K}) {{ x = buf_a[off.x + gr * {self.sam} + gk * {self.sak}]; }}
+    if (gr < {self.M} && gk < {self.K}) {{ x = {self._a_element()}; }}
     As[kk * 32u + row] = x;
   }}
 """
@@ -305,7 +326,7 @@ class TiledMatmul(_Program):
     for (var q = 0u; q < 4u; q++) {{
       let gc = n0 + tx * 4u + q;
       if (gr < {self.M} && gc < {self.N}) {{
-        buf_out[off.z + gr * {self.N} + gc] = {self.finish("acc[r][q]", "gr", "gc")};
+        buf_out[{self._out_index()}] = {self.finish("acc[r][q]", "gr", "gc")};
       }}
     }}
   }}
@@ -315,6 +336,7 @@ class TiledMatmul(_Program):
         body = f"""var<workgroup> As: array<f32, {_TK * _TILE}>;
 var<workgroup> Bs: array<vec4<f32>, {_TK * _TILE // 4}>;
 {self.batch_offsets()}
+{self._hooks()}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {{
@@ -457,5 +479,3 @@ def gemm(
     b_transpose: bool,
 ) -> None:
     _product(k, _gemm_geometry(a, b, c, out, alpha, beta, a_transpose, b_transpose))
-
-

@@ -17,7 +17,7 @@ from .kernels import Emitter, kernel
 from .program import MapProgram, Slot
 
 _FLOATS = ("float32", "float16")
-_ALL = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8", "int4", "uint4")
+_ALL = ("float32", "float16", "int32", "uint32", "int64", "uint64", "int8", "uint8")
 
 # The taps k of one axis inside [0, size): start + k * dilation with k in [first, last].
 _RANGE = """fn tap_range(start: i32, size: i32, window: i32, dilation: i32) -> vec2<i32> {
