@@ -73,7 +73,8 @@ _GELU = """fn gelu_acc(x: f32) -> f32 {
   var c = 0.0;
   if (t < 10.0) { c = erfc_scaled(t) * exp_neg_sq(x, 0.5); }
   let h = 0.5 * x * c;
-  return select(x - h, h, x < 0.0);
+  // x - 0 where erfc is 0 (at +inf, not inf - inf); -inf gives NaN (-inf * 0), as the spec's formula does.
+  return select(x - select(0.0, h, c > 0.0), h, x < 0.0);
 }
 """
 _FUNCTIONS = {"sigmoid": _SIGMOID, "tanh": _TANH, "gelu": _GELU}
@@ -179,7 +180,7 @@ def prelu(k: Emitter, input: Slot, slope: Slot, *, out: Slot) -> None:
 def softmax(k: Emitter, input: Slot, *, out: Slot, axis: int) -> None:
     """exp(x - max) / sum(exp(x - max)) along ``axis``: each element loops over its row."""
     m = k.map(out)
-    exp_helpers(m, "EXP")
+    exp_helpers(m, "EXP_DIFF")
     x = m.input("input", input)
     size = input.shape[axis]
     step = 1
@@ -190,6 +191,6 @@ def softmax(k: Emitter, input: Slot, *, out: Slot, axis: int) -> None:
   var top = f32_bits(0xff800000u);
   for (var j = 0u; j < {n}; j++) {{ top = max(top, {x}(base + j * {st})); }}
   var total = 0.0;
-  for (var j = 0u; j < {n}; j++) {{ total += exp_acc({x}(base + j * {st}) - top); }}
-  return exp_acc({x}(i) - top) / total;"""
+  for (var j = 0u; j < {n}; j++) {{ total += exp_diff({x}(base + j * {st}), top); }}
+  return exp_diff({x}(i), top) / total;"""
     k.emit(m)

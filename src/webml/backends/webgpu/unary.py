@@ -21,7 +21,21 @@ from typing import Any
 from .kernels import Emitter, kernel
 from .program import Slot
 
-__all__ = ["ERF", "ERFC", "EXP", "EXPM1", "IS_NAN", "LESS64", "LOG", "LOG1P", "exp_helpers", "is_wide", "words_input"]
+__all__ = [
+    "ERF",
+    "ERFC",
+    "EXP",
+    "EXPM1",
+    "EXP_DIFF",
+    "IS_NAN",
+    "LESS64",
+    "LOG",
+    "LOG1P",
+    "LOG1P_SMALL",
+    "exp_helpers",
+    "is_wide",
+    "words_input",
+]
 
 IS_NAN = """fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 """
@@ -42,6 +56,19 @@ EXP = """fn exp_acc(x: f32) -> f32 {
 }
 """
 
+# exp(x - y) without the rounding error of x - y (which exp magnifies |x - y|-fold: 100 ULP at 160):
+# x and y reduced by ln 2 each (exactly, |x|, |y| <= 300), exp of the difference of the small remainders.
+EXP_DIFF = """fn exp_diff(x: f32, y: f32) -> f32 {
+  if (!(abs(x) <= 300.0 && abs(y) <= 300.0) || is_nan(x) || is_nan(y)) { return exp_acc(x - y); }
+  let kx = round(x * 1.44269504);
+  let ky = round(y * 1.44269504);
+  let rx = (x - kx * 0.693145751953125) - kx * 1.42860682e-6;
+  let ry = (y - ky * 0.693145751953125) - ky * 1.42860682e-6;
+  let n = i32(kx) - i32(ky);
+  return ldexp(ldexp(exp_acc(rx - ry), n / 2), n - n / 2);
+}
+"""
+
 # expm1 without the cancellation of exp(x) - 1 near 0: its Taylor polynomial there.
 EXPM1 = """fn expm1_acc(x: f32) -> f32 {
   if (abs(x) < 0.35) {
@@ -52,7 +79,7 @@ EXPM1 = """fn expm1_acc(x: f32) -> f32 {
 }
 """
 
-# log(x) = e ln2 + log(m), m in [sqrt(1/2), sqrt(2)); log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172.
+# log(x) = e ln2 + log1p(f), x = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)).
 LOG = """fn log_acc(x: f32) -> f32 {
   let b = bitcast<u32>(x);
   if ((b & 0x7fffffffu) > 0x7f800000u || b == 0x7f800000u) { return x; }
@@ -70,20 +97,24 @@ LOG = """fn log_acc(x: f32) -> f32 {
     m = m * 0.5;
     e = e + 1;
   }
-  let f = m - 1.0;
-  let s = f / (2.0 + f);
-  let z = s * s;
-  let r = 2.0 * s + s * z * (0.666666667 + z * (0.4 + z * (0.285714286 + z * (0.222222222 + z * 0.181818182))));
   let ef = f32(e);
-  return ef * 0.693145751953125 + (r + ef * 1.42860682e-6);
+  return ef * 0.693145751953125 + (log1p_small(m - 1.0) + ef * 1.42860682e-6);
 }
 """
 
-# log1p(y): log(u) * y / (u - 1) with u = 1 + y corrects u's rounding error (Goldberg's trick).
+# log1p(f) for f in [sqrt(1/2) - 1, sqrt(2) - 1]: 2 atanh(s), s = f / (2 + f), |s| < 0.172, from f itself
+# (never from a rounded 1 + f: this compiler folds (1 + f) - 1 to f, so the usual correction fails).
+LOG1P_SMALL = """fn log1p_small(f: f32) -> f32 {
+  let s = f / (2.0 + f);
+  let z = s * s;
+  return 2.0 * s + s * z * (0.666666667 + z * (0.4 + z * (0.285714286 + z * (0.222222222 + z * 0.181818182))));
+}
+"""
+
+# log1p(y), y > -1: the small-argument form where 1 + y is near 1, log of the rounded 1 + y beyond.
 LOG1P = """fn log1p_acc(y: f32) -> f32 {
-  let u = 1.0 + y;
-  if (u == 1.0) { return y; }
-  return log_acc(u) * (y / (u - 1.0));
+  if (y > -0.29289321 && y < 0.41421356) { return log1p_small(y); }
+  return log_acc(1.0 + y);
 }
 """
 
@@ -126,7 +157,15 @@ ERF = """fn erf_acc(x: f32) -> f32 {
 
 def exp_helpers(m: Any, *names: str) -> None:
     """Add the WGSL helpers ``names`` (of this module) to program ``m`` with those they call, in order."""
-    needs = {"EXP": ("IS_NAN",), "EXPM1": ("EXP",), "LOG": (), "LOG1P": ("LOG",), "ERFC": ("EXP",), "ERF": ("ERFC",)}
+    needs = {
+        "EXP": ("IS_NAN",),
+        "EXP_DIFF": ("EXP",),
+        "EXPM1": ("EXP",),
+        "LOG": ("LOG1P_SMALL",),
+        "LOG1P": ("LOG",),
+        "ERFC": ("EXP",),
+        "ERF": ("ERFC",),
+    }
     for name in names:
         exp_helpers(m, *needs.get(name, ()))
         m.helper(globals()[name])
