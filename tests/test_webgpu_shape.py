@@ -181,6 +181,14 @@ def test_data_movement_keeps_every_bit(data_type):
     _same(_run(build, {"x": x, "y": y, "cond": cond, "idx": idx}))
 
 
+def test_split_into_one_output():
+    """A single output comes to the kernel bare, not in a list (checked against NumPy: the reference
+    backend's split returns a list for it)."""
+    y = np.arange(2**33, 2**33 + 3 * 5 * 2, dtype=np.int64).reshape(3, 5, 2)
+    results = _run(lambda b, o: {"s": b.split(o["y"], 1, axis=1)[0]}, {"y": y}, backends=("webgpu",))
+    np.testing.assert_array_equal(results["webgpu"]["s"], y)
+
+
 def test_int64_values_beyond_32_bits_survive_indexing():
     x = (np.arange(12, dtype=np.int64).reshape(4, 3) - 6) * (2**52 + 3)
     updates = np.array([[2**62, -(2**62), 1], [7, 2**40, -(2**63)]], dtype=np.int64)

@@ -9,6 +9,10 @@ that packs sub-word outputs (float16, int8, int4: one invocation writes one whol
 32-bit word, so no two invocations share a word) and the 2-D grid that covers more
 than 65,535 workgroups.
 
+A data-movement kernel sets ``raw``: ``value`` then returns the output element's storage bits
+(``vec2<u32>`` for 64-bit types) read with ``bits_<name>(e)`` (:meth:`MapProgram.bits`), stored
+unconverted, so values move exactly whatever the 32-bit arithmetic could hold.
+
 Shapes live in the parameters, not in the source: every shape of the same ranks and
 options gives the same source, and :mod:`.shaders` caches pipelines by source.
 """

@@ -217,9 +217,10 @@ def concat(k: Emitter, inputs: list[Slot], *, out: Slot, axis: int) -> None:
 
 
 @kernel("split")
-def split(k: Emitter, input: Slot, *, out: list[Slot], splits: Sequence[int], axis: int) -> None:
+def split(k: Emitter, input: Slot, *, out: Slot | list[Slot], splits: Sequence[int], axis: int) -> None:
     start = 0
-    for slot, size in zip(out, splits):
+    outs = out if isinstance(out, list) else [out]  # the runtime passes a single output bare
+    for slot, size in zip(outs, splits):
         m = _raw(k, slot)
         load = m.bits("input", input)
         lines, inner = _along(m, slot.shape, axis)
