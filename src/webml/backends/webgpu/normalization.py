@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .kernels import kernel
 from .program import MapProgram, Slot, strides
-from .reduce import KAHAN, walk
+from .reduce import kahan, walk
 
 
 def _moments(k, x: Slot, axes: Sequence[int]) -> Slot:
@@ -25,7 +25,6 @@ def _moments(k, x: Slot, axes: Sequence[int]) -> Slot:
     stats = k.scratch("float32", (groups, 2))
     m = k.map(stats, f"{k.op}-moments")
     load = m.input("x", x)
-    m.helper(KAHAN)
     pre, loop = walk(m, x.shape, axes, "g")
     n = 1
     for d in axes:
@@ -35,11 +34,11 @@ def _moments(k, x: Slot, axes: Sequence[int]) -> Slot:
         "  let g = i / 2u;\n"
         + pre
         + "  var s = vec2<f32>(0.0, 0.0);\n"
-        + loop(f"    s = kahan(s, {load}(e));\n")
+        + loop(f"    {kahan(m, 's', f'{load}(e)')}\n")
         + f"  let mean = s.x / {count};\n"
         "  if ((i & 1u) == 0u) { return mean; }\n"
         "  var v = vec2<f32>(0.0, 0.0);\n"
-        + loop(f"    let d = {load}(e) - mean;\n    v = kahan(v, d * d);\n", "r2")
+        + loop(f"    let d = {load}(e) - mean;\n    {kahan(m, 'v', 'd * d')}\n", "r2")
         + f"  return v.x / {count};"
     )
     k.emit(m)

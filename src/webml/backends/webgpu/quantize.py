@@ -30,6 +30,17 @@ _QUANTIZE_I32 = """fn q_i32(r: f32, z: i32) -> i32 {
   return sat_i64(add_i64(a, z));
 }
 """
+# roundEven(x / s) as the reference's float64 quotient gives it: an f32 quotient that is a tie may come
+# from a quotient just off it, whose exact residual x - q * s (an fma; exact for a rounded quotient) tells.
+_DIV_ROUND = """fn div_round(x: f32, s: f32) -> f32 {
+  let q = x / s;
+  let f = floor(q);
+  if (q - f != 0.5) { return round(q); }
+  let r = fma(-q, s, x);
+  if (r == 0.0) { return round(q); }
+  return select(f, f + 1.0, (r > 0.0) == (s > 0.0));
+}
+"""
 _QUANTIZE_U32 = """fn q_u32(r: f32, z: u32) -> u32 {
   if (is_nan(r) || r <= -4294967296.0) { return 0u; }
   if (r >= 4294967296.0) { return 0xffffffffu; }
@@ -62,7 +73,8 @@ def quantize_linear(k, input: Slot, scale: Slot, zero_point: Slot, *, out: Slot)
     m.helper(IS_NAN)
     m.helper(I64_HELPERS)
     m.helper(_QUANTIZE_I32 if m.scalar == "i32" else _QUANTIZE_U32)
-    m.body = pre + f"  return q_{m.scalar}(round({x}(i) / {s}({blk})), {z}({blk}));"
+    m.helper(_DIV_ROUND)
+    m.body = pre + f"  return q_{m.scalar}(div_round({x}(i), {s}({blk})), {z}({blk}));"
     k.emit(m)
 
 

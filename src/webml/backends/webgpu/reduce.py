@@ -15,20 +15,30 @@ from .codecs import codec
 from .kernels import kernel
 from .program import MapProgram, Slot, strides
 
-__all__ = ["I64_HELPERS", "KAHAN", "UNROLL", "unrolled", "walk"]
+__all__ = ["I64_HELPERS", "KAHAN", "UNROLL", "kahan", "unrolled", "walk"]
 
 # NaN from its bits (WGSL lets compilers assume no NaN in comparisons such as x != x).
 IS_NAN = "fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }\n"
 IS_INF = "fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }\n"
 
-# Kahan summation: s.x the sum, s.y the running compensation.  An infinite or NaN term makes the
-# compensation NaN, so the plain sum is returned when it is not finite.
-KAHAN = """fn kahan(s: vec2<f32>, v: f32) -> vec2<f32> {
+# Kahan summation: s.x the sum, s.y the running compensation.  Once the sum is infinite or NaN the
+# compensation is 0 and the sum plain, so infinities and NaN propagate as in any sum.  ``zero`` is a parameter word
+# that is 0: the sum passes through it so that no compiler can simplify (t - s.x) - y to 0 (lavapipe's
+# does, which leaves a plain sum).
+KAHAN = """fn kahan(s: vec2<f32>, v: f32, zero: u32) -> vec2<f32> {
   let y = v - s.y;
-  let t = s.x + y;
-  return vec2<f32>(t, (t - s.x) - y);
+  let t = bitcast<f32>(bitcast<u32>(s.x + y) | zero);
+  let finite = (bitcast<u32>(t) & 0x7f800000u) != 0x7f800000u;
+  return vec2<f32>(select(s.x + v, t, finite), select(0.0, (t - s.x) - y, finite));
 }
 """
+
+
+def kahan(m: MapProgram, s: str, v: str) -> str:
+    """The WGSL statement adding ``v`` to the Kahan sum ``s`` (a ``vec2<f32>`` variable)."""
+    m.helper(KAHAN)
+    return f"{s} = kahan({s}, {v}, {m.param(0)});"
+
 
 # 64-bit integers as vec2<u32>(low word, high word): a signed accumulator of i32 terms (which
 # cannot overflow for fewer than 2^32 terms), an unsigned saturating one, a 32x32 -> 64 product.
@@ -67,14 +77,20 @@ fn abs_u32(v: i32) -> u32 { return select(bitcast<u32>(v), 0u - bitcast<u32>(v),
 """
 
 
-#: Elements per loop iteration (see :func:`walk`): reductions of up to 65,535 * UNROLL elements per
-#: output element run on lavapipe.
+#: Elements per loop iteration of a long loop (see :func:`unrolled`): reductions of up to about
+#: 65,535 * UNROLL / 8 elements per output element run on lavapipe.
 UNROLL = 16
+#: Loops longer than this are unrolled (a few loops per value, up to 8 values per invocation).
+SHORT = 4096
 
 
-def unrolled(var: str, lo: str, hi: str, body: str) -> str:
-    """``for (var = lo; var < hi; var++) { body }`` unrolled UNROLL times: lavapipe (llvmpipe) ends an
-    invocation's loops after 65,535 iterations in all, so a back-edge per element would cut long ones."""
+def unrolled(var: str, lo: str, hi: str, body: str, length: int) -> str:
+    """``for (var = lo; var < hi; var++) { body }``, unrolled UNROLL times when ``length`` (its most
+    iterations) is above SHORT: lavapipe (llvmpipe) ends an invocation's loops after 65,535 iterations
+    in all, so a back-edge per element would cut long reductions.  Short loops stay loops: the source
+    (and the pipeline compile) stays small, and it is the same for every short shape."""
+    if length <= SHORT:
+        return f"  for (var {var} = {lo}; {var} < {hi}; {var}++) {{\n{body.rstrip()}\n  }}\n"
     blocks = "".join(
         f"    {{\n      let {var} = {var}_0 + {j}u;\n      if ({var} < {hi}) {{\n{body.rstrip()}\n      }}\n    }}\n"
         for j in range(UNROLL)
@@ -91,7 +107,8 @@ def walk(m: MapProgram, shape: Sequence[int], axes: Sequence[int], flat: str = "
     st = strides(shape)
     pre, names = m.coords(flat, [shape[d] for d in kept], "o")
     pre += f"  let base = {m.offset(names, [st[d] for d in kept])};\n"
-    count = m.param(_count(shape, reduced))
+    length = _count(shape, reduced)
+    count = m.param(length)
     sizes = m.array([shape[d] for d in reduced])
     steps = m.array([st[d] for d in reduced])
 
@@ -101,7 +118,7 @@ def walk(m: MapProgram, shape: Sequence[int], axes: Sequence[int], flat: str = "
             index.append(f"    e += ({var}_q % {sizes[d]}) * {steps[d]};")
             if d:
                 index.append(f"    {var}_q = {var}_q / {sizes[d]};")
-        return unrolled(var, "0u", count, "\n".join(index) + "\n" + body)
+        return unrolled(var, "0u", count, "\n".join(index) + "\n" + body, length)
 
     return pre, loop
 
@@ -140,10 +157,9 @@ def _float_sum(m: MapProgram, x: Slot, axes: Sequence[int], op: str) -> str:
     result = _FLOAT_RESULT[op].replace("f32(n)", f"f32({m.param(_count(x.shape, axes))})")
     return (
         pre
-        + "  var s = vec2<f32>(0.0, 0.0);\n  var plain = 0.0;\n"
-        + loop(f"    let x = {load}(e);\n    let v = {_FLOAT_TERM[op]};\n    s = kahan(s, v);\n    plain += v;\n")
-        # Kahan's compensation is NaN once a term or the sum is not finite: then the plain sum is right.
-        + "  let t = select(s.x, plain, s.y != s.y || is_nan(s.y) || is_inf(plain) || is_nan(plain));\n"
+        + "  var s = vec2<f32>(0.0, 0.0);\n"
+        + loop(f"    let x = {load}(e);\n    let v = {_FLOAT_TERM[op]};\n    {kahan(m, 's', 'v')}\n")
+        + "  let t = s.x;\n"
         f"  return {result};"
     )
 
@@ -160,7 +176,7 @@ def _log_sum_exp(m: MapProgram, x: Slot, axes: Sequence[int]) -> str:
         + "  if (nan) { return f32_bits(0x7fc00000u); }\n"
         "  let m = select(mx, 0.0, is_inf(mx));\n"
         "  var s = vec2<f32>(0.0, 0.0);\n"
-        + loop(f"    s = kahan(s, exp({load}(e) - m));\n", "r2")
+        + loop(f"    {kahan(m, 's', f'exp({load}(e) - m)')}\n", "r2")
         + "  return log(s.x) + m;"
     )
 
@@ -295,9 +311,9 @@ def cumulative_sum(k, input: Slot, *, out: Slot, axis: int, exclusive: bool, rev
         m.helper(IS_NAN)
         m.helper(IS_INF)
         lines += [
-            "  var s = vec2<f32>(0.0, 0.0);\n  var plain = 0.0;",
-            unrolled("r", "lo", "hi", first + "    s = kahan(s, x);\n    plain += x;\n"),
-            "  return select(s.x, plain, s.y != s.y || is_nan(s.y) || is_inf(plain) || is_nan(plain));",
+            "  var s = vec2<f32>(0.0, 0.0);",
+            unrolled("r", "lo", "hi", first + f"    {kahan(m, 's', 'x')}\n", shape[axis]),
+            "  return s.x;",
         ]
     else:
         m.helper(I64_HELPERS)
@@ -305,7 +321,7 @@ def cumulative_sum(k, input: Slot, *, out: Slot, axis: int, exclusive: bool, rev
             step, result = "a = add_i64(a, x);", "sat_i64(a)"
         else:
             step, result = "a = add_u64(a, vec2<u32>(x, 0u));", "sat_u64_u32(a)"
-        lines += ["  var a = vec2<u32>(0u, 0u);", unrolled("r", "lo", "hi", first + f"    {step}\n")]
+        lines += ["  var a = vec2<u32>(0u, 0u);", unrolled("r", "lo", "hi", first + f"    {step}\n", shape[axis])]
         lines.append(f"  return {result};")
     m.body = "\n".join(lines)
     k.emit(m)
