@@ -95,6 +95,9 @@ class MapProgram:
     params: list[int] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)
     body: str = ""
+    #: For a 64-bit output: ``value`` returns the element's two words, ``vec2<u32>(lo, hi)``, so a
+    #: kernel can compute exactly in 64 bits (otherwise it computes in 32 and the store sign-extends).
+    wide: bool = False
     #: Data movement: ``value`` returns the output element's storage bits (``out_codec.raw_scalar``),
     #: stored unconverted, so 64-bit values and float16/NaN bits move exactly.
     raw: bool = False
@@ -209,9 +212,11 @@ class MapProgram:
         src += [codec(slot.data_type).load_fn(name) for name, slot in self.inputs.items()]
         src += [codec(slot.data_type).bits_fn(name) for name, slot in self.inputs.items() if name in self.raw_inputs]
         src += [out.helpers(), *self.helpers]
-        returns = out.raw_scalar if self.raw else out.scalar
+        if self.wide and out.words != 2:
+            raise ValueError(f"{self.name}: a wide value needs a 64-bit output, not {self.out.data_type}")
+        returns = out.raw_scalar if self.raw else "vec2<u32>" if self.wide else out.scalar
         src.append(f"fn value(i: u32) -> {returns} {{\n{self.body.rstrip()}\n}}")
-        store = (self._store_raw if self.raw else self._store)(out, n_param)
+        store = self._store_raw(out, n_param) if self.raw else self._store(out, n_param, self.wide)
         src.append(
             f"@compute @workgroup_size({WORKGROUP})\n"
             "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n"
@@ -241,7 +246,9 @@ class MapProgram:
         )
 
     @staticmethod
-    def _store(out: Codec, n: str) -> str:
+    def _store(out: Codec, n: str, wide: bool = False) -> str:
+        if wide:
+            return "  let v = value(w);\n  buf_out[2u * w] = v.x;\n  buf_out[2u * w + 1u] = v.y;\n"
         if out.words == 2:
             hi = "select(0u, 0xffffffffu, v < 0)" if out.scalar == "i32" else "0u"
             return f"  let v = value(w);\n  buf_out[2u * w] = bitcast<u32>(v);\n  buf_out[2u * w + 1u] = {hi};\n"

@@ -1,0 +1,327 @@
+"""WebGPU kernels of the reductions, argMin/argMax and cumulativeSum.
+
+Each output element loops over the input elements it reduces (:func:`walk`: the kept coordinates
+give a base offset, the loop index splits into the reduced coordinates).  Float sums are Kahan sums
+in f32, so long reductions stay within WPT's ULP tolerances; integer sums accumulate in 64 bits
+(two words) and saturate once at the end, as the reference's exact arithmetic does, and integer
+products track a zero, the sign and an overflow (nonzero integers only grow in magnitude).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .codecs import codec
+from .kernels import kernel
+from .program import MapProgram, Slot, strides
+
+__all__ = ["I64_HELPERS", "KAHAN", "UNROLL", "kahan", "unrolled", "walk"]
+
+# NaN from its bits (WGSL lets compilers assume no NaN in comparisons such as x != x).
+IS_NAN = "fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }\n"
+IS_INF = "fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }\n"
+
+# Kahan summation: s.x the sum, s.y the running compensation.  Once the sum is infinite or NaN the
+# compensation is 0 and the sum plain, so infinities and NaN propagate as in any sum.  ``zero`` is a parameter word
+# that is 0: the sum passes through it so that no compiler can simplify (t - s.x) - y to 0 (lavapipe's
+# does, which leaves a plain sum).
+KAHAN = """fn kahan(s: vec2<f32>, v: f32, zero: u32) -> vec2<f32> {
+  let y = v - s.y;
+  let t = bitcast<f32>(bitcast<u32>(s.x + y) | zero);
+  let finite = (bitcast<u32>(t) & 0x7f800000u) != 0x7f800000u;
+  return vec2<f32>(select(s.x + v, t, finite), select(0.0, (t - s.x) - y, finite));
+}
+"""
+
+
+def kahan(m: MapProgram, s: str, v: str) -> str:
+    """The WGSL statement adding ``v`` to the Kahan sum ``s`` (a ``vec2<f32>`` variable)."""
+    m.helper(KAHAN)
+    return f"{s} = kahan({s}, {v}, {m.param(0)});"
+
+
+# 64-bit integers as vec2<u32>(low word, high word): a signed accumulator of i32 terms (which
+# cannot overflow for fewer than 2^32 terms), an unsigned saturating one, a 32x32 -> 64 product.
+I64_HELPERS = """fn add_i64(a: vec2<u32>, v: i32) -> vec2<u32> {
+  let lo = a.x + bitcast<u32>(v);
+  let carry = select(0u, 1u, lo < a.x);
+  return vec2<u32>(lo, a.y + select(0u, 0xffffffffu, v < 0) + carry);
+}
+fn add_u64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  let lo = a.x + b.x;
+  let h1 = a.y + b.y;
+  let h2 = h1 + select(0u, 1u, lo < a.x);
+  if (h1 < a.y || h2 < h1) { return vec2<u32>(0xffffffffu, 0xffffffffu); }
+  return vec2<u32>(lo, h2);
+}
+fn mul_u64(a: u32, b: u32) -> vec2<u32> {
+  let al = a & 0xffffu;
+  let ah = a >> 16u;
+  let bl = b & 0xffffu;
+  let bh = b >> 16u;
+  let ll = al * bl;
+  let lh = al * bh;
+  let hl = ah * bl;
+  let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
+  return vec2<u32>((ll & 0xffffu) | (mid << 16u), ah * bh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u));
+}
+fn sat_i64(a: vec2<u32>) -> i32 {
+  let hi = bitcast<i32>(a.y);
+  if (hi > 0 || (hi == 0 && a.x >= 0x80000000u)) { return 2147483647; }
+  if (hi < -1 || (hi == -1 && a.x < 0x80000000u)) { return -2147483647 - 1; }
+  return bitcast<i32>(a.x);
+}
+fn sat_u64_i32(a: vec2<u32>) -> i32 { return select(bitcast<i32>(a.x), 2147483647, a.y != 0u || a.x > 0x7fffffffu); }
+fn sat_u64_u32(a: vec2<u32>) -> u32 { return select(a.x, 0xffffffffu, a.y != 0u); }
+fn abs_u32(v: i32) -> u32 { return select(bitcast<u32>(v), 0u - bitcast<u32>(v), v < 0); }
+"""
+
+
+#: Elements per loop iteration of a long loop (see :func:`unrolled`): reductions of up to about
+#: 65,535 * UNROLL / 8 elements per output element run on lavapipe.
+UNROLL = 16
+#: Loops longer than this are unrolled (a few loops per value, up to 8 values per invocation).
+SHORT = 4096
+
+
+def unrolled(var: str, lo: str, hi: str, body: str, length: int) -> str:
+    """``for (var = lo; var < hi; var++) { body }``, unrolled UNROLL times when ``length`` (its most
+    iterations) is above SHORT: lavapipe (llvmpipe) ends an invocation's loops after 65,535 iterations
+    in all, so a back-edge per element would cut long reductions.  Short loops stay loops: the source
+    (and the pipeline compile) stays small, and it is the same for every short shape."""
+    if length <= SHORT:
+        return f"  for (var {var} = {lo}; {var} < {hi}; {var}++) {{\n{body.rstrip()}\n  }}\n"
+    blocks = "".join(
+        f"    {{\n      let {var} = {var}_0 + {j}u;\n      if ({var} < {hi}) {{\n{body.rstrip()}\n      }}\n    }}\n"
+        for j in range(UNROLL)
+    )
+    return f"  for (var {var}_0 = {lo}; {var}_0 < {hi}; {var}_0 += {UNROLL}u) {{\n{blocks}  }}\n"
+
+
+def walk(m: MapProgram, shape: Sequence[int], axes: Sequence[int], flat: str = "i") -> tuple[str, Callable[[str], str]]:
+    """WGSL reducing ``shape`` over ``axes`` for the output element ``flat`` (its flat index over the
+    kept dimensions, in order): the statements before the loop (they define ``base``), and the loop's
+    header for a loop variable (``for (var r ...) {``, inside which ``e`` is the input element)."""
+    kept = [d for d in range(len(shape)) if d not in axes]
+    reduced = sorted(axes)
+    st = strides(shape)
+    pre, names = m.coords(flat, [shape[d] for d in kept], "o")
+    pre += f"  let base = {m.offset(names, [st[d] for d in kept])};\n"
+    length = _count(shape, reduced)
+    count = m.param(length)
+    sizes = m.array([shape[d] for d in reduced])
+    steps = m.array([st[d] for d in reduced])
+
+    def loop(body: str, var: str = "r") -> str:
+        index = [f"    var {var}_q = {var};", "    var e = base;"]
+        for d in reversed(range(len(reduced))):
+            index.append(f"    e += ({var}_q % {sizes[d]}) * {steps[d]};")
+            if d:
+                index.append(f"    {var}_q = {var}_q / {sizes[d]};")
+        return unrolled(var, "0u", count, "\n".join(index) + "\n" + body, length)
+
+    return pre, loop
+
+
+def _count(shape: Sequence[int], axes: Sequence[int]) -> int:
+    n = 1
+    for d in axes:
+        n *= shape[d]
+    return n
+
+
+# -- the ten reductions ------------------------------------------------------------------------
+
+_FLOAT_TERM = {
+    "reduceSum": "x",
+    "reduceMean": "x",
+    "reduceLogSum": "x",
+    "reduceL1": "abs(x)",
+    "reduceSumSquare": "x * x",
+    "reduceL2": "x * x",
+}
+_FLOAT_RESULT = {
+    "reduceSum": "t",
+    "reduceL1": "t",
+    "reduceSumSquare": "t",
+    "reduceMean": "t / f32(n)",
+    "reduceL2": "sqrt(t)",
+    "reduceLogSum": "log(t)",
+}
+
+
+def _float_sum(m: MapProgram, x: Slot, axes: Sequence[int], op: str) -> str:
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes)
+    m.helper(KAHAN)
+    result = _FLOAT_RESULT[op].replace("f32(n)", f"f32({m.param(_count(x.shape, axes))})")
+    return (
+        pre
+        + "  var s = vec2<f32>(0.0, 0.0);\n"
+        + loop(f"    let x = {load}(e);\n    let v = {_FLOAT_TERM[op]};\n    {kahan(m, 's', 'v')}\n")
+        + "  let t = s.x;\n"
+        f"  return {result};"
+    )
+
+
+def _log_sum_exp(m: MapProgram, x: Slot, axes: Sequence[int]) -> str:
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes)
+    m.helper(KAHAN)
+    # The maximum first, so no exp overflows; an infinite maximum is not subtracted (inf - inf).
+    return (
+        pre
+        + "  var mx = f32_bits(0xff800000u);\n  var nan = false;\n"
+        + loop(f"    let x = {load}(e);\n    nan = nan || is_nan(x);\n    mx = max(mx, x);\n")
+        + "  if (nan) { return f32_bits(0x7fc00000u); }\n"
+        "  let m = select(mx, 0.0, is_inf(mx));\n"
+        "  var s = vec2<f32>(0.0, 0.0);\n"
+        + loop(f"    {kahan(m, 's', f'exp({load}(e) - m)')}\n", "r2")
+        + "  return log(s.x) + m;"
+    )
+
+
+def _extremum(m: MapProgram, x: Slot, axes: Sequence[int], op: str) -> str:
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes)
+    pick = "max" if op == "reduceMax" else "min"
+    body = pre + f"  var a = {load}(base);\n"
+    if m.scalar == "f32":
+        # NaN propagates (the reference's NumPy max/min); WGSL's max/min of a NaN is indeterminate.
+        body += loop(f"    let x = {load}(e);\n    if (is_nan(x)) {{ return x; }}\n    a = {pick}(a, x);\n")
+    else:
+        body += loop(f"    a = {pick}(a, {load}(e));\n")
+    return body + "  return a;"
+
+
+def _int_sum(m: MapProgram, x: Slot, axes: Sequence[int], op: str) -> str:
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes)
+    m.helper(I64_HELPERS)
+    signed = m.scalar == "i32"
+    if op == "reduceSum" and signed:
+        step, result = "a = add_i64(a, x);", "sat_i64(a)"
+    else:
+        mag = "abs_u32(x)" if signed else "x"
+        term = f"mul_u64({mag}, {mag})" if op == "reduceSumSquare" else f"vec2<u32>({mag}, 0u)"
+        step, result = f"a = add_u64(a, {term});", "sat_u64_i32(a)" if signed else "sat_u64_u32(a)"
+    return (
+        pre + "  var a = vec2<u32>(0u, 0u);\n" + loop(f"    let x = {load}(e);\n    {step}\n") + f"  return {result};"
+    )
+
+
+def _int_product(m: MapProgram, x: Slot, axes: Sequence[int]) -> str:
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes)
+    m.helper(I64_HELPERS)
+    signed = m.scalar == "i32"
+    mag = "abs_u32(x)" if signed else "x"
+    body = (
+        pre
+        + "  var mag = 1u;\n  var neg = false;\n  var over = false;\n"
+        + loop(
+            f"    let x = {load}(e);\n    if (x == {m.scalar}(0)) {{ return {m.scalar}(0); }}\n"
+            + ("    neg = neg != (x < 0);\n" if signed else "")
+            + f"    let p = mul_u64(mag, {mag});\n    over = over || p.y != 0u;\n    mag = p.x;\n"
+        )
+    )
+    if not signed:
+        return body + "  return select(mag, 0xffffffffu, over);"
+    return (
+        body + "  if (neg) { return select(0 - bitcast<i32>(mag), -2147483647 - 1, over || mag >= 0x80000000u); }\n"
+        "  return select(bitcast<i32>(mag), 2147483647, over || mag >= 0x80000000u);"
+    )
+
+
+@kernel(
+    "reduceL1",
+    "reduceL2",
+    "reduceLogSum",
+    "reduceLogSumExp",
+    "reduceMax",
+    "reduceMean",
+    "reduceMin",
+    "reduceProduct",
+    "reduceSum",
+    "reduceSumSquare",
+)
+def reduction(k, input: Slot, *, out: Slot, axes: Sequence[int], keep_dimensions: bool) -> None:
+    # keep_dimensions only changes the output's shape: its elements are in the kept dimensions' order.
+    m = k.map(out)
+    m.helper(IS_NAN)
+    m.helper(IS_INF)
+    op, floating = k.op, m.scalar == "f32"
+    if op in ("reduceMax", "reduceMin"):
+        m.body = _extremum(m, input, axes, op)
+    elif op == "reduceLogSumExp":
+        m.body = _log_sum_exp(m, input, axes)
+    elif op == "reduceProduct":
+        if floating:
+            load = m.input("x", input)
+            pre, loop = walk(m, input.shape, axes)
+            m.body = pre + "  var a = 1.0;\n" + loop(f"    a *= {load}(e);\n") + "  return a;"
+        else:
+            m.body = _int_product(m, input, axes)
+    elif floating:
+        m.body = _float_sum(m, input, axes, op)
+    else:
+        m.body = _int_sum(m, input, axes, op)
+    k.emit(m)
+
+
+# -- argMin / argMax -----------------------------------------------------------------------------
+
+
+@kernel("argMin", "argMax")
+def arg_min_max(k, input: Slot, *, out: Slot, axis: int, keep_dimensions: bool) -> None:
+    m = k.map(out)
+    load = m.input("x", input)
+    pre, loop = walk(m, input.shape, (axis,))
+    better = "<" if k.op == "argMin" else ">"
+    # The first index on ties (only a strictly better value moves it); the first NaN wins, as NumPy's.
+    if codec(input.data_type).scalar == "f32":
+        m.helper(IS_NAN)
+        check = f"    if (is_nan(x)) {{ at = r; break; }}\n    if (x {better} best) {{ best = x; at = r; }}\n"
+    else:
+        check = f"    if (x {better} best) {{ best = x; at = r; }}\n"
+    m.body = pre + f"  var best = {load}(base);\n  var at = 0u;\n" + loop(f"    let x = {load}(e);\n" + check)
+    m.body += "  return i32(at);" if m.scalar == "i32" else "  return at;"
+    k.emit(m)
+
+
+# -- cumulativeSum -------------------------------------------------------------------------------
+
+
+@kernel("cumulativeSum")
+def cumulative_sum(k, input: Slot, *, out: Slot, axis: int, exclusive: bool, reversed: bool) -> None:
+    m = k.map(out)
+    load = m.input("x", input)
+    shape = input.shape
+    st = strides(shape)
+    size, stride = m.param(shape[axis]), m.param(st[axis])
+    # The output element's position along axis, and the first element of its line.
+    lines = [f"  let pos = (i / {stride}) % {size};", f"  let base = i - pos * {stride};"]
+    if reversed:
+        lines.append(f"  let lo = pos + {'1u' if exclusive else '0u'};\n  let hi = {size};")
+    else:
+        lines.append(f"  let lo = 0u;\n  let hi = pos + {'0u' if exclusive else '1u'};")
+    first = f"    let x = {load}(base + r * {stride});\n"
+    if m.scalar == "f32":
+        m.helper(KAHAN)
+        m.helper(IS_NAN)
+        m.helper(IS_INF)
+        lines += [
+            "  var s = vec2<f32>(0.0, 0.0);",
+            unrolled("r", "lo", "hi", first + f"    {kahan(m, 's', 'x')}\n", shape[axis]),
+            "  return s.x;",
+        ]
+    else:
+        m.helper(I64_HELPERS)
+        if m.scalar == "i32":
+            step, result = "a = add_i64(a, x);", "sat_i64(a)"
+        else:
+            step, result = "a = add_u64(a, vec2<u32>(x, 0u));", "sat_u64_u32(a)"
+        lines += ["  var a = vec2<u32>(0u, 0u);", unrolled("r", "lo", "hi", first + f"    {step}\n", shape[axis])]
+        lines.append(f"  return {result};")
+    m.body = "\n".join(lines)
+    k.emit(m)
