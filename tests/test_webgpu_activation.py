@@ -219,8 +219,18 @@ def test_softmax_along_each_axis(contexts, axis):
     rng = np.random.default_rng(3)
     x = rng.uniform(-50, 50, (3, 5, 7)).astype(np.float32)
     x[1, 2, 3] = -np.inf
+    x[2, 4, 6] = np.nan  # its row is NaN, the others not
     got, want = both(contexts, lambda b, x: b.softmax(x, axis), x=x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert ulp_distance(got, want).max() <= 8
+
+
+def test_softmax_of_float16_and_a_long_row(contexts):
+    """float16 (sums in float32 scratch) and a row of 5,000 (one dispatch per row statistic)."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-8, 8, (3, 5000)).astype(np.float16)
+    got, want = both(contexts, lambda b, x: b.softmax(x, 1), x=x)
+    assert np.abs(got.view(np.int16).astype(np.int64) - want.view(np.int16)).max() <= 1
 
 
 def test_prelu_broadcasts_both_ways(contexts):

@@ -178,19 +178,47 @@ def prelu(k: Emitter, input: Slot, slope: Slot, *, out: Slot) -> None:
 
 @kernel("softmax")
 def softmax(k: Emitter, input: Slot, *, out: Slot, axis: int) -> None:
-    """exp(x - max) / sum(exp(x - max)) along ``axis``: each element loops over its row."""
+    """exp(x - max) / sum(exp(x - max)) along ``axis``, in three dispatches: each row's maximum,
+    then its sum (both float32 scratch, one element a row), then every element: O(size) work,
+    where one program looping over its row for every element would be O(size * row length)."""
+    size = input.shape[axis]
+    inner = 1
+    for d in input.shape[axis + 1 :]:
+        inner *= d
+    rows = input.desc.element_count // size if size else 0
+    top, total = k.scratch("float32", (rows,)), k.scratch("float32", (rows,))
+
+    def row_program(target: Slot) -> tuple[Any, str, str, str, str]:
+        m = k.map(target, f"softmax_{'max' if target is top else 'sum'}")
+        exp_helpers(m, "EXP_DIFF")
+        x = m.input("input", input)
+        n, st = m.param(size), m.param(inner)
+        return m, x, n, f"(i / {st}) * {n} * {st} + i % {st}", st
+
+    m, x, n, base, st = row_program(top)
+    # NaN anywhere makes the row's maximum NaN (WGSL's max may drop it), so the row is NaN, as the reference's.
+    m.body = f"""  let base = {base};
+  var t = f32_bits(0xff800000u);
+  for (var j = 0u; j < {n}; j++) {{
+    let v = {x}(base + j * {st});
+    t = select(max(t, v), f32_bits(0x7fc00000u), is_nan(v) || is_nan(t));
+  }}
+  return t;"""
+    k.emit(m)
+
+    m, x, n, base, st = row_program(total)
+    t = m.input("top", top)
+    m.body = f"""  let base = {base};
+  let t = {t}(i);
+  var s = 0.0;
+  for (var j = 0u; j < {n}; j++) {{ s += exp_diff({x}(base + j * {st}), t); }}
+  return s;"""
+    k.emit(m)
+
     m = k.map(out)
     exp_helpers(m, "EXP_DIFF")
-    x = m.input("input", input)
-    size = input.shape[axis]
-    step = 1
-    for d in input.shape[axis + 1 :]:
-        step *= d
-    n, st = m.param(size), m.param(step)
-    m.body = f"""  let base = i - ((i / {st}) % {n}) * {st};
-  var top = f32_bits(0xff800000u);
-  for (var j = 0u; j < {n}; j++) {{ top = max(top, {x}(base + j * {st})); }}
-  var total = 0.0;
-  for (var j = 0u; j < {n}; j++) {{ total += exp_diff({x}(base + j * {st}), top); }}
-  return exp_diff({x}(i), top) / total;"""
+    x, t, s = m.input("input", input), m.input("top", top), m.input("total", total)
+    n, st = m.param(size), m.param(inner)
+    m.body = f"""  let row = (i / ({st} * {n})) * {st} + i % {st};
+  return exp_diff({x}(i), {t}(row)) / {s}(row);"""
     k.emit(m)
