@@ -9,6 +9,8 @@ import pytest
 
 import webml
 from webml import dtypes
+from webml.backends.webgpu.shaders import seen
+from wgsl_tools import tint_errors
 
 RNG = np.random.default_rng(7)
 I32, U32 = np.iinfo(np.int32), np.iinfo(np.uint32)
@@ -252,3 +254,17 @@ def test_long_loops_past_lavapipes_iteration_limit(contexts):
     c = RNG.integers(-5, 5, (5000, 2))
     compare(contexts, lambda b, c: b.cumulative_sum(c, 0, reversed=True), "int32", c=c)
     compare(contexts, lambda b, c: b.reduce_sum(c, axes=[0]), "float16", rtol=1e-3, c=c)
+
+
+def test_tint_accepts_the_long_loop_kernels(contexts):
+    """The unrolled sources (only long reductions make them, no WPT case does) pass Tint too."""
+    test_long_loops_past_lavapipes_iteration_limit(contexts)
+    x = RNG.uniform(0, 1, (5000, 2))
+    compare(contexts, lambda b, x: b.cumulative_sum(x, 0, exclusive=True), x=x, rtol=1e-5)
+    compare(contexts, lambda b, x: b.reduce_product(x, axes=[0]), "int32", x=np.ones((5000, 1)))
+    compare(
+        contexts, lambda b, x: b.instance_normalization(x), x=RNG.standard_normal((1, 2, 70, 70)), rtol=1e-4, atol=1e-5
+    )
+    sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src}
+    assert len(sources) >= 7
+    assert tint_errors(sources) == {}

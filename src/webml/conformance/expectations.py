@@ -207,7 +207,8 @@ _WEBGPU_TENSOR_LIMIT = (
 )
 VALIDATION_FAILURES["webgpu"].update(
     dict.fromkeys(
-        [f"elementwise-binary::[{op}] throw if the output tensor byte length exceeds limit" for op in _ARITHMETIC],
+        [f"elementwise-binary::[{op}] throw if the output tensor byte length exceeds limit" for op in _ARITHMETIC]
+        + ["dequantizeLinear::[dequantizeLinear] throw if the output tensor byte length exceeds limit"],
         _WEBGPU_TENSOR_LIMIT,
     )
 )
