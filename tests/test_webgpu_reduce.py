@@ -257,7 +257,7 @@ def test_long_loops_past_lavapipes_iteration_limit(contexts):
 
 
 def test_tint_accepts_the_long_loop_kernels(contexts):
-    """The unrolled sources (only long reductions make them, no WPT case does) pass Tint too."""
+    """The unrolled and two-dispatch sources (only long reductions make them, no WPT case does) pass Tint too."""
     test_long_loops_past_lavapipes_iteration_limit(contexts)
     x = RNG.uniform(0, 1, (5000, 2))
     compare(contexts, lambda b, x: b.cumulative_sum(x, 0, exclusive=True), x=x, rtol=1e-5)
@@ -265,6 +265,18 @@ def test_tint_accepts_the_long_loop_kernels(contexts):
     compare(
         contexts, lambda b, x: b.instance_normalization(x), x=RNG.standard_normal((1, 2, 70, 70)), rtol=1e-4, atol=1e-5
     )
-    sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src}
-    assert len(sources) >= 7
+    for name in ("reduce_l2", "reduce_max"):  # two dispatches each: partial results, then theirs
+        compare(contexts, lambda b, x, n=name: getattr(b, n)(x), x=np.ones((300, 300)), rtol=1e-6)
+    sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src or "-partial-" in name}
+    assert len(sources) >= 9
     assert tint_errors(sources) == {}
+
+
+@pytest.mark.parametrize("name", [*FLOAT_REDUCTIONS, "reduce_min", "reduce_product", "reduce_log_sum"])
+def test_very_long_reductions_run_in_two_dispatches(contexts, name):
+    # 2.1 million elements reduced to one per row (past what one invocation may loop over on lavapipe).
+    x = RNG.uniform(0.999, 1.001, (2, 1_050_001))
+    x[1, 777_777] = 1.5
+    # A product rounds once per element (no compensation; WPT allows one ULP per element).
+    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1]), x=x, rtol=3e-4 if name == "reduce_product" else 2e-6)
+    compare(contexts, lambda b, x: getattr(b, name)(x, keep_dimensions=True), "float16", x=x[:, :100_000], rtol=2e-3)

@@ -5,6 +5,12 @@ give a base offset, the loop index splits into the reduced coordinates).  Float 
 in f32, so long reductions stay within WPT's ULP tolerances; integer sums accumulate in 64 bits
 (two words) and saturate once at the end, as the reference's exact arithmetic does, and integer
 products track a zero, the sign and an overflow (nonzero integers only grow in magnitude).
+
+lavapipe (llvmpipe) stops an invocation's loops after 65,535 iterations in all, silently: loops longer
+than SHORT are unrolled UNROLL times, and float reductions of more than SPLIT elements (but
+reduceLogSumExp) run as two dispatches, CHUNK-element partial results in a float32 scratch and then
+their reduction.  argMin/argMax, reduceLogSumExp and integer reductions stay one dispatch: on lavapipe
+they are right up to about 65,535 * UNROLL / (loops * values per invocation) elements per output.
 """
 
 from __future__ import annotations
@@ -98,10 +104,17 @@ def unrolled(var: str, lo: str, hi: str, body: str, length: int) -> str:
     return f"  for (var {var}_0 = {lo}; {var}_0 < {hi}; {var}_0 += {UNROLL}u) {{\n{blocks}  }}\n"
 
 
-def walk(m: MapProgram, shape: Sequence[int], axes: Sequence[int], flat: str = "i") -> tuple[str, Callable[[str], str]]:
+def walk(
+    m: MapProgram,
+    shape: Sequence[int],
+    axes: Sequence[int],
+    flat: str = "i",
+    span: tuple[str, str, int] | None = None,
+) -> tuple[str, Callable[..., str]]:
     """WGSL reducing ``shape`` over ``axes`` for the output element ``flat`` (its flat index over the
-    kept dimensions, in order): the statements before the loop (they define ``base``), and the loop's
-    header for a loop variable (``for (var r ...) {``, inside which ``e`` is the input element)."""
+    kept dimensions, in order): the statements before the loop (they define ``base``), and a function
+    of the loop's body (and its variable, ``r``) giving the loop, inside which ``e`` is the input
+    element.  ``span`` (first, end, most iterations) loops over part of the reduced elements only."""
     kept = [d for d in range(len(shape)) if d not in axes]
     reduced = sorted(axes)
     st = strides(shape)
@@ -118,7 +131,8 @@ def walk(m: MapProgram, shape: Sequence[int], axes: Sequence[int], flat: str = "
             index.append(f"    e += ({var}_q % {sizes[d]}) * {steps[d]};")
             if d:
                 index.append(f"    {var}_q = {var}_q / {sizes[d]};")
-        return unrolled(var, "0u", count, "\n".join(index) + "\n" + body, length)
+        lo, hi, most = span or ("0u", count, length)
+        return unrolled(var, lo, hi, "\n".join(index) + "\n" + body, most)
 
     return pre, loop
 
@@ -233,6 +247,45 @@ def _int_product(m: MapProgram, x: Slot, axes: Sequence[int]) -> str:
     )
 
 
+#: Float reductions of more elements than this run in two dispatches: partial results of CHUNK elements
+#: each (in parallel), then their reduction (lavapipe's loop limit, and a GPU's parallelism).
+SPLIT = 65536
+CHUNK = 4096
+
+
+def _split(k, m: MapProgram, x: Slot, axes: Sequence[int]) -> None:
+    """Reduction ``k.op`` of ``x`` into ``m``'s output through a float32 scratch of partial results."""
+    op, count = k.op, _count(x.shape, axes)
+    chunks = -(-count // CHUNK)
+    partial = k.scratch("float32", (m.out.desc.element_count, chunks))
+    first = k.map(partial, f"{op}-partial")
+    load = first.input("x", x)
+    first.helper(IS_NAN)
+    size, n = first.param(chunks), first.param(count)
+    head = f"  let g = i / {size};\n  let lo = (i % {size}) * {CHUNK}u;\n  let hi = min(lo + {CHUNK}u, {n});\n"
+    pre, loop = walk(first, x.shape, axes, "g", ("lo", "hi", CHUNK))
+    if op in ("reduceMax", "reduceMin"):
+        pick = "max" if op == "reduceMax" else "min"
+        start = "0xff800000u" if op == "reduceMax" else "0x7f800000u"
+        step = f"    let x = {load}(e);\n    if (is_nan(x)) {{ return x; }}\n    a = {pick}(a, x);\n"
+        first.body = head + pre + f"  var a = f32_bits({start});\n" + loop(step) + "  return a;"
+        combine = f"    let x = load_p(e);\n    if (is_nan(x)) {{ return x; }}\n    a = {pick}(a, x);\n"
+        init, acc, final = f"  var a = f32_bits({start});\n", "a", "t"
+    elif op == "reduceProduct":
+        first.body = head + pre + "  var a = 1.0;\n" + loop(f"    a *= {load}(e);\n") + "  return a;"
+        init, combine, acc, final = "  var a = 1.0;\n", "    a *= load_p(e);\n", "a", "t"
+    else:
+        step = f"    let x = {load}(e);\n    let v = {_FLOAT_TERM[op]};\n    {kahan(first, 's', 'v')}\n"
+        first.body = head + pre + "  var s = vec2<f32>(0.0, 0.0);\n" + loop(step) + "  return s.x;"
+        init, combine = "  var s = vec2<f32>(0.0, 0.0);\n", f"    {kahan(m, 's', 'load_p(e)')}\n"
+        # t: the sum of the partial sums; the op's result of it (the mean's count is of all elements).
+        acc, final = "s.x", _FLOAT_RESULT[op].replace("f32(n)", f"f32({m.param(count)})")
+    k.emit(first)
+    m.input("p", partial)
+    pre, loop = walk(m, partial.shape, (1,))
+    m.body = pre + init + loop(combine) + f"  let t = {acc};\n  return {final};"
+
+
 @kernel(
     "reduceL1",
     "reduceL2",
@@ -251,7 +304,9 @@ def reduction(k, input: Slot, *, out: Slot, axes: Sequence[int], keep_dimensions
     m.helper(IS_NAN)
     m.helper(IS_INF)
     op, floating = k.op, m.scalar == "f32"
-    if op in ("reduceMax", "reduceMin"):
+    if floating and op != "reduceLogSumExp" and _count(input.shape, axes) > SPLIT:
+        _split(k, m, input, axes)
+    elif op in ("reduceMax", "reduceMin"):
         m.body = _extremum(m, input, axes, op)
     elif op == "reduceLogSumExp":
         m.body = _log_sum_exp(m, input, axes)
