@@ -267,8 +267,10 @@ def test_tint_accepts_the_long_loop_kernels(contexts):
     )
     for name in ("reduce_l2", "reduce_max"):  # two dispatches each: partial results, then theirs
         compare(contexts, lambda b, x, n=name: getattr(b, n)(x), x=np.ones((300, 300)), rtol=1e-6)
+    x = RNG.standard_normal((1, 1, 300, 300))
+    compare(contexts, lambda b, x: b.layer_normalization(x, axes=[2, 3]), x=x, rtol=1e-4, atol=1e-5)
     sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src or "-partial-" in name}
-    assert len(sources) >= 9
+    assert len(sources) >= 10
     assert tint_errors(sources) == {}
 
 
@@ -280,3 +282,11 @@ def test_very_long_reductions_run_in_two_dispatches(contexts, name):
     # A product rounds once per element (no compensation; WPT allows one ULP per element).
     compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1]), x=x, rtol=3e-4 if name == "reduce_product" else 2e-6)
     compare(contexts, lambda b, x: getattr(b, name)(x, keep_dimensions=True), "float16", x=x[:, :100_000], rtol=2e-3)
+
+
+def test_normalization_of_groups_past_one_invocations_loops(contexts):
+    # 1024 x 1024 per channel: the moments take two dispatches (partial moments, then combined).
+    x = RNG.standard_normal((1, 2, 1024, 1024)) * 3 + 50
+    compare(contexts, lambda b, x: b.instance_normalization(x, epsilon=1e-3), x=x, rtol=1e-4, atol=2e-5)
+    y = RNG.uniform(-1, 1, (2, 300_001)) + 7
+    compare(contexts, lambda b, y: b.layer_normalization(y), "float16", y=y, rtol=2e-3, atol=2e-3)
