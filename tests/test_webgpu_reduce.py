@@ -10,6 +10,7 @@ import pytest
 import webml
 from webml import dtypes
 from webml.backends.webgpu.shaders import seen
+from webml.ops import OPS
 from wgsl_tools import tint_errors
 
 RNG = np.random.default_rng(7)
@@ -41,6 +42,7 @@ def compare(contexts, build, data_type="float32", rtol=0.0, atol=0.0, types=None
     return actual
 
 
+FAMILY_OPS = {n for f in ("reduce", "normalization", "quantize") for n, op in OPS.items() if op.family == f}
 FLOAT_REDUCTIONS = ["reduce_sum", "reduce_mean", "reduce_l1", "reduce_l2", "reduce_sum_square", "reduce_max"]
 
 
@@ -271,6 +273,22 @@ def test_tint_accepts_the_long_loop_kernels(contexts):
     compare(contexts, lambda b, x: b.layer_normalization(x, axes=[2, 3]), x=x, rtol=1e-4, atol=1e-5)
     sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src or "-partial-" in name}
     assert len(sources) >= 10
+    assert tint_errors(sources) == {}
+
+
+def test_tint_accepts_the_integer_kernels(contexts):
+    """WPT's reductions are of floats only: the 64-bit accumulators, integer products, cumulative sums and
+    32-bit quantization (no WPT case makes all of them) pass Tint too."""
+    for data_type in ("int32", "uint32", "int64", "uint64"):
+        for name in ("reduce_sum", "reduce_l1", "reduce_sum_square", "reduce_product", "reduce_min"):
+            compare(contexts, lambda b, x, n=name: getattr(b, n)(x, axes=[1]), data_type, x=np.ones((2, 3)))
+        compare(contexts, lambda b, x: b.cumulative_sum(x, 1, reversed=True), data_type, x=np.ones((2, 3)))
+        compare(contexts, lambda b, x: b.arg_max(x, 0, output_data_type="int64"), data_type, x=np.ones((2, 3)))
+    for q in ("int32", "uint32", "int8", "uint4"):
+        test_quantize_and_dequantize_blockwise(contexts, q)
+    # Every source of these families compiled in this process (a source compiles once, whichever test made it).
+    sources = {name: src for name, src in seen().items() if name.split("-")[0] in FAMILY_OPS}
+    assert len(sources) >= 20
     assert tint_errors(sources) == {}
 
 
