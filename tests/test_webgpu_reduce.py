@@ -258,6 +258,49 @@ def test_long_loops_past_lavapipes_iteration_limit(contexts):
     compare(contexts, lambda b, c: b.reduce_sum(c, axes=[0]), "float16", rtol=1e-3, c=c)
 
 
+@pytest.mark.parametrize("name", [*FLOAT_REDUCTIONS, "reduce_min", "reduce_product", "reduce_log_sum"])
+def test_very_long_reductions_run_in_two_dispatches(contexts, name):
+    # 2.1 million elements reduced to one per row (past what one invocation may loop over on lavapipe).
+    x = RNG.uniform(0.999, 1.001, (2, 1_050_001))
+    x[1, 777_777] = 1.5
+    # A product rounds once per element (no compensation; WPT allows one ULP per element).
+    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1]), x=x, rtol=3e-4 if name == "reduce_product" else 2e-6)
+    compare(contexts, lambda b, x: getattr(b, name)(x, keep_dimensions=True), "float16", x=x[:, :100_000], rtol=2e-3)
+
+
+def test_normalization_of_groups_past_one_invocations_loops(contexts):
+    # 1024 x 1024 per channel: the moments take two dispatches (partial moments, then combined).
+    x = RNG.standard_normal((1, 2, 1024, 1024)) * 3 + 50
+    compare(contexts, lambda b, x: b.instance_normalization(x, epsilon=1e-3), x=x, rtol=1e-4, atol=2e-5)
+    y = RNG.uniform(-1, 1, (2, 300_001)) + 7
+    compare(contexts, lambda b, y: b.layer_normalization(y), "float16", y=y, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("data_type", ["float32", "int32", "uint8"])
+def test_arg_min_max_of_long_axes_run_in_two_dispatches(contexts, data_type):
+    x = RNG.integers(0, 100, (3, 200_003)) if data_type != "float32" else RNG.standard_normal((3, 200_003))
+    x[0, 150_000] = 1000 if data_type == "int32" else 255 if data_type == "uint8" else 1e30
+    x[0, 190_000] = x[0, 150_000]  # a tie in a later part: the first index wins
+    x[1, [4097, 8200]] = -1 if data_type == "int32" else 0 if data_type == "uint8" else -1e30
+    if data_type == "float32":
+        x[2, [123_456, 4]] = np.nan, 1e30  # the first NaN wins
+    for name in ("arg_max", "arg_min"):
+        compare(contexts, lambda b, x, n=name: getattr(b, n)(x, 1, output_data_type="int64"), data_type, x=x)
+
+
+def test_long_log_sum_exp_runs_in_two_dispatches(contexts):
+    x = RNG.standard_normal((4, 300_000)) * 20
+    x[1, :] = -np.inf
+    x[1, 200_000] = 5.0  # every other part's maximum is -inf
+    x[2, 250_000] = np.inf
+    x[3, 7] = np.nan
+    compare(contexts, lambda b, x: b.reduce_log_sum_exp(x, axes=[1]), x=x, rtol=1e-6)
+    compare(contexts, lambda b, x: b.reduce_log_sum_exp(x), "float16", x=x[0, :100_000] / 20, rtol=1e-3)
+
+
+# -- Tint (last: it checks every source this file compiled) ------------------------------------
+
+
 def test_tint_accepts_the_long_loop_kernels(contexts):
     """The unrolled and two-dispatch sources (only long reductions make them, no WPT case does) pass Tint too."""
     test_long_loops_past_lavapipes_iteration_limit(contexts)
@@ -267,6 +310,9 @@ def test_tint_accepts_the_long_loop_kernels(contexts):
     compare(
         contexts, lambda b, x: b.instance_normalization(x), x=RNG.standard_normal((1, 2, 70, 70)), rtol=1e-4, atol=1e-5
     )
+    y = RNG.standard_normal((2, 70_000))
+    compare(contexts, lambda b, y: b.arg_max(y, 1), y=y)
+    compare(contexts, lambda b, y: b.reduce_log_sum_exp(y, axes=[1]), y=y, rtol=1e-6)
     for name in ("reduce_l2", "reduce_max"):  # two dispatches each: partial results, then theirs
         compare(contexts, lambda b, x, n=name: getattr(b, n)(x), x=np.ones((300, 300)), rtol=1e-6)
     x = RNG.standard_normal((1, 1, 300, 300))
@@ -290,21 +336,3 @@ def test_tint_accepts_the_integer_kernels(contexts):
     sources = {name: src for name, src in seen().items() if name.split("-")[0] in FAMILY_OPS}
     assert len(sources) >= 20
     assert tint_errors(sources) == {}
-
-
-@pytest.mark.parametrize("name", [*FLOAT_REDUCTIONS, "reduce_min", "reduce_product", "reduce_log_sum"])
-def test_very_long_reductions_run_in_two_dispatches(contexts, name):
-    # 2.1 million elements reduced to one per row (past what one invocation may loop over on lavapipe).
-    x = RNG.uniform(0.999, 1.001, (2, 1_050_001))
-    x[1, 777_777] = 1.5
-    # A product rounds once per element (no compensation; WPT allows one ULP per element).
-    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1]), x=x, rtol=3e-4 if name == "reduce_product" else 2e-6)
-    compare(contexts, lambda b, x: getattr(b, name)(x, keep_dimensions=True), "float16", x=x[:, :100_000], rtol=2e-3)
-
-
-def test_normalization_of_groups_past_one_invocations_loops(contexts):
-    # 1024 x 1024 per channel: the moments take two dispatches (partial moments, then combined).
-    x = RNG.standard_normal((1, 2, 1024, 1024)) * 3 + 50
-    compare(contexts, lambda b, x: b.instance_normalization(x, epsilon=1e-3), x=x, rtol=1e-4, atol=2e-5)
-    y = RNG.uniform(-1, 1, (2, 300_001)) + 7
-    compare(contexts, lambda b, y: b.layer_normalization(y), "float16", y=y, rtol=2e-3, atol=2e-3)

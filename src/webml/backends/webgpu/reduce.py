@@ -7,10 +7,10 @@ in f32, so long reductions stay within WPT's ULP tolerances; integer sums accumu
 products track a zero, the sign and an overflow (nonzero integers only grow in magnitude).
 
 lavapipe (llvmpipe) stops an invocation's loops after 65,535 iterations in all, silently: loops longer
-than SHORT are unrolled UNROLL times, and float reductions of more than SPLIT elements (but
-reduceLogSumExp) run as two dispatches, CHUNK-element partial results in a float32 scratch and then
-their reduction.  argMin/argMax, reduceLogSumExp and integer reductions stay one dispatch: on lavapipe
-they are right up to about 65,535 * UNROLL / (loops * values per invocation) elements per output.
+than SHORT are unrolled UNROLL times, and float reductions and argMin/argMax of more than SPLIT
+elements run as two dispatches, CHUNK-element partial results in a scratch and then their reduction.
+Integer reductions and cumulativeSum stay one dispatch: on lavapipe they are right up to about
+65,535 * UNROLL / (values per invocation) elements per output (a million for 32-bit outputs).
 """
 
 from __future__ import annotations
@@ -178,9 +178,11 @@ def _float_sum(m: MapProgram, x: Slot, axes: Sequence[int], op: str) -> str:
     )
 
 
-def _log_sum_exp(m: MapProgram, x: Slot, axes: Sequence[int]) -> str:
+def _log_sum_exp(
+    m: MapProgram, x: Slot, axes: Sequence[int], span: tuple[str, str, int] | None = None, flat: str = "i"
+) -> str:
     load = m.input("x", x)
-    pre, loop = walk(m, x.shape, axes)
+    pre, loop = walk(m, x.shape, axes, flat, span)
     m.helper(KAHAN)
     # The maximum first, so no exp overflows; an infinite maximum is not subtracted (inf - inf).
     return (
@@ -286,6 +288,40 @@ def _split(k, m: MapProgram, x: Slot, axes: Sequence[int]) -> None:
     m.body = pre + init + loop(combine) + f"  let t = {acc};\n  return {final};"
 
 
+def _split_log_sum_exp(k, m: MapProgram, x: Slot, axes: Sequence[int]) -> None:
+    """reduceLogSumExp in two dispatches: each part's maximum m_c and sum s_c of exp(x - m_c), then
+    log(sum(s_c * exp(m_c - M))) + M with M the maximum of all (infinite maxima taken as 0, as above)."""
+    count = _count(x.shape, axes)
+    chunks = -(-count // CHUNK)
+    parts = k.scratch("float32", (m.out.desc.element_count, chunks, 2))
+    first = k.map(parts, "reduceLogSumExp-partial")
+    first.helper(IS_NAN)
+    first.helper(IS_INF)
+    size, n = first.param(chunks), first.param(count)
+    head = (
+        f"  let g = (i / 2u) / {size};\n  let lo = ((i / 2u) % {size}) * {CHUNK}u;\n"
+        f"  let hi = min(lo + {CHUNK}u, {n});\n"
+    )
+    body = _log_sum_exp(first, x, axes, ("lo", "hi", CHUNK), "g")
+    first.body = head + body.replace("  return log(s.x) + m;", "  return select(mx, s.x, (i & 1u) == 1u);")
+    k.emit(first)
+    p = m.input("p", parts)
+    pre, loop = walk(m, parts.shape[:2], (1,))
+    m.body = (
+        pre
+        + "  var mx = f32_bits(0xff800000u);\n"
+        + loop(f"    let x = {p}(2u * e);\n    if (is_nan(x)) {{ return x; }}\n    mx = max(mx, x);\n")
+        + "  let m = select(mx, 0.0, is_inf(mx));\n  var s = vec2<f32>(0.0, 0.0);\n"
+        + loop(
+            f"    let mc = {p}(2u * e);\n    let sc = {p}(2u * e + 1u);\n"
+            f"    let w = select(0.0, sc * exp(select(mc, 0.0, is_inf(mc)) - m), sc != 0.0);\n"
+            f"    {kahan(m, 's', 'w')}\n",
+            "r2",
+        )
+        + "  return log(s.x) + m;"
+    )
+
+
 @kernel(
     "reduceL1",
     "reduceL2",
@@ -304,8 +340,8 @@ def reduction(k, input: Slot, *, out: Slot, axes: Sequence[int], keep_dimensions
     m.helper(IS_NAN)
     m.helper(IS_INF)
     op, floating = k.op, m.scalar == "f32"
-    if floating and op != "reduceLogSumExp" and _count(input.shape, axes) > SPLIT:
-        _split(k, m, input, axes)
+    if floating and _count(input.shape, axes) > SPLIT:
+        (_split_log_sum_exp if op == "reduceLogSumExp" else _split)(k, m, input, axes)
     elif op in ("reduceMax", "reduceMin"):
         m.body = _extremum(m, input, axes, op)
     elif op == "reduceLogSumExp":
@@ -327,20 +363,49 @@ def reduction(k, input: Slot, *, out: Slot, axes: Sequence[int], keep_dimensions
 # -- argMin / argMax -----------------------------------------------------------------------------
 
 
+def _arg_scan(m: MapProgram, x: Slot, axis: int, better: str, span: tuple[str, str, int] | None) -> str:
+    """Statements leaving in ``best`` and ``at`` the extremum along ``axis`` of group ``g`` and its index
+    (over the span's indices only, with one): the first on ties (only a strictly better value moves
+    it), the first NaN if any (NumPy's)."""
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, (axis,), "g", span)
+    lo = span[0] if span else "0u"
+    check = f"    if (x {better} best) {{ best = x; at = r; }}\n"
+    if codec(x.data_type).scalar == "f32":
+        m.helper(IS_NAN)
+        check = "    if (is_nan(x)) { best = x; at = r; break; }\n" + check
+    first = f"{load}(base + {lo} * {m.param(strides(x.shape)[axis])})"
+    return pre + f"  var best = {first};\n  var at = {lo};\n" + loop(f"    let x = {load}(e);\n" + check)
+
+
 @kernel("argMin", "argMax")
 def arg_min_max(k, input: Slot, *, out: Slot, axis: int, keep_dimensions: bool) -> None:
     m = k.map(out)
-    load = m.input("x", input)
-    pre, loop = walk(m, input.shape, (axis,))
     better = "<" if k.op == "argMin" else ">"
-    # The first index on ties (only a strictly better value moves it); the first NaN wins, as NumPy's.
+    result = "  return i32(at);" if m.scalar == "i32" else "  return at;"
+    count = input.shape[axis]
+    if count <= SPLIT:
+        m.body = "  let g = i;\n" + _arg_scan(m, input, axis, better, None) + result
+        k.emit(m)
+        return
+    # Long axes: each CHUNK-element part's extremum and its index (in parallel), then the first best part's.
+    chunks = -(-count // CHUNK)
+    shape = (out.desc.element_count, chunks)
+    values = k.scratch({"f32": "float32", "i32": "int32", "u32": "uint32"}[codec(input.data_type).scalar], shape)
+    indices = k.scratch("uint32", shape)
+    for slot, what in ((values, "best"), (indices, "at")):
+        part = k.map(slot, f"{k.op}-partial")
+        size, n = part.param(chunks), part.param(count)
+        head = f"  let g = i / {size};\n  let lo = (i % {size}) * {CHUNK}u;\n  let hi = min(lo + {CHUNK}u, {n});\n"
+        part.body = head + _arg_scan(part, input, axis, better, ("lo", "hi", CHUNK)) + f"  return {what};"
+        k.emit(part)
+    v, j = m.input("v", values), m.input("j", indices)
+    check = f"    if (x {better} best) {{ best = x; at = {j}(e); }}\n"
     if codec(input.data_type).scalar == "f32":
         m.helper(IS_NAN)
-        check = f"    if (is_nan(x)) {{ at = r; break; }}\n    if (x {better} best) {{ best = x; at = r; }}\n"
-    else:
-        check = f"    if (x {better} best) {{ best = x; at = r; }}\n"
-    m.body = pre + f"  var best = {load}(base);\n  var at = 0u;\n" + loop(f"    let x = {load}(e);\n" + check)
-    m.body += "  return i32(at);" if m.scalar == "i32" else "  return at;"
+        check = f"    if (is_nan(x)) {{ at = {j}(e); break; }}\n" + check
+    pre, loop = walk(m, shape, (1,))
+    m.body = pre + f"  var best = {v}(base);\n  var at = {j}(base);\n" + loop(f"    let x = {v}(e);\n" + check) + result
     k.emit(m)
 
 
