@@ -298,6 +298,20 @@ def test_long_log_sum_exp_runs_in_two_dispatches(contexts):
     compare(contexts, lambda b, x: b.reduce_log_sum_exp(x), "float16", x=x[0, :100_000] / 20, rtol=1e-3)
 
 
+@pytest.mark.parametrize("data_type", ["float32", "int32", "uint32", "int64"])
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+def test_cumulative_sum_of_a_long_axis_uses_part_sums(contexts, data_type, exclusive, reverse):
+    # 3 x 10,001 x 2 along axis 1: the lines are strided, the last part is short.
+    if data_type == "int32":
+        x = RNG.integers(-(2**28), 2**28, (3, 10_001, 2))
+        x[0, 5000:5010, 0] = I32.max  # saturates part-way, and comes back as exact arithmetic would
+        x[0, 5010:5030, 0] = -(2**30)
+    else:
+        x = RNG.integers(0, 1000, (3, 10_001, 2))
+    tol = {"rtol": 1e-6} if data_type == "float32" else {}
+    compare(contexts, lambda b, x: b.cumulative_sum(x, 1, exclusive=exclusive, reversed=reverse), data_type, x=x, **tol)
+
+
 # -- Tint (last: it checks every source this file compiled) ------------------------------------
 
 

@@ -9,7 +9,8 @@ products track a zero, the sign and an overflow (nonzero integers only grow in m
 lavapipe (llvmpipe) stops an invocation's loops after 65,535 iterations in all, silently: loops longer
 than SHORT are unrolled UNROLL times, and float reductions and argMin/argMax of more than SPLIT
 elements run as two dispatches, CHUNK-element partial results in a scratch and then their reduction.
-Integer reductions and cumulativeSum stay one dispatch: on lavapipe they are right up to about
+cumulativeSum along a long axis takes part sums first, so no output loops over more than two parts
+and the part sums.  Integer reductions stay one dispatch: on lavapipe they are right up to about
 65,535 * UNROLL / (values per invocation) elements per output (a million for 32-bit outputs).
 """
 
@@ -70,6 +71,10 @@ fn mul_u64(a: u32, b: u32) -> vec2<u32> {
   let hl = ah * bl;
   let mid = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
   return vec2<u32>((ll & 0xffffu) | (mid << 16u), ah * bh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u));
+}
+fn add_w64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  let lo = a.x + b.x;
+  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
 }
 fn sat_i64(a: vec2<u32>) -> i32 {
   let hi = bitcast<i32>(a.y);
@@ -412,36 +417,79 @@ def arg_min_max(k, input: Slot, *, out: Slot, axis: int, keep_dimensions: bool) 
 # -- cumulativeSum -------------------------------------------------------------------------------
 
 
+def _line_sum(m: MapProgram, x: Slot, load: str, stride: str, lo: str, hi: str, most: int, var: str) -> str:
+    """Statements adding elements ``lo`` to ``hi`` of the line at ``base`` of ``x`` to the sum (``s``
+    or ``a``)."""
+    scalar = codec(x.data_type).scalar
+    get = f"    let x = {load}(base + {var} * {stride});\n"
+    if scalar == "f32":
+        return unrolled(var, lo, hi, get + f"    {kahan(m, 's', 'x')}\n", most)
+    step = "a = add_i64(a, x);" if scalar == "i32" else "a = add_u64(a, vec2<u32>(x, 0u));"
+    return unrolled(var, lo, hi, get + f"    {step}\n", most)
+
+
 @kernel("cumulativeSum")
 def cumulative_sum(k, input: Slot, *, out: Slot, axis: int, exclusive: bool, reversed: bool) -> None:
+    # Each output sums its line's elements from lo to hi; along a long axis (more than SHORT elements)
+    # the CHUNK-element parts wholly inside that range come from a first dispatch's part sums.
     m = k.map(out)
     load = m.input("x", input)
-    shape = input.shape
+    shape, n = input.shape, input.shape[axis]
     st = strides(shape)
-    size, stride = m.param(shape[axis]), m.param(st[axis])
+    size, stride = m.param(n), m.param(st[axis])
+    m.helper(IS_NAN)
+    m.helper(IS_INF)
+    m.helper(I64_HELPERS)
     # The output element's position along axis, and the first element of its line.
     lines = [f"  let pos = (i / {stride}) % {size};", f"  let base = i - pos * {stride};"]
     if reversed:
         lines.append(f"  let lo = pos + {'1u' if exclusive else '0u'};\n  let hi = {size};")
     else:
         lines.append(f"  let lo = 0u;\n  let hi = pos + {'0u' if exclusive else '1u'};")
-    first = f"    let x = {load}(base + r * {stride});\n"
-    if m.scalar == "f32":
-        m.helper(KAHAN)
-        m.helper(IS_NAN)
-        m.helper(IS_INF)
-        lines += [
-            "  var s = vec2<f32>(0.0, 0.0);",
-            unrolled("r", "lo", "hi", first + f"    {kahan(m, 's', 'x')}\n", shape[axis]),
-            "  return s.x;",
-        ]
+    floating = m.scalar == "f32"
+    lines.append("  var s = vec2<f32>(0.0, 0.0);" if floating else "  var a = vec2<u32>(0u, 0u);")
+    if n <= SHORT:
+        lines.append(_line_sum(m, input, load, stride, "lo", "hi", n, "r"))
     else:
-        m.helper(I64_HELPERS)
-        if m.scalar == "i32":
-            step, result = "a = add_i64(a, x);", "sat_i64(a)"
+        chunks = -(-n // CHUNK)
+        lines_count = input.desc.element_count // n
+        sums = k.scratch(
+            "float32" if floating else "uint32", (lines_count, chunks) if floating else (lines_count, chunks, 2)
+        )
+        part = k.map(sums, "cumulativeSum-partial")
+        pload = part.input("x", input)
+        pn, pst, pc = part.param(n), part.param(st[axis]), part.param(chunks)
+        head = [
+            "  let j = i;" if floating else "  let j = i / 2u;",
+            f"  let line = j / {pc};",
+            f"  let lo = (j % {pc}) * {CHUNK}u;",
+            f"  let hi = min(lo + {CHUNK}u, {pn});",
+            f"  let base = (line / {pst}) * {pst} * {pn} + line % {pst};",
+            "  var s = vec2<f32>(0.0, 0.0);" if floating else "  var a = vec2<u32>(0u, 0u);",
+            _line_sum(part, input, pload, pst, "lo", "hi", CHUNK, "r"),
+            "  return s.x;" if floating else "  return select(a.x, a.y, (i & 1u) == 1u);",
+        ]
+        part.helper(I64_HELPERS)
+        part.body = "\n".join(head)
+        k.emit(part)
+        p, nc = m.input("sums", sums), m.param(chunks)
+        if floating:
+            add = f"    {kahan(m, 's', f'{p}(at)')}\n"
         else:
-            step, result = "a = add_u64(a, vec2<u32>(x, 0u));", "sat_u64_u32(a)"
-        lines += ["  var a = vec2<u32>(0u, 0u);", unrolled("r", "lo", "hi", first + f"    {step}\n", shape[axis])]
-        lines.append(f"  return {result};")
+            add = f"    a = add_w64(a, vec2<u32>({p}(2u * at), {p}(2u * at + 1u)));\n"
+        lines += [
+            f"  let line = (i / ({stride} * {size})) * {stride} + i % {stride};",
+            f"  let ca = (lo + {CHUNK - 1}u) / {CHUNK}u;",
+            f"  let cb = hi / {CHUNK}u;",
+            _line_sum(m, input, load, stride, "lo", f"select(hi, ca * {CHUNK}u, ca <= cb)", CHUNK, "r"),
+            "  if (ca <= cb) {",
+            unrolled("c", "ca", "cb", f"    let at = line * {nc} + c;\n" + add, chunks),
+            _line_sum(m, input, load, stride, f"cb * {CHUNK}u", "hi", CHUNK, "r2"),
+            "  }",
+        ]
+    if floating:
+        lines.append("  return s.x;")
+    else:
+        lines.append("  return sat_i64(a);" if m.scalar == "i32" else "  return sat_u64_u32(a);")
     m.body = "\n".join(lines)
     k.emit(m)
