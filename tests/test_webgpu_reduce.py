@@ -312,6 +312,24 @@ def test_cumulative_sum_of_a_long_axis_uses_part_sums(contexts, data_type, exclu
     compare(contexts, lambda b, x: b.cumulative_sum(x, 1, exclusive=exclusive, reversed=reverse), data_type, x=x, **tol)
 
 
+# The spec's tables allow 8-bit types only for reduceMax and reduceMin.
+LONG_INTEGER_CASES = [
+    *((t, n) for t in ("int32", "uint32") for n in ("reduce_sum", "reduce_l1", "reduce_sum_square", "reduce_max")),
+    ("int8", "reduce_max"),
+    ("uint8", "reduce_min"),
+    ("int32", "reduce_min"),
+]
+
+
+@pytest.mark.parametrize("data_type,name", LONG_INTEGER_CASES)
+def test_long_integer_reductions_run_in_two_dispatches(contexts, data_type, name):
+    lo, hi = dtypes.int_bounds(data_type)
+    x = RNG.integers(max(lo, -(2**20)), min(hi, 2**20), (2, 300_001), endpoint=True)
+    x[0, 299_000:] = hi  # the sums saturate, only at the end
+    x[1, 77_777] = lo
+    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1], keep_dimensions=True), data_type, x=x)
+
+
 # -- Tint (last: it checks every source this file compiled) ------------------------------------
 
 

@@ -7,11 +7,11 @@ in f32, so long reductions stay within WPT's ULP tolerances; integer sums accumu
 products track a zero, the sign and an overflow (nonzero integers only grow in magnitude).
 
 lavapipe (llvmpipe) stops an invocation's loops after 65,535 iterations in all, silently: loops longer
-than SHORT are unrolled UNROLL times, and float reductions and argMin/argMax of more than SPLIT
-elements run as two dispatches, CHUNK-element partial results in a scratch and then their reduction.
+than SHORT are unrolled UNROLL times, and reductions and argMin/argMax of more than SPLIT elements
+run as two dispatches, CHUNK-element partial results in a scratch and then their reduction.
 cumulativeSum along a long axis takes part sums first, so no output loops over more than two parts
-and the part sums.  Integer reductions stay one dispatch: on lavapipe they are right up to about
-65,535 * UNROLL / (values per invocation) elements per output (a million for 32-bit outputs).
+and the part sums.  Only integer reduceProduct stays one dispatch: on lavapipe it is right up to
+about 65,535 * UNROLL / (values per invocation) elements per output (a million for 32-bit outputs).
 """
 
 from __future__ import annotations
@@ -327,6 +327,55 @@ def _split_log_sum_exp(k, m: MapProgram, x: Slot, axes: Sequence[int]) -> None:
     )
 
 
+def _split_int(k, m: MapProgram, x: Slot, axes: Sequence[int]) -> None:
+    """An integer reduction (but reduceProduct) in two dispatches: each part's extremum, or its 64-bit
+    sum as two words, then their reduction, saturated once at the end."""
+    op, count, signed = k.op, _count(x.shape, axes), m.scalar == "i32"
+    chunks = -(-count // CHUNK)
+    extremum = op in ("reduceMax", "reduceMin")
+    pairs = 1 if extremum else 2
+    shape = (m.out.desc.element_count, chunks) + ((2,) if pairs == 2 else ())
+    parts = k.scratch("int32" if extremum and signed else "uint32", shape)
+    first = k.map(parts, f"{op}-partial")
+    load = first.input("x", x)
+    first.helper(I64_HELPERS)
+    m.helper(I64_HELPERS)
+    size, n = first.param(chunks), first.param(count)
+    j = "i" if pairs == 1 else "(i / 2u)"
+    head = f"  let g = {j} / {size};\n  let lo = ({j} % {size}) * {CHUNK}u;\n  let hi = min(lo + {CHUNK}u, {n});\n"
+    pre, loop = walk(first, x.shape, axes, "g", ("lo", "hi", CHUNK))
+    p = m.input("p", parts)
+    pre2, loop2 = walk(m, (m.out.desc.element_count, chunks), (1,))
+    if extremum:
+        pick = "max" if op == "reduceMax" else "min"
+        start = {("max", True): "-2147483647 - 1", ("max", False): "0u", ("min", True): "2147483647"}
+        init = f"  var a = {start.get((pick, signed), '0xffffffffu')};\n"
+        first.body = head + pre + init + loop(f"    a = {pick}(a, {load}(e));\n") + "  return a;"
+        m.body = pre2 + init + loop2(f"    a = {pick}(a, {p}(e));\n") + "  return a;"
+    else:
+        if op == "reduceSum" and signed:
+            step, combine, result = "a = add_i64(a, x);", "add_w64", "sat_i64(a)"
+        else:
+            mag = "abs_u32(x)" if signed else "x"
+            term = f"mul_u64({mag}, {mag})" if op == "reduceSumSquare" else f"vec2<u32>({mag}, 0u)"
+            step, combine = f"a = add_u64(a, {term});", "add_u64"
+            result = "sat_u64_i32(a)" if signed else "sat_u64_u32(a)"
+        first.body = (
+            head
+            + pre
+            + "  var a = vec2<u32>(0u, 0u);\n"
+            + loop(f"    let x = {load}(e);\n    {step}\n")
+            + "  return select(a.x, a.y, (i & 1u) == 1u);"
+        )
+        m.body = (
+            pre2
+            + "  var a = vec2<u32>(0u, 0u);\n"
+            + loop2(f"    a = {combine}(a, vec2<u32>({p}(2u * e), {p}(2u * e + 1u)));\n")
+            + f"  return {result};"
+        )
+    k.emit(first)
+
+
 @kernel(
     "reduceL1",
     "reduceL2",
@@ -347,6 +396,8 @@ def reduction(k, input: Slot, *, out: Slot, axes: Sequence[int], keep_dimensions
     op, floating = k.op, m.scalar == "f32"
     if floating and _count(input.shape, axes) > SPLIT:
         (_split_log_sum_exp if op == "reduceLogSumExp" else _split)(k, m, input, axes)
+    elif op != "reduceProduct" and _count(input.shape, axes) > SPLIT:
+        _split_int(k, m, input, axes)
     elif op in ("reduceMax", "reduceMin"):
         m.body = _extremum(m, input, axes, op)
     elif op == "reduceLogSumExp":
