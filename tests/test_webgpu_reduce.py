@@ -9,6 +9,9 @@ import pytest
 
 import webml
 from webml import dtypes
+from webml.backends.webgpu.shaders import seen
+from webml.ops import OPS
+from wgsl_tools import tint_errors
 
 RNG = np.random.default_rng(7)
 I32, U32 = np.iinfo(np.int32), np.iinfo(np.uint32)
@@ -39,6 +42,7 @@ def compare(contexts, build, data_type="float32", rtol=0.0, atol=0.0, types=None
     return actual
 
 
+FAMILY_OPS = {n for f in ("reduce", "normalization", "quantize") for n, op in OPS.items() if op.family == f}
 FLOAT_REDUCTIONS = ["reduce_sum", "reduce_mean", "reduce_l1", "reduce_l2", "reduce_sum_square", "reduce_max"]
 
 
@@ -252,3 +256,115 @@ def test_long_loops_past_lavapipes_iteration_limit(contexts):
     c = RNG.integers(-5, 5, (5000, 2))
     compare(contexts, lambda b, c: b.cumulative_sum(c, 0, reversed=True), "int32", c=c)
     compare(contexts, lambda b, c: b.reduce_sum(c, axes=[0]), "float16", rtol=1e-3, c=c)
+
+
+@pytest.mark.parametrize("name", [*FLOAT_REDUCTIONS, "reduce_min", "reduce_product", "reduce_log_sum"])
+def test_very_long_reductions_run_in_two_dispatches(contexts, name):
+    # 2.1 million elements reduced to one per row (past what one invocation may loop over on lavapipe).
+    x = RNG.uniform(0.999, 1.001, (2, 1_050_001))
+    x[1, 777_777] = 1.5
+    # A product rounds once per element (no compensation; WPT allows one ULP per element).
+    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1]), x=x, rtol=3e-4 if name == "reduce_product" else 2e-6)
+    compare(contexts, lambda b, x: getattr(b, name)(x, keep_dimensions=True), "float16", x=x[:, :100_000], rtol=2e-3)
+
+
+def test_normalization_of_groups_past_one_invocations_loops(contexts):
+    # 1024 x 1024 per channel: the moments take two dispatches (partial moments, then combined).
+    x = RNG.standard_normal((1, 2, 1024, 1024)) * 3 + 50
+    compare(contexts, lambda b, x: b.instance_normalization(x, epsilon=1e-3), x=x, rtol=1e-4, atol=2e-5)
+    y = RNG.uniform(-1, 1, (2, 300_001)) + 7
+    compare(contexts, lambda b, y: b.layer_normalization(y), "float16", y=y, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("data_type", ["float32", "int32", "uint8"])
+def test_arg_min_max_of_long_axes_run_in_two_dispatches(contexts, data_type):
+    x = RNG.integers(0, 100, (3, 200_003)) if data_type != "float32" else RNG.standard_normal((3, 200_003))
+    x[0, 150_000] = 1000 if data_type == "int32" else 255 if data_type == "uint8" else 1e30
+    x[0, 190_000] = x[0, 150_000]  # a tie in a later part: the first index wins
+    x[1, [4097, 8200]] = -1 if data_type == "int32" else 0 if data_type == "uint8" else -1e30
+    if data_type == "float32":
+        x[2, [123_456, 4]] = np.nan, 1e30  # the first NaN wins
+    for name in ("arg_max", "arg_min"):
+        compare(contexts, lambda b, x, n=name: getattr(b, n)(x, 1, output_data_type="int64"), data_type, x=x)
+
+
+def test_long_log_sum_exp_runs_in_two_dispatches(contexts):
+    x = RNG.standard_normal((4, 300_000)) * 20
+    x[1, :] = -np.inf
+    x[1, 200_000] = 5.0  # every other part's maximum is -inf
+    x[2, 250_000] = np.inf
+    x[3, 7] = np.nan
+    compare(contexts, lambda b, x: b.reduce_log_sum_exp(x, axes=[1]), x=x, rtol=1e-6)
+    compare(contexts, lambda b, x: b.reduce_log_sum_exp(x), "float16", x=x[0, :100_000] / 20, rtol=1e-3)
+
+
+@pytest.mark.parametrize("data_type", ["float32", "int32", "uint32", "int64"])
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+def test_cumulative_sum_of_a_long_axis_uses_part_sums(contexts, data_type, exclusive, reverse):
+    # 3 x 10,001 x 2 along axis 1: the lines are strided, the last part is short.
+    if data_type == "int32":
+        x = RNG.integers(-(2**28), 2**28, (3, 10_001, 2))
+        x[0, 5000:5010, 0] = I32.max  # saturates part-way, and comes back as exact arithmetic would
+        x[0, 5010:5030, 0] = -(2**30)
+    else:
+        x = RNG.integers(0, 1000, (3, 10_001, 2))
+    tol = {"rtol": 1e-6} if data_type == "float32" else {}
+    compare(contexts, lambda b, x: b.cumulative_sum(x, 1, exclusive=exclusive, reversed=reverse), data_type, x=x, **tol)
+
+
+# The spec's tables allow 8-bit types only for reduceMax and reduceMin.
+LONG_INTEGER_CASES = [
+    *((t, n) for t in ("int32", "uint32") for n in ("reduce_sum", "reduce_l1", "reduce_sum_square", "reduce_max")),
+    ("int8", "reduce_max"),
+    ("uint8", "reduce_min"),
+    ("int32", "reduce_min"),
+]
+
+
+@pytest.mark.parametrize("data_type,name", LONG_INTEGER_CASES)
+def test_long_integer_reductions_run_in_two_dispatches(contexts, data_type, name):
+    lo, hi = dtypes.int_bounds(data_type)
+    x = RNG.integers(max(lo, -(2**20)), min(hi, 2**20), (2, 300_001), endpoint=True)
+    x[0, 299_000:] = hi  # the sums saturate, only at the end
+    x[1, 77_777] = lo
+    compare(contexts, lambda b, x: getattr(b, name)(x, axes=[1], keep_dimensions=True), data_type, x=x)
+
+
+# -- Tint (last: it checks every source this file compiled) ------------------------------------
+
+
+def test_tint_accepts_the_long_loop_kernels(contexts):
+    """The unrolled and two-dispatch sources (only long reductions make them, no WPT case does) pass Tint too."""
+    test_long_loops_past_lavapipes_iteration_limit(contexts)
+    x = RNG.uniform(0, 1, (5000, 2))
+    compare(contexts, lambda b, x: b.cumulative_sum(x, 0, exclusive=True), x=x, rtol=1e-5)
+    compare(contexts, lambda b, x: b.reduce_product(x, axes=[0]), "int32", x=np.ones((5000, 1)))
+    compare(
+        contexts, lambda b, x: b.instance_normalization(x), x=RNG.standard_normal((1, 2, 70, 70)), rtol=1e-4, atol=1e-5
+    )
+    y = RNG.standard_normal((2, 70_000))
+    compare(contexts, lambda b, y: b.arg_max(y, 1), y=y)
+    compare(contexts, lambda b, y: b.reduce_log_sum_exp(y, axes=[1]), y=y, rtol=1e-6)
+    for name in ("reduce_l2", "reduce_max"):  # two dispatches each: partial results, then theirs
+        compare(contexts, lambda b, x, n=name: getattr(b, n)(x), x=np.ones((300, 300)), rtol=1e-6)
+    x = RNG.standard_normal((1, 1, 300, 300))
+    compare(contexts, lambda b, x: b.layer_normalization(x, axes=[2, 3]), x=x, rtol=1e-4, atol=1e-5)
+    sources = {name: src for name, src in seen().items() if "r_0 + 15u" in src or "-partial-" in name}
+    assert len(sources) >= 10
+    assert tint_errors(sources) == {}
+
+
+def test_tint_accepts_the_integer_kernels(contexts):
+    """WPT's reductions are of floats only: the 64-bit accumulators, integer products, cumulative sums and
+    32-bit quantization (no WPT case makes all of them) pass Tint too."""
+    for data_type in ("int32", "uint32", "int64", "uint64"):
+        for name in ("reduce_sum", "reduce_l1", "reduce_sum_square", "reduce_product", "reduce_min"):
+            compare(contexts, lambda b, x, n=name: getattr(b, n)(x, axes=[1]), data_type, x=np.ones((2, 3)))
+        compare(contexts, lambda b, x: b.cumulative_sum(x, 1, reversed=True), data_type, x=np.ones((2, 3)))
+        compare(contexts, lambda b, x: b.arg_max(x, 0, output_data_type="int64"), data_type, x=np.ones((2, 3)))
+    for q in ("int32", "uint32", "int8", "uint4"):
+        test_quantize_and_dequantize_blockwise(contexts, q)
+    # Every source of these families compiled in this process (a source compiles once, whichever test made it).
+    sources = {name: src for name, src in seen().items() if name.split("-")[0] in FAMILY_OPS}
+    assert len(sources) >= 20
+    assert tint_errors(sources) == {}

@@ -4,7 +4,8 @@ The spec's formula, ``scale * ((x - mean) / sqrt(variance + epsilon)) + bias``, 
 operands are widened).  instance- and layerNormalization first compute the moments over the
 normalized axes into a float32 scratch buffer (one dispatch: mean and biased variance of each
 group, the variance from the deviations, so a large mean does not cancel it), then one map
-normalizes every element with its group's moments.
+normalizes every element with its group's moments (groups of more than ``SPLIT`` elements take
+two dispatches for their moments, see :func:`_moments`).
 """
 
 from __future__ import annotations
@@ -13,36 +14,87 @@ from collections.abc import Sequence
 
 from .kernels import kernel
 from .program import MapProgram, Slot, strides
-from .reduce import kahan, walk
+from .reduce import CHUNK, SPLIT, kahan, unrolled, walk
 
 
 def _moments(k, x: Slot, axes: Sequence[int]) -> Slot:
-    """A float32 scratch of (mean, variance) pairs, one per group of the dimensions not in ``axes``."""
+    """A float32 scratch of (mean, variance) pairs, one per group of the dimensions not in ``axes``.
+
+    Groups of more than SPLIT elements take two dispatches: the mean and the sum of squared
+    deviations of each CHUNK-element part (in parallel), then those combined (Chan et al.'s
+    pairwise formula), which stays within lavapipe's loop limit."""
     groups = 1
     for d, size in enumerate(x.shape):
         if d not in axes:
             groups *= size
-    stats = k.scratch("float32", (groups, 2))
-    m = k.map(stats, f"{k.op}-moments")
-    load = m.input("x", x)
-    pre, loop = walk(m, x.shape, axes, "g")
     n = 1
     for d in axes:
         n *= x.shape[d]
-    count = m.param(float(n), "f")
-    m.body = (
-        "  let g = i / 2u;\n"
-        + pre
+    stats = k.scratch("float32", (groups, 2))
+    if n <= SPLIT:
+        m = k.map(stats, f"{k.op}-moments")
+        m.body = "  let g = i / 2u;\n" + _local(m, x, axes, None, n) + f"  return v.x / {m.param(float(n), 'f')};"
+        k.emit(m)
+        return stats
+    chunks = -(-n // CHUNK)
+    parts = k.scratch("float32", (groups, chunks, 2))
+    m = k.map(parts, f"{k.op}-partial-moments")
+    size, total = m.param(chunks), m.param(n)
+    head = (
+        f"  let g = (i / 2u) / {size};\n  let lo = ((i / 2u) % {size}) * {CHUNK}u;\n"
+        f"  let hi = min(lo + {CHUNK}u, {total});\n"
+    )
+    m.body = head + _local(m, x, axes, ("lo", "hi", CHUNK), None) + "  return v.x;"
+    k.emit(m)
+    # Combined: mean = sum(n_c * mean_c) / n, M2 = sum(M2_c + n_c * (mean_c - mean)^2).
+    c = k.map(stats, f"{k.op}-moments")
+    load = c.input("parts", parts)
+    size, total, count = c.param(chunks), c.param(n), c.param(float(n), "f")
+    lines = [
+        "  let g = i / 2u;",
+        "  var s = vec2<f32>(0.0, 0.0);",
+        unrolled(
+            "r",
+            "0u",
+            size,
+            f"    let w = f32(min({CHUNK}u, {total} - r * {CHUNK}u));\n"
+            f"    {kahan(c, 's', f'w * {load}(2u * (g * {size} + r))')}\n",
+            chunks,
+        ),
+        f"  let mean = s.x / {count};",
+        "  if ((i & 1u) == 0u) { return mean; }",
+        "  var v = vec2<f32>(0.0, 0.0);",
+        unrolled(
+            "r2",
+            "0u",
+            size,
+            f"    let w = f32(min({CHUNK}u, {total} - r2 * {CHUNK}u));\n"
+            f"    let at = 2u * (g * {size} + r2);\n    let d = {load}(at) - mean;\n"
+            f"    {kahan(c, 'v', f'{load}(at + 1u) + w * d * d')}\n",
+            chunks,
+        ),
+        f"  return v.x / {count};",
+    ]
+    c.body = "\n".join(lines)
+    k.emit(c)
+    return stats
+
+
+def _local(m: MapProgram, x: Slot, axes: Sequence[int], span: tuple[str, str, int] | None, n: int | None) -> str:
+    """Statements of group ``g``'s mean over the span (returned for even ``i``), then ``v``, the Kahan
+    sum of its squared deviations."""
+    load = m.input("x", x)
+    pre, loop = walk(m, x.shape, axes, "g", span)
+    count = m.param(float(n), "f") if n is not None else "f32(hi - lo)"
+    return (
+        pre
         + "  var s = vec2<f32>(0.0, 0.0);\n"
         + loop(f"    {kahan(m, 's', f'{load}(e)')}\n")
         + f"  let mean = s.x / {count};\n"
         "  if ((i & 1u) == 0u) { return mean; }\n"
         "  var v = vec2<f32>(0.0, 0.0);\n"
         + loop(f"    let d = {load}(e) - mean;\n    {kahan(m, 'v', 'd * d')}\n", "r2")
-        + f"  return v.x / {count};"
     )
-    k.emit(m)
-    return stats
 
 
 def _index(m: MapProgram, coords: Sequence[str], dims: Sequence[int], sizes: Sequence[int]) -> str:
