@@ -27,8 +27,6 @@ from .kernels import Emitter, kernel
 from .program import Slot
 
 F32 = "float32"
-# concat inputs per dispatch: with the output, within WebGPU's default of 8 storage buffers per stage.
-_CONCAT_FAN_IN = 6
 
 
 def _view(slot: Slot, shape: Sequence[int]) -> Slot:
@@ -97,26 +95,13 @@ class _Ops:
         return dest
 
     def concat(self, parts: Sequence[Slot], axis: int, dest: Slot) -> None:
-        """``parts`` concatenated along ``axis`` into ``dest`` (any data type), a few parts per dispatch."""
-        parts = list(parts)
-        while len(parts) > _CONCAT_FAN_IN:
-            grouped = []
-            for g in range(0, len(parts), _CONCAT_FAN_IN):
-                group = parts[g : g + _CONCAT_FAN_IN]
-                if len(group) == 1:
-                    grouped.append(group[0])
-                    continue
-                shape = list(group[0].shape)
-                shape[axis] = sum(p.shape[axis] for p in group)
-                joined = self.k.scratch(F32, tuple(shape))
-                self.k.call("concat", joined, inputs=group, axis=axis)
-                grouped.append(joined)
-            parts = grouped
+        """``parts`` concatenated along ``axis`` into ``dest`` (the concat kernel keeps each dispatch
+        within the device's storage bindings)."""
         if len(parts) == 1:
             _copy(self.k, _view(parts[0], dest.shape), dest)
             return
         value = _target(self.k, dest)
-        self.k.call("concat", value, inputs=parts, axis=axis)
+        self.k.call("concat", value, inputs=list(parts), axis=axis)
         _land(self.k, value, dest)
 
 
