@@ -201,6 +201,7 @@ class Service:
                 sessions[k] += v
         return JSONResponse({
             "connections": len(self.connections),
+            "calls_running": sum(c.session.busy for c in list(self.connections.values())),
             "sessions": sessions,
             "live": {k: len(v) for k, v in LIVE.items()},
             "quotas": self.quotas.usage(),

@@ -33,7 +33,7 @@ class Client:
         self.ws: ClientConnection = connect(
             url, subprotocols=[SUBPROTOCOL], origin=origin, additional_headers=extra, compression=None,
             max_size=None, open_timeout=open_timeout, **options,
-        )
+        ).__enter__()  # as `with connect(...)` does (websockets 17 warns of the other way); close() ends it
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 

@@ -83,6 +83,7 @@ class Session:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
+    busy: bool = False  # a call is running (the stats' calls_running)
     _policy_checked: bool = False
 
     # -- the call table ----------------------------------------------------------
@@ -97,6 +98,7 @@ class Session:
             if self._closed:
                 raise CallError("InvalidStateError", "the connection is closed")
             self._check_policy(header)
+            self.busy = True
             try:
                 return handler(self, header, payload)
             except BaseException as exc:
@@ -105,6 +107,8 @@ class Session:
                     self.audit.log("quota", connection=self.connection, principal=self.principal, op=op,
                                    message=error.message)
                 raise error from None
+            finally:
+                self.busy = False
 
     def _check_policy(self, header: dict[str, Any]) -> None:
         """A browser page conveys its document's Permissions-Policy in its first call (``document``)."""
