@@ -170,12 +170,12 @@ class Service:
                 group.start_soon(worker)
         finally:
             with anyio.CancelScope(shield=True):
-                self.connections.pop(connection_id, None)
                 if close:
                     with contextlib.suppress(Exception):
                         async with connection.send_lock:
                             await websocket.close(*close[0])
                 await anyio.to_thread.run_sync(session.close)  # waits for a call in progress, then frees
+                self.connections.pop(connection_id, None)  # gone from the stats once its objects are
                 self.quotas.release(session.principal, "in_flight_bytes", in_flight[0])
                 self.audit.log("disconnect", connection=connection_id, principal=session.principal,
                                reason=close[0][1] if close else "closed by the client")
