@@ -132,6 +132,8 @@ def test_errors_are_the_specs_names_and_never_tracebacks(served) -> None:
             ({**graph, "operands": {**graph["operands"], "3": {"dataType": F32, "shape": [2, 9]}}}, payload,
              "OperationError", "node 0 (gemm 'g'): output 3 is float32 [2, 2] here"),
             (graph, payload[:20], "TypeError", "run past the payload"),
+            ({**graph, "constants": {"1": {"offset": 0, "length": 24}, "2": {"offset": 0, "length": 8}}}, payload[:24],
+             "TypeError", "add up to more than the payload"),
             ({**graph, "nodes": [{**graph["nodes"][0], "op": "__class__"}]}, payload, "TypeError",
              "not an MLGraphBuilder operator"),
             ({**graph, "nodes": [{**graph["nodes"][0], "args": [0, 99]}]}, payload, "TypeError",

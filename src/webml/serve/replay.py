@@ -103,8 +103,10 @@ def replay(
             raise TypeError(f"{where}: offset and length must be non-negative integers")
         if offset + length > len(payload):
             raise TypeError(f"{where}: bytes {offset}..{offset + length} run past the payload of {len(payload)}")
-        env[key] = builder.constant(descriptor(key, where), payload[offset : offset + length])
         constant_bytes += length
+        if constant_bytes > len(payload):  # each constant is a copy: ranges reused would multiply the memory
+            raise TypeError(f"build: the constants' lengths add up to more than the payload of {len(payload)} bytes")
+        env[key] = builder.constant(descriptor(key, where), payload[offset : offset + length])
 
     operators: Counter[str] = Counter()
     for index, node in enumerate(nodes):
