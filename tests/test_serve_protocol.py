@@ -180,6 +180,7 @@ def test_bad_frames_close_that_connection_only(tmp_path: Path) -> None:
             "too short": (b"\x01\x00", 1002),
             "not JSON": (struct.pack("<I", 5) + b"{nope", 1002),
             "not UTF-8": (struct.pack("<I", 2) + b"\xff\xfe", 1002),
+            "nested too deeply": (struct.pack("<I", 3000) + b"[" * 3000, 1002),
             "an array": (frames.encode([1, 2]), 1002),  # type: ignore[arg-type]
             "unknown op": (frames.encode({"id": 1, "op": "rm -rf"}), 1002),
             "no id": (frames.encode({"op": "createContext"}), 1002),

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import frames, policy
 from . import token as tokens
@@ -157,15 +157,18 @@ class Service:
                         self.quotas.release(session.principal, "in_flight_bytes", size)
                         in_flight[0] -= size
                     if not await connection.send(answer, out):
+                        group.cancel_scope.cancel()  # the client has gone: stop reading too
                         return
+
+        async def read_then_stop() -> None:
+            try:
+                await reader()  # the client closed, or sent a bad message: no more of its calls run
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, WebSocketDisconnect):
+                pass  # the worker stopped first (the client went away while answers were due)
+            group.cancel_scope.cancel()
 
         try:
             async with anyio.create_task_group() as group:
-
-                async def read_then_stop() -> None:
-                    await reader()  # the client closed, or sent a bad message: no more of its calls run
-                    group.cancel_scope.cancel()
-
                 group.start_soon(read_then_stop)
                 group.start_soon(worker)
         finally:

@@ -50,6 +50,8 @@ def decode(
         header = json.loads(bytes(view[_LENGTH.size : _LENGTH.size + length]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError(PROTOCOL_ERROR, f"header is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError(PROTOCOL_ERROR, "header nests too deeply") from None
     if not isinstance(header, dict):
         raise FrameError(PROTOCOL_ERROR, f"header is a JSON {type(header).__name__}, not an object")
     return header, view[_LENGTH.size + length :]
