@@ -123,3 +123,51 @@ def test_every_compiled_kernel_is_recorded(context):
     # A program is named for its operator or family, and a part ("softmax_max", "matmul-plain-<hash>").
     known = KERNELS.keys() | set(webml.ops.FAMILIES)
     assert names and all(name.split("-")[0].split("_")[0] in known for name in names), sorted(names)
+
+
+def test_export_to_gpu_rents_the_tensors_own_buffer():
+    """exportToGPU (the MLTensor explainer): the caller's WebGPU work reads and writes the tensor's memory
+    with no copy; WebNN cannot use it until the caller destroys the exported buffer."""
+    adapter = wgpu.gpu.request_adapter_sync()
+    device = adapter.request_device_sync()
+    context = webml.ml.create_context(device)
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [4]})
+    graph = b.build({"y": b.mul(x, x)})
+    flags = {"dataType": "float32", "shape": [4], "readable": True, "writable": True, "exportableToGPU": True}
+    t_in, t_out = context.create_tensor(flags), context.create_tensor(flags)
+    assert t_in.exportable_to_gpu
+    context.write_tensor(t_in, np.array([1, 2, 3, 4], np.float32))
+    context.dispatch(graph, {"x": t_in}, {"y": t_out})
+    buffer = context.export_to_gpu(t_out)
+    assert isinstance(buffer, wgpu.GPUBuffer) and buffer.size == 16
+    # The user's own shader adds 1 to every element of the rented buffer.
+    shader = device.create_shader_module(
+        code="@group(0) @binding(0) var<storage, read_write> t: array<f32>;\n"
+        "@compute @workgroup_size(4) fn main(@builtin(global_invocation_id) g: vec3<u32>) { t[g.x] += 1.0; }"
+    )
+    pipe = device.create_compute_pipeline(layout="auto", compute={"module": shader, "entry_point": "main"})
+    group = device.create_bind_group(
+        layout=pipe.get_bind_group_layout(0), entries=[{"binding": 0, "resource": {"buffer": buffer}}]
+    )
+    encoder = device.create_command_encoder()
+    compute = encoder.begin_compute_pass()
+    compute.set_pipeline(pipe)
+    compute.set_bind_group(0, group)
+    compute.dispatch_workgroups(1)
+    compute.end()
+    device.queue.submit([encoder.finish()])
+    with pytest.raises(webml.InvalidStateError, match="readTensor: the tensor is exported to WebGPU"):
+        context.read_tensor(t_out)
+    with pytest.raises(webml.InvalidStateError, match="dispatch: the tensor is exported"):
+        context.dispatch(graph, {"x": t_in}, {"y": t_out})
+    buffer.destroy()  # returns the tensor to WebNN; its memory stays
+    np.testing.assert_array_equal(context.read_tensor(t_out), [2, 5, 10, 17])
+    with pytest.raises(TypeError, match="not exportable"):
+        context.export_to_gpu(context.create_tensor({"dataType": "float32", "shape": [1]}))
+    with pytest.raises(webml.NotSupportedError, match="onnxruntime backend's tensors are not on a GPU"):
+        cpu = webml.ml.create_context(backend="onnxruntime")
+        cpu.export_to_gpu(cpu.create_tensor(flags))
+    exported = context.export_to_gpu(t_in)
+    t_in.destroy()  # destroyed while rented: the exported object no longer points at freed memory
+    assert exported._internal is None

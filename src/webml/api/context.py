@@ -139,12 +139,12 @@ class MLContext(PythonSpelling):
     # -- tensors -----------------------------------------------------------------
 
     def create_tensor(self, descriptor: Mapping[str, Any]) -> MLTensor:
-        """A zero-filled tensor: ``{"dataType", "shape", "readable", "writable"}``."""
+        """A zero-filled tensor: ``{"dataType", "shape", "readable", "writable", "exportableToGPU"}``."""
         with self._timeline:
             self.check_not_lost("createTensor")
-            desc, readable, writable = parse_tensor_descriptor(descriptor, "createTensor")
+            desc, flags = parse_tensor_descriptor(descriptor, "createTensor")
             check_dimensions(desc, "createTensor", self._backend.max_tensor_byte_length)
-            return self._new_tensor(desc, self._backend.create_tensor(desc), readable=readable, writable=writable)
+            return self._new_tensor(desc, self._backend.create_tensor(desc), **flags)
 
     def create_constant_tensor(self, descriptor: Mapping[str, Any], data: Any) -> MLTensor:
         """A constant tensor holding a copy of ``data``, usable by ``builder.constant(tensor)``."""
@@ -186,6 +186,24 @@ class MLContext(PythonSpelling):
             return array
         write(array)
         return None
+
+    def export_to_gpu(self, tensor: MLTensor) -> Any:
+        """Rent ``tensor`` to WebGPU: its GPU buffer as a ``wgpu.GPUBuffer`` of the context's device, no
+        copy (the MLTensor explainer's ``exportToGPU``; WebGPU interop, webgpu backend only).
+
+        The tensor must have been created with ``exportableToGPU: True``.  Work already dispatched on
+        it comes first in the device's queue.  Until the caller returns it by calling ``destroy()`` on
+        the buffer, WebNN cannot use the tensor (dispatch, read_tensor, write_tensor raise
+        InvalidStateError); the buffer is the tensor's packed bytes (an ``array<u32>`` in WGSL).
+        """
+        with self._timeline:
+            checked_tensor(tensor, self, "exportToGPU")
+            if not tensor.exportable_to_gpu:
+                raise TypeError("exportToGPU: the tensor is not exportable (create it with 'exportableToGPU': True)")
+            self.check_not_lost("exportToGPU")
+            buffer = self._backend.export_to_gpu(backend_handle(tensor), on_return=tensor.returned_from_gpu)
+            tensor.exported_to_gpu()
+            return buffer
 
     # -- execution -----------------------------------------------------------------
 
@@ -271,7 +289,7 @@ class MLContext(PythonSpelling):
         return limits
 
 
-add_javascript_names(MLContext)
+add_javascript_names(MLContext, {"exportToGPU": "export_to_gpu"})
 
 
 class _Owned(Generic[T]):

@@ -84,9 +84,9 @@ def check_dimensions(desc: OperandDesc, where: str, max_byte_length: int) -> Non
         raise TypeError(f"{where}: {desc} needs {desc.byte_length} bytes, more than the maximum {max_byte_length}")
 
 
-def parse_tensor_descriptor(descriptor: Any, where: str) -> tuple[OperandDesc, bool, bool]:
-    """An MLTensorDescriptor -> (OperandDesc, readable, writable)."""
+def parse_tensor_descriptor(descriptor: Any, where: str) -> tuple[OperandDesc, dict[str, bool]]:
+    """An MLTensorDescriptor -> (OperandDesc, its flags ``readable``, ``writable``, ``exportable_to_gpu``)."""
     desc = parse_operand_descriptor(descriptor, where)
-    readable = bool(descriptor.get("readable", False)) if isinstance(descriptor, Mapping) else False
-    writable = bool(descriptor.get("writable", False)) if isinstance(descriptor, Mapping) else False
-    return desc, readable, writable
+    flags = {"readable": "readable", "writable": "writable", "exportable_to_gpu": "exportableToGPU"}
+    given = descriptor if isinstance(descriptor, Mapping) else {}
+    return desc, {flag: bool(given.get(member, False)) for flag, member in flags.items()}

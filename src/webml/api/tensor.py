@@ -7,6 +7,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidStateError
 from ..ir import OperandDesc
 from .descriptors import Described
 from .spelling import add_javascript_names
@@ -31,6 +32,7 @@ class MLTensor(Described):
         release: Callable[[Any], None],
         readable: bool = False,
         writable: bool = False,
+        exportable_to_gpu: bool = False,
         constant: bool = False,
     ) -> None:
         self._context = context
@@ -41,13 +43,24 @@ class MLTensor(Described):
         self._release = release
         self._readable = readable
         self._writable = writable
+        self._exportable_to_gpu = exportable_to_gpu
         self._constant = constant
         self._destroyed = False
+        self._exported = False  # rented to WebGPU (MLContext.export_to_gpu) until the buffer is destroyed
 
     # The spec's read-only attributes (bool).
     readable = property(attrgetter("_readable"), doc="Whether read_tensor() may read the tensor.")
     writable = property(attrgetter("_writable"), doc="Whether write_tensor() may write the tensor.")
+    exportable_to_gpu = property(attrgetter("_exportable_to_gpu"), doc="Whether export_to_gpu() may rent it.")
     constant = property(attrgetter("_constant"), doc="Whether the tensor is a constant tensor (for constant()).")
+
+    def exported_to_gpu(self) -> None:
+        """Mark the tensor rented to WebGPU (its context's export_to_gpu; non-spec)."""
+        self._exported = True
+
+    def returned_from_gpu(self) -> None:
+        """End the rental: WebGPU destroyed the exported buffer (non-spec; the backend calls it)."""
+        self._exported = False
 
     @property
     def descriptor(self) -> OperandDesc:
@@ -67,7 +80,7 @@ class MLTensor(Described):
         return f"MLTensor({self._desc}{state})"
 
 
-add_javascript_names(MLTensor)
+add_javascript_names(MLTensor, {"exportableToGPU": "exportable_to_gpu"})
 
 
 def checked_tensor(value: Any, context: MLContext, where: str, what: str = "the tensor") -> MLTensor:
@@ -78,6 +91,10 @@ def checked_tensor(value: Any, context: MLContext, where: str, what: str = "the 
         raise TypeError(f"{where}: {what} belongs to another context")
     if value._destroyed:
         raise TypeError(f"{where}: {what} is destroyed")
+    if value._exported:
+        raise InvalidStateError(
+            f"{where}: {what} is exported to WebGPU; destroy() the GPUBuffer export_to_gpu() gave to return it"
+        )
     return value
 
 

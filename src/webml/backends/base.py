@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,16 @@ class Backend(ABC):
 
     def release_tensor(self, handle: Any) -> None:
         """Free a tensor (MLTensor.destroy)."""
+
+    def export_to_gpu(self, handle: Any, on_return: Callable[[], None]) -> Any:
+        """The tensor's memory as a GPU buffer of the backend's device, rented until the caller destroys
+        it (then ``on_return`` runs): WebGPU interop, for backends whose tensors live on a GPU."""
+        from ..errors import NotSupportedError
+
+        raise NotSupportedError(
+            f"exportToGPU: the {self.name} backend's tensors are not on a GPU (use backend='webgpu', or "
+            "create_context(gpu_device))"
+        )
 
     def host_dtype(self, data_type: str) -> np.dtype:
         """The NumPy dtype of host arrays that ``compute()`` exchanges for ``data_type``."""

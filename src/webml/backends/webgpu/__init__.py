@@ -1,9 +1,11 @@
 """The webgpu backend: every WebNN operator as WGSL compute kernels run through WebGPU (``wgpu``).
 
 MLTensors are GPU buffers; ``write_tensor`` and ``read_tensor`` are the only host transfers
-and a dispatch stays on the GPU.  Kernels are written one module per operator family, as
-the reference backend's (:mod:`.kernels` says how); each describes one output element, in
-WGSL that browsers' WebGPU accepts too (the tests check it with Tint).  The storage of each
+and a dispatch stays on the GPU; ``context.export_to_gpu(tensor)`` rents a tensor's buffer to
+the caller's WebGPU work without a copy (the MLTensor explainer's ``exportToGPU``).  Kernels
+are written one module per operator family, as the reference backend's (:mod:`.kernels` says
+how); each describes one output element, in WGSL that browsers' WebGPU accepts too (the tests
+check it with Tint).  The storage of each
 data type is :mod:`.codecs`'; what runs is reported per argument by ``op_support_limits()``.
 
 Options (non-spec, passed to ``webml.ml.create_context``):
@@ -18,6 +20,7 @@ Options (non-spec, passed to ``webml.ml.create_context``):
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +30,7 @@ from ...ops import FAMILIES
 from ..base import Backend, check_flag
 from .device import Gpu, default_gpu, wrap_device
 from .kernels import KERNELS, handles
-from .runtime import GpuTensor, WebGpuGraph, new_buffer, read_buffer, write_buffer
+from .runtime import GpuTensor, WebGpuGraph, exported_buffer, new_buffer, read_buffer, revoke_export, write_buffer
 
 # One kernel module per operator family, named as in webml.ops (those written so far).
 for _family in FAMILIES:
@@ -78,7 +81,17 @@ class WebGpuBackend(Backend):
     def read_tensor(self, handle: GpuTensor) -> np.ndarray:
         return read_buffer(self.gpu, handle.buffer, handle.desc)
 
+    def export_to_gpu(self, handle: GpuTensor, on_return: Callable[[], None]) -> Any:
+        def returned() -> None:
+            handle.exported = None
+            on_return()
+
+        # Work dispatched on the tensor is already submitted: the device's queue runs it before
+        # anything the caller submits with the buffer.
+        return exported_buffer(handle, returned)
+
     def release_tensor(self, handle: GpuTensor) -> None:
+        revoke_export(handle)
         if handle.buffer is not None:
             handle.buffer.destroy()
             handle.buffer = None

@@ -11,8 +11,9 @@ copied out, one submit.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from .kernels import KERNELS, Emitter
 from .program import Slot
 from .shaders import pipeline
 
-__all__ = ["GpuTensor", "WebGpuGraph", "read_buffer", "write_buffer"]
+__all__ = ["GpuTensor", "WebGpuGraph", "exported_buffer", "read_buffer", "revoke_export", "write_buffer"]
 
 
 def _usage() -> Any:
@@ -65,11 +66,12 @@ def read_buffer(gpu: Gpu, buffer: Any, desc: OperandDesc) -> np.ndarray:
 class GpuTensor:
     """An MLTensor of this backend: a GPU buffer of the tensor's packed bytes."""
 
-    __slots__ = ("buffer", "desc")
+    __slots__ = ("buffer", "desc", "exported")
 
     def __init__(self, buffer: Any, desc: OperandDesc) -> None:
         self.buffer = buffer
         self.desc = desc
+        self.exported: Any = None  # the GPUBuffer object rented out by export_to_gpu, if any
 
 
 class WebGpuGraph(CompiledGraph):
@@ -170,3 +172,40 @@ class WebGpuGraph(CompiledGraph):
                 buffer.destroy()
             self.buffers = {}
             self._passes = []
+
+
+def exported_buffer(tensor: GpuTensor, on_return: Callable[[], None]) -> Any:
+    """``tensor``'s own buffer as a second ``GPUBuffer`` object for the caller (no copy), whose
+    ``destroy()`` returns the tensor to WebNN instead of destroying its memory."""
+    buffer = tensor.buffer
+    alias = object.__new__(_exported_class(type(buffer)))
+    alias.__dict__.update(buffer.__dict__)  # the same native buffer: wgpu reads only these fields
+    alias.__dict__.update(_source=buffer, _on_return=on_return)
+    tensor.exported = alias
+    return alias
+
+
+@functools.cache
+def _exported_class(base: type) -> type:
+    class ExportedGPUBuffer(base):  # type: ignore[misc, valid-type]
+        """A tensor's buffer rented to WebGPU: destroy() gives it back; the tensor keeps the memory."""
+
+        def destroy(self) -> None:
+            if self._internal is not None:
+                self._internal = None  # this object is unusable from now on, as a destroyed buffer is
+                self._on_return()
+
+        def _release(self) -> None:
+            self._internal = None  # the tensor's own buffer object releases the native buffer
+
+        def __del__(self) -> None:  # nothing of its own to release or count
+            self._internal = None
+
+    return ExportedGPUBuffer
+
+
+def revoke_export(tensor: GpuTensor) -> None:
+    """The tensor is destroyed while rented: its exported buffer object stops pointing at the memory."""
+    if tensor.exported is not None:
+        tensor.exported.__dict__["_internal"] = None
+        tensor.exported = None
