@@ -44,7 +44,9 @@ class Gpu:
 
     @property
     def max_storage_buffers(self) -> int:
-        return int(self.limits.get("max-storage-buffers-per-shader-stage", 8))
+        """Storage buffers one kernel binds: the device's limit, at most WebGPU's default 8, so that
+        every kernel also runs on a browser's device made with default limits."""
+        return min(8, int(self.limits.get("max-storage-buffers-per-shader-stage", 8)))
 
     @property
     def uniform_alignment(self) -> int:
