@@ -31,6 +31,7 @@ LAYERS = {
     "zoo": 4,
     "conformance": 4,
     "shrink": 4,
+    "serve": 4,
     "cli": 5,
     "__main__": 5,  # webml/__main__.py: `python -m webml`, the command
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)
