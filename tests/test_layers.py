@@ -4,7 +4,7 @@
   where ``_name`` is defined (on ``self``/``cls``, or anywhere in the module
   that defines it).  Layers talk through the IR and small public methods.
 * A lower layer never imports a higher one:
-  ir <- ops <- backends <- api <- onnx/train/zoo/conformance <- cli, where
+  ir <- ops <- backends <- api <- onnx/train/zoo/conformance/serve <- cli, where
   ``webml/__init__.py`` belongs to the API layer (it re-exports it).  The
   utility modules may be imported by any layer and import only each other.
 """
@@ -31,7 +31,7 @@ LAYERS = {
     "zoo": 4,
     "conformance": 4,
     "shrink": 4,
-    "serve": 4,
+    "serve": 4,  # webml serve: a client of webml.ml like any other program
     "cli": 5,
     "__main__": 5,  # webml/__main__.py: `python -m webml`, the command
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)

@@ -7,6 +7,8 @@
     webml train DATA_DIR --output M.npz transfer learning on one sub-folder of images per class
     webml wpt [--backend NAME]          the WebNN Web Platform Tests
     webml demo                          build and run a small network with the builder
+    webml serve [--port 8765]           the WebNN service for JavaScript programs (Node.js, pages)
+    webml grants add|list|revoke ORIGIN the web origins that webml serve lets in
 
 Bad input (an unreadable or corrupt file, an unsupported operator, a wrong
 input name, shape or data type, an image that is not an image) gives one
@@ -63,11 +65,20 @@ EXAMPLES = {
     "demo": """\
   webml demo
   webml demo --backend reference""",
+    "serve": """\
+  webml serve                               ws://127.0.0.1:8765/webnn, token in $XDG_RUNTIME_DIR/webml/
+  webml serve --port 9000 --backend reference --audit audit.jsonl
+  webml serve --allow-origin http://localhost:5173 --quota-contexts 8""",
+    "grants": """\
+  webml grants add https://app.example --expires 30d
+  webml grants add http://localhost:5173 --capabilities compute
+  webml grants list                         grants, and origins that asked for one
+  webml grants revoke https://app.example""",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, info, run, shrink, train
+    from . import classify, demo, info, run, serve, shrink, train
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -102,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),
         ("info", info, "describe an ONNX model and what webml supports of it", False),
+        ("serve", serve, "the WebNN service for JavaScript programs: Node.js and granted web pages", True),
     ):
         p = add_command(command, help_text)
         module.add_arguments(p)
@@ -110,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=module.main)
 
     sub.add_parser("wpt", help="run the WebNN Web Platform Tests (webml wpt --help)", add_help=False)
+
+    p = add_command("grants", "the web origins that webml serve lets in: add, list, revoke")
+    serve.add_grants_arguments(p)
+    p.set_defaults(handler=serve.grants_main)
 
     p = add_command("demo", "build and run a small network with the builder")
     backend_option(p)
