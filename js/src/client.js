@@ -80,10 +80,41 @@ async function open(url, token) {
   });
 }
 
+/**
+ * What the service needs of a page to honour the `webnn` policy-controlled feature
+ * (docs/serve-protocol.md): the Permissions-Policy that applies to the document and whether it
+ * is a frame of another origin than its parent; null outside a page (Node.js).
+ * @returns {Promise<{permissionsPolicy: string | null, crossOriginFrame: boolean} | null>}
+ */
+export async function pageDocument() {
+  const g = /** @type {any} */ (globalThis);
+  if (typeof g.document === "undefined" || typeof g.location === "undefined") return null;
+  let crossOriginFrame = false;
+  if (g.window && g.window.parent !== g.window) {
+    try {
+      crossOriginFrame = g.window.parent.location.origin !== g.location.origin;
+    } catch {
+      crossOriginFrame = true; // reading a cross-origin parent's location throws
+    }
+  }
+  let permissionsPolicy = null;
+  try {
+    // The response header of the document (a frame's allow attribute is the embedder's, which a
+    // frame cannot read when its parent is of another origin; the header is then what is sent).
+    const response = await fetch(g.location.href, { method: "HEAD", cache: "force-cache", credentials: "same-origin" });
+    permissionsPolicy = response.headers.get("permissions-policy");
+  } catch {
+    permissionsPolicy = null;
+  }
+  return { permissionsPolicy, crossOriginFrame };
+}
+
 class Connection {
-  /** @param {any} socket */
-  constructor(socket) {
+  /** @param {any} socket @param {{permissionsPolicy: string | null, crossOriginFrame: boolean} | null} [document] */
+  constructor(socket, document = null) {
     this.socket = socket;
+    /** @type {any} sent in the first call, then never again */
+    this.document = document;
     this.nextId = 1;
     /** @type {Map<number, {resolve: Function, reject: Function, op: string}>} */
     this.pending = new Map();
@@ -135,7 +166,12 @@ class Connection {
   call(op, args, payload) {
     if (this.closed) return Promise.reject(errorOf("InvalidStateError", this.closed));
     const id = this.nextId++;
-    const message = encodeFrame({ id, op, ...args }, payload);
+    const header = { id, op, ...args };
+    if (this.document) {
+      header.document = this.document;
+      this.document = null;
+    }
+    const message = encodeFrame(header, payload);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, op });
       this.socket.send(message);
@@ -408,7 +444,7 @@ export class MLTensor {
  */
 export async function connect({ url = "ws://127.0.0.1:8765/webnn", token } = {}) {
   const socket = await open(url, token);
-  const connection = new Connection(socket);
+  const connection = new Connection(socket, await pageDocument());
   return new ML(async () => connection);
 }
 
@@ -422,7 +458,7 @@ export async function connect({ url = "ws://127.0.0.1:8765/webnn", token } = {})
 export function installNavigatorML({ url = "ws://127.0.0.1:8765/webnn", token } = {}) {
   const g = /** @type {any} */ (globalThis);
   if (g.navigator?.ml) return undefined;
-  const ml = new ML(async () => new Connection(await open(url, token)));
+  const ml = new ML(async () => new Connection(await open(url, token), await pageDocument()));
   if (!g.navigator) Object.defineProperty(g, "navigator", { value: {}, configurable: true, writable: true });
   Object.defineProperty(g.navigator, "ml", { value: ml, configurable: true, enumerable: true });
   return ml;

@@ -44,16 +44,22 @@ function inputData(spec) {
     const bits = Array.isArray(spec.float16Bits) ? spec.float16Bits : [spec.float16Bits];
     values = bits.map(float16Value);
   }
-  if (values.length === 1 && count !== 1) values = Array(count).fill(values[0]);
-  if (dataType === "int4" || dataType === "uint4") return pack4(values.map((v) => Math.trunc(Number(v))));
+  const fill = values.length === 1 && count !== 1;
+  if (dataType === "int4" || dataType === "uint4") {
+    const ints = values.map((v) => Math.trunc(Number(v)));
+    return pack4(fill ? Array(count).fill(ints[0]) : ints);
+  }
   const out = /** @type {any} */ (newArray(dataType, count));
   const big = dataType.endsWith("64") && dataType !== "float64";
-  values.forEach((v, i) => {
-    if (big) out[i] = BigInt.asIntN(64, BigInt(typeof v === "bigint" ? v : Math.trunc(Number(v))));
-    else if (dataType === "float16" && !Float16) out[i] = float16Bits(Number(v));
-    else if (RULES.dataTypes[dataType].kind !== "float") out[i] = Math.trunc(Number(v));
-    else out[i] = Number(v);
-  });
+  /** @param {any} v */
+  const convert = (v) => {
+    if (big) return BigInt.asIntN(64, BigInt(typeof v === "bigint" ? v : Math.trunc(Number(v))));
+    if (dataType === "float16" && !Float16) return float16Bits(Number(v));
+    if (RULES.dataTypes[dataType].kind !== "float") return Math.trunc(Number(v));
+    return Number(v);
+  };
+  if (fill) out.fill(convert(values[0]));
+  else values.forEach((v, i) => (out[i] = convert(v)));
   return out;
 }
 
@@ -66,11 +72,11 @@ function elements(buffer, dataType, count) {
       return dataType === "int4" && n > 7 ? n - 16 : n;
     });
   }
-  if (dataType === "float16") return Array.from(new Uint16Array(buffer), float16Value);
+  if (dataType === "float16") return Array.from(new Uint16Array(buffer, 0, count), float16Value);
   const Ctor = /** @type {any} */ ({
     float32: Float32Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array, int8: Int8Array, uint8: Uint8Array,
   })[dataType];
-  return Array.from(new Ctor(buffer));
+  return Array.from(new Ctor(buffer, 0, count));
 }
 
 const f32 = new Float32Array(1);
@@ -104,7 +110,7 @@ export function compare(buffer, expected, tolerance, exactBits) {
   if (bits !== undefined && filled) bits = Array(n).fill(bits);
   if (values.length < n) return `expected data has ${values.length} values for ${n} elements`;
   values = values.slice(0, n);
-  const actual = elements(buffer, dataType, count).slice(0, n);
+  const actual = elements(buffer, dataType, n);
   const { metricType: metric, value: limit } = tolerance;
   /** @param {(i: number) => boolean} ok @param {string} what */
   const report = (ok, what) => {
@@ -135,7 +141,7 @@ export function compare(buffer, expected, tolerance, exactBits) {
     return report((i) => Number(actual[i]) === Number(values[i]) || Math.abs(ulpKey(Number(actual[i])) - ulpKey(Number(values[i]))) <= limit, `${limit} ULP`);
   if (dataType === "float16") {
     const want = bits ? bits.slice(0, n).map(Number) : values.map((/** @type {number} */ v) => float16Bits(Number(v)));
-    const got = Array.from(new Uint16Array(buffer)).slice(0, n);
+    const got = Array.from(new Uint16Array(buffer, 0, n));
     return report((i) => ((got[i] & 0x7fff) === 0 && (want[i] & 0x7fff) === 0) || Math.abs(got[i] - want[i]) <= limit, `${limit} ULP`);
   }
   return report((i) => {
@@ -155,8 +161,9 @@ function resolve(value, env) {
 
 /** Run one case: {status, reason}. @param {any} ml @param {any} testCase */
 export async function runCase(ml, testCase) {
-  const context = await ml.createContext();
+  let context;
   try {
+    context = await ml.createContext();
     const builder = new MLGraphBuilder(context);
     const g = testCase.graph;
     const env = new Map();
@@ -219,7 +226,7 @@ export async function runCase(ml, testCase) {
   } catch (e) {
     return { status: "failed", reason: `${/** @type {any} */ (e)?.constructor?.name}: ${/** @type {any} */ (e)?.message ?? e}` };
   } finally {
-    context.destroy();
+    context?.destroy();
   }
 }
 

@@ -39,6 +39,7 @@ for (const [section, folder] of sections) {
     const stem = file.replace(/\.json$/, "");
     if (stems.length && !stems.includes(stem)) continue;
     const path = join(WPT, folder, file);
+    if (process.env.WEBML_REPLAY_PROGRESS) process.stderr.write(`${new Date().toISOString()} ${stem}\n`);
     results.push(...(suite === "validation" ? await replayFile(ml, path, stem) : await runConformanceFile(ml, path, stem)));
   }
 }
