@@ -167,3 +167,16 @@ def test_a_page_of_an_ungranted_origin_is_refused(service: Any) -> None:
     code, result = _page(url, _free_port())
     assert code == 1
     assert result["error"].startswith("NotAllowedError: "), result
+
+
+def test_node_without_the_token_is_refused_with_the_services_reason(service: Any) -> None:
+    _, url = service
+    script = (
+        'import { connect } from "./js/src/index.js";'
+        "try { await connect({ url: process.argv[1] }); console.log('connected'); }"
+        " catch (e) { console.log(`${e.name}: ${e.message}`); }"
+    )
+    done = _node("--input-type=module", "-e", script, url, timeout=60)
+    assert done.returncode == 0, done.stderr
+    refusal = "NotAllowedError: webml serve refused the connection (HTTP 403): no token"
+    assert done.stdout.startswith(refusal), done.stdout

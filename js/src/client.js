@@ -50,8 +50,8 @@ async function open(url, token) {
             /* a body that is not JSON is reported as it is */
           }
           reject(errorOf(name, `webml serve refused the connection (HTTP ${res.statusCode}): ${message}`));
+          socket.terminate?.();
         });
-        socket.terminate?.();
       });
     } else {
       const protocols = token ? [SUBPROTOCOL, `webml.token.${token}`] : [SUBPROTOCOL];
