@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import frames, policy
+from . import frames, policy, teach
 from . import token as tokens
 from .admission import SUBPROTOCOL, Admitted, Refused, admit, loopback_host
 from .audit import AuditLog
@@ -241,6 +241,7 @@ def create_app(service: Service) -> ASGIApp:
     app = Starlette(routes=[
         WebSocketRoute("/webnn", service.webnn),
         Route("/admin/stats", service.stats),
+        *teach.routes(),
         Mount("/", StaticFiles(directory=STATIC, html=True)),
     ])
     app.state.service = service

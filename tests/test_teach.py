@@ -1,0 +1,189 @@
+"""The Teach page of ``webml serve`` (issue 16) in headless Chromium with a fake camera.
+
+The camera is a Y4M video made here of three clearly different synthetic images (a red field with
+white stripes, a green checkerboard, a blue field with a yellow disc), each shown for two seconds, looped
+by Chromium.  tests/teach/run-teach.mjs (playwright-core, axe-core: npm packages pinned by
+tests/teach/package-lock.json, installed by ``npm ci``) names the classes, records each while the
+camera shows it (held mouse button, held Space key), trains in the service (webml.train's transfer
+learning: EfficientNet-Lite0 features, a head, few epochs), checks that the live prediction names the
+class shown, runs axe-core in each state (empty, recording, training, predicting) and exports the
+classifier as ONNX.  A screenshot lands in the artifacts folder (``WEBML_TEST_ARTIFACTS``, by default
+tests/artifacts/).  Node, npm and Chromium are prerequisites: missing, the test fails saying so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from webml.serve.teach import Teach
+from webml.serve.testing import make_service, running
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACH_JS = ROOT / "tests" / "teach"
+STAMP = TEACH_JS / "node_modules" / ".webml-lock-sha256"
+ARTIFACTS = Path(os.environ.get("WEBML_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
+W, H, FPS, SECONDS = 320, 240, 10, 2
+NAMES = ["Stripes", "Checks", "Disc"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name!r} is not on PATH: the Teach page test needs Node.js 20+ and npm")
+    return path
+
+
+def ensure_npm() -> Path:
+    """``npm ci`` in tests/teach when node_modules is missing or older than the lock (a file lock guards it)."""
+    npm = _tool("npm")
+    digest = hashlib.sha256((TEACH_JS / "package.json").read_bytes()
+                            + (TEACH_JS / "package-lock.json").read_bytes()).hexdigest()
+    if STAMP.is_file() and STAMP.read_text().strip() == digest:
+        return TEACH_JS
+    with open(TEACH_JS / ".npm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if STAMP.is_file() and STAMP.read_text().strip() == digest:
+            return TEACH_JS
+        done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=TEACH_JS,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"`npm ci` in {TEACH_JS} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        STAMP.write_text(digest + "\n")
+    return TEACH_JS
+
+
+def class_images() -> list[np.ndarray]:
+    """Three RGB frames, ``H`` x ``W``, of clearly different classes (their mean colours are ``CLASSES``)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    stripes = np.where(((xx // 20) % 2 == 0)[..., None], [255, 255, 255], [200, 20, 20])
+    checks = np.where((((xx // 40) + (yy // 40)) % 2 == 0)[..., None], [20, 120, 20], [110, 200, 110])
+    disc = np.where((((xx - W / 2) ** 2 + (yy - H / 2) ** 2) < 50 ** 2)[..., None], [240, 220, 40], [30, 30, 170])
+    return [a.astype(np.uint8) for a in (stripes, checks, disc)]
+
+
+def write_y4m(path: Path, images: list[np.ndarray]) -> None:
+    """A 4:2:0 Y4M video (BT.601 full range, as C420jpeg says): each image for ``SECONDS`` at ``FPS``."""
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in images:
+            r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+
+            def half(p: np.ndarray) -> np.ndarray:
+                return p.reshape(H // 2, 2, W // 2, 2).mean(axis=(1, 3))
+
+            frame = b"".join(np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, half(u), half(v)))
+            for _ in range(FPS * SECONDS):
+                f.write(b"FRAME\n" + frame)
+
+
+def classes() -> list[dict[str, Any]]:
+    """The classes as the driver sees them: names and the mean colour of their images."""
+    means = [image.reshape(-1, 3).mean(axis=0) for image in class_images()]
+    return [{"name": n, "rgb": [round(float(c)) for c in m]} for n, m in zip(NAMES, means, strict=True)]
+
+
+CLASSES = classes()
+
+
+def test_class_images_have_mean_colours_the_driver_tells_apart() -> None:
+    means = np.array([c["rgb"] for c in CLASSES], np.float64)
+    for i in range(len(means)):
+        for j in range(i):
+            assert np.linalg.norm(means[i] - means[j]) > 100, (NAMES[i], NAMES[j])
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    svc = make_service(tmp_path_factory.mktemp("serve"))
+    with running(svc) as server:
+        yield f"http://127.0.0.1:{server.port}"
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, body, headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_teach_api_refuses_other_origins_and_bad_frames(service: str) -> None:
+    frame = bytes(224 * 224 * 4)
+    assert _post(f"{service}/teach/api/samples", frame, {})[0] == 403
+    status, answer = _post(f"{service}/teach/api/samples", frame,
+                           {"X-Webml-Teach": "1", "Origin": "http://evil.example"})
+    assert status == 403 and "own page" in answer["error"]
+    status, answer = _post(f"{service}/teach/api/samples", frame[:100], {"X-Webml-Teach": "1"})
+    assert status == 400 and "RGBA" in answer["error"]
+    status, answer = _post(f"{service}/teach/api/samples", frame, {"X-Webml-Teach": "1"})
+    assert status == 200 and isinstance(answer["id"], int)
+    one = json.dumps({"classes": [{"name": "a", "samples": [1]}]}).encode()
+    status, answer = _post(f"{service}/teach/api/train", one, {"X-Webml-Teach": "1"})
+    assert status == 400
+    with urllib.request.urlopen(f"{service}/teach/", timeout=10) as r:
+        page = r.read().decode()
+        assert "webnn=(self)" in r.headers["permissions-policy"]
+    assert 'aria-label="Predictions"' in page and "<script" in page and "http" not in page.split("<body>")[1]
+
+
+def test_teach_rejects_a_second_training_and_an_unknown_sample() -> None:
+    teach = Teach()
+    with pytest.raises(ValueError, match="unknown sample"):
+        teach.start_training({"classes": [{"name": "a", "samples": [1, 2]}, {"name": "b", "samples": [3, 4]}]})
+    with pytest.raises(ValueError, match="train first"):
+        teach.predict(bytes(224 * 224 * 4))
+
+
+def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: Path) -> None:
+    chromium = os.environ.get("WEBML_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).is_file():
+        raise RuntimeError(f"no Chromium at {chromium}: the Teach page test needs it (Debian: apt install chromium)")
+    ensure_npm()
+    video = tmp_path / "camera.y4m"
+    write_y4m(video, class_images())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TEACH_CLASSES": json.dumps(CLASSES), "XDG_RUNTIME_DIR": str(tmp_path)}
+    done = subprocess.run([_tool("node"), str(TEACH_JS / "run-teach.mjs"), f"{service}/teach/", str(video),
+                           str(ARTIFACTS), "--timeout", "100"], cwd=TEACH_JS, env=env, capture_output=True,
+                          text=True, timeout=130)
+    assert done.returncode in (0, 1), f"run-teach.mjs could not run ({done.returncode}):\n{done.stderr[-4000:]}"
+    result = json.loads(done.stdout)
+    (ARTIFACTS / "teach.json").write_text(json.dumps(result, indent=1))
+    assert "error" not in result, json.dumps(result, indent=1)
+    assert not result.get("pageErrors"), result["pageErrors"]
+    assert result["cameraStatus"] == "Camera on."
+    assert result["classFields"] == len(CLASSES)
+    assert all(n >= 3 for n in result["counts"]), result["counts"]
+    assert result["countTexts"] == [f"{n} samples" for n in result["counts"]]
+    assert result["trainStatus"].startswith(f"Trained on {len(CLASSES)} classes."), result["trainStatus"]
+    assert result["chartText"].startswith("Epoch 15 of 15: loss "), result["chartText"]
+    for cls in CLASSES:
+        assert result["predictions"][cls["name"]], f"the live prediction never named {cls['name']}: {result}"
+    assert result["predictionsLive"] == "polite"
+    assert sorted(t.split(":")[0] for t in result["barTexts"]) == sorted(c["name"] for c in CLASSES)
+    assert set(result["axe"]) == {"empty", "recording", "training", "predicting"}
+    for state, violations in result["axe"].items():
+        bad = [v for v in violations if v["impact"] in ("serious", "critical")]
+        assert not bad, f"axe-core in state {state}: {bad}"
+    assert (ARTIFACTS / "teach.png").stat().st_size > 10_000
+    import onnx
+
+    model = onnx.load(result["exported"])
+    assert [o.name for o in model.graph.output]
