@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from webml.serve.teach import Teach
 from webml.serve.testing import make_service, running
@@ -184,6 +185,22 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
         assert not bad, f"axe-core in state {state}: {bad}"
     assert (ARTIFACTS / "teach.png").stat().st_size > 10_000
     import onnx
+    import onnxruntime
 
+    from webml.train import load_classifier
+    from webml.train.export import classifier_metadata
+
+    # The exported ONNX model (from the page's Export button) classifies the class images as the page did.
     model = onnx.load(result["exported"])
-    assert [o.name for o in model.graph.output]
+    assert classifier_metadata(model)["labels"] == NAMES
+    session = onnxruntime.InferenceSession(result["exported"], providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    for image, cls in zip(class_images(), NAMES, strict=True):
+        side = (W - H) // 2
+        square = Image.fromarray(image[:, side:side + H]).resize((224, 224), Image.BILINEAR)
+        x = np.asarray(square, np.float32).transpose(2, 0, 1)[None]
+        assert NAMES[int(np.argmax(session.run(None, {name: x})[0]))] == cls
+    # webml's own format, from the same service.
+    with urllib.request.urlopen(f"{service}/teach/api/export?format=webml", timeout=60) as r:
+        (tmp_path / "classifier.npz").write_bytes(r.read())
+    assert load_classifier(tmp_path / "classifier.npz").class_names == NAMES

@@ -63,6 +63,16 @@ async function waitShowing(page, i, ms = 15000) {
   throw new Error(`the camera never showed class ${CLASSES[i].name}`);
 }
 
+// Waits for the start of a segment of class i (so that a recording never runs into the next class).
+async function waitStart(page, i) {
+  const end = Date.now() + 15000;
+  while ((await showing(page)) === i) {
+    if (Date.now() > end) throw new Error(`the camera kept showing ${CLASSES[i].name}`);
+    await page.waitForTimeout(20);
+  }
+  await waitShowing(page, i);
+}
+
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on("pageerror", (e) => { (result.pageErrors ||= []).push(String(e)); });
@@ -84,13 +94,13 @@ try {
   // Record each class while the camera shows it: the mouse held for the first, the keyboard for the others.
   const record = page.getByRole("button", { name: "Record" });
   for (let i = 0; i < CLASSES.length; i++) {
-    await waitShowing(page, i);
+    await waitStart(page, i);
     const button = record.nth(i);
     const useMouse = i === 0;
     if (useMouse) { await button.hover(); await page.mouse.down(); } else { await button.focus(); await page.keyboard.down("Space"); }
     const start = Date.now();
     let axed = false;
-    while (Date.now() - start < 1500 && (await showing(page)) === i) {
+    while (Date.now() - start < 1100 && (await showing(page)) === i) {
       if (!axed && i === 0) { await axe(page, "recording"); axed = true; }
       await page.waitForTimeout(30);
     }
@@ -104,6 +114,7 @@ try {
   await page.locator("#epochs").fill(process.env.TEACH_EPOCHS || "15");
   await page.getByRole("button", { name: "Train" }).click();
   await page.waitForFunction(() => /Training: epoch|Computing/.test(document.getElementById("train-status").textContent));
+  result.trainingStatusAtAxe = await page.locator("#train-status").textContent();
   await axe(page, "training");
   step("training");
   await page.waitForSelector("body[data-state=predicting]", { timeout: 60000 });

@@ -21,8 +21,10 @@ CORS preflight the service never answers):
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,9 @@ class Teach:
     _next: int = 1
     _context: Any = None
     _base: Any = None
+
+    def __post_init__(self) -> None:
+        weakref.finalize(self, shutil.rmtree, str(self.folder), True)  # the samples go with the service
 
     @property
     def image_size(self) -> int:
