@@ -3,6 +3,7 @@
     webml classify [IMAGE ...]          top-5 ImageNet classes (default: a sample photo)
     webml run MODEL.onnx --input N=F.npy run any ONNX model, print output statistics
     webml info MODEL.onnx               inputs, outputs, operators and what is unsupported
+    webml export --web MODEL OUT/       a static folder that runs MODEL in the browser
     webml shrink MODEL.onnx --to int8 -o OUT.onnx  float16/int8/int4 weights, with a report
     webml train DATA_DIR --output M.npz transfer learning on one sub-folder of images per class
     webml wpt [--backend NAME]          the WebNN Web Platform Tests
@@ -62,6 +63,10 @@ EXAMPLES = {
   webml shrink encoder.onnx --to int4 -o encoder-int4.onnx --input-shape input_ids=1,128 --input-shape mask=1,128""",
     "info": """\
   webml info model.onnx                     inputs, outputs, operators, what webml does not support""",
+    "export": """\
+  webml export --web model.onnx site/        index.html, webml-model.js, model.onnx, onnxruntime-web
+  webml export --web pets.npz site/          a classifier made by webml train, with an image demo
+  webml export --web net.onnx site/ --labels labels.txt --normalize lite""",
     "demo": """\
   webml demo
   webml demo --backend reference""",
@@ -78,7 +83,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, info, run, serve, shrink, train
+    from . import classify, demo, export, info, run, serve, shrink, train
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -113,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),
         ("info", info, "describe an ONNX model and what webml supports of it", False),
+        ("export", export, "a static web folder that runs a model in the browser (onnxruntime-web)", False),
         ("serve", serve, "the WebNN service for JavaScript programs: Node.js and granted web pages", True),
     ):
         p = add_command(command, help_text)
