@@ -14,21 +14,27 @@ tests/artifacts/).  Node, npm and Chromium are prerequisites: missing, the test 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
+import http.server
+import io
 import json
 import os
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from test_web_export import in_chromium
 from webml.serve.teach import Teach
 from webml.serve.testing import make_service, running
 
@@ -38,6 +44,14 @@ STAMP = TEACH_JS / "node_modules" / ".webml-lock-sha256"
 ARTIFACTS = Path(os.environ.get("WEBML_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 W, H, FPS, SECONDS = 320, 240, 10, 2
 NAMES = ["Stripes", "Checks", "Disc"]
+
+
+class _Static(http.server.SimpleHTTPRequestHandler):
+    extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                                                ".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 
 
 def _tool(name: str) -> str:
@@ -204,3 +218,21 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     with urllib.request.urlopen(f"{service}/teach/api/export?format=webml", timeout=60) as r:
         (tmp_path / "classifier.npz").write_bytes(r.read())
     assert load_classifier(tmp_path / "classifier.npz").class_names == NAMES
+    # The web folder (webml export --web), from a plain static server, offline: it predicts as the page did.
+    with urllib.request.urlopen(f"{service}/teach/api/export?format=web", timeout=120) as r:
+        zipfile.ZipFile(io.BytesIO(r.read())).extractall(tmp_path)
+    site = tmp_path / "classifier-web"
+    assert {"index.html", "model.onnx", "model.json", "webml-model.js"} <= {p.name for p in site.iterdir()}
+    photos = []
+    for image, cls in zip(class_images(), NAMES, strict=True):
+        side = (W - H) // 2
+        Image.fromarray(image[:, side:side + H]).save(tmp_path / f"{cls}.png")
+        photos.append(str(tmp_path / f"{cls}.png"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Static, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        got = in_chromium(f"http://127.0.0.1:{server.server_address[1]}/index.html", images=photos, timeout_s=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [NAMES[top[0]["index"]] for top in got["images"]] == NAMES, got["images"]

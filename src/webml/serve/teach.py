@@ -4,7 +4,7 @@ The page (``static/teach/``) records frames downscaled to the model's input size
 raw RGBA bytes of a canvas (``application/octet-stream``, no base64).  This module keeps the samples
 as PNG files in a private temporary folder, trains the same way ``webml train`` does (EfficientNet-Lite0
 features, a trainable softmax head, Adam) in a thread, reports the progress per epoch, classifies
-preview frames with the trained classifier and exports it as ONNX or as webml's ``.npz``.
+preview frames with the trained classifier and exports it as ONNX, as webml's ``.npz`` or as a web folder.
 
 Routes (under ``/teach/api``; the writes need the header ``X-Webml-Teach: 1`` and, when an ``Origin``
 is sent, the page's own origin, so a page of another origin cannot use them — the header forces a
@@ -15,16 +15,19 @@ CORS preflight the service never answers):
 * ``POST train`` — ``{"classes": [{"name": ..., "samples": [ids]}], "epochs": E}``; training starts;
 * ``GET status`` — the state (``idle``, ``embedding``, ``training``, ``done``, ``error``), epochs and history;
 * ``POST predict`` — one frame; ``{"classes": [...], "probabilities": [...]}``;
-* ``GET export?format=onnx|webml`` — the trained classifier as a download.
+* ``GET export?format=onnx|webml|web`` — the trained classifier as a download (``web``: a zip of the folder
+  ``webml export --web`` writes, onnxruntime-web included).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import tempfile
 import threading
 import weakref
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,7 +238,26 @@ class Teach:
                 path = Path(tmp) / "classifier.npz"
                 classifier.save(path)
                 return path.read_bytes(), "application/octet-stream", path.name
-        raise TeachError("export: format is onnx or webml (the web folder: see webml export --web)")
+            if kind == "web":
+                return self._web_folder(classifier, Path(tmp)), "application/zip", "classifier-web.zip"
+        raise TeachError("export: format is onnx, webml or web")
+
+    @staticmethod
+    def _web_folder(classifier: Any, tmp: Path) -> bytes:
+        """``webml export --web`` of the classifier, as a zip of the folder."""
+        from ..web import WebExportError, export_web
+
+        classifier.save(tmp / "classifier.npz")
+        try:
+            export_web(tmp / "classifier.npz", tmp / "classifier-web")
+        except WebExportError as exc:
+            raise TeachError(f"export: {exc}", 409) from exc
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted((tmp / "classifier-web").rglob("*")):
+                if path.is_file():
+                    z.write(path, path.relative_to(tmp).as_posix())
+        return buffer.getvalue()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------

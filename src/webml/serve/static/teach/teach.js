@@ -233,7 +233,7 @@ function exportModel() {
   const format = $("export-format").value;
   const a = document.createElement("a");
   a.href = api(`export?format=${encodeURIComponent(format)}`);
-  a.download = format === "onnx" ? "classifier.onnx" : "classifier.npz";
+  a.download = { onnx: "classifier.onnx", webml: "classifier.npz", web: "classifier-web.zip" }[format];
   document.body.append(a); a.click(); a.remove();
   $("export-status").textContent = `Exporting ${a.download}…`;
 }
