@@ -185,6 +185,9 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     assert not result.get("pageErrors"), result["pageErrors"]
     assert result["cameraStatus"] == "Camera on."
     assert result["classFields"] == len(CLASSES)
+    assert result["tabsToAddClass"] < 40 and result["addClassOutline"] == "solid", result
+    assert result["focusAfterAdd"] == {"label": "Class name", "outline": "solid"}, result
+    assert result["focusedThirdTab"] == "Delete class", result
     assert all(n >= 3 for n in result["counts"]), result["counts"]
     assert result["countTexts"] == [f"{n} samples" for n in result["counts"]]
     assert result["trainStatus"].startswith(f"Trained on {len(CLASSES)} classes."), result["trainStatus"]

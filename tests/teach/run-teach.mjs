@@ -85,8 +85,24 @@ try {
   // Classes: two are there; name them, add the rest, add one more and delete it.
   const names = page.getByRole("textbox", { name: "Class name" });
   for (let i = 2; i < CLASSES.length; i++) await page.getByRole("button", { name: "Add class" }).click();
-  await page.getByRole("button", { name: "Add class" }).click();
-  await page.getByRole("button", { name: "Delete class" }).last().click();
+  // The keyboard alone: Tab to "Add class", Enter; the new class's name field has the focus, visibly.
+  let tabs = 0;
+  while (tabs < 40 && !(await page.evaluate(() => document.activeElement?.id === "add-class"))) {
+    await page.keyboard.press("Tab");
+    tabs++;
+  }
+  result.tabsToAddClass = tabs;
+  result.addClassOutline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  await page.keyboard.press("Enter");
+  result.focusAfterAdd = await page.evaluate(() => ({
+    label: document.activeElement.getAttribute("aria-label"),
+    outline: getComputedStyle(document.activeElement).outlineStyle,
+  }));
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  result.focusedThirdTab = await page.evaluate(() => document.activeElement.textContent);
+  await page.keyboard.press("Enter"); // "Delete class" of the new class
   result.classFields = await names.count();
   for (let i = 0; i < CLASSES.length; i++) await names.nth(i).fill(CLASSES[i].name);
   step("classes");

@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
                 f"webml serve: ws://{args.host}:{port}/webnn on the {args.backend} backend\n"
                 f"  token (for Node.js and other non-browser callers) in {path} (mode 0600):\n"
                 f"    connect({{ url: \"ws://{args.host}:{port}/webnn\", token: <the file's contents> }})\n"
-                f"  web pages: grant their origin first: webml grants add https://app.example",
+                f"  web pages: grant their origin first: webml grants add https://app.example\n"
+                f"  teach a classifier in the browser: http://{args.host}:{port}/teach/",
                 file=sys.stderr,
                 flush=True,
             )

@@ -22,6 +22,7 @@ CORS preflight the service never answers):
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import tempfile
@@ -44,6 +45,7 @@ __all__ = ["MAX_EPOCHS", "MAX_SAMPLES", "Teach", "routes"]
 MAX_SAMPLES = 2000
 MAX_EPOCHS = 200
 MAX_CLASSES = 32
+MAX_TRAIN_REQUEST_BYTES = 1 << 20
 _EPOCH_LINE = re.compile(r"epoch\s+(\d+)/(\d+).*?loss ([0-9.naif+-]+)(?: val_accuracy ([0-9.]+))?")
 
 
@@ -87,6 +89,8 @@ class Teach:
 
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="webml-teach-")))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: One computation at a time on the Teach context (training, a preview frame, an export).
+    compute: threading.Lock = field(default_factory=threading.Lock)
     samples: dict[int, Path] = field(default_factory=dict)
     state: str = "idle"
     message: str = ""
@@ -190,8 +194,10 @@ class Teach:
         from ..train import EmbeddingCache, train_classifier
 
         try:
-            result = train_classifier(self.context(), folder, self.base(), epochs=epochs, batch_size=16,
-                                      validation_split=0.2, cache=EmbeddingCache(None), progress=_Progress(self))
+            with self.compute:
+                result = train_classifier(self.context(), folder, self.base(), epochs=epochs, batch_size=16,
+                                          validation_split=0.2, cache=EmbeddingCache(None),
+                                          progress=_Progress(self))
         except Exception as exc:  # reported to the page
             with self.lock:
                 self.state, self.message = "error", f"{type(exc).__name__}: {exc}"
@@ -220,8 +226,9 @@ class Teach:
 
     def predict(self, data: bytes) -> dict[str, Any]:
         classifier = self._trained()
-        features = self.base()([self.frame(data)])
-        p = classifier.probabilities(self.context(), features)[0]
+        image = self.frame(data)
+        with self.compute:
+            p = classifier.probabilities(self.context(), self.base()([image]))[0]
         return {"classes": list(classifier.class_names), "probabilities": [float(v) for v in p]}
 
     def export(self, kind: str) -> tuple[bytes, str, str]:
@@ -229,7 +236,7 @@ class Teach:
         from ..train.export import export_onnx
 
         classifier = self._trained()
-        with tempfile.TemporaryDirectory(prefix="webml-teach-export-") as tmp:
+        with self.compute, tempfile.TemporaryDirectory(prefix="webml-teach-export-") as tmp:
             if kind == "onnx":
                 path = Path(tmp) / "classifier.onnx"
                 export_onnx(classifier, path, self.context())
@@ -304,8 +311,13 @@ def routes(teach: Teach | None = None) -> list[Route]:
         return JSONResponse({"id": await anyio.to_thread.run_sync(teach.add_sample, data)})
 
     async def train(request: Request) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_TRAIN_REQUEST_BYTES:
+                raise TeachError(f"train: the request is at most {MAX_TRAIN_REQUEST_BYTES} bytes", 413)
         try:
-            spec = await request.json()
+            spec = json.loads(body)
         except ValueError as exc:
             raise TeachError("train: the body is JSON") from exc
         teach.start_training(spec)
