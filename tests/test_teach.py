@@ -174,10 +174,16 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     video = tmp_path / "camera.y4m"
     write_y4m(video, class_images())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TEACH_CLASSES": json.dumps(CLASSES), "XDG_RUNTIME_DIR": str(tmp_path)}
+    uploads = []
+    for k in range(2):
+        side = (W - H) // 2 + 10 * k
+        Image.fromarray(class_images()[0][:, side:side + H - 20]).save(tmp_path / f"upload{k}.png")
+        uploads.append(str(tmp_path / f"upload{k}.png"))
+    env = {**os.environ, "TEACH_CLASSES": json.dumps(CLASSES), "TEACH_UPLOADS": json.dumps(uploads),
+           "XDG_RUNTIME_DIR": str(tmp_path)}
     done = subprocess.run([_tool("node"), str(TEACH_JS / "run-teach.mjs"), f"{service}/teach/", str(video),
-                           str(ARTIFACTS), "--timeout", "100"], cwd=TEACH_JS, env=env, capture_output=True,
-                          text=True, timeout=130)
+                           str(ARTIFACTS), "--timeout", "150"], cwd=TEACH_JS, env=env, capture_output=True,
+                          text=True, timeout=180)
     assert done.returncode in (0, 1), f"run-teach.mjs could not run ({done.returncode}):\n{done.stderr[-4000:]}"
     result = json.loads(done.stdout)
     (ARTIFACTS / "teach.json").write_text(json.dumps(result, indent=1))
@@ -188,6 +194,7 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     assert result["tabsToAddClass"] < 40 and result["addClassOutline"] == "solid", result
     assert result["focusAfterAdd"] == {"label": "Class name", "outline": "solid"}, result
     assert result["focusedThirdTab"] == "Delete class", result
+    assert result["uploaded"] == 2
     assert all(n >= 3 for n in result["counts"]), result["counts"]
     assert result["countTexts"] == [f"{n} samples" for n in result["counts"]]
     assert result["trainStatus"].startswith(f"Trained on {len(CLASSES)} classes."), result["trainStatus"]
