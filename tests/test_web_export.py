@@ -143,7 +143,9 @@ def test_efficientnet_lite0_matches_webml(lite_folder, serve) -> None:
         assert top[0]["text"].startswith(names[int(want.argmax())] + ":"), top
 
 
-def test_bert_fixture_matches_webml(tmp_path, serve) -> None:
+@pytest.mark.parametrize("webgpu", [False, True], ids=["wasm", "webgpu"])
+def test_bert_fixture_matches_webml(tmp_path, serve, webgpu: bool) -> None:
+    """Without WebGPU the page runs Wasm; with Chromium's WebGPU (SwiftShader) it runs WebGPU."""
     folder = export(FIXTURE, tmp_path / "bert")
     context = webml.ml.create_context()
     rng = np.random.default_rng(0)
@@ -156,8 +158,9 @@ def test_bert_fixture_matches_webml(tmp_path, serve) -> None:
         graph = webml.onnx.load(FIXTURE, context, free_dimensions={"sequence": sequence})
         runs.append(feeds)
         wants.append(context.compute(graph, feeds))
-    got = in_chromium(serve(folder), runs=runs)
-    assert got["backend"] == "wasm" and got["images"] == []
+    got = in_chromium(serve(folder), runs=runs, webgpu=webgpu)
+    assert got["backend"] == ("webgpu" if webgpu else "wasm"), got["status"]
+    assert ("WebGPU" if webgpu else "Wasm") in got["status"], got["status"]
     for run, want in zip(got["runs"], wants):
         assert set(run) == set(want)
         for name in want:
