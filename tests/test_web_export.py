@@ -90,11 +90,11 @@ def _encode(a: np.ndarray) -> dict[str, object]:
 
 
 def in_chromium(url: str, runs: list[dict[str, np.ndarray]] = (), images: list[str] = (), webgpu: bool = False,
-                timeout_s: float = 300) -> dict:
+                timeout_s: float = 300, screenshot: Path | None = None) -> dict:
     """Runs the task of run-web-export.mjs; outputs decoded to float32 arrays."""
     ensure_npm()
     node = _tool("node")
-    task = {"url": url, "webgpu": webgpu, "images": list(images),
+    task = {"url": url, "webgpu": webgpu, "images": list(images), "screenshot": screenshot and str(screenshot),
             "runs": [{n: _encode(a) for n, a in feeds.items()} for feeds in runs]}
     with tempfile.TemporaryDirectory(prefix="webml-web-") as tmp:
         path = Path(tmp) / "task.json"
@@ -123,6 +123,7 @@ def lite_folder(tmp_path_factory) -> tuple[Path, webml.MLGraph, webml.MLContext]
     labels.write_text("\n".join(lite.class_names()) + "\n")
     folder = export(root / "lite0.onnx", root / "site", "--normalize", "lite", "--labels", labels)
     context = webml.ml.create_context()
+    print(f"EfficientNet-Lite0's web folder: {folder}")
     return folder, lite.build(context, params), context
 
 
@@ -131,8 +132,10 @@ def test_efficientnet_lite0_matches_webml(lite_folder, serve) -> None:
     photos = [lite.sample_image_path(p) for p in PHOTOS]
     prepare = model_input_preparer([1, 3, 224, 224], "lite")
     batches = [prepare(p)[None] for p in photos]
-    got = in_chromium(serve(folder), runs=[{"image": b} for b in batches], images=photos)
+    shot = folder.parent / "demo.png"  # the page after the last photo, to look at
+    got = in_chromium(serve(folder), runs=[{"image": b} for b in batches], images=photos, screenshot=shot)
     assert got["backend"] == "wasm" and "Wasm" in got["status"], got["status"]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     names = [n.split(",")[0] for n in lite.class_names()]
     for photo, batch, run, top in zip(photos, batches, got["runs"], got["images"]):
         want = context.compute(graph, {"image": batch})["logits"]
