@@ -208,6 +208,14 @@ def test_errors_are_clear(tmp_path) -> None:
     bad.write_bytes(b"this is not a protobuf")
     _clean_error(webml_cli("export", "--web", bad, tmp_path / "b"), "bad.onnx")
     assert not (tmp_path / "b").exists()
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a classifier")
+    _clean_error(webml_cli("export", "--web", junk, tmp_path / "c"), "junk.npz", "not a usable ONNX model")
+    _clean_error(webml_cli("export", "--web", tmp_path, tmp_path / "d"), "not a regular file")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("one\ntwo\n")
+    _clean_error(webml_cli("export", "--web", FIXTURE, tmp_path / "e", "--labels", labels), "2 labels given")
+    assert not any((tmp_path / n).exists() for n in "bcde")
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
