@@ -170,6 +170,22 @@ def test_bert_fixture_matches_webml(tmp_path, serve, webgpu: bool) -> None:
             np.testing.assert_allclose(run[name], want[name], atol=TOLERANCE, rtol=0, err_msg=name)
 
 
+def test_shrunk_model_matches_webml(tmp_path, serve) -> None:
+    """A model written by webml shrink (int8 weights) runs in the page as webml runs it."""
+    shape = ["--input-shape", "input_ids=1,16", "--input-shape", "attention_mask=1,16"]
+    done = webml_cli("shrink", FIXTURE, "--to", "int8", "-o", tmp_path / "bert8.onnx", *shape, "--quiet")
+    assert done.returncode == 0, done.stderr
+    folder = export(tmp_path / "bert8.onnx", tmp_path / "site")
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 100, size=(1, 16), dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones((1, 16), np.int64)}
+    context = webml.ml.create_context()
+    want = context.compute(webml.onnx.load(tmp_path / "bert8.onnx", context), feeds)  # shapes fixed by shrink
+    (run,) = in_chromium(serve(folder), runs=[feeds])["runs"]
+    for name in want:
+        np.testing.assert_allclose(run[name], want[name], atol=TOLERANCE, rtol=0, err_msg=name)
+
+
 def test_trained_classifier_matches_webml(tmp_path, serve) -> None:
     from webml.train import export as train_export
     from webml.train.transfer import load_classifier
