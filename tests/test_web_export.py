@@ -90,11 +90,11 @@ def _encode(a: np.ndarray) -> dict[str, object]:
 
 
 def in_chromium(url: str, runs: list[dict[str, np.ndarray]] = (), images: list[str] = (), webgpu: bool = False,
-                timeout_s: float = 300) -> dict:
+                timeout_s: float = 300, screenshot: Path | None = None) -> dict:
     """Runs the task of run-web-export.mjs; outputs decoded to float32 arrays."""
     ensure_npm()
     node = _tool("node")
-    task = {"url": url, "webgpu": webgpu, "images": list(images),
+    task = {"url": url, "webgpu": webgpu, "images": list(images), "screenshot": screenshot and str(screenshot),
             "runs": [{n: _encode(a) for n, a in feeds.items()} for feeds in runs]}
     with tempfile.TemporaryDirectory(prefix="webml-web-") as tmp:
         path = Path(tmp) / "task.json"
@@ -123,6 +123,7 @@ def lite_folder(tmp_path_factory) -> tuple[Path, webml.MLGraph, webml.MLContext]
     labels.write_text("\n".join(lite.class_names()) + "\n")
     folder = export(root / "lite0.onnx", root / "site", "--normalize", "lite", "--labels", labels)
     context = webml.ml.create_context()
+    print(f"EfficientNet-Lite0's web folder: {folder}")
     return folder, lite.build(context, params), context
 
 
@@ -131,8 +132,10 @@ def test_efficientnet_lite0_matches_webml(lite_folder, serve) -> None:
     photos = [lite.sample_image_path(p) for p in PHOTOS]
     prepare = model_input_preparer([1, 3, 224, 224], "lite")
     batches = [prepare(p)[None] for p in photos]
-    got = in_chromium(serve(folder), runs=[{"image": b} for b in batches], images=photos)
+    shot = folder.parent / "demo.png"  # the page after the last photo, to look at
+    got = in_chromium(serve(folder), runs=[{"image": b} for b in batches], images=photos, screenshot=shot)
     assert got["backend"] == "wasm" and "Wasm" in got["status"], got["status"]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     names = [n.split(",")[0] for n in lite.class_names()]
     for photo, batch, run, top in zip(photos, batches, got["runs"], got["images"]):
         want = context.compute(graph, {"image": batch})["logits"]
@@ -143,7 +146,9 @@ def test_efficientnet_lite0_matches_webml(lite_folder, serve) -> None:
         assert top[0]["text"].startswith(names[int(want.argmax())] + ":"), top
 
 
-def test_bert_fixture_matches_webml(tmp_path, serve) -> None:
+@pytest.mark.parametrize("webgpu", [False, True], ids=["wasm", "webgpu"])
+def test_bert_fixture_matches_webml(tmp_path, serve, webgpu: bool) -> None:
+    """Without WebGPU the page runs Wasm; with Chromium's WebGPU (SwiftShader) it runs WebGPU."""
     folder = export(FIXTURE, tmp_path / "bert")
     context = webml.ml.create_context()
     rng = np.random.default_rng(0)
@@ -156,12 +161,29 @@ def test_bert_fixture_matches_webml(tmp_path, serve) -> None:
         graph = webml.onnx.load(FIXTURE, context, free_dimensions={"sequence": sequence})
         runs.append(feeds)
         wants.append(context.compute(graph, feeds))
-    got = in_chromium(serve(folder), runs=runs)
-    assert got["backend"] == "wasm" and got["images"] == []
+    got = in_chromium(serve(folder), runs=runs, webgpu=webgpu)
+    assert got["backend"] == ("webgpu" if webgpu else "wasm"), got["status"]
+    assert ("WebGPU" if webgpu else "Wasm") in got["status"], got["status"]
     for run, want in zip(got["runs"], wants):
         assert set(run) == set(want)
         for name in want:
             np.testing.assert_allclose(run[name], want[name], atol=TOLERANCE, rtol=0, err_msg=name)
+
+
+def test_shrunk_model_matches_webml(tmp_path, serve) -> None:
+    """A model written by webml shrink (int8 weights) runs in the page as webml runs it."""
+    shape = ["--input-shape", "input_ids=1,16", "--input-shape", "attention_mask=1,16"]
+    done = webml_cli("shrink", FIXTURE, "--to", "int8", "-o", tmp_path / "bert8.onnx", *shape, "--quiet")
+    assert done.returncode == 0, done.stderr
+    folder = export(tmp_path / "bert8.onnx", tmp_path / "site")
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 100, size=(1, 16), dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones((1, 16), np.int64)}
+    context = webml.ml.create_context()
+    want = context.compute(webml.onnx.load(tmp_path / "bert8.onnx", context), feeds)  # shapes fixed by shrink
+    (run,) = in_chromium(serve(folder), runs=[feeds])["runs"]
+    for name in want:
+        np.testing.assert_allclose(run[name], want[name], atol=TOLERANCE, rtol=0, err_msg=name)
 
 
 def test_trained_classifier_matches_webml(tmp_path, serve) -> None:
@@ -202,6 +224,14 @@ def test_errors_are_clear(tmp_path) -> None:
     bad.write_bytes(b"this is not a protobuf")
     _clean_error(webml_cli("export", "--web", bad, tmp_path / "b"), "bad.onnx")
     assert not (tmp_path / "b").exists()
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a classifier")
+    _clean_error(webml_cli("export", "--web", junk, tmp_path / "c"), "junk.npz", "not a usable ONNX model")
+    _clean_error(webml_cli("export", "--web", tmp_path, tmp_path / "d"), "not a regular file")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("one\ntwo\n")
+    _clean_error(webml_cli("export", "--web", FIXTURE, tmp_path / "e", "--labels", labels), "2 labels given")
+    assert not any((tmp_path / n).exists() for n in "bcde")
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")

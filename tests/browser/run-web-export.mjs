@@ -4,11 +4,12 @@
 //   node run-web-export.mjs TASK.json [--timeout SECONDS]
 //
 // TASK.json is {url, webgpu: bool, runs: [{name: {type, dims, data: base64 little-endian bytes}}],
-// images: [file paths]}.  `url` is the folder's index.html on a loopback static server (not served
-// here: the test serves the folder itself).  Every request to another origin is refused and listed.
+// images: [file paths], screenshot: a PNG written at the end, or null}.  `url` is the folder's
+// index.html on a loopback static server (not served here: the test serves the folder itself).
+// Every request to another origin is refused and listed.
 // The page's demo is used for the images (its file input; the top-5 list is read back), the module
 // webml-model.js for the runs.  Prints {backend, status, runs: [{name: {dims, type, data: base64}}],
-// images: [[{label, index, score}]], blocked: [urls], errors: [messages]} and exits 0; 2 when it
+// images: [[{index, text}]] (the top-5 list), blocked: [urls], errors: [messages]} and exits 0; 2 when it
 // could not run (the reason on stderr), 3 when it ran past its time (default 300 s).
 
 import { readFileSync } from 'node:fs';
@@ -101,6 +102,7 @@ try {
       ),
     );
   }
+  if (task.screenshot) await page.screenshot({ path: task.screenshot, fullPage: true });
   process.stdout.write(`${JSON.stringify({ backend, status, runs, images, blocked, errors })}\n`);
   clearTimeout(timer);
   await Promise.race([browser.close(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);

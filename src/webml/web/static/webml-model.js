@@ -48,7 +48,9 @@ export async function load(options = {}) {
   const errors = [];
   for (const ep of wanted) {
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });
+      // On WebGPU, nodes its provider lacks run on Wasm.
+      const executionProviders = ep === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'];
+      session = await ort.InferenceSession.create(bytes, { executionProviders });
       backend = ep;
       break;
     } catch (err) {
