@@ -15,11 +15,8 @@ one fails the test that needs it with what to install, never skips it.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -31,48 +28,15 @@ import pytest
 from webml.conformance import wpt
 from webml.serve import rules
 from webml.serve.testing import TOKEN, make_service, running
+from wgsl_tools import BrowserToolError, ensure_npm, tool
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "js"
-STAMP = JS / "node_modules" / ".webml-lock-sha256"
-NPM_TIMEOUT_S = 600
-
-
-class JsToolError(RuntimeError):
-    """A prerequisite of the JS tests is missing."""
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise JsToolError(
-            f"{name!r} is not on PATH: the JS client tests need Node.js 20+ and npm (Debian: apt install nodejs npm)"
-        )
-    return path
-
-
-def ensure_js() -> Path:
-    """``npm ci`` in js/ when node_modules is missing or older than the lock (a file lock guards it)."""
-    npm = _tool("npm")
-    _tool("node")
-    digest = hashlib.sha256((JS / "package.json").read_bytes() + (JS / "package-lock.json").read_bytes()).hexdigest()
-    if STAMP.is_file() and STAMP.read_text().strip() == digest:
-        return JS
-    with open(JS / ".npm-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if STAMP.is_file() and STAMP.read_text().strip() == digest:
-            return JS
-        command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
-        done = subprocess.run(command, cwd=JS, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
-        if done.returncode != 0:
-            raise JsToolError(f"`npm ci` in {JS} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        STAMP.write_text(digest + "\n")
-    return JS
 
 
 def _node(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    ensure_js()
-    return subprocess.run([_tool("node"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    ensure_npm(JS)
+    return subprocess.run([tool("node"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def test_rules_json_is_current() -> None:
@@ -140,7 +104,7 @@ def _free_port() -> int:
 def _page(url: str, page_port: int) -> tuple[int, dict[str, Any]]:
     chromium = os.environ.get("WEBML_CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).is_file():
-        raise JsToolError(
+        raise BrowserToolError(
             f"no Chromium at {chromium}: the page test needs it (Debian: apt install chromium, or set WEBML_CHROMIUM)"
         )
     args = ["--service", url, "--page-port", str(page_port), "--timeout", "90"]

@@ -13,14 +13,11 @@ tests/artifacts/).  Node, npm and Chromium are prerequisites: missing, the test 
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import hashlib
 import http.server
 import io
 import json
 import os
-import shutil
 import subprocess
 import threading
 import urllib.error
@@ -37,10 +34,10 @@ from PIL import Image
 from test_web_export import in_chromium
 from webml.serve.teach import Teach
 from webml.serve.testing import make_service, running
+from wgsl_tools import ensure_npm, tool
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACH_JS = ROOT / "tests" / "teach"
-STAMP = TEACH_JS / "node_modules" / ".webml-lock-sha256"
 ARTIFACTS = Path(os.environ.get("WEBML_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 W, H, FPS, SECONDS = 320, 240, 10, 2
 NAMES = ["Stripes", "Checks", "Disc"]
@@ -52,32 +49,6 @@ class _Static(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"{name!r} is not on PATH: the Teach page test needs Node.js 20+ and npm")
-    return path
-
-
-def ensure_npm() -> Path:
-    """``npm ci`` in tests/teach when node_modules is missing or older than the lock (a file lock guards it)."""
-    npm = _tool("npm")
-    digest = hashlib.sha256((TEACH_JS / "package.json").read_bytes()
-                            + (TEACH_JS / "package-lock.json").read_bytes()).hexdigest()
-    if STAMP.is_file() and STAMP.read_text().strip() == digest:
-        return TEACH_JS
-    with open(TEACH_JS / ".npm-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if STAMP.is_file() and STAMP.read_text().strip() == digest:
-            return TEACH_JS
-        done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=TEACH_JS,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"`npm ci` in {TEACH_JS} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        STAMP.write_text(digest + "\n")
-    return TEACH_JS
 
 
 def class_images() -> list[np.ndarray]:
@@ -170,7 +141,7 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     chromium = os.environ.get("WEBML_CHROMIUM", "/usr/bin/chromium")
     if not Path(chromium).is_file():
         raise RuntimeError(f"no Chromium at {chromium}: the Teach page test needs it (Debian: apt install chromium)")
-    ensure_npm()
+    ensure_npm(TEACH_JS)
     video = tmp_path / "camera.y4m"
     write_y4m(video, class_images())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -181,7 +152,7 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
         uploads.append(str(tmp_path / f"upload{k}.png"))
     env = {**os.environ, "TEACH_CLASSES": json.dumps(CLASSES), "TEACH_UPLOADS": json.dumps(uploads),
            "XDG_RUNTIME_DIR": str(tmp_path)}
-    done = subprocess.run([_tool("node"), str(TEACH_JS / "run-teach.mjs"), f"{service}/teach/", str(video),
+    done = subprocess.run([tool("node"), str(TEACH_JS / "run-teach.mjs"), f"{service}/teach/", str(video),
                            str(ARTIFACTS), "--timeout", "150"], cwd=TEACH_JS, env=env, capture_output=True,
                           text=True, timeout=180)
     assert done.returncode in (0, 1), f"run-teach.mjs could not run ({done.returncode}):\n{done.stderr[-4000:]}"

@@ -32,7 +32,7 @@ import webml.onnx
 from test_transfer import make_images
 from webml.images import model_input_preparer
 from webml.zoo import efficientnet_lite as lite
-from wgsl_tools import BROWSER, BrowserToolError, _tool, ensure_npm
+from wgsl_tools import BROWSER, BrowserToolError, ensure_npm, tool
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bert_tiny.onnx"
 PHOTOS = ("coffee", "chelsea", "astronaut")
@@ -93,7 +93,7 @@ def in_chromium(url: str, runs: list[dict[str, np.ndarray]] = (), images: list[s
                 timeout_s: float = 300, screenshot: Path | None = None) -> dict:
     """Runs the task of run-web-export.mjs; outputs decoded to float32 arrays."""
     ensure_npm()
-    node = _tool("node")
+    node = tool("node")
     task = {"url": url, "webgpu": webgpu, "images": list(images), "screenshot": screenshot and str(screenshot),
             "runs": [{n: _encode(a) for n, a in feeds.items()} for feeds in runs]}
     with tempfile.TemporaryDirectory(prefix="webml-web-") as tmp:

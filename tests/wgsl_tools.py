@@ -1,8 +1,8 @@
 """WGSL in the browser's terms, for the tests: Tint's verdict on modules, and compute jobs in Chromium.
 
 The work is done by the npm project in tests/browser (Dawn for Node.js and headless Chromium through
-playwright-core); ``ensure_npm`` installs it from its lock.  Everything here raises when a
-prerequisite is missing (node, npm, Chromium, a WebGPU adapter): these checks never skip.
+playwright-core); ``ensure_npm`` installs it, or any of the tests' npm projects, from its lock.
+Everything here raises when a prerequisite is missing (node, npm, Chromium, a WebGPU adapter): these checks never skip.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 BROWSER = Path(__file__).resolve().parent / "browser"
-#: Written into node_modules by ``ensure_npm``: the hash of the lock it installed.
-STAMP = BROWSER / "node_modules" / ".webml-lock-sha256"
+#: Written into a project's node_modules by ``ensure_npm``: the hash of the lock it installed.
+STAMP_NAME = ".webml-lock-sha256"
 NPM_TIMEOUT_S = 600
 
 
@@ -29,46 +29,49 @@ class BrowserToolError(RuntimeError):
     """A browser-side check could not run (as opposed to a kernel it rejected)."""
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
+    """The path of command ``name`` (node, npm); BrowserToolError when it is not on PATH."""
     path = shutil.which(name)
     if path is None:
         raise BrowserToolError(
-            f"{name!r} is not on PATH: the WGSL browser checks need Node.js 20+ and npm"
+            f"{name!r} is not on PATH: the browser and JavaScript tests need Node.js 20+ and npm"
             " (Debian: apt-get install nodejs npm)"
         )
     return path
 
 
-def _lock_hash() -> str:
+def _lock_hash(project: Path) -> str:
     digest = hashlib.sha256()
     for name in ("package.json", "package-lock.json"):
-        digest.update((BROWSER / name).read_bytes())
+        digest.update((project / name).read_bytes())
     return digest.hexdigest()
 
 
-def ensure_npm() -> Path:
-    """Installs tests/browser's packages (``npm ci``) when node_modules is missing or older than the lock.
+def ensure_npm(project: Path = BROWSER) -> Path:
+    """Installs an npm project's packages (``npm ci``) when node_modules is missing or older than the lock
+    (default: tests/browser; also js/ and tests/teach).
 
     Safe to call from several test processes at once (a file lock).  Returns the project's folder.
     """
-    _tool("node")
-    npm = _tool("npm")
-    want = _lock_hash()
-    if STAMP.is_file() and STAMP.read_text().strip() == want:
-        return BROWSER
-    with open(BROWSER / ".npm-install.lock", "w") as lock:
+    tool("node")
+    npm = tool("npm")
+    want = _lock_hash(project)
+    stamp = project / "node_modules" / STAMP_NAME
+    if stamp.is_file() and stamp.read_text().strip() == want:
+        return project
+    with open(project / ".npm-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if STAMP.is_file() and STAMP.read_text().strip() == want:
-            return BROWSER
+        if stamp.is_file() and stamp.read_text().strip() == want:
+            return project
         command = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
         try:
-            done = subprocess.run(command, cwd=BROWSER, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
+            done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
         except subprocess.TimeoutExpired as e:
-            raise BrowserToolError(f"`npm ci` in {BROWSER} ran past {NPM_TIMEOUT_S} s") from e
+            raise BrowserToolError(f"`npm ci` in {project} ran past {NPM_TIMEOUT_S} s") from e
         if done.returncode != 0:
-            raise BrowserToolError(f"`npm ci` in {BROWSER} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        STAMP.write_text(want + "\n")
-    return BROWSER
+            raise BrowserToolError(f"`npm ci` in {project} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        stamp.write_text(want + "\n")
+    return project
 
 
 def _node(script: str, payload: Any, timeout_s: float) -> tuple[int, Any]:
@@ -77,7 +80,7 @@ def _node(script: str, payload: Any, timeout_s: float) -> tuple[int, Any]:
     Statuses 0 and 1 carry an answer; any other status, or no JSON, raises with the script's stderr.
     """
     ensure_npm()
-    node = _tool("node")
+    node = tool("node")
     with tempfile.TemporaryDirectory(prefix="webml-wgsl-") as tmp:
         path = Path(tmp) / "input.json"
         path.write_text(json.dumps(payload), encoding="utf-8")
