@@ -24,7 +24,7 @@ case "${1:-}" in
 esac
 echo "[lock] resolving requirements.lock" >&2
 # --universal: one lock for every platform and Python >= 3.11 (markers where versions differ).
-"$TOOLS/bin/uv" pip compile pyproject.toml scripts/install-tools.in --extra test \
+"$TOOLS/bin/uv" pip compile pyproject.toml scripts/install-tools.in --extra test --extra federated --extra batch \
     --generate-hashes --universal --python-version 3.11 "${UPGRADE[@]}" \
     --custom-compile-command "scripts/upgrade-lock.sh" -o requirements.lock
 git --no-pager diff --stat -- requirements.lock || true

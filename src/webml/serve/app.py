@@ -80,7 +80,8 @@ class Service:
         connection_id = next(self._ids)
         decision = admit(
             websocket.headers,
-            list(websocket.scope.get("subprotocols", [])),
+            # One Sec-WebSocket-Protocol header may list several (RFC 6455); some servers split it, some not.
+            [p.strip() for entry in websocket.scope.get("subprotocols", []) for p in entry.split(",") if p.strip()],
             token=self.token,
             token_file=self.token_file,
             grants=self.grants,
@@ -94,9 +95,11 @@ class Service:
             if decision.ungranted and decision.origin is not None:
                 with contextlib.suppress(GrantError, OSError):
                     self.grants.record_request(decision.origin)
-            await websocket.send_denial_response(
-                JSONResponse({"error": "NotAllowedError", "message": decision.message}, status_code=403)
-            )
+            denial = JSONResponse({"error": "NotAllowedError", "message": decision.message}, status_code=403)
+            # uvicorn < 0.50 (which Flower pins) adds a Content-Length of its own to a denial, a second one
+            # that HTTP clients reject; newer versions add one only when it is missing.
+            denial.raw_headers = [(k, v) for k, v in denial.raw_headers if k != b"content-length"]
+            await websocket.send_denial_response(denial)
             return
         await self._serve(websocket, decision, connection_id, peer)
 
