@@ -141,3 +141,38 @@ def test_originals_of_packed_weights_leave_resident_memory_after_build(context):
     after = _resident_constant_pages()
     assert before < 1 << 20, before  # nothing of either file stays resident after build
     assert after < big_bias.nbytes + (1 << 20), after  # the added one maps back; the packed one does not
+
+
+def _matmul_graph(context, weights: np.ndarray):
+    builder = webml.MLGraphBuilder(context)
+    x = builder.input("x", {"dataType": "float32", "shape": [4, weights.shape[0]]})
+    w = builder.constant({"dataType": "float32", "shape": list(weights.shape)}, weights)
+    return builder.build({"y": builder.relu(builder.matmul(x, w))})
+
+
+def test_model_cache_is_opt_in_owner_only_and_keyed_by_the_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 256)).astype(np.float32)
+    weights = [rng.standard_normal((256, 256)).astype(np.float32) for _ in range(2)]
+    plain = webml.ml.create_context(backend="openvino")
+    expected = [plain.compute(_matmul_graph(plain, w), {"x": x})["y"] for w in weights]
+    folder = tmp_path / "cache"
+    for round_ in range(2):  # the first fills the cache, the second imports from it
+        cached = webml.ml.create_context(backend="openvino", cache_dir=folder)
+        for w, want in zip(weights, expected):
+            got = cached.compute(_matmul_graph(cached, w), {"x": x})["y"]
+            # Same structure, other weights: a cache hit must never give the other graph's results.
+            np.testing.assert_array_equal(got, want, err_msg=f"round {round_}")
+        blobs = sorted(folder.iterdir())
+        assert len([b for b in blobs if b.suffix == ".blob"]) == 2, blobs
+    assert folder.stat().st_mode & 0o777 == 0o700
+    np.testing.assert_allclose(expected[0], np.maximum(x.astype(np.float64) @ weights[0], 0), rtol=1e-5, atol=1e-4)
+
+
+def test_model_cache_option_is_checked(tmp_path):
+    with pytest.raises(TypeError, match="cache_dir must be a folder path or None"):
+        webml.ml.create_context(backend="openvino", cache_dir=3)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TypeError, match="cache_dir .* cannot be made a folder"):
+        webml.ml.create_context(backend="openvino", cache_dir=tmp_path / "file" / "sub")
+    assert "CACHE_DIR" not in ovb.OpenVinoBackend().config()

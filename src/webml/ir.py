@@ -124,7 +124,9 @@ class Graph:
     are in topological order.  ``constant_files`` maps the constants whose
     bytes are the whole of a file (:mod:`webml.storage`) to the
     file's path, for backends that map weights from files; the files exist
-    until the backend's ``compile`` returns.
+    until the backend's ``compile`` returns.  ``protected``: the graph came
+    from a protected package (:mod:`webml.protected`): its constants live in
+    anonymous memory only (never in files) and nothing may read them back.
     """
 
     operands: Mapping[int, OperandDesc]
@@ -133,6 +135,7 @@ class Graph:
     nodes: tuple[Node, ...]
     outputs: Mapping[str, int]
     constant_files: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    protected: bool = False
 
     def input_descs(self) -> dict[str, OperandDesc]:
         return {name: self.operands[i] for name, i in self.inputs.items()}
