@@ -151,7 +151,8 @@ class OpenVinoBackend(Backend):
     * ``cache_dir``: a folder for OpenVINO's model cache (its ``CACHE_DIR``; default None, no
       cache): a graph compiled once is imported from the cache by later contexts and processes,
       which cuts its compile time by half or more (bench/load.py).  The cached blobs hold the
-      weights, so the folder is made readable by its owner only, and a protected graph
+      weights, so a folder it makes is readable by its owner only (an existing one keeps its
+      permissions), and a protected graph
       (:mod:`webml.protected`) never uses it.
 
     Activations are never quantized (DYNAMIC_QUANTIZATION_GROUP_SIZE 0): OpenVINO
