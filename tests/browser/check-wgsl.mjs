@@ -9,35 +9,24 @@
 // check could not run (the reason on stderr), 3 when it ran past its time (default 120 s).
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
 import { checkAll, openDevices } from './dawn.mjs';
+import { startScript } from './script.mjs';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { timeout: { type: 'string', default: '120' }, 'null-only': { type: 'boolean', default: false } },
-});
-
-/** @param {string} message @param {number} code @returns {never} */
-function fail(message, code) {
-  process.stderr.write(`check-wgsl: ${message}\n`);
-  process.exit(code);
-}
-
-if (positionals.length !== 1) fail('usage: node check-wgsl.mjs SOURCES.json [--timeout SECONDS] [--null-only]', 2);
-const seconds = Number(values.timeout);
-if (!(seconds > 0)) fail(`--timeout must be a positive number of seconds, not ${values.timeout}`, 2);
-setTimeout(() => fail(`ran past its ${seconds} s`, 3), seconds * 1000).unref();
+const { file, values, fail } = startScript(
+  'check-wgsl', 'node check-wgsl.mjs SOURCES.json [--timeout SECONDS] [--null-only]', 120,
+  { 'null-only': { type: 'boolean', default: false } },
+);
 
 /** @type {Record<string, string>} */
 let sources;
 try {
-  sources = JSON.parse(readFileSync(positionals[0], 'utf8'));
+  sources = JSON.parse(readFileSync(file, 'utf8'));
 } catch (err) {
-  fail(`cannot read ${positionals[0]}: ${/** @type {Error} */ (err).message}`, 2);
+  fail(`cannot read ${file}: ${/** @type {Error} */ (err).message}`, 2);
 }
 if (typeof sources !== 'object' || sources === null || Array.isArray(sources)) {
-  fail(`${positionals[0]} must hold a JSON object {name: wgslSource}`, 2);
+  fail(`${file} must hold a JSON object {name: wgslSource}`, 2);
 }
 for (const [name, source] of Object.entries(sources)) {
   if (typeof source !== 'string') fail(`source ${JSON.stringify(name)} is not a string`, 2);

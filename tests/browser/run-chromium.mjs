@@ -18,53 +18,29 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
-/** The flags that give headless Chromium a WebGPU adapter on SwiftShader (see the README). */
-export const CHROMIUM_FLAGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
-];
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, startScript } from './script.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PAGE = `<!doctype html><meta charset="utf-8"><title>webml WebGPU jobs</title><script src="/page.js"></script>`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { timeout: { type: 'string', default: '120' } },
-});
+const { file, seconds, fail, timer } = startScript('run-chromium', 'node run-chromium.mjs JOBS.json [--timeout SECONDS]', 120);
 
 /** @type {import('playwright-core').Browser | undefined} */
 let browser;
 /** @type {import('node:http').Server | undefined} */
 let server;
 
-/** @param {string} message @param {number} code @returns {never} */
-function fail(message, code) {
-  process.stderr.write(`run-chromium: ${message}\n`);
-  // Playwright kills the browsers it launched when this process exits.
-  process.exit(code);
-}
-
-if (positionals.length !== 1) fail('usage: node run-chromium.mjs JOBS.json [--timeout SECONDS]', 2);
-const seconds = Number(values.timeout);
-if (!(seconds > 0)) fail(`--timeout must be a positive number of seconds, not ${values.timeout}`, 2);
-const timer = setTimeout(() => fail(`ran past its ${seconds} s (browser killed)`, 3), seconds * 1000);
-timer.unref();
-
 /** @type {unknown} */
 let jobs;
 try {
-  jobs = JSON.parse(readFileSync(positionals[0], 'utf8'));
+  jobs = JSON.parse(readFileSync(file, 'utf8'));
 } catch (err) {
-  fail(`cannot read ${positionals[0]}: ${/** @type {Error} */ (err).message}`, 2);
+  fail(`cannot read ${file}: ${/** @type {Error} */ (err).message}`, 2);
 }
-if (!Array.isArray(jobs)) fail(`${positionals[0]} must hold a JSON array of jobs`, 2);
+if (!Array.isArray(jobs)) fail(`${file} must hold a JSON array of jobs`, 2);
 
 /** Serves the page and page.js on 127.0.0.1; nothing else. @returns {Promise<string>} its origin */
 function serve() {
@@ -90,8 +66,7 @@ function serve() {
 
 try {
   const origin = await serve();
-  const executablePath = process.env.WEBML_CHROMIUM ?? '/usr/bin/chromium';
-  browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_FLAGS, timeout: seconds * 1000 });
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS, timeout: seconds * 1000 });
   const context = await browser.newContext({ serviceWorkers: 'block' });
   await context.route('**/*', (route) =>
     route.request().url().startsWith(`${origin}/`) ? route.continue() : route.abort('blockedbyclient'),

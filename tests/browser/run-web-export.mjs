@@ -13,43 +13,19 @@
 // could not run (the reason on stderr), 3 when it ran past its time (default 300 s).
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
-/** run-chromium.mjs's flags: a WebGPU adapter on SwiftShader (see the README). */
-const CHROMIUM_FLAGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
-];
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, startScript } from './script.mjs';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { timeout: { type: 'string', default: '300' } },
-});
+const { file, seconds, fail, timer } = startScript('run-web-export', 'node run-web-export.mjs TASK.json [--timeout SECONDS]', 300);
 
-/** @param {string} message @param {number} code @returns {never} */
-function fail(message, code) {
-  process.stderr.write(`run-web-export: ${message}\n`);
-  process.exit(code);
-}
-
-if (positionals.length !== 1) fail('usage: node run-web-export.mjs TASK.json [--timeout SECONDS]', 2);
-const seconds = Number(values.timeout);
-if (!(seconds > 0)) fail(`--timeout must be a positive number of seconds, not ${values.timeout}`, 2);
-const timer = setTimeout(() => fail(`ran past its ${seconds} s (browser killed)`, 3), seconds * 1000);
-timer.unref();
-
-const task = JSON.parse(readFileSync(positionals[0], 'utf8'));
+const task = JSON.parse(readFileSync(file, 'utf8'));
 const origin = new URL(task.url).origin;
 
 try {
-  const executablePath = process.env.WEBML_CHROMIUM ?? '/usr/bin/chromium';
   const args = task.webgpu ? CHROMIUM_FLAGS : [];
-  const browser = await chromium.launch({ executablePath, headless: true, args, timeout: seconds * 1000 });
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args, timeout: seconds * 1000 });
   const context = await browser.newContext({ serviceWorkers: 'block' });
   /** @type {string[]} */
   const blocked = [];
