@@ -45,3 +45,14 @@ def weight_signatures(model: onnx.ModelProto, length: int = 32) -> list[bytes]:
         if len(data) >= 1024:
             out.append(data[:length])
     return out
+
+
+def inputs_of(name: str) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    if name == "efficientnet":
+        return {"image": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    if name == "bert":
+        mask = np.ones((1, 16), np.int64)
+        mask[:, 12:] = 0
+        return {"input_ids": rng.integers(0, 100, (1, 16), dtype=np.int64), "attention_mask": mask}
+    return {"x": rng.standard_normal((1, 256)).astype(np.float32)}

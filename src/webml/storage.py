@@ -98,7 +98,8 @@ class ConstantStore:
 
     def __init__(self, *, on_disk: bool = False, in_memory: bool = False) -> None:
         self.in_memory = in_memory
-        self._root = (disk_directory() if on_disk else None) or _SHM
+        # In memory, not even the temporary folder is looked up (tempfile probes it with a file).
+        self._root = (disk_directory() if on_disk and not in_memory else None) or _SHM
         self._dir: str | None = None
         self._files: list[str] = []
         self._maps: list[mmap.mmap] = []
