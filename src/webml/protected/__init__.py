@@ -270,6 +270,12 @@ def unprotect(
     out = _output_path(output, where)
     if os.path.lexists(out):
         raise PackageError(f"{where}: {str(out)!r} exists already; it is never replaced")
+    header, _ = read_header(package, None, where)
+    if header.publisher != publisher.public_key().signing.public_bytes_raw():
+        raise PackageRefusedError(
+            f"{where}: {os.fspath(package)!r} was published by {header_fingerprint(header)}; only its "
+            "publisher's own key may unprotect it (a recipient can load it, never extract it)"
+        )
     opened = open_package(
         package, key=publisher, trusted=[publisher.public_key()], publisher_only=True, where=where
     )
@@ -280,6 +286,12 @@ def unprotect(
     finally:
         opened.wipe()
     return out
+
+
+def header_fingerprint(header: fmt.Header) -> str:
+    from .keys import publisher_fingerprint
+
+    return publisher_fingerprint(header.publisher)
 
 
 def rewrap(
