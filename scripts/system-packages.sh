@@ -2,7 +2,8 @@
 # (root with apt-get).  Where they cannot be installed, the tests that need them fail and say why.
 #   mesa-vulkan-drivers: lavapipe, the software Vulkan adapter that the webgpu backend's tests run on
 #   chromium: headless Chromium, whose WebGPU (and its WGSL compiler, Tint) runs the browser tests
-SYSTEM_PACKAGES=(mesa-vulkan-drivers chromium)
+#   strace: watches a protected model's load for file writes (tests/test_protected_models.py)
+SYSTEM_PACKAGES=(mesa-vulkan-drivers chromium strace)
 _missing=()
 for _pkg in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$_pkg" 2>/dev/null | grep -q "install ok installed" || _missing+=("$_pkg")

@@ -17,6 +17,10 @@ A backend that keeps every original mapped after packing copies of its own
 the pages it no longer reads are page cache that it can drop from its
 resident memory (``MADV_DONTNEED``) and that the system reclaims, where
 shared-memory pages would stay resident as long as they are mapped.
+
+A protected graph (:mod:`webml.protected`) keeps its constants in anonymous
+memory only (``in_memory``): no file of any file system, shared memory
+included, ever holds a plaintext weight.
 """
 
 from __future__ import annotations
@@ -88,11 +92,14 @@ class ConstantStore:
     """Copies of constants for one builder (or context).
 
     ``on_disk``: put the files on a disk file system (:func:`disk_directory`)
-    rather than in shared memory, where one exists.
+    rather than in shared memory, where one exists.  ``in_memory``: never use
+    files (a protected graph's weights must not touch a file system).
     """
 
-    def __init__(self, *, on_disk: bool = False) -> None:
-        self._root = (disk_directory() if on_disk else None) or _SHM
+    def __init__(self, *, on_disk: bool = False, in_memory: bool = False) -> None:
+        self.in_memory = in_memory
+        # In memory, not even the temporary folder is looked up (tempfile probes it with a file).
+        self._root = (disk_directory() if on_disk and not in_memory else None) or _SHM
         self._dir: str | None = None
         self._files: list[str] = []
         self._maps: list[mmap.mmap] = []
@@ -111,7 +118,7 @@ class ConstantStore:
     def copy(self, array: np.ndarray) -> tuple[np.ndarray, str | None]:
         """A read-only copy of ``array`` (same dtype and shape), and the path of the
         file that holds it (all of it, from offset 0) or None."""
-        if array.nbytes >= SHARED_THRESHOLD:
+        if array.nbytes >= SHARED_THRESHOLD and not self.in_memory:
             directory = self._directory()
             if directory is not None:
                 with contextlib.suppress(OSError):  # a full file system: an ordinary array below

@@ -44,7 +44,10 @@ class MLGraphBuilder(PythonSpelling):
     array([2.5, 3.5], dtype=float32)
     """
 
-    def __init__(self, context: MLContext) -> None:
+    def __init__(self, context: MLContext, *, protected: bool = False) -> None:
+        """``protected`` (non-spec): the graph holds a protected model's weights
+        (:mod:`webml.protected`): its constants stay in anonymous memory, never
+        in files, and the built MLGraph never gives them back."""
         from .context import MLContext
 
         if not isinstance(context, MLContext):
@@ -59,7 +62,10 @@ class MLGraphBuilder(PythonSpelling):
         self._constants: dict[int, np.ndarray] = {}
         self._constant_tensors: dict[int, MLTensor] = {}
         self._constant_files: dict[int, str] = {}  # constant id -> the file of webml.storage that holds it
-        self._store = context.constant_store()
+        if not isinstance(protected, bool):
+            raise TypeError(f"MLGraphBuilder: protected must be a bool, got {type(protected).__name__}")
+        self._protected = protected
+        self._store = context.constant_store(in_memory=protected)
         self._next_id = 0
 
     # -- state ---------------------------------------------------------------
@@ -217,6 +223,7 @@ class MLGraphBuilder(PythonSpelling):
             nodes=nodes,
             outputs=out_ids,
             constant_files={o: path for o, path in self._constant_files.items() if o in needed},
+            protected=self._protected,
         )
         self._has_built = True
         try:

@@ -25,9 +25,10 @@ class MLGraph(PythonSpelling):
         self._context = context
         # Once the backend holds the weights, the IR's arrays would be a second copy
         # (and keep the shared-memory pages of constants it packed alive): drop them.
-        self._keeps_constants = not compiled.releases_constants
+        # A protected graph (webml.protected) never keeps them, whatever the context's options.
+        self._keeps_constants = not compiled.releases_constants and not ir.protected
         self._ir = ir if self._keeps_constants else dataclasses.replace(
-            ir, constants=ReleasedConstants(ir.constants), constant_files={}
+            ir, constants=ReleasedConstants(ir.constants, protected=ir.protected), constant_files={}
         )
         self._compiled: CompiledGraph | None = compiled
         self._timeline = timeline  # the context's: destroy() waits for a dispatch or compute of it
@@ -48,6 +49,12 @@ class MLGraph(PythonSpelling):
         but reading one raises InvalidStateError: the backend holds the weights.
         """
         return self._ir
+
+    @property
+    def protected(self) -> bool:
+        """Whether the graph holds a protected model (non-spec, :mod:`webml.protected`): its
+        constants cannot be read back and ``webml.onnx.save`` refuses it."""
+        return self._ir.protected
 
     @property
     def keeps_constants(self) -> bool:
@@ -78,10 +85,13 @@ add_javascript_names(MLGraph)
 class ReleasedConstants(Mapping[int, np.ndarray]):
     """The constants of a graph whose backend holds the weights: their ids, and no data."""
 
-    def __init__(self, constants: Mapping[int, np.ndarray]) -> None:
+    def __init__(self, constants: Mapping[int, np.ndarray], *, protected: bool = False) -> None:
         self._ids = frozenset(constants)
+        self._protected = protected
 
     def __getitem__(self, oid: int) -> np.ndarray:
+        if self._protected:
+            raise InvalidStateError(protected_message("reading a constant of the graph"))
         raise InvalidStateError(released_constants_message("reading a constant of the graph"))
 
     def __iter__(self) -> Iterator[int]:
@@ -100,6 +110,14 @@ def released_constants_message(what: str) -> str:
         f"{what} needs the graph's constants, which were released after build (the backend holds the "
         "weights); create the context with keep_constants=True to keep them, e.g. "
         "webml.ml.create_context(keep_constants=True)"
+    )
+
+
+def protected_message(what: str) -> str:
+    """Why ``what`` is refused on a protected graph."""
+    return (
+        f"{what} is refused: the graph holds a protected model (webml.protected), whose weights "
+        "never leave the backend"
     )
 
 

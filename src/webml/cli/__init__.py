@@ -10,6 +10,8 @@
     webml demo                          build and run a small network with the builder
     webml serve [--port 8765]           the WebNN service for JavaScript programs (Node.js, pages)
     webml grants add|list|revoke ORIGIN the web origins that webml serve lets in
+    webml keys new NAME                 a key pair for protected models (NAME.key, NAME.pub)
+    webml protect MODEL -o PKG --recipient PUB --sign KEY   an encrypted, signed model package
 
 Bad input (an unreadable or corrupt file, an unsupported operator, a wrong
 input name, shape or data type, an image that is not an image) gives one
@@ -62,7 +64,8 @@ EXAMPLES = {
   webml shrink model.onnx --to int8 -o model-int8.onnx --calibration photos/ --report int8.json
   webml shrink encoder.onnx --to int4 -o encoder-int4.onnx --input-shape input_ids=1,128 --input-shape mask=1,128""",
     "info": """\
-  webml info model.onnx                     inputs, outputs, operators, what webml does not support""",
+  webml info model.onnx                     inputs, outputs, operators, what webml does not support
+  webml info model.webmlpkg --trusted publisher.pub   a protected package's signed header""",
     "export": """\
   webml export --web model.onnx site/        index.html, webml-model.js, model.onnx, onnxruntime-web
   webml export --web pets.npz site/          a classifier made by webml train, with an image demo
@@ -74,6 +77,20 @@ EXAMPLES = {
   webml serve                               ws://127.0.0.1:8765/webnn, token in $XDG_RUNTIME_DIR/webml/
   webml serve --port 9000 --backend reference --audit audit.jsonl
   webml serve --allow-origin http://localhost:5173 --quota-contexts 8""",
+    "keys": """\
+  webml keys new publisher                  publisher.key (mode 0600) and publisher.pub
+  webml keys new kiosk --dir /etc/webml     a device's key pair
+  webml keys show kiosk.pub                 its publisher fingerprint and recipient key id""",
+    "protect": """\
+  webml protect model.onnx -o model.webmlpkg --recipient kiosk.pub --sign publisher.key
+  webml protect model.onnx -o model.webmlpkg --recipient a.pub --recipient b.pub --sign publisher.key \\
+      --expires 30d --backend onnxruntime
+  webml info model.webmlpkg                 its signed header, never decrypted""",
+    "unprotect": """\
+  webml unprotect model.webmlpkg -o model.onnx --key publisher.key --i-am-the-publisher""",
+    "rewrap": """\
+  webml rewrap model.webmlpkg -o model.webmlpkg --key publisher.key --add tablet.pub
+  webml rewrap model.webmlpkg -o model.webmlpkg --key publisher.key --remove kiosk.pub""",
     "grants": """\
   webml grants add https://app.example --expires 30d
   webml grants add http://localhost:5173 --capabilities compute
@@ -83,7 +100,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, export, info, run, serve, shrink, train
+    from . import classify, demo, export, info, keys, protect, run, serve, shrink, train
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -117,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         ("train", train, "train a classifier on a folder of class sub-folders (transfer learning)", True),
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),
-        ("info", info, "describe an ONNX model and what webml supports of it", False),
+        ("info", info, "describe an ONNX model (or a protected package) and what webml supports of it", False),
         ("export", export, "a static web folder that runs a model in the browser (onnxruntime-web)", False),
         ("serve", serve, "the WebNN service for JavaScript programs: Node.js and granted web pages", True),
     ):
@@ -128,6 +145,19 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=module.main)
 
     sub.add_parser("wpt", help="run the WebNN Web Platform Tests (webml wpt --help)", add_help=False)
+
+    # Protected models (webml.protected).
+    for command, add, handler, help_text in (
+        ("keys", keys.add_arguments, keys.main, "key pairs for protected models: new, show"),
+        ("protect", protect.add_arguments, protect.main, "encrypt and sign a model for chosen recipients"),
+        ("unprotect", protect.add_unprotect_arguments, protect.unprotect_main,
+         "the plaintext model of a package, for its publisher only"),
+        ("rewrap", protect.add_rewrap_arguments, protect.rewrap_main,
+         "add or remove a package's recipients without encrypting it again"),
+    ):
+        p = add_command(command, help_text)
+        add(p)
+        p.set_defaults(handler=handler)
 
     p = add_command("grants", "the web origins that webml serve lets in: add, list, revoke")
     serve.add_grants_arguments(p)

@@ -3,6 +3,11 @@
 The exit status says whether webml can run the model: 0 when every part is
 supported, 1 when some part is not (listed).  ``--json`` prints the same as
 one JSON object.
+
+``webml info PACKAGE.webmlpkg`` shows a protected package's signed header
+(publisher, dates, backends, inputs and outputs, recipients), its signature
+verified, never decrypting anything; ``--trusted PUB`` also checks that the
+publisher is one of those keys.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from . import CliError
 from .common import onnx_errors
 
 #: The exit status of ``info`` for a model webml cannot run.
@@ -19,8 +25,10 @@ UNSUPPORTED_STATUS = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="the ONNX model")
+    p.add_argument("model", help="the ONNX model, or a protected package (.webmlpkg)")
     p.add_argument("--json", action="store_true", help="print the description as one JSON object")
+    p.add_argument("--trusted", action="append", default=None, metavar="PUB",
+                   help="for a package: its publisher must be this key (repeatable)")
 
 
 def _dtype(value_info) -> str:
@@ -66,8 +74,53 @@ def describe(path: str, model: Any) -> dict[str, Any]:
     }
 
 
+def _is_package(path: str) -> bool:
+    from ..protected.format import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False  # the ONNX reader says why
+
+
+def package_main(args: argparse.Namespace) -> int:
+    """``info`` of a protected package: the signed header, verified, never decrypted."""
+    import webml.protected as wp
+
+    try:
+        info = wp.describe(args.model, trusted=args.trusted)
+    except wp.ProtectedError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    publisher = info["publisher"]
+    trust = "a trusted publisher" if publisher["trusted"] else "not checked against trusted keys (--trusted PUB)"
+    print(f"{args.model}: protected {info['kind']} model, format version {info['format_version']}, "
+          f"{info['package_bytes']:,} bytes")
+    print(f"publisher: {publisher['fingerprint']} (signature valid; {trust})")
+    print(f"created {info['created']}, expires {info['expires'] or 'never'}, "
+          f"backends {', '.join(info['backends']) if info['backends'] else 'any'}")
+    print(f"encryption: {info['cipher']} in chunks of {info['chunk_size']:,} bytes, key wrap {info['key_wrap']}")
+    for what in ("inputs", "outputs"):
+        print(f"{what}:")
+        for io in info[what]:
+            dims = ", ".join("?" if d is None else str(d) for d in io["shape"])
+            print(f"  {io['name']}: {io['dtype'] or '?'}[{dims}]")
+    print(f"recipients: {len(info['recipients'])}")
+    for r in info["recipients"]:
+        print(f"  {r['key_id']}" + (" (the publisher)" if r["publisher"] else ""))
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     import webml.onnx
+
+    if _is_package(args.model):
+        return package_main(args)
+    if args.trusted:
+        raise CliError("--trusted is for protected packages (.webmlpkg); this is not one")
 
     # The importer's reader: the same checks as webml run (validated, external data kept in its folder).
     with onnx_errors():

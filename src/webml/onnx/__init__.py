@@ -20,7 +20,7 @@ from typing import Any
 
 import onnx
 
-from ..api.graph import MLGraph, released_constants_message
+from ..api.graph import MLGraph, protected_message, released_constants_message
 from ..errors import InvalidStateError
 from ..storage import return_freed_memory
 from . import importer
@@ -85,11 +85,14 @@ def to_model(graph: MLGraph) -> onnx.ModelProto:
     The graph must have kept its constants (:attr:`MLGraph.keeps_constants`):
     on the onnxruntime backend, build it in a context created with
     ``keep_constants=True``; otherwise this raises InvalidStateError saying so.
+    A protected graph (:attr:`MLGraph.protected`) is always refused.
     """
     from ..backends.onnxruntime.lowering import lower
 
     if not isinstance(graph, MLGraph):
         raise TypeError(f"webml.onnx: expected an MLGraph, got {type(graph).__name__}")
+    if graph.protected:
+        raise InvalidStateError(protected_message("webml.onnx.save (or to_model)"))
     if not graph.keeps_constants:
         raise InvalidStateError(released_constants_message("webml.onnx.save (or to_model)"))
     return lower(graph.ir, embed_all=True).model

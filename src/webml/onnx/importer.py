@@ -102,9 +102,16 @@ def read_model(
     """
     if base_dir is not None and not isinstance(base_dir, (str, os.PathLike)):
         raise TypeError(f"webml.onnx.load: base_dir must be a path, got {type(base_dir).__name__}")
+    raw_data: dict[int, memoryview] = {}
     if isinstance(path_or_model, onnx.ModelProto):
         model, what = path_or_model, "the ModelProto"
-    elif isinstance(path_or_model, (bytes, bytearray, memoryview)):
+    elif isinstance(path_or_model, bytes) or (
+        isinstance(path_or_model, memoryview) and path_or_model.readonly and path_or_model.c_contiguous
+    ):
+        # Immutable bytes: their large weights are read where they lie, as a file's are (no protobuf copy).
+        what = "the bytes"
+        model, raw_data = _parse_view(memoryview(path_or_model).cast("B"), what)
+    elif isinstance(path_or_model, (bytearray, memoryview)):
         model, what = _parse(bytes(path_or_model), "the bytes"), "the bytes"
     elif isinstance(path_or_model, (str, os.PathLike)):
         path = Path(path_or_model)
@@ -124,7 +131,7 @@ def read_model(
             f"webml.onnx.load: expected a path, bytes or an onnx.ModelProto, got {type(path_or_model).__name__}"
         )
     _check_parsed(model, what)
-    lifted = _decode_lifted(model, raw_data if isinstance(path_or_model, (str, os.PathLike)) else {}, decoded)
+    lifted = _decode_lifted(model, raw_data, decoded)
     external = list(_external_tensors(model.graph))
     if external:
         if base_dir is None:
@@ -217,6 +224,15 @@ def _parse_file(f: BinaryIO, what: str) -> tuple[onnx.ModelProto, dict[int, memo
         finally:
             view.release()
             mapping.close()
+    return _parse(lifted.model, what), {i: view[o : o + n] for i, (o, n) in lifted.data.items()}
+
+
+def _parse_view(view: memoryview, what: str) -> tuple[onnx.ModelProto, dict[int, memoryview]]:
+    """Parse serialized bytes that nobody changes, their large initializers' raw data lifted out first
+    (:mod:`webml.onnx.wire`) and given back as views of ``view``, by initializer index."""
+    lifted = lift(view)
+    if lifted is None:
+        return _parse(view, what), {}
     return _parse(lifted.model, what), {i: view[o : o + n] for i, (o, n) in lifted.data.items()}
 
 
@@ -718,12 +734,14 @@ def problems_of(proto: onnx.ModelProto, free_dimensions: Mapping[str, int] | Non
 class Importer:
     """The state of one import: the builder, and every ONNX value as a NumPy array or MLOperand."""
 
-    def __init__(self, model: onnx.ModelProto, context: MLContext, analysis: Analysis) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, context: MLContext, analysis: Analysis, *, protected: bool = False
+    ) -> None:
         self.model = model
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
-        self.builder = MLGraphBuilder(context)
+        self.builder = MLGraphBuilder(context, protected=protected)
         self.env: dict[str, np.ndarray | MLOperand] = {}
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
@@ -1081,6 +1099,7 @@ def load(
     base_dir: str | os.PathLike[str] | None = None,
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
+    protected: bool = False,
 ) -> MLGraph | DynamicGraph:
     """Build the ONNX model with an MLGraphBuilder of ``context``; returns the MLGraph.
 
@@ -1097,13 +1116,23 @@ def load(
 
     Raises :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
     ``base_dir`` (by default the model's folder; bytes and ModelProtos have none), see :func:`read_model`.
+
+    ``protected``: the model comes from a protected package (:mod:`webml.protected`): the graph's
+    constants stay in anonymous memory and are never given back; its dynamic dimensions must all be
+    fixed here (a DynamicGraph would keep the plaintext model to build later shapes).
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     decoded: dict[str, np.ndarray] = {}
     model = read_model(path_or_model, base_dir, decoded=decoded)
     return load_read_model(
-        model, context, free_dimensions, input_shapes, private=model is not path_or_model, decoded=decoded
+        model,
+        context,
+        free_dimensions,
+        input_shapes,
+        private=model is not path_or_model,
+        decoded=decoded,
+        protected=protected,
     )
 
 
@@ -1115,6 +1144,7 @@ def load_read_model(
     *,
     private: bool = False,
     decoded: dict[str, np.ndarray] | None = None,
+    protected: bool = False,
 ) -> MLGraph | DynamicGraph:
     """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
 
@@ -1123,6 +1153,11 @@ def load_read_model(
     """
     # The weights stay in ``model``: a copy with fixed inputs has none (but a DynamicGraph's, below).
     fixed, dynamic = _fix_input_dims(model, free_dimensions, input_shapes, weights=False)
+    if dynamic and protected:
+        raise OnnxImportError(
+            "webml.onnx.load: a protected model's inputs must have fixed shapes; its dynamic dimensions "
+            f"({', '.join(map(repr, _dynamic_names(fixed))) or 'unnamed'}) need free_dimensions= or input_shapes="
+        )
     if dynamic:
         if fixed is not model:
             fixed, _ = _fix_input_dims(model, free_dimensions, input_shapes)
@@ -1136,4 +1171,4 @@ def load_read_model(
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(fixed, context, analysis).run()
+    return Importer(fixed, context, analysis, protected=protected).run()

@@ -16,23 +16,28 @@ resident memory (``MADV_DONTNEED``).  The pages OpenVINO still reads
 the others stay out, as page cache the system reclaims.  bench/memory.py
 measures the result.
 
-Data stays on the device: OpenVINO's telemetry is opt-in (nothing is sent
-without a consent file) and lives in its model converter, which
-``import openvino`` loads but webml never calls (it uses ``read_model`` and
-``compile_model`` only).
+Data stays on the device, and nothing is written: OpenVINO's telemetry lives
+in its model converter (``openvino.tools.ovc``), which ``import openvino``
+loads unless it cannot, and whose import starts telemetry that counts as
+consent when no consent file exists (``openvino_telemetry``'s
+``enable_opt_in_dialog=False``): it writes a client id and statistics under
+``~/intel`` and sends an "import" event.  webml never converts models (it
+uses ``read_model`` and ``compile_model`` only), so it imports OpenVINO with
+the converter blocked (:func:`_import_openvino`); ``openvino.tools.ovc`` stays
+importable later for a program that wants it.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
 from onnx import helper
 
 from ...ir import Graph, OperandDesc
@@ -42,6 +47,25 @@ from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storag
 from .limits import unsupported
 
 __all__ = ["PRECISIONS", "OpenVinoBackend", "create"]
+
+
+def _import_openvino():
+    """``import openvino`` without its model converter, whose import writes telemetry files (see above)."""
+    converter = "openvino.tools.ovc"
+    if "openvino" in sys.modules or converter in sys.modules:
+        import openvino
+
+        return openvino
+    sys.modules[converter] = None  # type: ignore[assignment]  # openvino's own try/except ImportError skips it
+    try:
+        import openvino
+    finally:
+        if sys.modules.get(converter, 0) is None:
+            del sys.modules[converter]
+    return openvino
+
+
+ov = _import_openvino()
 
 #: ``precision`` option -> OpenVINO's INFERENCE_PRECISION_HINT.  Only "f32" is exact (the spec's results).
 PRECISIONS = {"f32": "f32", "bf16": "bf16"}

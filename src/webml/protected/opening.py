@@ -1,0 +1,232 @@
+"""Opening a package: every check before any byte is decrypted, then decryption chunk by chunk in memory.
+
+The order is the point (docs/protected-models.md, "Opening"):
+
+1. the file: a regular file of bounded size, its header lengths within bounds and inside the file;
+2. the publisher named in the header must be one of the trusted keys, and the Ed25519 signature over
+   the whole header must verify with it: nothing of the header is believed before;
+3. the signed header's fields are checked, and the file must be exactly as long as the header says
+   (a truncated or extended file is refused here, before decryption);
+4. expiry and the backend bound;
+5. the content key is unwrapped with the recipient's X25519 key (HPKE);
+6. each chunk's ciphertext must have the SHA-256 the signed header lists, then AES-256-GCM decrypts
+   it into the entry's buffer (its tag authenticates it with the associated data again).
+
+Only after every chunk of every entry has passed does the caller get the plaintext, so a package
+that fails anywhere gives its error before any weight reaches a backend.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import hashlib
+import hmac
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..files import RefusedFileError, open_regular_file
+from . import format as fmt
+from .errors import PackageError, PackageRefusedError
+from .keys import PrivateKey, PublicKey, publisher_fingerprint
+
+__all__ = ["Opened", "open_package", "read_header"]
+
+#: The largest package read: the largest entries webml loads, and their tags.
+MAX_PACKAGE_BYTES = fmt.MAX_ENTRY_BYTES + (64 << 20)
+
+
+@dataclass
+class Opened:
+    """A verified, decrypted package: its header and each entry's plaintext (private buffers)."""
+
+    header: fmt.Header
+    entries: dict[str, bytearray]
+
+    def wipe(self) -> None:
+        """Overwrite the plaintext with zeros (its memory is freed with it, but may be reused unzeroed)."""
+        for buffer in self.entries.values():
+            zero(buffer)
+
+
+def zero(buffer: bytearray) -> None:
+    """Fill ``buffer`` with zeros in place (memset: 20 times faster than assigning a bytes of zeros)."""
+    if buffer:
+        ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))
+
+
+@contextmanager
+def _mapped(path: str | os.PathLike[str], what: str) -> Iterator[memoryview]:
+    """The package file's bytes (a read-only mapping: the ciphertext is never copied whole)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what}: expected the path of a .webmlpkg file, got {type(path).__name__}")
+    name = repr(os.fspath(path))
+    try:
+        f = open_regular_file(path, MAX_PACKAGE_BYTES)
+    except FileNotFoundError:
+        raise PackageError(f"{what}: no such package: {name}") from None
+    except RefusedFileError as exc:
+        raise PackageError(f"{what}: {name} {exc.reason}") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size < fmt.PREAMBLE.size:
+            raise PackageError(f"{what}: {name} is not a webml package (too short: {size} bytes)")
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    view = memoryview(mapping)
+    try:
+        yield view
+    finally:
+        view.release()
+        mapping.close()
+
+
+def _header_parts(data: memoryview, where: str, name: str) -> tuple[bytes, bytes, bytes, bytes]:
+    what = f"{where}: {name}"
+    c, d, r = fmt.read_preamble(bytes(data[: fmt.PREAMBLE.size]), len(data), what)
+    start = fmt.PREAMBLE.size
+    content = bytes(data[start : start + c])
+    digests = bytes(data[start + c : start + c + d])
+    recipients = bytes(data[start + c + d : start + c + d + r])
+    signature = bytes(data[start + c + d + r : start + c + d + r + fmt.SIGNATURE_BYTES])
+    return content, digests, recipients, signature
+
+
+def _verified_header(
+    data: memoryview, trusted: Iterable[PublicKey] | None, where: str, name: str
+) -> tuple[fmt.Header, bool]:
+    """The header, its signature verified against the trusted publisher keys (or, with ``trusted``
+    None, only against the key it names: intact, but not known to be anyone's), and whether the
+    publisher is trusted."""
+    what = f"{where}: {name}"
+    content, digests, recipients, signature = _header_parts(data, where, name)
+    publisher = fmt.publisher_of(content, what)
+    if trusted is not None:
+        known = {k.signing_b64 for k in trusted}
+        if fmt._b64(publisher) not in known:
+            raise PackageRefusedError(
+                f"{what} is signed by publisher {publisher_fingerprint(publisher)}, which is not among the "
+                f"trusted publisher keys ({len(known)} given)"
+            )
+    try:
+        Ed25519PublicKey.from_public_bytes(publisher).verify(signature, fmt.signed_bytes(content, digests, recipients))
+    except InvalidSignature:
+        raise PackageError(
+            f"{what}: the publisher's signature does not verify: the package was altered after it was signed"
+        ) from None
+    header = fmt.parse_header(content, digests, recipients, signature, what)
+    expected = header.header_size + header.payload_size
+    if len(data) < expected:
+        raise PackageError(f"{what} is truncated: {len(data):,} bytes of the {expected:,} its signed header lists")
+    if len(data) > expected:
+        raise PackageError(f"{what} has {len(data) - expected:,} bytes more than its signed header lists")
+    return header, trusted is not None
+
+
+def read_header(
+    path: str | os.PathLike[str], trusted: Iterable[PublicKey] | None = None, where: str = "describe"
+) -> tuple[fmt.Header, bool]:
+    """A package's verified header, never decrypting anything (see :func:`_verified_header`)."""
+    with _mapped(path, where) as data:
+        return _verified_header(data, trusted, where, repr(os.fspath(path)))
+
+
+def check_may_open(header: fmt.Header, backend: str | None, now: dt.datetime, what: str) -> None:
+    """Refuse an expired package, or one bound to other backends than ``backend`` (None: no bound checked)."""
+    if header.expires is not None and now >= header.expires:
+        raise PackageRefusedError(f"{what} expired on {fmt.iso(header.expires)}")
+    if backend is not None and header.backends is not None and backend not in header.backends:
+        raise PackageRefusedError(
+            f"{what} may be opened only by the backends {', '.join(header.backends)}, not {backend}"
+        )
+
+
+def unwrap(header: fmt.Header, key: PrivateKey, what: str) -> bytes:
+    """The content key, unwrapped with ``key`` (HPKE)."""
+    key_id = key.public_key().key_id
+    entry = next((r for r in header.recipients if hmac.compare_digest(r.key_id, key_id)), None)
+    if entry is None:
+        raise PackageRefusedError(
+            f"{what} is not wrapped for this key (recipient key id {key_id[:16]}; the package has "
+            f"{len(header.recipients)} recipient(s))"
+        )
+    try:
+        content_key = fmt.SUITE.decrypt(
+            entry.enc + entry.wrapped, key.agreement, info=fmt.hpke_info(header.package_id, header.content_hash)
+        )
+    except (InvalidTag, ValueError):
+        raise PackageError(f"{what}: the content key does not unwrap with this key (the package was altered)") from None
+    if len(content_key) != fmt.KEY_BYTES:
+        raise PackageError(f"{what}: the content key has the wrong size")
+    return content_key
+
+
+def decrypt_entries(data: memoryview, header: fmt.Header, content_key: bytes, what: str) -> dict[str, bytearray]:
+    """Each entry's plaintext, every chunk's digest and tag checked first."""
+    aead = AESGCM(content_key)
+    content_hash = header.content_hash
+    offset = header.header_size
+    index = 0  # the chunk's index in the package, for its digest
+    out: dict[str, bytearray] = {}
+    for entry_index, entry in enumerate(header.entries):
+        plain = bytearray(entry.size)  # bounded: the file holds at least this many bytes, checked above
+        target = memoryview(plain)
+        for chunk in range(entry.chunks):
+            start = chunk * header.chunk_size
+            n = min(header.chunk_size, entry.size - start)
+            # Views of the mapping are released at once: the mapping closes even after an error.
+            with data[offset : offset + n + fmt.TAG_BYTES] as sealed, target[start : start + n] as into:
+                if not hmac.compare_digest(hashlib.sha256(sealed).digest(), header.digest(index)):
+                    raise PackageError(
+                        f"{what}: chunk {chunk} of {entry.name!r} was altered (its SHA-256 is not the signed one)"
+                    )
+                aad = fmt.chunk_aad(header.package_id, content_hash, entry.name, chunk, chunk == entry.chunks - 1)
+                try:
+                    aead.decrypt_into(fmt.chunk_nonce(entry_index, chunk), sealed, aad, into)
+                except InvalidTag:
+                    into.release()
+                    target.release()
+                    zero(plain)
+                    raise PackageError(f"{what}: chunk {chunk} of {entry.name!r} does not authenticate") from None
+            offset += n + fmt.TAG_BYTES
+            index += 1
+        target.release()
+        out[entry.name] = plain
+    return out
+
+
+def open_package(
+    path: str | os.PathLike[str],
+    *,
+    key: PrivateKey,
+    trusted: Iterable[PublicKey],
+    backend: str | None = None,
+    now: dt.datetime | None = None,
+    publisher_only: bool = False,
+    where: str = "webml.protected.load",
+) -> Opened:
+    """Verify and decrypt the package at ``path`` for ``key`` (see the module's steps).
+
+    ``backend``: the context's backend, checked against the package's bound.  ``publisher_only``:
+    ``key`` must be the publisher's own (unprotect, rewrap), who is not bound by expiry or backends.
+    """
+    name = repr(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else ""
+    what = f"{where}: {name}"
+    with _mapped(path, where) as data:
+        header, _ = _verified_header(data, list(trusted), where, name)
+        if publisher_only:
+            if header.publisher != key.public_key().signing.public_bytes_raw():
+                raise PackageRefusedError(
+                    f"{what} was published by {publisher_fingerprint(header.publisher)}; only its publisher's "
+                    "key may do this"
+                )
+        else:
+            check_may_open(header, backend, now or dt.datetime.now(dt.UTC), what)
+        content_key = unwrap(header, key, what)
+        return Opened(header, decrypt_entries(data, header, content_key, what))
