@@ -206,3 +206,31 @@ def test_planes_are_checked():
         layout.check_planes([np.zeros((4, 8), np.uint8)] * 3)
     with pytest.raises(ValueError, match="must be a uint8 array"):
         layout.check_planes([np.zeros((4, 8), np.float32), np.zeros((2, 4), np.uint8), np.zeros((2, 4), np.uint8)])
+
+
+@pytest.mark.parametrize("format", ["I420", "NV12"])
+def test_resized_yuv_frame_converts_at_the_output_size(format):
+    """A resized 4:2:0 frame: each plane cropped and resized bilinearly (OpenCV's INTER_LINEAR as the anchor,
+    the same half-pixel centres), then the standard's matrix at the output's size."""
+    width, height = 96, 64
+    y, u, v = _random_frame(width, height)
+    if format == "I420":
+        planes = [_padded(y, 32), u, v]
+    else:
+        planes = [y, np.stack([u, v], axis=-1).reshape(height // 2, width)]
+    crop = (4, 10, 50, 60)  # even: the chroma crop is (2, 5, 25, 30)
+    context = webml.ml.create_context(backend="onnxruntime")
+    layout = frame_layout(format, width, height, [p.shape[1] for p in planes])
+    b = webml.MLGraphBuilder(context)
+    pre = Preprocess(size=(20, 24), crop=crop, mean=(127.0,) * 3, std=(128.0,) * 3)
+    graph = b.build({"x": model_input(b, add_frame_inputs(b, layout), layout, ColourSpace("bt709", "limited"), pre)})
+    got = context.compute(graph, {f"frame_{p.name}": a for p, a in zip(layout.planes, planes)})["x"][0]
+
+    def resized(plane, t, l, h, w):
+        region = plane[t : t + h, l : l + w].astype(np.float32)
+        return cv2.resize(region, (24, 20), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+
+    top, left, h, w = crop
+    chroma = [resized(c, top // 2, left // 2, h // 2, w // 2) for c in (u, v)]
+    expected = (ycbcr_to_rgb_float64(resized(y, top, left, h, w), *chroma, "bt709", False) - 127) / 128
+    np.testing.assert_allclose(got, expected, atol=5e-4)  # OpenCV's interpolation weights are 11-bit fixed point

@@ -389,7 +389,7 @@ def frame_preprocess(layout: Any) -> Any:
 
     return Preprocess(
         size=(IMAGE_SIZE, IMAGE_SIZE),
-        crop=centre_crop(layout.width, layout.height, CROP_FRACTION),
+        crop=centre_crop(layout.width, layout.height, CROP_FRACTION, even=True),
         mean=(MEAN,) * 3,
         std=(STD,) * 3,
     )
