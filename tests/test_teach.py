@@ -129,6 +129,66 @@ def test_the_teach_api_refuses_other_origins_and_bad_frames(service: str) -> Non
     assert 'aria-label="Predictions"' in page and "<script" in page and "http" not in page.split("<body>")[1]
 
 
+def _planes_message(header: dict[str, Any], data: bytes) -> bytes:
+    from webml.serve.frames import encode
+
+    return encode(header, data)
+
+
+def test_teach_converts_i420_planes_in_a_graph(service: str, tmp_path: Path) -> None:
+    """A frame sent as VideoFrame.copyTo's I420 planes (padded rows, as copyTo may lay them out) is
+    converted by webml.media's graph: the stored sample is the standard's conversion, resized."""
+    import cv2
+
+    rng = np.random.default_rng(16)
+    side = 240
+    rgb = cv2.resize(class_images()[2][:, 40:280], (side, side))
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 2)  # a photo's smoothness: the check is of colour, not of aliasing
+    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # BT.601 limited range, 4:2:0
+    y, u, v = yuv[:side], yuv[side : side + side // 4].reshape(side // 2, side // 2), yuv[side + side // 4 :].reshape(
+        side // 2, side // 2
+    )
+    strides = [side + 16, side // 2 + 8, side // 2 + 8]
+    planes, layout, offset = [], [], 0
+    for plane, stride in zip((y, u, v), strides):
+        padded = rng.integers(0, 256, (plane.shape[0], stride), dtype=np.uint8)
+        padded[:, : plane.shape[1]] = plane
+        planes.append(padded.tobytes())
+        layout.append({"offset": offset, "stride": stride})
+        offset += padded.nbytes
+    header = {"format": "I420", "width": side, "height": side, "layout": layout,
+              "colorSpace": {"matrix": "smpte170m", "fullRange": False}}
+    body = _planes_message(header, b"".join(planes))
+    headers = {"X-Webml-Teach": "1", "Content-Type": "application/x-webml-planes"}
+    status, answer = _post(f"{service}/teach/api/samples", body, headers)
+    assert status == 200, answer
+    teach = Teach()
+    image = np.asarray(teach.frame(bytearray(body), "planes"), np.float64)
+    # The truth: each plane resized bilinearly (OpenCV's INTER_LINEAR), then BT.601's float64 equations.
+    from test_media_colour import ycbcr_to_rgb_float64
+
+    def resized(plane: np.ndarray) -> np.ndarray:
+        return cv2.resize(plane.astype(np.float32), (224, 224), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+
+    expected = ycbcr_to_rgb_float64(resized(y), resized(u), resized(v), "bt601", False).transpose(1, 2, 0)
+    diff = np.abs(image - np.round(expected))
+    assert image.shape == (224, 224, 3) and diff.max() <= 1, (diff.mean(), diff.max())
+    # And close to OpenCV's own pipeline (nearest chroma, then a resize of the RGB) away from colour edges.
+    opencv = cv2.resize(cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420), (224, 224), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(image - opencv).mean() < 0.5
+    for bad, message in [
+        ({**header, "width": 239}, "even width and height"),
+        ({**header, "format": "YUY2"}, "format must be I420 or NV12"),
+        ({**header, "layout": layout[:2]}, "layout must list 3 planes"),
+        ({**header, "layout": [*layout[:2], {"offset": offset, "stride": strides[2]}]}, "plane 'v' ends at byte"),
+        ({**header, "height": 4096}, "height must be an integer from 2 to 2048"),
+    ]:
+        status, answer = _post(f"{service}/teach/api/samples", _planes_message(bad, b"".join(planes)), headers)
+        assert status == 400 and message in answer["error"], (bad, answer)
+    status, answer = _post(f"{service}/teach/api/samples", b"\x00\x01", headers)
+    assert status == 400 and "a planes frame" in answer["error"]
+
+
 def test_teach_rejects_a_second_training_and_an_unknown_sample() -> None:
     teach = Teach()
     with pytest.raises(ValueError, match="unknown sample"):
@@ -166,6 +226,8 @@ def test_the_teach_page_in_chromium_with_a_fake_camera(service: str, tmp_path: P
     assert result["focusAfterAdd"] == {"label": "Class name", "outline": "solid"}, result
     assert result["focusedThirdTab"] == "Delete class", result
     assert result["uploaded"] == 2
+    # Camera frames went as VideoFrame.copyTo planes (no canvas RGB); only the two uploads as RGBA.
+    assert result["sent"]["rgba"] == 2 and result["sent"]["planes"] >= sum(result["counts"]) - 2, result["sent"]
     assert all(n >= 3 for n in result["counts"]), result["counts"]
     assert result["countTexts"] == [f"{n} samples" for n in result["counts"]]
     assert result["trainStatus"].startswith(f"Trained on {len(CLASSES)} classes."), result["trainStatus"]

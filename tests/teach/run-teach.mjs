@@ -160,6 +160,7 @@ try {
     }
     result.predictions[CLASSES[i].name] = seen;
   }
+  result.sent = await page.evaluate(() => window.teach.sent); // how frames went: planes (copyTo) or RGBA
   const region = page.getByRole("region", { name: "Predictions" });
   result.predictionsLive = await region.getAttribute("aria-live");
   result.barTexts = await page.locator("#bars li span").allTextContents();

@@ -68,6 +68,11 @@ class MLGraphBuilder(PythonSpelling):
         self._store = context.constant_store(in_memory=protected)
         self._next_id = 0
 
+    @property
+    def context(self) -> MLContext:
+        """The context the builder builds for (non-spec: for code that adds to a builder, e.g. webml.onnx)."""
+        return self._context
+
     # -- state ---------------------------------------------------------------
 
     def _check_can_build(self, where: str) -> None:

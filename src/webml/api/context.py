@@ -53,6 +53,7 @@ class MLContext(PythonSpelling):
         self._timeline = threading.RLock()
         self._graphs: _Owned[MLGraph] = _Owned(self._timeline)
         self._tensors: _Owned[MLTensor] = _Owned(self._timeline)
+        self._import_copies = 0
 
     # -- attributes ------------------------------------------------------------
 
@@ -158,7 +159,85 @@ class MLContext(PythonSpelling):
             self._backend.write_tensor(handle, array)
             return self._new_tensor(desc, handle, constant=True)
 
-    def _new_tensor(self, desc: OperandDesc, handle: Any, **flags: bool) -> MLTensor:
+    def import_tensor(self, obj: Any, *, writable: bool | None = None) -> MLTensor:
+        """An MLTensor that is ``obj``'s memory, without a copy where the backend can (non-spec).
+
+        ``obj``: a NumPy array, a DLPack tensor in host memory (``__dlpack__``), a PyAV
+        ``VideoPlane`` (``[height, line_size]`` uint8) or any buffer-protocol object; its dtype
+        and shape are the tensor's.  The tensor is readable; ``writable`` defaults to whether
+        ``obj`` may be written (True on a read-only source is a TypeError).  On onnxruntime and
+        openvino the tensor shares the memory (``shares_memory``; writes through either side
+        show in the other, and the tensor keeps ``obj`` alive); the reference and webgpu
+        backends, a non-contiguous array, and a read-only buffer on openvino get one copy,
+        counted by :attr:`import_copies`.  See :mod:`webml.api.imports`.
+        """
+        from .imports import host_memory_of
+
+        if writable is not None and not isinstance(writable, bool):
+            raise TypeError(f"importTensor: writable must be a bool or None, got {writable!r}")
+        memory = host_memory_of(obj)
+        if writable and not memory.writable:
+            raise TypeError("importTensor: writable=True, but the source's memory is read-only")
+        with self._timeline:
+            self.check_not_lost("importTensor")
+            desc = parse_operand_descriptor(
+                {"dataType": dtypes.data_type_of(memory.array.dtype), "shape": list(memory.array.shape)}, "importTensor"
+            )
+            check_dimensions(desc, "importTensor", self._backend.max_tensor_byte_length)
+            handle = None
+            if self._backend.host_memory and not memory.copied:
+                handle = self._backend.import_host_array(desc, memory.array)
+            shared = handle is not None
+            if handle is None:
+                handle = self._backend.create_tensor(desc)
+                self._backend.write_tensor(handle, memory.array)
+            if not shared or memory.copied:
+                self._import_copies += 1
+            return self._new_tensor(
+                desc,
+                handle,
+                readable=True,
+                writable=memory.writable if writable is None else writable,
+                source=obj if shared else None,
+                shares_memory=shared,
+                read_only_memory=shared and not memory.writable,
+            )
+
+    @property
+    def import_copies(self) -> int:
+        """How many host copies :meth:`import_tensor` has made (0 while every import shared its memory; non-spec)."""
+        return self._import_copies
+
+    def data_pointer(self, tensor: MLTensor) -> int | None:
+        """The address of ``tensor``'s data as the backend's engine holds it, or None where it is not host
+        memory (non-spec: for checking that an import shares memory)."""
+        with self._timeline:
+            checked_tensor(tensor, self, "dataPointer")
+            return self._backend.data_pointer(backend_handle(tensor))
+
+    def host_memory_view(self, tensor: MLTensor, where: str) -> np.ndarray:
+        """An array over a readable tensor's host memory, no copy (non-spec: MLTensor's export).
+
+        Read-only unless the tensor is writable.  On onnxruntime and openvino it is the tensor's
+        memory, so later dispatches and writes show through it; the reference backend exports the
+        array it holds now (a later dispatch gives an output a new one).
+        """
+        from .imports import exported_view
+
+        with self._timeline:
+            checked_tensor(tensor, self, where)
+            if not tensor.readable:
+                raise TypeError(f"{where}: the tensor is not readable (create it with 'readable': True)")
+            self.check_not_lost(where)
+            view = self._backend.host_view(backend_handle(tensor))
+            if view is None or view.dtype != dtypes.numpy_dtype(tensor.data_type):
+                raise TypeError(
+                    f"{where}: the {self._backend.name} backend's {tensor.data_type} tensors are not host memory "
+                    "of that type; use read_tensor() for a copy"
+                )
+            return exported_view(view, tensor.writable and not tensor.read_only_memory)
+
+    def _new_tensor(self, desc: OperandDesc, handle: Any, **flags: Any) -> MLTensor:
         tensor = MLTensor(self, desc, handle, timeline=self._timeline, release=self._backend.release_tensor, **flags)
         self._tensors.add(tensor)
         return tensor
@@ -220,6 +299,11 @@ class MLContext(PythonSpelling):
                 raise TypeError("dispatch: the same tensor is used more than once")
             for t in all_tensors:
                 checked_tensor(t, self, "dispatch")
+            for name, t in outputs.items():
+                if t.read_only_memory:
+                    raise TypeError(
+                        f"dispatch: output {name!r} is imported read-only memory; the graph cannot write it"
+                    )
             _match_tensors(inputs, graph.input_descriptors, "inputs")
             _match_tensors(outputs, graph.output_descriptors, "outputs")
             if self._is_lost:

@@ -34,6 +34,9 @@ class MLTensor(Described):
         writable: bool = False,
         exportable_to_gpu: bool = False,
         constant: bool = False,
+        source: Any = None,
+        shares_memory: bool = False,
+        read_only_memory: bool = False,
     ) -> None:
         self._context = context
         self._desc = desc
@@ -47,12 +50,43 @@ class MLTensor(Described):
         self._constant = constant
         self._destroyed = False
         self._exported = False  # rented to WebGPU (MLContext.export_to_gpu) until the buffer is destroyed
+        # Imports (MLContext.import_tensor): the object whose memory the tensor is, kept alive with it;
+        # memory nobody may write is never a dispatch output.
+        self._source = source
+        self._shares_memory = shares_memory
+        self._read_only_memory = read_only_memory
+        self._host_exports: list[Any] = []  # arrays handed out by __array_interface__, alive as long as the tensor
 
     # The spec's read-only attributes (bool).
     readable = property(attrgetter("_readable"), doc="Whether read_tensor() may read the tensor.")
     writable = property(attrgetter("_writable"), doc="Whether write_tensor() may write the tensor.")
     exportable_to_gpu = property(attrgetter("_exportable_to_gpu"), doc="Whether export_to_gpu() may rent it.")
     constant = property(attrgetter("_constant"), doc="Whether the tensor is a constant tensor (for constant()).")
+
+    shares_memory = property(
+        attrgetter("_shares_memory"),
+        doc="Whether the tensor is the memory of the object import_tensor() took, no copy (non-spec).",
+    )
+
+    @property
+    def read_only_memory(self) -> bool:
+        """Whether the tensor's memory is an imported source's that may not be written (non-spec)."""
+        return self._read_only_memory
+
+    # -- export of host memory (non-spec): NumPy, DLPack consumers ------------------------
+
+    @property
+    def __array_interface__(self) -> dict[str, Any]:
+        view = self._context.host_memory_view(self, "__array_interface__")
+        self._host_exports.append(view)  # the interface is a bare address: keep its memory alive
+        return view.__array_interface__
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        """A DLPack capsule over the tensor's memory (CPU backends; it keeps the memory alive)."""
+        return self._context.host_memory_view(self, "__dlpack__").__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU: host_memory_view refuses tensors that are not in host memory
 
     def exported_to_gpu(self) -> None:
         """Mark the tensor rented to WebGPU (its context's export_to_gpu; non-spec)."""

@@ -88,6 +88,27 @@ class Backend(ABC):
         """The data of a constant tensor, for use as a graph constant (no copy needed)."""
         return self.read_tensor(handle)
 
+    #: True when the backend's tensors can live in host memory that someone else owns, so that
+    #: ``MLContext.import_tensor`` shares a NumPy array, PyAV plane or DLPack tensor instead of copying it.
+    host_memory: bool = False
+
+    def import_host_array(self, desc: OperandDesc, array: np.ndarray) -> Any | None:
+        """A tensor handle over ``array``'s memory, no copy (``array``: C-contiguous, of ``desc``'s dtype and
+        shape, kept alive by the caller), or None where this backend cannot use that memory as it is
+        (``import_tensor`` then makes a tensor of its own and copies, counted).  Only called when
+        :attr:`host_memory` is True."""
+        return None
+
+    def host_view(self, handle: Any) -> np.ndarray | None:
+        """The host memory a tensor lives in, as an array over it (no copy), or None when the tensor is not
+        in host memory (a GPU buffer): what ``MLTensor.__dlpack__`` / ``__array_interface__`` export."""
+        return None
+
+    def data_pointer(self, handle: Any) -> int | None:
+        """The address of the tensor's data as the engine holds it (None: not a host address), to check
+        that an import shares memory."""
+        return None
+
     def prefer(self, power_preference: str) -> None:
         """Take the context's MLPowerPreference ("default", "high-performance" or "low-power") as a
         hint for the defaults of the backend's own options (threads...); the default ignores it."""

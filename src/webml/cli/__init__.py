@@ -1,6 +1,7 @@
 """The ``webml`` command.
 
     webml classify [IMAGE ...]          top-5 ImageNet classes (default: a sample photo)
+    webml video SOURCE                  classify the frames of a video file or a camera
     webml run MODEL.onnx --input N=F.npy run any ONNX model, print output statistics
     webml info MODEL.onnx               inputs, outputs, operators and what is unsupported
     webml export --web MODEL OUT/       a static folder that runs MODEL in the browser
@@ -49,6 +50,11 @@ EXAMPLES = {
   webml classify photo.jpg --json           one JSON object per image
   webml classify photo.jpg --model pets.npz a classifier made by webml train
   webml classify photo.jpg --model net.onnx --labels labels.txt --backend reference""",
+    "video": """\
+  webml video clip.mp4                      top-5 ImageNet classes of every frame, fps, per-stage timing
+  webml video clip.mp4 --every 10 --json    every 10th frame, one JSON object per frame
+  webml video /dev/video0 --max-frames 100 --camera-option video_size=640x480
+  webml video clip.mp4 --model net.onnx --labels labels.txt --normalize lite""",
     "train": """\
   webml train pets/ --output pets.npz       pets/cat/*.jpg, pets/dog/*.jpg ...
   webml train pets/ -o pets.npz --epochs 20 --validation-split 0.1
@@ -100,7 +106,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, export, info, keys, protect, run, serve, shrink, train
+    from . import classify, demo, export, info, keys, protect, run, serve, shrink, train, video
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -131,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     # Each subcommand module has add_arguments(parser) and main(args); all but info run on a backend.
     for command, module, help_text, on_backend in (
         ("classify", classify, "classify images with EfficientNet-Lite0 or an ONNX image classifier", True),
+        ("video", video, "classify the frames of a video file or camera (planes straight into the graph)", True),
         ("train", train, "train a classifier on a folder of class sub-folders (transfer learning)", True),
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),

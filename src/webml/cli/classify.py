@@ -84,13 +84,13 @@ def check_images(paths: list[str]) -> None:
             raise CliError(f"no such image file: {path!r}") from None
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _batch_dimensions(model) -> dict[str, int]:
+def batch_dimensions(model) -> dict[str, int]:
     """A dynamic batch dimension of the model's inputs, fixed to 1 (one image at a time)."""
     import webml.onnx
 
@@ -108,7 +108,7 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
     from webml.train.export import classifier_metadata
 
     model = read_onnx_model(args.model)
-    graph = load_onnx_model(model, context, _batch_dimensions(model))
+    graph = load_onnx_model(model, context, batch_dimensions(model))
     if len(graph.input_descriptors) != 1 or len(graph.output_descriptors) < 1:
         raise CliError(
             f"{args.model!r}: an image classifier has one input; this model has {list(graph.input_descriptors)}"
@@ -124,7 +124,7 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
         prepare = _exported_preprocessing(exported)
     else:
         prepare = model_input_preparer(shape, args.normalize or "imagenet")
-    labels = _read_labels(args.labels) if args.labels else (exported or {}).get("labels")
+    labels = read_labels(args.labels) if args.labels else (exported or {}).get("labels")
     out_name = next(iter(graph.output_descriptors))
     classes = int(np.prod(graph.output_descriptors[out_name].shape[1:], dtype=np.int64))
     if labels is not None and len(labels) != classes:
@@ -136,7 +136,7 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
         for image in images:
             batch = np.broadcast_to(prepare(image), shape).astype(desc.data_type)
             scores = context.compute(graph, {name: batch})[out_name].reshape(shape[0], -1)[0]
-            probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else _softmax(scores)
+            probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else softmax(scores)
             order = np.argsort(-probs, kind="stable")[:k]
             results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
         return results
@@ -157,7 +157,7 @@ def _exported_preprocessing(description: dict):
     return prepare
 
 
-def _read_labels(path: str) -> list[str]:
+def read_labels(path: str) -> list[str]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:

@@ -24,7 +24,7 @@ from ..api.graph import MLGraph, protected_message, released_constants_message
 from ..errors import InvalidStateError
 from ..storage import return_freed_memory
 from . import importer
-from .importer import OnnxImportError, UnsupportedModelError, read_model, unsupported_operators
+from .importer import OnnxImportError, UnsupportedModelError, add_to_builder, read_model, unsupported_operators
 from .importers import SUPPORTED_OPERATORS
 from .session import DynamicGraph, InferenceSession, NodeArg, model_inputs, model_outputs
 
@@ -35,6 +35,7 @@ __all__ = [
     "NodeArg",
     "OnnxImportError",
     "UnsupportedModelError",
+    "add_to_builder",
     "input_dimensions",
     "load",
     "model_inputs",

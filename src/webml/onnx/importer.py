@@ -735,13 +735,22 @@ class Importer:
     """The state of one import: the builder, and every ONNX value as a NumPy array or MLOperand."""
 
     def __init__(
-        self, model: onnx.ModelProto, context: MLContext, analysis: Analysis, *, protected: bool = False
+        self,
+        model: onnx.ModelProto,
+        context: MLContext,
+        analysis: Analysis,
+        builder: MLGraphBuilder | None = None,
+        bound: Mapping[str, MLOperand] | None = None,
+        *,
+        protected: bool = False,
     ) -> None:
         self.model = model
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
-        self.builder = MLGraphBuilder(context, protected=protected)
+        self.builder = MLGraphBuilder(context, protected=protected) if builder is None else builder
+        #: Graph inputs given as operands of the builder (add_to_builder), not declared as inputs.
+        self.bound = dict(bound or {})
         self.env: dict[str, np.ndarray | MLOperand] = {}
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
@@ -837,6 +846,10 @@ class Importer:
     # -- the walk
 
     def run(self) -> MLGraph:
+        return self.builder.build(self.outputs())
+
+    def outputs(self) -> dict[str, MLOperand]:
+        """Walk the model; its outputs as operands of the builder (not built yet)."""
         graph = self.model.graph
         decoded = self.analysis.decoded  # initializers' arrays the model's check read (webml.onnx.validate)
         for init in self.analysis.initializers:
@@ -848,6 +861,15 @@ class Importer:
             t = value.type.tensor_type
             data_type = WEBML_TYPES[t.elem_type]
             shape = [d.dim_value for d in t.shape.dim]
+            if value.name in self.bound:
+                given = self.bound[value.name]
+                if given.data_type != data_type or list(given.shape) != shape:
+                    raise OnnxImportError(
+                        f"webml.onnx.add_to_builder: input {value.name!r} is {data_type} {shape} in the model, "
+                        f"the operand given is {given.data_type} {list(given.shape)}"
+                    )
+                self.env[value.name] = given
+                continue
             try:
                 self.env[value.name] = self.builder.input(value.name, {"dataType": data_type, "shape": shape})
             except (TypeError, DOMException) as exc:
@@ -873,7 +895,7 @@ class Importer:
             if not isinstance(out, MLOperand) or _is_input_or_constant(self.builder, operand):
                 operand = self.builder.identity(operand)
             result[value.name] = operand
-        return self.builder.build(result)
+        return result
 
     def _node(self, node: onnx.NodeProto) -> list[Any]:
         if node.op_type == "Constant":
@@ -941,7 +963,6 @@ def constant_value(attrs: Mapping[str, Any], error: Any) -> np.ndarray:
     if "value_ints" in attrs:
         return np.array(attrs["value_ints"], np.int64)
     raise error("only value, value_float(s) and value_int(s) are supported (not sparse or string values)")
-
 
 
 #: The most bytes one folded value may have beyond the model's weights (see Importer.fold_limit).
@@ -1172,3 +1193,43 @@ def load_read_model(
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
     return Importer(fixed, context, analysis, protected=protected).run()
+
+
+def add_to_builder(
+    path_or_model: str | os.PathLike[str] | bytes | onnx.ModelProto,
+    builder: MLGraphBuilder,
+    inputs: Mapping[str, MLOperand],
+    free_dimensions: Mapping[str, int] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, MLOperand]:
+    """Add the ONNX model's operations to ``builder``, after operations already there; its outputs, by name.
+
+    ``inputs`` maps some (or all) of the model's input names to operands of ``builder``, which
+    take their place: pieces built first (frame conversion, preprocessing) feed the model, and
+    the whole is one graph.  Their shapes fix the model's dynamic dimensions; the other inputs
+    become inputs of the builder.  Build the graph with ``builder.build(...)``.
+    """
+    if not isinstance(builder, MLGraphBuilder):
+        raise TypeError(f"webml.onnx.add_to_builder: builder must be an MLGraphBuilder, got {type(builder).__name__}")
+    if not isinstance(inputs, Mapping) or not all(isinstance(v, MLOperand) for v in inputs.values()):
+        raise TypeError("webml.onnx.add_to_builder: inputs must be a dict of model input name -> MLOperand")
+    decoded: dict[str, np.ndarray] = {}
+    model = read_model(path_or_model, base_dir, decoded=decoded)
+    shapes = {name: list(op.shape) for name, op in inputs.items()}
+    unknown = sorted(set(shapes) - {v.name for v in model.graph.input})
+    if unknown:
+        raise OnnxImportError(
+            f"webml.onnx.add_to_builder: the model has no input named {', '.join(map(repr, unknown))}"
+        )
+    fixed, dynamic = _fix_input_dims(model, free_dimensions, shapes)
+    if dynamic:
+        raise OnnxImportError(
+            f"webml.onnx.add_to_builder: dynamic dimensions {sorted(dynamic)} are left; give them in free_dimensions"
+        )
+    analysis = Analysis(fixed, model.graph.initializer, decoded)
+    if analysis.problems:
+        count = len(analysis.problems)
+        raise OnnxImportError(
+            f"webml.onnx.add_to_builder: the model has {count} unsupported part(s)", analysis.problems
+        )
+    return Importer(fixed, builder.context, analysis, builder, inputs).outputs()

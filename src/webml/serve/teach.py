@@ -1,7 +1,13 @@
 """The Teach page's service side: samples in, a classifier trained by :func:`webml.train.train_classifier`, out.
 
-The page (``static/teach/``) records frames downscaled to the model's input size and sends each as the
-raw RGBA bytes of a canvas (``application/octet-stream``, no base64).  This module keeps the samples
+The page (``static/teach/``) sends camera frames as the planes ``VideoFrame.copyTo`` gives (WebCodecs:
+I420 or NV12, the central square of the frame, no canvas and no RGB conversion in the page), as one
+message of the service's frame format (:mod:`webml.serve.frames`: a u32 header length, a JSON header
+``{"format", "width", "height", "layout": [{"offset", "stride"}, ...], "colorSpace": {"matrix",
+"fullRange"}}``, the planes' bytes) with the type :data:`PLANES_TYPE`; the service converts them with
+the in-graph pieces of :mod:`webml.media` (colour conversion and resize run in a graph, the planes shared
+with the engine).  Uploaded images, and camera frames of other formats, go as before: the raw RGBA bytes
+of a canvas at the model's input size (``application/octet-stream``, no base64).  This module keeps the samples
 as PNG files in a private temporary folder, trains the same way ``webml train`` does (EfficientNet-Lite0
 features, a trainable softmax head, Adam) in a thread, reports the progress per epoch, classifies
 preview frames with the trained classifier and exports it as ONNX, as webml's ``.npz`` or as a web folder.
@@ -11,7 +17,7 @@ is sent, the page's own origin, so a page of another origin cannot use them — 
 CORS preflight the service never answers):
 
 * ``GET info`` — ``{"image_size": 224}``: the frame size the page sends;
-* ``POST samples`` — one frame; ``{"id": N}``;
+* ``POST samples`` — one frame (planes, or RGBA); ``{"id": N}``;
 * ``POST train`` — ``{"classes": [{"name": ..., "samples": [ids]}], "epochs": E}``; training starts;
 * ``GET status`` — the state (``idle``, ``embedding``, ``training``, ``done``, ``error``), epochs and history;
 * ``POST predict`` — one frame; ``{"classes": [...], "probabilities": [...]}``;
@@ -39,13 +45,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["MAX_EPOCHS", "MAX_SAMPLES", "Teach", "routes"]
+__all__ = ["MAX_EPOCHS", "MAX_PLANES_SIDE", "MAX_SAMPLES", "PLANES_TYPE", "Teach", "routes"]
 
 #: Samples the service keeps at most (one session's worth: 224x224 PNGs).
 MAX_SAMPLES = 2000
 MAX_EPOCHS = 200
 MAX_CLASSES = 32
 MAX_TRAIN_REQUEST_BYTES = 1 << 20
+#: The media type of a frame sent as planes (I420 / NV12, VideoFrame.copyTo's layout).
+PLANES_TYPE = "application/x-webml-planes"
+#: The largest side of a frame sent as planes (a camera's square crop; 2048 is more than any webcam's height).
+MAX_PLANES_SIDE = 2048
+_MAX_PLANES_BYTES = MAX_PLANES_SIDE * MAX_PLANES_SIDE * 3 // 2 + (64 << 10)  # 4:2:0, with room for padding
 _EPOCH_LINE = re.compile(r"epoch\s+(\d+)/(\d+).*?loss ([0-9.naif+-]+)(?: val_accuracy ([0-9.]+))?")
 
 
@@ -91,6 +102,8 @@ class Teach:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: One computation at a time on the Teach context (training, a preview frame, an export).
     compute: threading.Lock = field(default_factory=threading.Lock)
+    #: One frame conversion at a time (the FrameRunner's graphs and tensors are one caller's).
+    convert: threading.Lock = field(default_factory=threading.Lock)
     samples: dict[int, Path] = field(default_factory=dict)
     state: str = "idle"
     message: str = ""
@@ -102,6 +115,7 @@ class Teach:
     _next: int = 1
     _context: Any = None
     _base: Any = None
+    _runner: Any = None
 
     def __post_init__(self) -> None:
         weakref.finalize(self, shutil.rmtree, str(self.folder), True)  # the samples go with the service
@@ -129,18 +143,43 @@ class Teach:
 
     # -- frames ---------------------------------------------------------------------------------
 
-    def frame(self, data: bytes) -> Any:
-        """A PIL image from one frame: ``image_size``² RGBA bytes (a canvas's ImageData)."""
+    def frame(self, data: bytes | bytearray, kind: str = "rgba") -> Any:
+        """A PIL image from one frame: ``image_size``² RGBA bytes (a canvas's ImageData), or with
+        ``kind="planes"`` a message of planes (see the module's notes)."""
         from PIL import Image
 
+        if kind == "planes":
+            return self._from_planes(data)
         size = self.image_size
         if len(data) != size * size * 4:
             raise TeachError(f"a frame is {size}x{size} RGBA: {size * size * 4} bytes, not {len(data)}")
         rgba = np.frombuffer(data, np.uint8).reshape(size, size, 4)
         return Image.fromarray(np.ascontiguousarray(rgba[:, :, :3]), "RGB")
 
-    def add_sample(self, data: bytes) -> int:
-        image = self.frame(data)
+    def _from_planes(self, data: bytes | bytearray) -> Any:
+        """Planes -> RGB at the model's input size, by a graph of :mod:`webml.media` (no crop: the page
+        sends the square it wants)."""
+        from PIL import Image
+
+        from ..media.colour import Preprocess
+        from ..media.pipeline import FrameRunner
+        from .frames import FrameError, decode
+
+        try:
+            header, payload = decode(data, max_header_bytes=4096, max_message_bytes=_MAX_PLANES_BYTES)
+        except FrameError as exc:
+            raise TeachError(f"a planes frame: {exc}") from None
+        layout, arrays, colour = _planes(header, payload)
+        size = self.image_size
+        with self.convert:
+            if self._runner is None:
+                self._runner = FrameRunner(self.context(), lambda b, x: {"rgb": x}, Preprocess(size=(size, size)))
+            rgb = self._runner.run_planes(layout, arrays, colour)["rgb"][0]
+        pixels = np.clip(np.rint(rgb), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+
+    def add_sample(self, data: bytes | bytearray, kind: str = "rgba") -> int:
+        image = self.frame(data, kind)
         with self.lock:
             if len(self.samples) >= MAX_SAMPLES:
                 raise TeachError(f"the Teach page keeps at most {MAX_SAMPLES} samples", 409)
@@ -224,9 +263,9 @@ class Teach:
                 raise TeachError("no trained classifier yet: train first", 409)
             return self.classifier
 
-    def predict(self, data: bytes) -> dict[str, Any]:
+    def predict(self, data: bytes | bytearray, kind: str = "rgba") -> dict[str, Any]:
         classifier = self._trained()
-        image = self.frame(data)
+        image = self.frame(data, kind)
         with self.compute:
             p = classifier.probabilities(self.context(), self.base()([image]))[0]
         return {"classes": list(classifier.class_names), "probabilities": [float(v) for v in p]}
@@ -278,14 +317,19 @@ def _same_origin(request: Request) -> None:
         raise TeachError(f"the Teach API is for its own page, not {origin[:100]!r}", 403)
 
 
-async def _body(request: Request, teach: Teach) -> bytes:
-    limit = teach.image_size * teach.image_size * 4
-    data = bytearray()
+def _kind(request: Request) -> str:
+    """"planes" for a frame of planes (PLANES_TYPE), else "rgba"."""
+    return "planes" if request.headers.get("content-type", "").split(";")[0].strip() == PLANES_TYPE else "rgba"
+
+
+async def _body(request: Request, teach: Teach) -> bytearray:
+    limit = _MAX_PLANES_BYTES if _kind(request) == "planes" else teach.image_size * teach.image_size * 4
+    data = bytearray()  # writable: the planes' views of it are shared with the engine, not copied
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
             raise TeachError(f"a frame is at most {limit} bytes", 413)
-    return bytes(data)
+    return data
 
 
 def routes(teach: Teach | None = None) -> list[Route]:
@@ -308,7 +352,7 @@ def routes(teach: Teach | None = None) -> list[Route]:
 
     async def samples(request: Request) -> Response:
         data = await _body(request, teach)
-        return JSONResponse({"id": await anyio.to_thread.run_sync(teach.add_sample, data)})
+        return JSONResponse({"id": await anyio.to_thread.run_sync(teach.add_sample, data, _kind(request))})
 
     async def train(request: Request) -> Response:
         body = bytearray()
@@ -328,7 +372,7 @@ def routes(teach: Teach | None = None) -> list[Route]:
 
     async def predict(request: Request) -> Response:
         data = await _body(request, teach)
-        return JSONResponse(await anyio.to_thread.run_sync(teach.predict, data))
+        return JSONResponse(await anyio.to_thread.run_sync(teach.predict, data, _kind(request)))
 
     async def export(request: Request) -> Response:
         kind = request.query_params.get("format", "onnx")
@@ -344,3 +388,42 @@ def routes(teach: Teach | None = None) -> list[Route]:
         Route("/teach/api/export", handler(export, False)),
     ]
 
+
+
+#: WebCodecs' VideoColorSpace matrices -> webml.media's (BT.601's 525- and 625-line forms are one matrix).
+_MATRICES = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601"}
+
+
+def _planes(header: dict[str, Any], payload: memoryview) -> tuple[Any, list[np.ndarray], Any]:
+    """The layout, plane arrays (views of ``payload``) and colour space of a planes frame; TeachError if bad."""
+    from ..media.frames import ColourSpace, frame_layout
+
+    fmt, width, height, planes = (header.get(k) for k in ("format", "width", "height", "layout"))
+    if fmt not in ("I420", "NV12"):
+        raise TeachError(f"a planes frame: format must be I420 or NV12, got {str(fmt)[:20]!r}")
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= MAX_PLANES_SIDE:
+            raise TeachError(f"a planes frame: {name} must be an integer from 2 to {MAX_PLANES_SIDE}")
+    count = 3 if fmt == "I420" else 2
+    if not isinstance(planes, list) or len(planes) != count or not all(isinstance(p, dict) for p in planes):
+        raise TeachError(f"a planes frame: layout must list {count} planes as {{offset, stride}}")
+    offsets, strides = [p.get("offset") for p in planes], [p.get("stride") for p in planes]
+    for value in offsets + strides:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TeachError("a planes frame: offsets and strides must be non-negative integers")
+    try:
+        layout = frame_layout(fmt, width, height, strides, where="a planes frame")
+    except ValueError as exc:  # odd sizes, strides shorter than a row
+        raise TeachError(str(exc)) from None
+    arrays = []
+    for plane, offset in zip(layout.planes, offsets):
+        end = offset + plane.rows * plane.row_bytes
+        if end > len(payload):
+            raise TeachError(f"a planes frame: plane {plane.name!r} ends at byte {end}, the data has {len(payload)}")
+        arrays.append(np.frombuffer(payload, np.uint8, plane.rows * plane.row_bytes, offset).reshape(plane.rows, -1))
+    space = header.get("colorSpace") or {}
+    if not isinstance(space, dict):
+        raise TeachError("a planes frame: colorSpace must be an object")
+    # Unknown (null) is what Chromium reports for most cameras: BT.601, limited range, as its own drawImage assumes.
+    matrix = _MATRICES.get(space.get("matrix"), "bt601")
+    return layout, arrays, ColourSpace(matrix, "full" if space.get("fullRange") is True else "limited")

@@ -125,16 +125,22 @@ def build(
     """
     b = webml.MLGraphBuilder(context)
     x = b.input("image", {"dataType": "float32", "shape": [batch, 3, image_size, image_size]})
-    pooled = add_features(b, params, x, padding=padding)
     if features:
-        return b.build({"features": pooled})
+        return b.build({"features": add_features(b, params, x, padding=padding)})
+    return b.build({"logits": add_classifier(b, params, x, padding=padding)})
+
+
+def add_classifier(
+    b: webml.MLGraphBuilder, params: dict[str, np.ndarray], x: webml.MLOperand, *, padding: str = "same"
+) -> webml.MLOperand:
+    """The whole network added to ``b``: ``x`` [N, 3, H, W] -> logits [N, 1000] (``padding`` as in :func:`build`)."""
+    pooled = add_features(b, params, x, padding=padding)
     weight, bias = (params[f"classifier.{n}"] for n in ("weight", "bias"))
-    logits = b.add(
+    return b.add(
         b.matmul(pooled, b.constant({"dataType": "float32", "shape": list(weight.shape)}, weight)),
         b.constant({"dataType": "float32", "shape": list(bias.shape)}, bias),
         label="classifier",
     )
-    return b.build({"logits": logits})
 
 
 def add_features(
@@ -335,24 +341,81 @@ def _run(context: webml.MLContext, images: Sequence[ImageLike] | ImageLike, feat
     return context.compute(graph, {"image": inputs})["features" if features else "logits"]
 
 
+def _is_frame(image: Any) -> bool:
+    return type(image).__name__ == "VideoFrame" and type(image).__module__.startswith("av.")
+
+
 def classify(
     context: webml.MLContext, images: Sequence[ImageLike] | ImageLike, top_k: int = 5
 ) -> list[list[tuple[str, float]]]:
     """The ``top_k`` ImageNet classes of each photo, most probable first, as (name, softmax probability).
 
-    Names are the first of each class's synonyms (``"tabby"`` for ``"tabby, tabby cat"``).
+    Names are the first of each class's synonyms (``"tabby"`` for ``"tabby, tabby cat"``).  PyAV
+    ``VideoFrame`` objects are taken too: they go through :class:`FrameClassifier`, their planes
+    into the graph as the decoder wrote them.
     """
-    if not isinstance(top_k, int) or not 1 <= top_k <= CLASSES:
+    _check_top_k(top_k)
+    if _is_frame(images):
+        images = [images]
+    if isinstance(images, Sequence) and images and all(_is_frame(i) for i in images):
+        classifier = FrameClassifier(context, top_k=top_k)
+        try:
+            return [classifier(frame) for frame in images]
+        finally:
+            classifier.close()
+    logits = _run(context, images, features=False)
+    return [top_classes(row, top_k) for row in logits]
+
+
+def _check_top_k(top_k: object) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= CLASSES:
         raise ValueError(f"top_k must be an integer from 1 to {CLASSES}, not {top_k!r}")
-    logits = _run(context, images, features=False).astype(np.float64)
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
+
+
+def top_classes(logits: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
+    """The ``top_k`` (class name, softmax probability) of one row of logits, most probable first."""
+    row = logits.astype(np.float64).reshape(-1)
+    probabilities = np.exp(row - row.max())
+    probabilities /= probabilities.sum()
     names = class_names()
-    results = []
-    for row in probabilities:
-        top = np.argsort(-row, kind="stable")[:top_k]
-        results.append([(names[i].split(",")[0], float(row[i])) for i in top])
-    return results
+    top = np.argsort(-probabilities, kind="stable")[:top_k]
+    return [(names[i].split(",")[0], float(probabilities[i])) for i in top]
+
+
+def frame_preprocess(layout: Any) -> Any:
+    """The network's input from a frame (:class:`webml.media.colour.Preprocess`), as :func:`preprocess`
+    treats a photo: the central 224/256 of the shorter side, resized to 224 square, ``(x - 127) / 128``."""
+    from ..media.colour import Preprocess, centre_crop
+
+    return Preprocess(
+        size=(IMAGE_SIZE, IMAGE_SIZE),
+        crop=centre_crop(layout.width, layout.height, CROP_FRACTION, even=True),
+        mean=(MEAN,) * 3,
+        std=(STD,) * 3,
+    )
+
+
+class FrameClassifier:
+    """EfficientNet-Lite0 on video frames: the frame pieces of :mod:`webml.media` in front of the network,
+    one graph per frame geometry, each frame's planes shared with the backend (no host copy on
+    onnxruntime and openvino).  Call it with a PyAV ``VideoFrame``; :attr:`runner` has the timings.
+
+    ``params``: the network's parameters (default: the pretrained ones, read once).
+    """
+
+    def __init__(self, context: webml.MLContext, params: dict[str, np.ndarray] | None = None, top_k: int = 5) -> None:
+        from ..media.pipeline import FrameRunner
+
+        _check_top_k(top_k)
+        self.top_k = top_k
+        params = pretrained_parameters() if params is None else params
+        self.runner = FrameRunner(context, lambda b, x: {"logits": add_classifier(b, params, x)}, frame_preprocess)
+
+    def __call__(self, frame: Any) -> list[tuple[str, float]]:
+        return top_classes(self.runner.run(frame)["logits"], self.top_k)
+
+    def close(self) -> None:
+        self.runner.close()
 
 
 def extract_features(context: webml.MLContext, images: Sequence[ImageLike] | ImageLike) -> np.ndarray:

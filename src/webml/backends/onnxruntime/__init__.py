@@ -205,6 +205,21 @@ class OnnxRuntimeBackend(Backend):
     def constant_data(self, handle: OrtTensor) -> np.ndarray:
         return from_storage(handle.array, handle.data_type)
 
+    # Host memory: an OrtValue made by ortvalue_from_numpy points at the array's own memory (CPU, C order).
+    host_memory = True
+
+    def import_host_array(self, desc: OperandDesc, array: np.ndarray) -> OrtTensor | None:
+        if array.dtype != storage_dtype(desc.data_type) or not array.flags.c_contiguous:
+            return None  # the 4-bit types are int8 values here, not packed storage
+        tensor = OrtTensor(array, desc.data_type)
+        return tensor if tensor.value.data_ptr() == array.ctypes.data else None
+
+    def host_view(self, handle: OrtTensor) -> np.ndarray | None:
+        return None if handle.data_type in ("int4", "uint4") else handle.array
+
+    def data_pointer(self, handle: OrtTensor) -> int | None:
+        return handle.value.data_ptr()
+
     def release_tensor(self, handle: OrtTensor) -> None:
         for graph in list(handle.bound_by):  # a cached binding would keep the memory alive
             graph.forget_binding()

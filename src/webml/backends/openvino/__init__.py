@@ -243,6 +243,22 @@ class OpenVinoBackend(Backend):
     def constant_data(self, handle: OvTensor) -> np.ndarray:
         return from_storage(handle.array, handle.data_type)
 
+    # Host memory: ov.Tensor(array, shared_memory=True) uses a writable array's memory in place; a
+    # read-only one (a bytes object, a read-only DLPack tensor) it refuses, and import_tensor copies.
+    host_memory = True
+
+    def import_host_array(self, desc: OperandDesc, array: np.ndarray) -> OvTensor | None:
+        if array.dtype != storage_dtype(desc.data_type) or not array.flags.c_contiguous or not array.flags.writeable:
+            return None
+        tensor = OvTensor(array, desc.data_type)
+        return tensor if tensor.value.data.ctypes.data == array.ctypes.data else None
+
+    def host_view(self, handle: OvTensor) -> np.ndarray | None:
+        return None if handle.data_type in ("int4", "uint4") else handle.array
+
+    def data_pointer(self, handle: OvTensor) -> int | None:
+        return handle.value.data.ctypes.data
+
     def release_tensor(self, handle: OvTensor) -> None:
         handle.value = None  # type: ignore[assignment]
         handle.array = None  # type: ignore[assignment]

@@ -103,6 +103,14 @@ class ReferenceBackend(Backend):
     def constant_data(self, handle: HostTensor) -> np.ndarray:
         return handle.array
 
+    # No host_memory: the oracle keeps arrays of its own (a dispatch gives an output a new array), so
+    # import_tensor copies into one, counted; host_view exports the array it holds at the time.
+    def host_view(self, handle: HostTensor) -> np.ndarray | None:
+        return handle.array
+
+    def data_pointer(self, handle: HostTensor) -> int | None:
+        return handle.array.ctypes.data
+
     def release_tensor(self, handle: HostTensor) -> None:
         handle.array = None  # type: ignore[assignment]
 

@@ -1,11 +1,15 @@
 // The Teach page: record samples per class, train in the webml service, preview, export.
-// Frames are the model's input size (from /teach/api/info), sent as raw RGBA bytes (no base64).
+// Camera frames go as the planes VideoFrame.copyTo gives (I420 or NV12, the central square: no canvas,
+// no RGB conversion in the page); the service converts them inside a graph (webml.media). Uploaded
+// images (and camera frames of another format) go as raw RGBA bytes at the model's input size.
 
 const api = (path) => `/teach/api/${path}`;
 const WRITE = { "X-Webml-Teach": "1" };
 const $ = (id) => document.getElementById(id);
 
-const state = { size: 224, classes: [], nextClass: 1, trained: false, predicting: false, stream: null };
+const state = { size: 224, classes: [], nextClass: 1, trained: false, predicting: false, stream: null,
+  sent: { planes: 0, rgba: 0 } };
+const PLANES_TYPE = "application/x-webml-planes";
 window.teach = state; // for tests and the curious
 
 async function call(path, options = {}) {
@@ -27,18 +31,64 @@ function drawSquare(source, width, height) {
   return frameContext.getImageData(0, 0, state.size, state.size);
 }
 
-function cameraFrame() {
-  const video = $("camera");
-  if (!state.stream || video.readyState < 2 || !video.videoWidth) return null;
-  return drawSquare(video, video.videoWidth, video.videoHeight);
+// One message of the service's frame format: u32 little-endian header length, JSON header, the bytes.
+function framed(header, data) {
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(4 + head.length + data.byteLength);
+  new DataView(out.buffer).setUint32(0, head.length, true);
+  out.set(head, 4);
+  out.set(data, 4 + head.length);
+  return out;
 }
 
-function thumbnail(imageData) {
+// The central square of a camera frame as its planes (WebCodecs VideoFrame.copyTo), or null when the
+// frame is not I420 / NV12 (then the canvas path is used). Offsets are even: 4:2:0 chroma covers 2x2.
+async function cameraPlanes(video) {
+  if (typeof VideoFrame === "undefined") return null;
+  const frame = new VideoFrame(video);
+  try {
+    if (frame.format !== "I420" && frame.format !== "NV12") return null;
+    const { x, y, width, height } = frame.visibleRect;
+    const side = Math.min(width, height) & ~1;
+    const rect = { x: x + (((width - side) / 2) & ~1), y: y + (((height - side) / 2) & ~1), width: side, height: side };
+    const data = new Uint8Array(frame.allocationSize({ rect }));
+    const layout = await frame.copyTo(data, { rect });
+    const { matrix, fullRange } = frame.colorSpace;
+    const header = { format: frame.format, width: side, height: side, layout, colorSpace: { matrix, fullRange } };
+    return { body: framed(header, data), type: PLANES_TYPE, kind: "planes" };
+  } finally {
+    frame.close();
+  }
+}
+
+function thumbnailOf(draw) {
   const c = document.createElement("canvas");
   c.width = c.height = state.size;
-  c.getContext("2d").putImageData(imageData, 0, 0);
+  draw(c.getContext("2d"));
   c.setAttribute("aria-hidden", "true");
   return c;
+}
+
+function rgbaSample(imageData) {
+  return { body: imageData.data, type: "application/octet-stream", kind: "rgba",
+    thumbnail: () => thumbnailOf((g) => g.putImageData(imageData, 0, 0)) };
+}
+
+// A sample of the camera now: its planes, else a canvas's RGBA. The thumbnail is for the page only.
+async function cameraSample() {
+  const video = $("camera");
+  if (!state.stream || video.readyState < 2 || !video.videoWidth) return null;
+  const planes = await cameraPlanes(video);
+  if (!planes) return rgbaSample(drawSquare(video, video.videoWidth, video.videoHeight));
+  const side = Math.min(video.videoWidth, video.videoHeight);
+  const sx = (video.videoWidth - side) / 2, sy = (video.videoHeight - side) / 2;
+  planes.thumbnail = () => thumbnailOf((g) => g.drawImage(video, sx, sy, side, side, 0, 0, state.size, state.size));
+  return planes;
+}
+
+function send(path, sample) {
+  state.sent[sample.kind] += 1;
+  return call(path, { method: "POST", headers: { ...WRITE, "Content-Type": sample.type }, body: sample.body });
 }
 
 // -- classes -----------------------------------------------------------------------------------
@@ -48,16 +98,13 @@ function renderCount(cls) {
   cls.element.querySelector(".count").textContent = `${n} sample${n === 1 ? "" : "s"}`;
 }
 
-async function addSample(cls, imageData) {
-  const { id } = await call("samples", {
-    method: "POST",
-    headers: { ...WRITE, "Content-Type": "application/octet-stream" },
-    body: imageData.data,
-  });
+async function addSample(cls, sample) {
+  const thumb = sample.thumbnail();
+  const { id } = await send("samples", sample);
   if (!state.classes.includes(cls)) return;
   cls.samples.push(id);
   const thumbs = cls.element.querySelector(".thumbs");
-  thumbs.append(thumbnail(imageData));
+  thumbs.append(thumb);
   while (thumbs.children.length > 24) thumbs.firstChild.remove();
   renderCount(cls);
 }
@@ -68,9 +115,9 @@ function startRecording(cls, button) {
   button.setAttribute("aria-pressed", "true");
   const tick = async () => {
     if (!cls.recording) return;
-    const frame = cameraFrame();
-    if (frame) {
-      try { await addSample(cls, frame); } catch (e) { $("camera-status").textContent = `Recording failed: ${e.message}`; }
+    const sample = await cameraSample();
+    if (sample) {
+      try { await addSample(cls, sample); } catch (e) { $("camera-status").textContent = `Recording failed: ${e.message}`; }
     }
     if (cls.recording) cls.timer = setTimeout(tick, 80);
   };
@@ -106,7 +153,7 @@ function addClass(name) {
   element.querySelector(".upload-input").addEventListener("change", async (e) => {
     for (const file of e.target.files) {
       const bitmap = await createImageBitmap(file);
-      await addSample(cls, drawSquare(bitmap, bitmap.width, bitmap.height));
+      await addSample(cls, rgbaSample(drawSquare(bitmap, bitmap.width, bitmap.height)));
     }
     e.target.value = "";
   });
@@ -215,10 +262,10 @@ async function predictLoop() {
   if (state.predicting) return;
   state.predicting = true;
   while (state.trained) {
-    const frame = cameraFrame();
-    if (frame) {
+    const sample = await cameraSample();
+    if (sample) {
       try {
-        showPrediction(await call("predict", { method: "POST", headers: { ...WRITE, "Content-Type": "application/octet-stream" }, body: frame.data }));
+        showPrediction(await send("predict", sample));
       } catch (e) { $("top-prediction").textContent = `Prediction failed: ${e.message}`; state.trained = false; }
     }
     await new Promise((r) => setTimeout(r, 150));
