@@ -400,6 +400,57 @@ class Trainer:
         cur = self._sets[self._current]
         return {n: {k: self.context.read_tensor(cur[f"state:{n}:{k}"]) for k in s} for n, s in self._states.items()}
 
+    def set_parameters(self, params: Mapping[str, Any]) -> None:
+        """Replace the parameters with ``params`` (the same names and shapes as the model's, finite float32).
+
+        The optimizer's state and the step count are kept (see
+        :meth:`reset_optimizer_state`).  Federated clients use this to start
+        each round from the global model.
+
+        >>> import numpy as np, webml
+        >>> from webml.train import Trainer, SGD
+        >>> def forward(b, params, x):
+        ...     return b.matmul(x, params["w"])
+        >>> t = Trainer(webml.ml.create_context(), forward, {"w": np.zeros((2, 1), np.float32)}, SGD(0.1),
+        ...             loss="mse", batch_size=1, input_shape=[2])
+        >>> t.set_parameters({"w": np.array([[1], [2]], np.float32)})
+        >>> t.predict(np.array([[1, 1]], np.float32))
+        array([[3.]], dtype=float32)
+        >>> t.set_parameters({"w": np.zeros((1, 2), np.float32)})
+        Traceback (most recent call last):
+        ...
+        ValueError: set_parameters: parameter 'w' has shape [1, 2], the model expects [2, 1]
+        """
+        checked = _check_params(params, "set_parameters")
+        self._check_names_and_shapes(checked, "set_parameters", "given")
+        self._write_parameters(checked)
+
+    def reset_optimizer_state(self) -> None:
+        """Start the optimizer afresh from the current parameters: its initial state and a step count of 0."""
+        cur = self._sets[self._current]
+        current = self.parameters()
+        for n, a in current.items():
+            for k, v in _check_state(self.optimizer, n, a).items():
+                self.context.write_tensor(cur[f"state:{n}:{k}"], v)
+        self.context.write_tensor(cur["step"], np.zeros((), np.float32))
+
+    def _check_names_and_shapes(self, params: Mapping[str, np.ndarray], where: str, what: str) -> None:
+        missing = [n for n in self._initial if n not in params]
+        extra = [n for n in params if n not in self._initial]
+        if missing or extra:
+            raise ValueError(
+                f"{where}: the {what} parameters do not match the model's: "
+                + "; ".join(
+                    p for p in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if p
+                )
+            )
+        for n, a in params.items():
+            if a.shape != self._initial[n].shape:
+                raise ValueError(
+                    f"{where}: parameter {n!r} has shape {list(a.shape)}, "
+                    f"the model expects {list(self._initial[n].shape)}"
+                )
+
     def _write_parameters(self, params: Mapping[str, np.ndarray]) -> None:
         cur = self._sets[self._current]
         for n, a in params.items():

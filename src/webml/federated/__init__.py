@@ -1,0 +1,1 @@
+"""Federated training with Flower around webml's Trainer."""
