@@ -282,7 +282,10 @@ def _ray(address: str | None, workers: int) -> Iterator[Any]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage statistics sent anywhere
     # Quiet: a FutureWarning on every start.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    import ray
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("webml batch runs on Ray, not installed here: pip install 'webml[batch]'") from None
 
     if ray.is_initialized():
         yield ray
