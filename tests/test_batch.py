@@ -136,7 +136,8 @@ def _photos(root: Path, n: int) -> list[Path]:
     """``n`` photo files (JPEG and PNG) cut from scikit-image's sample photos, in two sub-folders."""
     from webml.zoo.efficientnet_lite import sample_image_path
 
-    sources = [Image.open(sample_image_path(s)).convert("RGB") for s in ("chelsea", "coffee", "astronaut", "motorcycle_left")]
+    names = ("chelsea", "coffee", "astronaut", "motorcycle_left")
+    sources = [Image.open(sample_image_path(s)).convert("RGB") for s in names]
     files = []
     for i in range(n):
         image = sources[i % len(sources)]
@@ -238,6 +239,27 @@ def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluste
         np.testing.assert_allclose(row["probabilities"], [p for _, p in want["top"]], atol=1e-6)
 
 
+def test_a_webml_train_classifier_runs_as_one_graph_and_equals_webml_classify_model(cluster, tmp_path, capsys):
+    from webml.train.transfer import TransferClassifier
+
+    head = {"w": (RNG.standard_normal((1280, 3)) * 0.05).astype(np.float32), "b": np.zeros(3, np.float32)}
+    path = tmp_path / "pets.npz"
+    TransferClassifier(["cat", "cup", "other"], head, "efficientnet-lite0",
+                       {"kind": "efficientnet-lite0", "center_crop": True}).save(path)
+    photos = _photos(tmp_path / "photos", 10)
+    summary = webml.batch.run(path, tmp_path / "photos", tmp_path / "out", address=cluster, top_k=3, batch_size=4)
+    assert summary.items == 10 and not summary.failures and set(summary.graph_builds.values()) == {1}
+    rows = _rows(tmp_path / "out")
+    capsys.readouterr()
+    assert webml_main(["-q", "classify", "--json", "--model", str(path), "--top-k", "3", *map(str, photos)]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        want = json.loads(line)
+        row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
+        # classify runs base and head as two graphs, batch runs them as one: the same sums, float32 rounding apart.
+        assert row["labels"] == [label for label, _ in want["top"]]
+        np.testing.assert_allclose(row["probabilities"], [p for _, p in want["top"]], atol=1e-5)
+
+
 def test_parquet_rows_equal_onnx_runtime_and_a_bad_row_is_reported(cluster, tmp_path):
     model = _two_input_model(tmp_path / "two.onnx")
     n = 60
@@ -300,7 +322,7 @@ def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model
         (["MODEL", "MIXED", "OUT"], "mixes kinds of files (1 images, 1 npy)"),
         (["MODEL", "DATA", "FULL"], "is a folder that is not empty"),
         (["MODEL", "DATA", "OUT", "--labels", "LABELS"], "labels and normalize go with images"),
-        (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "M"),
+        (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "--free-dim names 'M', which the model's inputs do not have"),
         (["MODEL", "nowhere", "OUT"], "INPUT 'nowhere' does not exist"),
     ],
 )
@@ -343,3 +365,13 @@ def test_api_arguments_are_checked_by_name(model, tmp_path):
     with pytest.raises(TypeError, match="model must be a path"):
         webml.batch.run(3, tmp_path / "data", tmp_path / "out")
     assert not ray.is_initialized()
+
+
+def test_help_has_examples_and_imports_neither_ray_nor_the_api():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "webml.cli", "batch", "--help"],
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "webml batch - photos/ out/" in result.stdout.split("examples:\n", 1)[1]
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert "webml.cli.batch" in imported
+    assert not {"ray", "pyarrow", "onnxruntime", "webml.api", "webml.batch"} & imported

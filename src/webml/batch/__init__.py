@@ -132,6 +132,7 @@ def run(
     items = find_items(input)
     out_dir = _check_out(out)
     spec = _model_spec(model, items, backend, top_k, labels, normalize, dict(free_dimensions or {}), id_column)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once everything was checked
     start = time.perf_counter()
     with _ray(address, workers) as ray:
         import ray.data
@@ -166,7 +167,6 @@ def _check_out(out: str | os.PathLike[str]) -> Path:
         raise ValueError(f"out {str(out)!r} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()):
         raise ValueError(f"out {str(out)!r} is a folder that is not empty; give a new or empty one")
-    path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
 
 
@@ -206,8 +206,13 @@ def _model_spec(
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model {str(model)!r}: no such file")
+    if path.suffix.lower() == ".npz":
+        return _head_spec(str(path.resolve()), items, backend, top_k, labels, normalize, free)
     if path.suffix.lower() != ".onnx":
-        raise ValueError(f"model {str(model)!r}: webml batch runs ONNX models (.onnx) and {LITE!r}")
+        raise ValueError(
+            f"model {str(model)!r}: webml batch runs ONNX models (.onnx), classifiers made by webml train (.npz) "
+            f"and {LITE!r}"
+        )
     context = webml.ml.create_context(backend=backend)
     model_file = str(path.resolve())
     free = {**_batch_dimensions(model_file), **free}
@@ -232,6 +237,28 @@ def _model_spec(
                 f"(its columns: {items.columns}; one per model input and the id column {id_column!r})"
             )
     return ModelSpec("onnx", model_file, backend, free_dimensions=free, inputs=inputs, outputs=outputs)
+
+
+def _head_spec(model_file, items, backend, top_k, labels, normalize, free) -> ModelSpec:
+    """A classifier written by ``webml train`` (.npz) on the EfficientNet-Lite0 base."""
+    from ..train.transfer import is_classifier_file, load_classifier
+
+    if not is_classifier_file(model_file):
+        raise ValueError(f"model {model_file!r} is not a classifier written by webml train")
+    if items.kind != "images":
+        raise ValueError(f"model {model_file!r} classifies images; the input holds {items.kind} files")
+    if labels is not None or normalize is not None or free:
+        raise ValueError("labels, normalize and free_dimensions do not go with a webml train classifier")
+    classifier = load_classifier(model_file)
+    if classifier.base_spec.get("kind") != "efficientnet-lite0":
+        raise ValueError(
+            f"model {model_file!r} was trained on the base {classifier.base_name!r}; webml batch runs .npz "
+            "classifiers of the efficientnet-lite0 base (for others, give the ONNX model of base and head)"
+        )
+    classes = len(classifier.class_names)
+    if not 1 <= top_k <= classes:
+        raise ValueError(f"top_k must be from 1 to {classes} (the classifier has {classes} classes), got {top_k}")
+    return ModelSpec("head", model_file, backend, top_k=top_k)
 
 
 def _batch_dimensions(model_file: str) -> dict[str, int]:

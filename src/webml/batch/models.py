@@ -14,6 +14,9 @@ in one item never stops the others.
   :func:`webml.zoo.efficientnet_lite.classify` does;
 * :class:`OnnxClassifierRunner`: an ONNX image classifier, one image per
   compute, prepared and scored as ``webml classify --model`` does;
+* :class:`HeadRunner`: a classifier trained by ``webml train`` (``.npz``) on
+  EfficientNet-Lite0, base and head in one graph (as ``webml train`` exports
+  it to ONNX), one image per compute;
 * :class:`OnnxRunner`: any ONNX model of one or more inputs on ``.npy``
   files (one input) or Parquet rows (a column per input), one item per
   compute, as ``webml run`` does, so outputs are the same bit for bit.
@@ -44,7 +47,7 @@ Result = dict[str, Any] | str  # result columns, or the item's error message
 class ModelSpec:
     """The model a batch run uses, as the driver checked it (picklable: it travels to the workers)."""
 
-    kind: str  # "lite", "onnx-classifier" or "onnx"
+    kind: str  # "lite", "onnx-classifier", "head" or "onnx"
     path: str | None = None
     backend: str | None = None
     top_k: int = 5
@@ -63,6 +66,8 @@ def make_runner(spec: ModelSpec, context: Any, batch_size: int) -> Any:
         return LiteRunner(context, spec, batch_size)
     if spec.kind == "onnx-classifier":
         return OnnxClassifierRunner(context, spec)
+    if spec.kind == "head":
+        return HeadRunner(context, spec)
     if spec.kind == "onnx":
         return OnnxRunner(context, spec)
     raise ValueError(f"unknown model kind {spec.kind!r}")
@@ -171,6 +176,38 @@ class OnnxClassifierRunner:
         return results
 
 
+class HeadRunner:
+    """A ``webml train`` classifier on EfficientNet-Lite0: base and head built as one graph, one image each."""
+
+    def __init__(self, context: Any, spec: ModelSpec) -> None:
+        from ..train.embeddings import EfficientNetLite0Features
+        from ..train.export import INPUT_NAME, OUTPUT_NAME, classifier_graph
+        from ..train.transfer import load_classifier
+
+        classifier = load_classifier(spec.path)
+        self.graph = classifier_graph(context, classifier)
+        self.builds = 1
+        self.context, self.spec, self.names = context, spec, list(classifier.class_names)
+        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
+        crop = bool(classifier.base_spec.get("center_crop", True))
+        self.pixels = EfficientNetLite0Features(context, center_crop=crop).pixels  # the base's preprocessing
+
+    def run(self, paths: Sequence[str]) -> list[Result]:
+        results: list[Result] = []
+        for path in paths:
+            try:
+                x = self.pixels([path])
+            except Exception as exc:
+                message = _image_error(exc)
+                if message is None:
+                    raise
+                results.append(message)
+                continue
+            probs = self.context.compute(self.graph, {self.input_name: x})[self.output_name][0]
+            results.append(_top(probs.astype(np.float64), self.spec.top_k, self.names))
+        return results
+
+
 class OnnxRunner:
     """Any ONNX model, one item per compute, on a graph built once with every dimension fixed."""
 
@@ -236,7 +273,10 @@ def describe_onnx(path: str, context: Any, free_dimensions: dict[str, int]) -> t
     """
     import webml.onnx
 
-    graph = webml.onnx.load(os.fspath(path), context, free_dimensions=free_dimensions, input_shapes={})
+    try:
+        graph = webml.onnx.load(os.fspath(path), context, free_dimensions=free_dimensions, input_shapes={})
+    except webml.onnx.OnnxImportError as exc:
+        raise ValueError(f"model {Path(path).name!r}: {str(exc).removeprefix('webml.onnx.load: ')}") from None
     inputs = {n: (d.data_type, tuple(d.shape)) for n, d in graph.input_descriptors.items()}
     outputs = {n: (d.data_type, tuple(d.shape)) for n, d in graph.output_descriptors.items()}
     graph.destroy()

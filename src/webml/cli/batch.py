@@ -91,8 +91,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _option_names(message: str) -> str:
     """The API's argument names in a message said as the command's options."""
-    for api, option in (("batch_size", "--batch-size"), ("top_k", "--top-k"), ("free_dimensions", "--free-dim"),
-                        ("id_column", "--id-column"), ("address", "--address"), ("labels", "--labels")):
+    message = message.replace("free_dimensions", "--free-dim")
+    options = (("batch_size", "--batch-size"), ("top_k", "--top-k"), ("id_column", "--id-column"),
+               ("address", "--address"), ("labels", "--labels"))
+    for api, option in options:
         if message.startswith(api + " ") or message.startswith(api + ":"):
             return option + message[len(api):]
     for api, arg in (("model", "MODEL"), ("input", "INPUT"), ("out", "OUT")):
