@@ -232,16 +232,8 @@ class OnnxRunner:
         return results
 
     def _npy(self, path: str) -> dict[str, np.ndarray]:
-        from ..cli import CliError
-        from ..cli.arrays import read_input_array
-        from ..dtypes import numpy_dtype
-
         ((name, (data_type, shape)),) = self.spec.inputs.items()
-        try:
-            # The reader of `webml run`: the header checked before any byte is read, no pickles.
-            return {name: read_input_array(name, path, np.dtype(numpy_dtype(data_type)), shape)}
-        except CliError as exc:
-            raise ValueError(str(exc).replace(f"{path!r}", Path(path).name)) from None
+        return {name: read_npy(path, name, data_type, shape)}
 
     def _cells(self, row: dict[str, Any]) -> dict[str, np.ndarray]:
         from ..dtypes import numpy_dtype
@@ -263,6 +255,43 @@ class OnnxRunner:
                 )
             feeds[name] = array.reshape(shape)
         return feeds
+
+
+#: The largest ``.npy`` file read, in bytes.
+MAX_NPY_BYTES = 2**31
+
+
+def read_npy(path: str, name: str, data_type: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The array in the ``.npy`` file ``path`` for input ``name``, of exactly ``data_type`` and ``shape``.
+
+    Files come from strangers: only a regular file of at most :data:`MAX_NPY_BYTES`,
+    no pickles (``allow_pickle=False``), and the header is checked against what the
+    model takes before any data is copied (the file is memory-mapped, so a header
+    that declares more than the file holds allocates nothing).  Anything wrong is a
+    ``ValueError`` naming the input.
+    """
+    from ..dtypes import numpy_dtype
+    from ..files import RefusedFileError, open_regular_file
+
+    where = f"input {name!r}"  # the file is named by the item's id
+    try:
+        open_regular_file(path, MAX_NPY_BYTES).close()
+    except (FileNotFoundError, RefusedFileError) as exc:
+        raise ValueError(f"{where} {getattr(exc, 'reason', 'does not exist')}") from None
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:  # numpy parses the header with ast
+        if "Python objects" in str(exc) or "allow_pickle" in str(exc):
+            raise ValueError(f"{where} holds Python objects (a pickle), which webml never loads") from None
+        raise ValueError(f"{where} is not a readable .npy file of numbers ({exc})") from None
+    if not isinstance(mapped, np.ndarray) or mapped.dtype.hasobject or mapped.dtype.fields is not None:
+        raise ValueError(f"{where} does not hold an array of numbers")
+    expected = np.dtype(numpy_dtype(data_type))
+    if mapped.dtype.newbyteorder("=") != expected:
+        raise ValueError(f"{where} has dtype {mapped.dtype}, the model expects {expected}")
+    if tuple(mapped.shape) != tuple(shape):
+        raise ValueError(f"{where} has shape {list(mapped.shape)}, the model expects {list(shape)}")
+    return np.array(mapped, dtype=expected)  # the copy: the file's bytes, now known to be what the model takes
 
 
 def describe_onnx(path: str, context: Any, free_dimensions: dict[str, int]) -> tuple[dict, dict]:

@@ -48,9 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import webml.batch
 
-    from .classify import _read_labels
-
-    labels = _read_labels(args.labels) if args.labels else None
+    labels = _labels(args.labels) if args.labels else None
     free = {}
     for name, value in parse_assignments(args.free_dim, "--free-dim").items():
         try:
@@ -87,6 +85,20 @@ def main(args: argparse.Namespace) -> int:
         f"{summary.seconds:.1f} s ({rate:.1f} items/s); results in {summary.out}"
     )
     return 0 if summary.succeeded else 1
+
+
+def _labels(path: str) -> list[str]:
+    """The class names in the text file ``path``, one per line (blank lines left out)."""
+    from pathlib import Path
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--labels: cannot read {path!r} ({exc})") from None
+    labels = [line.strip() for line in lines if line.strip()]
+    if not labels:
+        raise CliError(f"--labels: {path!r} is empty")
+    return labels
 
 
 def _option_names(message: str) -> str:
