@@ -359,6 +359,8 @@ def test_api_arguments_are_checked_by_name(model, tmp_path):
         ({"progress": "yes"}, TypeError, "progress must be a callable"),
         ({"address": ""}, ValueError, "address must be a Ray address"),
         ({"backend": "tpu"}, ValueError, "backend must be one of"),
+        ({"cpus_per_worker": 0}, ValueError, "cpus_per_worker must be a positive integer"),
+        ({"runtime_env": {"pip": ["webml"]}}, ValueError, "runtime_env must be a dict, given with an address"),
     ]:
         with pytest.raises(error, match=text):
             webml.batch.run(model, tmp_path / "data", tmp_path / "out", **kwargs)

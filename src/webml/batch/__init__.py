@@ -29,7 +29,7 @@ an ONNX model: the shape is in the field's ``webml.shape`` metadata), then
 (how many graphs that worker had built: 1).
 
 With no ``address`` a local Ray is started (``num_cpus`` the machine's,
-at least ``workers + 1``; no dashboard, no usage statistics) and stopped at
+at least one more than the workers take; no dashboard, no usage statistics) and stopped at
 the end; with one, the driver joins that cluster and leaves it running.  If
 this process is already connected to Ray (``ray.init`` was called), that
 connection is used and left open.  Workers import webml: locally they get the
@@ -99,6 +99,7 @@ def run(
     *,
     address: str | None = None,
     workers: int = 1,
+    cpus_per_worker: int = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
     backend: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -107,6 +108,7 @@ def run(
     normalize: str | None = None,
     free_dimensions: Mapping[str, int] | None = None,
     id_column: str = "id",
+    runtime_env: Mapping[str, Any] | None = None,
 ) -> BatchSummary:
     """Run ``model`` over every item of ``input`` on Ray and write the results in the folder ``out``.
 
@@ -115,12 +117,17 @@ def run(
     are for image classifiers (as ``webml classify``); ``free_dimensions``
     fixes an ONNX model's dynamic dimensions by name (a dynamic first
     dimension is set to 1 unless given: items run one at a time);
-    ``id_column`` names the Parquet column of identifiers.  Bad arguments
+    ``id_column`` names the Parquet column of identifiers.  Each worker
+    takes ``cpus_per_worker`` of Ray's CPUs and runs ONNX Runtime with as
+    many threads.  ``runtime_env`` (a Ray runtime environment, e.g.
+    ``{"pip": ["webml[batch]"]}``) is passed to ``ray.init`` when joining a
+    cluster at ``address``.  Bad arguments
     raise ``ValueError``/``TypeError``/``FileNotFoundError`` naming the
     argument before Ray starts; failed items are in the summary's
     ``failures`` and in the ``error`` column, and do not stop the others.
     """
     _check_count("workers", workers)
+    _check_count("cpus_per_worker", cpus_per_worker)
     _check_count("batch_size", batch_size)
     _check_count("top_k", top_k)
     if progress is not None and not callable(progress):
@@ -129,12 +136,14 @@ def run(
         raise ValueError(f"address must be a Ray address such as '10.0.0.1:6379', got {address!r}")
     if not isinstance(id_column, str) or not id_column:
         raise ValueError(f"id_column must be a column name, got {id_column!r}")
+    if runtime_env is not None and (address is None or not isinstance(runtime_env, Mapping)):
+        raise ValueError("runtime_env must be a dict, given with an address (a local Ray uses this environment)")
     items = find_items(input)
     out_dir = _check_out(out)
     spec = _model_spec(model, items, backend, top_k, labels, normalize, dict(free_dimensions or {}), id_column)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once everything was checked
     start = time.perf_counter()
-    with _ray(address, workers) as ray:
+    with _ray(address, workers * cpus_per_worker, dict(runtime_env or {})) as ray:
         import ray.data
 
         ds = _dataset(ray, items, spec, id_column)
@@ -146,7 +155,7 @@ def run(
             batch_size=batch_size,
             batch_format="pyarrow",
             concurrency=workers,
-            num_cpus=1,
+            num_cpus=cpus_per_worker,
             # A local run has no node to lose; without restarts Ray also does not warn, per worker,
             # that a restart could not get the constructor's arguments back. A cluster keeps Ray's default.
             **({} if address else {"max_restarts": 0}),
@@ -304,7 +313,7 @@ def _classifier_spec(model_file, inputs, outputs, backend, top_k, labels, normal
 
 
 @contextmanager
-def _ray(address: str | None, workers: int) -> Iterator[Any]:
+def _ray(address: str | None, cpus: int, runtime_env: dict[str, Any]) -> Iterator[Any]:
     """Ray, started locally or joined at ``address`` (or the connection this process has), quiet."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage statistics sent anywhere
     # Quiet: a FutureWarning on every start.
@@ -315,6 +324,8 @@ def _ray(address: str | None, workers: int) -> Iterator[Any]:
         raise ModuleNotFoundError("webml batch runs on Ray, not installed here: pip install 'webml[batch]'") from None
 
     if ray.is_initialized():
+        if address is not None:
+            raise ValueError(f"address {address!r}: this process is already connected to Ray (ray.init was called)")
         yield ray
         return
     common = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -323,14 +334,14 @@ def _ray(address: str | None, workers: int) -> Iterator[Any]:
         path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
         ray.init(
             address="local",
-            num_cpus=max(os.cpu_count() or 1, workers + 1),
+            num_cpus=max(os.cpu_count() or 1, cpus + 1),  # one more for Ray Data's read and write tasks
             include_dashboard=False,
             runtime_env={"env_vars": {"PYTHONPATH": path}},
             **common,
         )
     else:
         try:
-            ray.init(address=address, **common)
+            ray.init(address=address, runtime_env=runtime_env or None, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConnectionError(f"address {address!r}: cannot join the Ray cluster there ({exc})") from None
     try:

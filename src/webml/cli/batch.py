@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="join the Ray cluster at this address (default: start a local Ray)")
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="Ray workers, one graph each (default: 1)")
     p.add_argument(
+        "--cpus-per-worker", type=_positive, default=1, metavar="C",
+        help="Ray CPUs per worker, and ONNX Runtime threads (default: 1)",
+    )
+    p.add_argument(
         "--batch-size", type=_positive, default=None, metavar="B", help="items per batch (default: 16)"
     )
     p.add_argument("--labels", help="with an ONNX image classifier: a text file of class names, one per line")
@@ -63,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
             args.out,
             address=args.address,
             workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
             batch_size=args.batch_size or webml.batch.DEFAULT_BATCH_SIZE,
             backend=args.backend,
             progress=lambda done, total: progress.count(done, total, "items"),
