@@ -34,6 +34,7 @@ LAYERS = {
     "serve": 4,  # webml serve: a client of webml.ml like any other program
     "web": 4,  # webml export --web: the model (onnx, train) as a static folder for onnxruntime-web
     "media": 4,  # frames as planes into graphs (webml.media): a client of the API, used by zoo, serve, cli
+    "batch": 4,  # webml batch: the models (onnx, zoo, train) over Ray Data
     "cli": 5,
     "__main__": 5,  # webml/__main__.py: `python -m webml`, the command
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)

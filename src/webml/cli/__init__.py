@@ -13,6 +13,7 @@
     webml grants add|list|revoke ORIGIN the web origins that webml serve lets in
     webml keys new NAME                 a key pair for protected models (NAME.key, NAME.pub)
     webml protect MODEL -o PKG --recipient PUB --sign KEY   an encrypted, signed model package
+    webml batch MODEL INPUT OUT         a model over a folder or Parquet dataset on Ray, results as Parquet
 
 Bad input (an unreadable or corrupt file, an unsupported operator, a wrong
 input name, shape or data type, an image that is not an image) gives one
@@ -102,11 +103,16 @@ EXAMPLES = {
   webml grants add http://localhost:5173 --capabilities compute
   webml grants list                         grants, and origins that asked for one
   webml grants revoke https://app.example""",
+    "batch": """\
+  webml batch - photos/ out/                        EfficientNet-Lite0 top-5 classes of every image, on a local Ray
+  webml batch model.onnx arrays/ out/ --workers 2   one .npy input per item, outputs as Parquet
+  webml batch model.onnx data.parquet out/ --id-column key   a column per model input
+  webml batch net.onnx photos/ out/ --labels labels.txt --address 10.0.0.1:6379   on a Ray cluster""",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import classify, demo, export, info, keys, protect, run, serve, shrink, train, video
+    from . import batch, classify, demo, export, info, keys, protect, run, serve, shrink, train, video
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -144,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         ("info", info, "describe an ONNX model (or a protected package) and what webml supports of it", False),
         ("export", export, "a static web folder that runs a model in the browser (onnxruntime-web)", False),
         ("serve", serve, "the WebNN service for JavaScript programs: Node.js and granted web pages", True),
+        ("batch", batch, "run a model over a folder of images, .npy files or Parquet on Ray (Parquet out)", True),
     ):
         p = add_command(command, help_text)
         module.add_arguments(p)

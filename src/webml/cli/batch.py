@@ -1,0 +1,130 @@
+"""``webml batch MODEL INPUT OUT``: a model over a folder of images, ``.npy`` files or Parquet, on Ray.
+
+MODEL is ``-`` (or ``efficientnet-lite0``) for the built-in EfficientNet-Lite0,
+or an ONNX file.  Results go to OUT as Parquet (see :mod:`webml.batch`).
+Progress goes to stderr; stdout gets one line per failed item
+(``FAILED <id>: <why>``) and a summary line.
+
+Exit status: 0 when at least one item was processed (failed items are listed,
+and are in the ``error`` column); 1 when every item failed; 2 for a usage
+error (a bad argument, an INPUT with no items, a model that cannot run,
+an OUT folder that is not empty, a Ray address that cannot be joined).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import CliError
+from .common import Progress, parse_assignments
+
+#: Failed items listed on stdout (the rest are counted; all are in OUT's error column).
+MAX_LISTED = 50
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="an ONNX model, or - (efficientnet-lite0): the built-in classifier")
+    p.add_argument("input", metavar="INPUT", help="a folder of images or of .npy files, or Parquet (file or folder)")
+    p.add_argument("out", metavar="OUT", help="the folder to write the results in, as Parquet (new or empty)")
+    p.add_argument("--address", help="join the Ray cluster at this address (default: start a local Ray)")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N", help="Ray workers, one graph each (default: 1)")
+    p.add_argument(
+        "--cpus-per-worker", type=_positive, default=1, metavar="C",
+        help="Ray CPUs per worker, and ONNX Runtime threads (default: 1)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=None, metavar="B", help="items per batch (default: 16)"
+    )
+    p.add_argument("--labels", help="with an ONNX image classifier: a text file of class names, one per line")
+    p.add_argument(
+        "--top-k", type=_positive, default=5, metavar="K", help="with images: classes kept per image (default: 5)"
+    )
+    p.add_argument(
+        "--free-dim",
+        action="append",
+        default=[],
+        metavar="NAME=SIZE",
+        help="fix a dynamic dimension of the model by name (a dynamic first dimension is 1 by default)",
+    )
+    p.add_argument("--id-column", default="id", help="with Parquet: the column of item identifiers (default: id)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import webml.batch
+
+    labels = _labels(args.labels) if args.labels else None
+    free = {}
+    for name, value in parse_assignments(args.free_dim, "--free-dim").items():
+        try:
+            free[name] = _positive(value)
+        except argparse.ArgumentTypeError as exc:
+            raise CliError(f"--free-dim {name}: {exc}") from None
+    progress = Progress.of(args)
+    try:
+        summary = webml.batch.run(
+            args.model,
+            args.input,
+            args.out,
+            address=args.address,
+            workers=args.workers,
+            cpus_per_worker=args.cpus_per_worker,
+            batch_size=args.batch_size or webml.batch.DEFAULT_BATCH_SIZE,
+            backend=args.backend,
+            progress=lambda done, total: progress.count(done, total, "items"),
+            top_k=args.top_k,
+            labels=labels,
+            free_dimensions=free,
+            id_column=args.id_column,
+        )
+    except (ValueError, TypeError, FileNotFoundError, ConnectionError) as exc:
+        raise CliError(_option_names(str(exc))) from None
+    for failure in summary.failures[:MAX_LISTED]:
+        print(f"FAILED {failure.id}: {failure.error}")
+    if len(summary.failures) > MAX_LISTED:
+        print(f"... and {len(summary.failures) - MAX_LISTED} more failed (see the error column in {summary.out})")
+    for skipped in summary.skipped:
+        print(f"skipped {skipped}")
+    rate = summary.items / summary.seconds if summary.seconds else 0.0
+    print(
+        f"{summary.succeeded} of {summary.items} item(s) done, {len(summary.failures)} failed, "
+        f"{summary.seconds:.1f} s ({rate:.1f} items/s); results in {summary.out}"
+    )
+    return 0 if summary.succeeded else 1
+
+
+def _labels(path: str) -> list[str]:
+    """The class names in the text file ``path``, one per line (blank lines left out)."""
+    from pathlib import Path
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--labels: cannot read {path!r} ({exc})") from None
+    labels = [line.strip() for line in lines if line.strip()]
+    if not labels:
+        raise CliError(f"--labels: {path!r} is empty")
+    return labels
+
+
+def _option_names(message: str) -> str:
+    """The API's argument names in a message said as the command's options."""
+    message = message.replace("free_dimensions", "--free-dim")
+    options = (("batch_size", "--batch-size"), ("top_k", "--top-k"), ("id_column", "--id-column"),
+               ("address", "--address"), ("labels", "--labels"))
+    for api, option in options:
+        if message.startswith(api + " ") or message.startswith(api + ":"):
+            return option + message[len(api):]
+    for api, arg in (("model", "MODEL"), ("input", "INPUT"), ("out", "OUT")):
+        if message.startswith(api + " ") or message.startswith(api + ":"):
+            return arg + message[len(api):]
+    return message
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n

@@ -1,0 +1,379 @@
+"""``webml.batch`` and ``webml batch`` on real Ray: a head started by this module (``ray start --head``
+on loopback, joined by address), and one run that starts its own local Ray.
+
+Outputs are checked item by item against ``webml run`` / ``webml classify`` run in-process on
+the same files and against ONNX Runtime itself (Parquet), on a few hundred inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+import webml.batch
+from webml.cli import main as webml_main
+
+RNG = np.random.default_rng(19)
+CLASSES = ["red", "green", "blue", "grey", "other"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The address of a one-node Ray cluster on loopback (3 CPUs), stopped at the end by its own process."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    port = _free_port()
+    ports = [f"--{o}={_free_port()}" for o in (
+        "ray-client-server-port", "dashboard-agent-listen-port", "metrics-export-port", "runtime-env-agent-port"
+    )]
+    log = tmp_path_factory.mktemp("ray") / "head.log"
+    # --block: this process owns the cluster's processes and ends them on SIGTERM (a `ray stop` would
+    # end every Ray on the machine, other users' too).
+    with open(log, "w") as out:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+             f"--port={port}", "--num-cpus=3", "--include-dashboard=false", "--disable-usage-stats", *ports],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # up when a driver can join it
+            assert head.poll() is None, log.read_text()
+            probe = subprocess.run(
+                [sys.executable, "-c", f"import ray; ray.init(address={address!r}); ray.shutdown()"],
+                capture_output=True, timeout=90,
+            )
+            if probe.returncode == 0:
+                break
+            assert time.monotonic() < deadline, probe.stderr.decode()[-2000:]
+            time.sleep(1)
+        yield address
+    finally:
+        head.send_signal(signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(10)
+
+
+def _classifier_model(path: Path) -> Path:
+    """A small real image classifier: conv 3x3 -> relu -> global average pool -> gemm -> softmax, [N,3,8,8] -> [N,5]."""
+    w = RNG.standard_normal((6, 3, 3, 3)).astype(np.float32) * 0.5
+    b = RNG.standard_normal(6).astype(np.float32) * 0.1
+    fc = RNG.standard_normal((6, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 5])],
+        [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (b, "b"), (fc, "fc"))],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _two_input_model(path: Path) -> Path:
+    """y = tanh(a @ W) * b: two inputs, a [2, 3] and b [4] (fixed shapes), for Parquet."""
+    w = RNG.standard_normal((3, 4)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["h"]), helper.make_node("Tanh", ["h"], ["t"]),
+             helper.make_node("Mul", ["t", "b"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "two", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
+                       helper.make_tensor_value_info("b", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])], [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return _classifier_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+def _npy_folder(root: Path, n: int) -> list[Path]:
+    files = []
+    for i in range(n):
+        sub = root / ("even" if i % 2 == 0 else "odd")
+        sub.mkdir(parents=True, exist_ok=True)
+        files.append(sub / f"{i:03d}.npy")
+        np.save(files[-1], RNG.standard_normal((1, 3, 8, 8)).astype(np.float32))
+    return files
+
+
+def _photos(root: Path, n: int) -> list[Path]:
+    """``n`` photo files (JPEG and PNG) cut from scikit-image's sample photos, in two sub-folders."""
+    from webml.zoo.efficientnet_lite import sample_image_path
+
+    names = ("chelsea", "coffee", "astronaut", "motorcycle_left")
+    sources = [Image.open(sample_image_path(s)).convert("RGB") for s in names]
+    files = []
+    for i in range(n):
+        image = sources[i % len(sources)]
+        w, h = image.size
+        f = 0.6 + 0.4 * ((i // len(sources)) % 5) / 4
+        left, top = int((w - w * f) * ((i * 7) % 10) / 10), int((h - h * f) * ((i * 3) % 10) / 10)
+        crop = image.crop((left, top, left + int(w * f), top + int(h * f)))
+        if i % 3 == 0:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        files.append(sub / f"photo{i:02d}.{'jpg' if i % 2 else 'png'}")
+        crop.save(files[-1])
+    return files
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    table = pq.read_table(out)
+    return {row["id"]: row for row in table.to_pylist()}
+
+
+def test_npy_outputs_equal_webml_run_item_by_item_and_bad_files_are_reported(cluster, model, tmp_path):
+    data = tmp_path / "arrays"
+    files = _npy_folder(data, 200)
+    np.save(data / "wrong-shape.npy", np.zeros((1, 3, 4, 4), np.float32))
+    np.save(data / "objects.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)  # a pickle inside
+    (data / "truncated.npy").write_bytes((data / "even" / "000.npy").read_bytes()[:200])
+    outside = tmp_path / "secret.npy"
+    np.save(outside, np.ones((1, 3, 8, 8), np.float32))
+    (data / "link.npy").symlink_to(outside)  # leads outside INPUT: skipped, never read
+    seen = []
+    summary = webml.batch.run(model, data, tmp_path / "out", address=cluster, workers=2, batch_size=16,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert summary.items == 203 and summary.succeeded == 200
+    errors = {f.id: f.error for f in summary.failures}
+    assert set(errors) == {"wrong-shape.npy", "objects.npy", "truncated.npy"}
+    assert "has shape [1, 3, 4, 4], the model expects [1, 3, 8, 8]" in errors["wrong-shape.npy"]
+    assert errors["objects.npy"] == "input 'x' holds Python objects (a pickle), which webml never loads"
+    assert "is not a readable .npy file" in errors["truncated.npy"]
+    assert summary.skipped == ["link.npy (a link that leads outside the input folder)"]
+    assert seen[-1] == (203, 203)
+    # Each worker built its graph once, in __init__, and ran several batches on it.
+    assert set(summary.graph_builds.values()) == {1}
+    assert max(summary.workers.values()) > 16 and sum(summary.workers.values()) == 203
+    rows = _rows(tmp_path / "out")
+    field = pq.read_schema(next((tmp_path / "out").glob("*.parquet"))).field("probs")
+    assert json.loads(field.metadata[b"webml.shape"]) == [1, 5]
+    assert all(rows[i]["probs"] is None and rows[i]["error"] for i in errors)
+    # webml run, in-process, on every file: the same values, bit for bit (the same graph, one item each).
+    for path in files:
+        saved = tmp_path / "run" / path.stem
+        assert webml_main(["-q", "run", str(model), "-i", f"x={path}", "-o", str(saved)]) == 0
+        expected = np.load(saved / "probs.npy")
+        row = rows[path.relative_to(data).as_posix()]
+        assert row["error"] is None
+        np.testing.assert_array_equal(np.asarray(row["probs"], np.float32).reshape(1, 5), expected)
+
+
+def test_images_equal_webml_classify_with_efficientnet_lite0_and_a_corrupt_one_is_reported(cluster, tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", 40)
+    (tmp_path / "photos" / "a" / "broken.jpg").write_bytes(photos[1].read_bytes()[:300])  # a cut-off JPEG
+    summary = webml.batch.run("-", tmp_path / "photos", tmp_path / "out", address=cluster, workers=2, batch_size=8)
+    assert summary.items == 41 and [f.id for f in summary.failures] == ["a/broken.jpg"]
+    assert "is not a readable image" in summary.failures[0].error
+    assert set(summary.graph_builds.values()) == {1}
+    rows = _rows(tmp_path / "out")
+    capsys.readouterr()
+    assert webml_main(["-q", "classify", "--json", *map(str, photos)]) == 0
+    expected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(expected) == 40
+    for want in expected:
+        row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
+        labels = [label for label, _ in want["top"]]
+        # classify runs 16 images per graph, batch 8 here: the same network, float32 sums in another order.
+        assert row["labels"][0] == labels[0]
+        for label, p in want["top"]:
+            if label in row["labels"]:
+                assert abs(row["probabilities"][row["labels"].index(label)] - p) < 1e-4, (row["id"], label)
+            else:
+                assert p < 0.01, (row["id"], label, p)  # a near-tie at the tail may swap with the 6th class
+
+
+def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluster, model, tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", 12)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(CLASSES) + "\n")
+    capsys.readouterr()
+    status = webml_main(["-q", "batch", str(model), str(tmp_path / "photos"), str(tmp_path / "out"),
+                         "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5"])
+    out = capsys.readouterr().out
+    assert status == 0 and "12 of 12 item(s) done, 0 failed" in out, out
+    rows = _rows(tmp_path / "out")
+    assert webml_main(["-q", "classify", "--json", "--model", str(model), "--labels", str(labels), "--top-k", "3",
+                       *map(str, photos)]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        want = json.loads(line)
+        row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
+        assert row["labels"] == [label for label, _ in want["top"]]
+        np.testing.assert_allclose(row["probabilities"], [p for _, p in want["top"]], atol=1e-6)
+
+
+def test_a_webml_train_classifier_runs_as_one_graph_and_equals_webml_classify_model(cluster, tmp_path, capsys):
+    from webml.train.transfer import TransferClassifier
+
+    head = {"w": (RNG.standard_normal((1280, 3)) * 0.05).astype(np.float32), "b": np.zeros(3, np.float32)}
+    path = tmp_path / "pets.npz"
+    TransferClassifier(["cat", "cup", "other"], head, "efficientnet-lite0",
+                       {"kind": "efficientnet-lite0", "center_crop": True}).save(path)
+    photos = _photos(tmp_path / "photos", 10)
+    summary = webml.batch.run(path, tmp_path / "photos", tmp_path / "out", address=cluster, top_k=3, batch_size=4)
+    assert summary.items == 10 and not summary.failures and set(summary.graph_builds.values()) == {1}
+    rows = _rows(tmp_path / "out")
+    capsys.readouterr()
+    assert webml_main(["-q", "classify", "--json", "--model", str(path), "--top-k", "3", *map(str, photos)]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        want = json.loads(line)
+        row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
+        # classify runs base and head as two graphs, batch runs them as one: the same sums, float32 rounding apart.
+        assert row["labels"] == [label for label, _ in want["top"]]
+        np.testing.assert_allclose(row["probabilities"], [p for _, p in want["top"]], atol=1e-5)
+
+
+def test_parquet_rows_equal_onnx_runtime_and_a_bad_row_is_reported(cluster, tmp_path):
+    model = _two_input_model(tmp_path / "two.onnx")
+    n = 60
+    a = RNG.standard_normal((n, 2, 3)).astype(np.float32)
+    b = RNG.standard_normal((n, 4)).astype(np.float32)
+    keys = [f"row-{i}" for i in range(n)] + ["short"]
+    table = pa.table({
+        "key": keys,
+        "a": [x.reshape(-1).tolist() for x in a] + [[1.0, 2.0]],  # flat values, shape from the model
+        "b": [x.tolist() for x in b] + [[0.0] * 4],
+        "unused": list(range(n + 1)),
+    })
+    (tmp_path / "data").mkdir()
+    pq.write_table(table.slice(0, 30), tmp_path / "data" / "part-0.parquet")
+    pq.write_table(table.slice(30), tmp_path / "data" / "part-1.parquet")
+    summary = webml.batch.run(model, tmp_path / "data", tmp_path / "out", address=cluster, workers=1,
+                              batch_size=7, id_column="key")
+    assert summary.items == n + 1 and [f.id for f in summary.failures] == ["short"]
+    assert "holds 2 values" in summary.failures[0].error and "[2, 3]" in summary.failures[0].error
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    rows = _rows(tmp_path / "out")
+    for i in range(n):
+        (want,) = session.run(None, {"a": a[i], "b": b[i]})
+        np.testing.assert_allclose(np.asarray(rows[f"row-{i}"]["y"]).reshape(2, 4), want, rtol=1e-6, atol=1e-7)
+
+
+def test_without_an_address_a_local_ray_is_started_and_stopped(model, tmp_path):
+    assert not ray.is_initialized()
+    files = _npy_folder(tmp_path / "arrays", 10)
+    summary = webml.batch.run(model, tmp_path / "arrays", tmp_path / "out", workers=1, batch_size=4)
+    assert summary.items == 10 and not summary.failures
+    assert not ray.is_initialized()
+    rows = _rows(tmp_path / "out")
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for path in files:
+        (want,) = session.run(None, {"x": np.load(path)})
+        np.testing.assert_allclose(np.asarray(rows[path.relative_to(tmp_path / "arrays").as_posix()]["probs"]),
+                                   want.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys):
+    (tmp_path / "arrays").mkdir()
+    for name in ("x", "y"):
+        np.save(tmp_path / "arrays" / f"{name}.npy", np.zeros(3, np.float32))
+    status = webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"), "--address", cluster])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "FAILED x.npy: input 'x' has shape [3]" in captured.out
+    assert "0 of 2 item(s) done, 2 failed" in captured.out
+    assert "items: 2/2" in captured.err  # progress on stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["MODEL", "DATA", "OUT", "--workers", "0"], "argument --workers: must be at least 1, got 0"),
+        (["-", "DATA", "OUT"], "MODEL: EfficientNet-Lite0 classifies images; the input holds npy files"),
+        (["nothere.onnx", "DATA", "OUT"], "MODEL 'nothere.onnx': no such file"),
+        (["MODEL", "EMPTY", "OUT"], "holds no images"),
+        (["MODEL", "MIXED", "OUT"], "mixes kinds of files (1 images, 1 npy)"),
+        (["MODEL", "DATA", "FULL"], "is a folder that is not empty"),
+        (["MODEL", "DATA", "OUT", "--labels", "LABELS"], "labels and normalize go with images"),
+        (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "--free-dim names 'M', which the model's inputs do not have"),
+        (["MODEL", "nowhere", "OUT"], "INPUT 'nowhere' does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path, capsys, argv, message):
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mixed").mkdir()
+    shutil.copy(tmp_path / "data" / "x.npy", tmp_path / "mixed")
+    Image.new("RGB", (8, 8)).save(tmp_path / "mixed" / "x.png")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "labels.txt").write_text("\n".join(CLASSES))
+    names = {"MODEL": str(model), "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"),
+             "EMPTY": str(tmp_path / "empty"), "MIXED": str(tmp_path / "mixed"), "FULL": str(tmp_path / "full"),
+             "LABELS": str(tmp_path / "labels.txt")}
+    try:
+        status = webml_main(["batch", *(names.get(a, a) for a in argv)])
+    except SystemExit as exc:  # argparse's own usage errors
+        status = exc.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not ray.is_initialized()
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_api_arguments_are_checked_by_name(model, tmp_path):
+    (tmp_path / "data").mkdir()
+    np.save(tmp_path / "data" / "x.npy", np.zeros((1, 3, 8, 8), np.float32))
+    for kwargs, error, text in [
+        ({"workers": 0}, ValueError, "workers must be a positive integer"),
+        ({"batch_size": True}, ValueError, "batch_size must be a positive integer"),
+        ({"progress": "yes"}, TypeError, "progress must be a callable"),
+        ({"address": ""}, ValueError, "address must be a Ray address"),
+        ({"backend": "tpu"}, ValueError, "backend must be one of"),
+        ({"cpus_per_worker": 0}, ValueError, "cpus_per_worker must be a positive integer"),
+        ({"runtime_env": {"pip": ["webml"]}}, ValueError, "runtime_env must be a dict, given with an address"),
+    ]:
+        with pytest.raises(error, match=text):
+            webml.batch.run(model, tmp_path / "data", tmp_path / "out", **kwargs)
+    with pytest.raises(TypeError, match="model must be a path"):
+        webml.batch.run(3, tmp_path / "data", tmp_path / "out")
+    assert not ray.is_initialized()
+
+
+def test_help_has_examples_and_imports_neither_ray_nor_the_api():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "webml.cli", "batch", "--help"],
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "webml batch - photos/ out/" in result.stdout.split("examples:\n", 1)[1]
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
+    assert "webml.cli.batch" in imported
+    assert not {"ray", "pyarrow", "onnxruntime", "webml.api", "webml.batch"} & imported
