@@ -169,6 +169,14 @@ def test_missing_file_fifo_and_playlist_refused(tmp_path):
         VideoSource(playlist)
 
 
+def test_a_camera_that_is_not_there(capsys):
+    # No camera exists on these machines: the device path must still fail with one clear message.
+    with pytest.raises(VideoError, match="'/dev/video99' is not a camera FFmpeg can open"):
+        VideoSource("/dev/video99")
+    assert main(["video", "v4l2:/dev/video98", "--max-frames", "1"]) == 2
+    assert "is not a camera FFmpeg can open" in capsys.readouterr().err
+
+
 def test_odd_sized_i420_frame(capsys):
     context = webml.ml.create_context(backend="onnxruntime")
     frame = av.VideoFrame(63, 48, "yuv420p")
