@@ -73,7 +73,9 @@ def _mean_colour(builder, x):
     return {"mean": builder.reduce_mean(x, axes=[2, 3])}
 
 
-@pytest.mark.parametrize("backend, copies_per_frame", [("onnxruntime", 0), ("openvino", 0), ("reference", 3)])
+@pytest.mark.parametrize(
+    "backend, copies_per_frame", [("onnxruntime", 0), ("openvino", 0), ("reference", 3), ("webgpu", 3)]
+)
 def test_runner_counts_every_host_copy(clip, backend, copies_per_frame):
     context = webml.ml.create_context(backend=backend)
     runner = FrameRunner(context, _mean_colour)
@@ -177,6 +179,20 @@ def test_a_camera_that_is_not_there(capsys):
     assert "is not a camera FFmpeg can open" in capsys.readouterr().err
 
 
+def test_run_planes_takes_raw_rows_and_checks_them():
+    from webml.media.frames import frame_layout
+
+    context = webml.ml.create_context(backend="onnxruntime")
+    runner = FrameRunner(context, _mean_colour)
+    layout = frame_layout("NV12", 8, 4, [16, 8])
+    y, uv = bytearray([235] * 64), bytes([128] * 16)  # limited-range white, rows of 16 and 8 bytes
+    np.testing.assert_allclose(runner.run_planes(layout, [y, uv])["mean"][0], [255, 255, 255], atol=1e-3)
+    with pytest.raises(ValueError, match="plane 'uv' has shape \\[15\\]"):
+        runner.run_planes(layout, [y, bytes(15)])
+    with pytest.raises(ValueError, match="NV12 frames have 2 planes, got 1"):
+        runner.run_planes(layout, [y])
+
+
 def test_odd_sized_i420_frame(capsys):
     context = webml.ml.create_context(backend="onnxruntime")
     frame = av.VideoFrame(63, 48, "yuv420p")
@@ -197,3 +213,8 @@ def test_cli_bad_options(clip, capsys):
         assert main(["video", str(clip), *argv, "--backend", "onnxruntime", "-q"]) == 2
         err = capsys.readouterr().err
         assert message in err, err
+
+
+def test_classify_points_a_video_to_webml_video(clip, capsys):
+    assert main(["classify", str(clip), "--backend", "onnxruntime"]) == 2
+    assert f"is a video: `webml video {clip}` classifies its frames" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def to_rgb(
     """The frame as float32 RGB ``[1, 3, height, width]`` on 0..255 (``colour``: YCbCr formats only)."""
     b = builder
     if len(planes) != len(layout.planes):
-        raise TypeError(f"to_rgb: a {layout.format} frame has {len(layout.planes)} planes, got {len(planes)}")
+        raise TypeError(f"to_rgb: {layout.format} frames have {len(layout.planes)} planes, got {len(planes)}")
     if chroma not in CHROMA:
         raise ValueError(f"to_rgb: chroma must be one of {', '.join(CHROMA)}, got {chroma!r}")
     h, w = layout.height, layout.width
