@@ -169,8 +169,12 @@ def test_export_round_trips_without_copy(backend):
     np.testing.assert_array_equal(via_dlpack, via_interface)
     assert via_interface.ctypes.data == context.data_pointer(out) == via_dlpack.ctypes.data
     assert not via_interface.flags.writeable
+    context.dispatch(graph, {"x": context.import_tensor(np.full((2, 3), 5, np.float32))}, {"y": out})
+    np.testing.assert_array_equal(via_dlpack, np.full((2, 3), 6, np.float32))  # a view: the next result shows
+    again = np.asarray(out)
+    assert again.ctypes.data == via_interface.ctypes.data
     out.destroy()
-    np.testing.assert_array_equal(via_interface, np.full((2, 3), 3, np.float32))  # memory still alive
+    np.testing.assert_array_equal(via_interface, np.full((2, 3), 6, np.float32))  # memory still alive
 
 
 def test_export_refusals():

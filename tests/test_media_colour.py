@@ -200,7 +200,7 @@ def test_bad_layouts(call, message):
 
 def test_planes_are_checked():
     layout = frame_layout("I420", 8, 4)
-    with pytest.raises(ValueError, match="has 3 planes, got 2"):
+    with pytest.raises(ValueError, match="I420 frames have 3 planes, got 2"):
         layout.check_planes([np.zeros((4, 8), np.uint8)] * 2)
     with pytest.raises(ValueError, match="plane 'u' has shape \\[4, 8\\]"):
         layout.check_planes([np.zeros((4, 8), np.uint8)] * 3)

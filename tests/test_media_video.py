@@ -73,7 +73,9 @@ def _mean_colour(builder, x):
     return {"mean": builder.reduce_mean(x, axes=[2, 3])}
 
 
-@pytest.mark.parametrize("backend, copies_per_frame", [("onnxruntime", 0), ("openvino", 0), ("reference", 3)])
+@pytest.mark.parametrize(
+    "backend, copies_per_frame", [("onnxruntime", 0), ("openvino", 0), ("reference", 3), ("webgpu", 3)]
+)
 def test_runner_counts_every_host_copy(clip, backend, copies_per_frame):
     context = webml.ml.create_context(backend=backend)
     runner = FrameRunner(context, _mean_colour)
@@ -169,6 +171,28 @@ def test_missing_file_fifo_and_playlist_refused(tmp_path):
         VideoSource(playlist)
 
 
+def test_a_camera_that_is_not_there(capsys):
+    # No camera exists on these machines: the device path must still fail with one clear message.
+    with pytest.raises(VideoError, match="'/dev/video99' is not a camera FFmpeg can open"):
+        VideoSource("/dev/video99")
+    assert main(["video", "v4l2:/dev/video98", "--max-frames", "1"]) == 2
+    assert "is not a camera FFmpeg can open" in capsys.readouterr().err
+
+
+def test_run_planes_takes_raw_rows_and_checks_them():
+    from webml.media.frames import frame_layout
+
+    context = webml.ml.create_context(backend="onnxruntime")
+    runner = FrameRunner(context, _mean_colour)
+    layout = frame_layout("NV12", 8, 4, [16, 8])
+    y, uv = bytearray([235] * 64), bytes([128] * 16)  # limited-range white, rows of 16 and 8 bytes
+    np.testing.assert_allclose(runner.run_planes(layout, [y, uv])["mean"][0], [255, 255, 255], atol=1e-3)
+    with pytest.raises(ValueError, match="plane 'uv' has shape \\[15\\]"):
+        runner.run_planes(layout, [y, bytes(15)])
+    with pytest.raises(ValueError, match="NV12 frames have 2 planes, got 1"):
+        runner.run_planes(layout, [y])
+
+
 def test_odd_sized_i420_frame(capsys):
     context = webml.ml.create_context(backend="onnxruntime")
     frame = av.VideoFrame(63, 48, "yuv420p")
@@ -189,3 +213,42 @@ def test_cli_bad_options(clip, capsys):
         assert main(["video", str(clip), *argv, "--backend", "onnxruntime", "-q"]) == 2
         err = capsys.readouterr().err
         assert message in err, err
+
+
+def test_classify_points_a_video_to_webml_video(clip, capsys):
+    assert main(["classify", str(clip), "--backend", "onnxruntime"]) == 2
+    assert f"is a video: `webml video {clip}` classifies its frames" in capsys.readouterr().err
+
+
+def test_a_444_clip_is_converted_once_and_counted(tmp_path):
+    path = tmp_path / "444.mp4"
+    make_clip(path, pix_fmt="yuv444p", frames_per_photo=2)
+    context = webml.ml.create_context(backend="onnxruntime")
+    runner = FrameRunner(context, _mean_colour)
+    with VideoSource(path) as source:
+        for frame in source.frames():
+            assert frame.format.name == "yuv420p"  # swscale's one conversion, counted below
+            got = runner.run(frame)["mean"][0]
+            rgb = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420).astype(np.float64)
+            np.testing.assert_allclose(got, rgb.mean(axis=(0, 1)), atol=0.5)
+    assert source.decoded == source.conversions == 6 and runner.stats.upload_copies == 0
+
+
+def test_full_range_mjpeg_frames_use_their_tags(tmp_path):
+    """An MJPEG clip decodes to yuvj420p frames tagged BT.601 full range: converted as JPEG's YCbCr."""
+    from webml.media.frames import colour_space_of
+
+    path = tmp_path / "camera.avi"
+    make_clip(path, codec="mjpeg", pix_fmt="yuvj420p", frames_per_photo=2)
+    context = webml.ml.create_context(backend="onnxruntime")
+    runner = FrameRunner(context, _mean_colour)
+    with VideoSource(path) as source:
+        frame = next(source.frames())
+        assert colour_space_of(frame) == webml.media.frames.ColourSpace("bt601", "full")
+        y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes)
+        up = [np.repeat(np.repeat(c, 2, axis=0), 2, axis=1) for c in (u, v)]
+        opencv = cv2.cvtColor(np.stack([y, up[1], up[0]], axis=-1), cv2.COLOR_YCrCb2RGB).astype(np.float64)
+        np.testing.assert_allclose(runner.run(frame)["mean"][0], opencv.mean(axis=(0, 1)), atol=0.5)
+    tagged = av.VideoFrame(64, 48, "yuv420p")
+    tagged.colorspace = 1  # FFmpeg's AVCOL_SPC_BT709
+    assert colour_space_of(tagged) == webml.media.frames.ColourSpace("bt709", "limited")

@@ -187,6 +187,11 @@ def test_teach_converts_i420_planes_in_a_graph(service: str, tmp_path: Path) -> 
         assert status == 400 and message in answer["error"], (bad, answer)
     status, answer = _post(f"{service}/teach/api/samples", b"\x00\x01", headers)
     assert status == 400 and "a planes frame" in answer["error"]
+    # A prediction's features come from one graph (planes -> network), as the sample's path computes them.
+    fused = teach.features(bytearray(body), "planes")
+    via_image = teach.features(np.asarray(teach.frame(bytearray(body), "planes").convert("RGBA")).tobytes())
+    cosine = float((fused @ via_image.T)[0, 0] / np.linalg.norm(fused) / np.linalg.norm(via_image))
+    assert fused.shape == (1, 1280) and cosine > 0.999, cosine
 
 
 def test_teach_rejects_a_second_training_and_an_unknown_sample() -> None:

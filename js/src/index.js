@@ -11,7 +11,7 @@ import { ML, MLContext, MLGraph, MLTensor } from "./client.js";
 export { connect, ML, MLContext, MLGraph, MLTensor, SUBPROTOCOL } from "./client.js";
 export { MLGraphBuilder, MLOperand, OPERATORS } from "./builder.js";
 export { encodeFrame, decodeFrame } from "./frames.js";
-export { PLANES_TYPE, centreSquare, copyPlanes, encodePlanes } from "./media.js";
+export { PLANES_TYPE, addFrameInput, centreSquare, colourSpaceOf, copyPlanes, encodePlanes, planeTensors, yuvToRgbMatrix } from "./media.js";
 
 /**
  * Define ``navigator.ml`` and the WebNN interfaces (MLGraphBuilder, ...) on globalThis where the

@@ -218,9 +218,9 @@ class MLContext(PythonSpelling):
     def host_memory_view(self, tensor: MLTensor, where: str) -> np.ndarray:
         """An array over a readable tensor's host memory, no copy (non-spec: MLTensor's export).
 
-        Read-only unless the tensor is writable.  On onnxruntime and openvino it is the tensor's
-        memory, so later dispatches and writes show through it; the reference backend exports the
-        array it holds now (a later dispatch gives an output a new one).
+        Read-only unless the tensor is writable.  It is the tensor's memory, so later dispatches and
+        writes show through it (the reference backend's float64 mode excepted: a dispatch gives an
+        output a wider array of its own).
         """
         from .imports import exported_view
 

@@ -55,7 +55,9 @@ class MLTensor(Described):
         self._source = source
         self._shares_memory = shares_memory
         self._read_only_memory = read_only_memory
-        self._host_exports: list[Any] = []  # arrays handed out by __array_interface__, alive as long as the tensor
+        # The memory __array_interface__ handed out (a bare address): kept alive as long as the tensor,
+        # which is the base of every array made from it, so the address outlives destroy().
+        self._host_exports: dict[int, Any] = {}
 
     # The spec's read-only attributes (bool).
     readable = property(attrgetter("_readable"), doc="Whether read_tensor() may read the tensor.")
@@ -78,7 +80,8 @@ class MLTensor(Described):
     @property
     def __array_interface__(self) -> dict[str, Any]:
         view = self._context.host_memory_view(self, "__array_interface__")
-        self._host_exports.append(view)  # the interface is a bare address: keep its memory alive
+        owner = view.base if view.base is not None else view
+        self._host_exports.setdefault(id(owner), owner)  # one entry per memory, however often it is exported
         return view.__array_interface__
 
     def __dlpack__(self, **kwargs: Any) -> Any:

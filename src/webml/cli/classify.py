@@ -14,6 +14,8 @@ from ..images import NORMALIZATIONS, model_input_preparer
 from . import CliError
 from .common import Progress, load_onnx_model, read_onnx_model
 
+#: Extensions of video files (``webml video`` takes them; ``webml classify`` says so).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".y4m")
 #: Classes printed per image unless --top-k says otherwise.
 DEFAULT_TOP_K = 5
 
@@ -78,6 +80,8 @@ def check_images(paths: list[str]) -> None:
     from webml.images import read_image
 
     for path in paths:
+        if Path(path).suffix.lower() in VIDEO_EXTENSIONS:
+            raise CliError(f"{path!r} is a video: `webml video {path}` classifies its frames")
         try:
             read_image(path)
         except FileNotFoundError:

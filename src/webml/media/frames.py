@@ -106,7 +106,7 @@ class FrameLayout:
     def check_planes(self, arrays: Sequence[np.ndarray], where: str = "frame") -> None:
         """Refuse plane arrays that are not this layout's (count, dtype uint8, shape [rows, row_bytes])."""
         if len(arrays) != len(self.planes):
-            raise ValueError(f"{where}: a {self.format} frame has {len(self.planes)} planes, got {len(arrays)}")
+            raise ValueError(f"{where}: {self.format} frames have {len(self.planes)} planes, got {len(arrays)}")
         for plane, array in zip(self.planes, arrays):
             if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
                 kind = getattr(array, "dtype", type(array).__name__)

@@ -127,7 +127,10 @@ class FrameRunner:
         """The model's outputs for a frame given as plane arrays (``[rows, row_bytes]`` uint8, see ``layout``)."""
         if not isinstance(layout, FrameLayout):
             raise TypeError(f"run_planes: layout must be a FrameLayout, got {type(layout).__name__}")
-        arrays = [np.asarray(p) if isinstance(p, memoryview | bytearray | bytes) else p for p in planes]
+        if isinstance(planes, str | bytes) or len(planes) != len(layout.planes):
+            got = "a str or bytes" if isinstance(planes, str | bytes) else str(len(planes))
+            raise ValueError(f"run_planes: {layout.format} frames have {len(layout.planes)} planes, got {got}")
+        arrays = [_rows(p, plane.rows, plane.row_bytes) for p, plane in zip(planes, layout.planes)]
         layout.check_planes(arrays)
         return self._run(layout, arrays, colour or self.colour or ColourSpace())
 
@@ -156,6 +159,15 @@ class FrameRunner:
         for compiled in self._graphs.values():
             _destroy(compiled)
         self._graphs.clear()
+
+
+def _rows(plane: Any, rows: int, row_bytes: int) -> Any:
+    """Raw bytes (a request body, a memoryview of a decoder's buffer) as ``[rows, row_bytes]`` when they are
+    that many bytes (else as they are, for the layout's check to name); arrays unchanged."""
+    if not isinstance(plane, memoryview | bytearray | bytes):
+        return plane
+    array = np.frombuffer(plane, np.uint8)
+    return array.reshape(rows, row_bytes) if array.size == rows * row_bytes else array
 
 
 def _destroy(compiled: _Compiled) -> None:

@@ -116,6 +116,7 @@ class Teach:
     _context: Any = None
     _base: Any = None
     _runner: Any = None
+    _feature_runner: Any = None
 
     def __post_init__(self) -> None:
         weakref.finalize(self, shutil.rmtree, str(self.folder), True)  # the samples go with the service
@@ -163,13 +164,8 @@ class Teach:
 
         from ..media.colour import Preprocess
         from ..media.pipeline import FrameRunner
-        from .frames import FrameError, decode
 
-        try:
-            header, payload = decode(data, max_header_bytes=4096, max_message_bytes=_MAX_PLANES_BYTES)
-        except FrameError as exc:
-            raise TeachError(f"a planes frame: {exc}") from None
-        layout, arrays, colour = _planes(header, payload)
+        layout, arrays, colour = _planes(*_planes_message(data))
         size = self.image_size
         with self.convert:
             if self._runner is None:
@@ -263,11 +259,34 @@ class Teach:
                 raise TeachError("no trained classifier yet: train first", 409)
             return self.classifier
 
+    def _features_of_planes(self, data: bytes | bytearray) -> np.ndarray:
+        """The network's features of a planes frame, in one graph: the frame pieces of :mod:`webml.media`
+        (colour conversion, resize, ``(x - 127) / 128``) in front of EfficientNet-Lite0's features."""
+        from ..media.colour import Preprocess
+        from ..media.pipeline import FrameRunner
+        from ..zoo import efficientnet_lite as lite
+
+        layout, arrays, colour = _planes(*_planes_message(data))
+        size = self.image_size
+        with self.convert:
+            if self._feature_runner is None:
+                params = self.base().parameters()
+                pre = Preprocess(size=(size, size), mean=(lite.MEAN,) * 3, std=(lite.STD,) * 3)
+                build = lambda b, x: {"features": lite.add_features(b, params, x)}  # noqa: E731
+                self._feature_runner = FrameRunner(self.context(), build, pre)
+            return self._feature_runner.run_planes(layout, arrays, colour)["features"]
+
+    def features(self, data: bytes | bytearray, kind: str = "rgba") -> np.ndarray:
+        """The network's features ``[1, 1280]`` of one frame: planes go straight into one graph (no RGB
+        image on the host), RGBA through the sample's path (a PIL image, the base's preprocessing)."""
+        if kind == "planes":
+            return self._features_of_planes(data)
+        return self.base()([self.frame(data, kind)])
+
     def predict(self, data: bytes | bytearray, kind: str = "rgba") -> dict[str, Any]:
         classifier = self._trained()
-        image = self.frame(data, kind)
         with self.compute:
-            p = classifier.probabilities(self.context(), self.base()([image]))[0]
+            p = classifier.probabilities(self.context(), self.features(data, kind))[0]
         return {"classes": list(classifier.class_names), "probabilities": [float(v) for v in p]}
 
     def export(self, kind: str) -> tuple[bytes, str, str]:
@@ -388,6 +407,16 @@ def routes(teach: Teach | None = None) -> list[Route]:
         Route("/teach/api/export", handler(export, False)),
     ]
 
+
+
+def _planes_message(data: bytes | bytearray) -> tuple[dict[str, Any], memoryview]:
+    """The header and payload of a planes frame (the service's frame format), or TeachError."""
+    from .frames import FrameError, decode
+
+    try:
+        return decode(data, max_header_bytes=4096, max_message_bytes=_MAX_PLANES_BYTES)
+    except FrameError as exc:
+        raise TeachError(f"a planes frame: {exc}") from None
 
 
 #: WebCodecs' VideoColorSpace matrices -> webml.media's (BT.601's 525- and 625-line forms are one matrix).

@@ -62,7 +62,11 @@ class ReferenceGraph(CompiledGraph):
     def dispatch(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         results = self.run({name: t.array for name, t in inputs.items()})
         for name, handle in outputs.items():
-            handle.array = results[name]
+            result = results[name]
+            if handle.array.dtype == result.dtype and handle.array.shape == result.shape:
+                np.copyto(handle.array, result)  # in place: an exported view (MLTensor.__dlpack__) sees it
+            else:  # float64 mode: the result is wider than the tensor's own array
+                handle.array = result
 
 
 class HostTensor:
@@ -103,8 +107,8 @@ class ReferenceBackend(Backend):
     def constant_data(self, handle: HostTensor) -> np.ndarray:
         return handle.array
 
-    # No host_memory: the oracle keeps arrays of its own (a dispatch gives an output a new array), so
-    # import_tensor copies into one, counted; host_view exports the array it holds at the time.
+    # No host_memory: the oracle keeps arrays of its own, so import_tensor copies into one, counted;
+    # host_view exports the array a tensor holds (a dispatch writes it in place).
     def host_view(self, handle: HostTensor) -> np.ndarray | None:
         return handle.array
 
