@@ -123,24 +123,25 @@ def no_import(monkeypatch):
 def _regions(path) -> dict[str, int]:
     """Sample offsets across every region of the package."""
     data = path.read_bytes()
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    header = fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    header = fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES
     chunk = fmt.CHUNK_SIZE + fmt.TAG_BYTES
     content = fmt.PREAMBLE.size
+    recipients = content + c
     return {
         "magic": 0,
         "version": 8,
         "content length": 10,
-        "digests length": 15,
-        "recipients length": 19,
+        "recipients length": 15,
         "content start": content,
         "content publisher": content + data[content : content + c].index(b'"publisher"') + 15,
         "content entries": content + data[content : content + c].index(b'"size"') + 8,
         "content end": content + c - 2,
-        "digest of chunk 0": content + c + 3,
-        "digest of last chunk": content + c + d - 1,
-        "recipient key id": content + c + d + data[content + c + d :].index(b'"key_id"') + 12,
-        "recipient wrapped key": content + c + d + data[content + c + d :].index(b'"wrapped_key"') + 20,
+        "recipients start": recipients,
+        "recipient key id": recipients + data[recipients:].index(b'"key_id"') + 12,
+        "recipient wrapped keys": recipients + data[recipients:].index(b'"wrapped_keys"') + 20,
+        "recipient payload MAC": recipients + data[recipients:].index(b'"payload_macs"') + 20,
+        "recipients end": recipients + r - 1,
         "signature": header - 30,
         "chunk 0 start": header,
         "chunk 0 middle": header + fmt.CHUNK_SIZE // 2,
@@ -157,9 +158,9 @@ def regions(package):
 
 
 REGION_NAMES = [
-    "magic", "version", "content length", "digests length", "recipients length", "content start",
-    "content publisher", "content entries", "content end", "digest of chunk 0", "digest of last chunk",
-    "recipient key id", "recipient wrapped key", "signature", "chunk 0 start", "chunk 0 middle", "chunk 0 tag",
+    "magic", "version", "content length", "recipients length", "content start", "content publisher",
+    "content entries", "content end", "recipients start", "recipient key id", "recipient wrapped keys",
+    "recipient payload MAC", "recipients end", "signature", "chunk 0 start", "chunk 0 middle", "chunk 0 tag",
     "chunk 1 start", "chunk 2 (last) middle", "last byte (a tag)",
 ]
 
@@ -178,10 +179,10 @@ def test_a_flipped_byte_anywhere_is_one_clear_error(region, package, regions, co
 
 
 def test_every_byte_flip_in_the_header_is_refused(package, context, keys, tmp_path, no_import):
-    """Every single byte of the header (preamble, content, digests, recipients, signature) flipped."""
+    """Every seventh byte of the header (preamble, content, recipients, signature) flipped."""
     data = package.read_bytes()
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    end = fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    end = fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES
     bad = tmp_path / "flipped.webmlpkg"
     for offset in range(0, end, 7):
         copy = bytearray(data)
@@ -234,15 +235,15 @@ def test_a_publisher_key_swapped_into_the_header_fails_the_signature(package, co
 
 
 def test_a_recipient_cannot_forge_chunks(package, context, keys, tmp_path, no_import):
-    """A recipient knows the content key, so it could make chunks whose GCM tags verify; the signed
-    per-chunk digests still refuse them."""
+    """A recipient knows the content key, so it could make chunks whose GCM tags verify; the other
+    recipients' payload MACs (keys it does not know) still refuse them."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from webml.protected.opening import _mapped, _verified_header, unwrap
 
     with _mapped(package, "test") as view:
         header, _ = _verified_header(view, [keys["publisher"].public_key()], "test", "pkg")
-        content_key = unwrap(header, keys["device"], "test")
+        content_key = unwrap(header, keys["device"], "test").content_key
         data = bytearray(view)
     entry = header.entries[0]
     forged = AESGCM(content_key).encrypt(
@@ -254,8 +255,12 @@ def test_a_recipient_cannot_forge_chunks(package, context, keys, tmp_path, no_im
     data[start : start + len(forged)] = forged
     bad = tmp_path / "forged.webmlpkg"
     bad.write_bytes(bytes(data))
-    with pytest.raises(wp.PackageError, match="chunk 1 of 'model.onnx' was altered"):
-        load(bad, context, keys)
+    # The publisher (another recipient) refuses it: its MAC does not verify.
+    with pytest.raises(wp.PackageError, match="the encrypted 'model.onnx' was altered"):
+        load(bad, context, keys, key="publisher")
+    # So does rewrap: the publisher never signs a forgery again.
+    with pytest.raises(wp.PackageError, match="the encrypted 'model.onnx' was altered"):
+        wp.rewrap(bad, tmp_path / "laundered.webmlpkg", key=keys["publisher"], add=[keys["other"].public_key()])
     assert not no_import
 
 
@@ -307,7 +312,7 @@ def test_not_a_package(tmp_path, context, keys):
     bad.write_bytes(small_model().SerializeToString())
     with pytest.raises(wp.PackageError, match="not a webml package"):
         load(bad, context, keys)
-    bad.write_bytes(fmt.MAGIC + struct.pack("<HIII", 1, 1 << 30, 32, 10) + bytes(100))
+    bad.write_bytes(fmt.MAGIC + struct.pack("<HII", 1, 1 << 30, 10) + bytes(100))
     with pytest.raises(wp.PackageError, match="out of bounds"):
         load(bad, context, keys)
 
@@ -345,8 +350,8 @@ def test_rewrap_adds_and_removes_recipients_without_reencrypting(package, contex
 
 
 def _payload(data: bytes) -> bytes:
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    return data[fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES :]
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    return data[fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES :]
 
 
 def test_unprotect_is_for_the_publisher_only(package, keys, tmp_path):

@@ -309,7 +309,7 @@ def rewrap(
     longer opens the new file; one that kept the old file or the content key still can: to revoke
     for certain, ``protect`` the model again (a new content key).
     """
-    from .opening import _mapped, _verified_header, unwrap
+    from .opening import _mapped, _verified_header, check_payload, unwrap
     from .sealing import rewrap_file
 
     where = "rewrap"
@@ -332,8 +332,9 @@ def rewrap(
         unknown = removed - {r.key_id for r in header.recipients}
         if unknown:
             raise ValueError(f"{where}: {name} has no recipient with key id {', '.join(sorted(unknown))}")
-        content_key = unwrap(header, publisher, f"{where}: {name}")
-        rewrap_file(data, header, out, key=publisher, content_key=content_key, add=added, remove=removed)
+        keys = unwrap(header, publisher, f"{where}: {name}")
+        check_payload(data, header, keys, f"{where}: {name}")  # never sign again what someone else altered
+        rewrap_file(data, header, out, key=publisher, content_key=keys.content_key, add=added, remove=removed)
     return out
 
 
