@@ -735,13 +735,19 @@ class Importer:
     """The state of one import: the builder, and every ONNX value as a NumPy array or MLOperand."""
 
     def __init__(
-        self, model: onnx.ModelProto, context: MLContext, analysis: Analysis, *, protected: bool = False
+        self,
+        model: onnx.ModelProto,
+        context: MLContext,
+        analysis: Analysis,
+        *,
+        protected: bool = False,
+        constants_from: memoryview | None = None,
     ) -> None:
         self.model = model
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
-        self.builder = MLGraphBuilder(context, protected=protected)
+        self.builder = MLGraphBuilder(context, protected=protected, constants_from=constants_from)
         self.env: dict[str, np.ndarray | MLOperand] = {}
         self._materialized: dict[int, MLOperand] = {}
         self._kept: list[np.ndarray] = []  # keeps the ids of the arrays in _materialized unique
@@ -1119,12 +1125,15 @@ def load(
 
     ``protected``: the model comes from a protected package (:mod:`webml.protected`): the graph's
     constants stay in anonymous memory and are never given back; its dynamic dimensions must all be
-    fixed here (a DynamicGraph would keep the plaintext model to build later shapes).
+    fixed here (a DynamicGraph would keep the plaintext model to build later shapes).  Given a
+    read-only memoryview, a protected import uses the large weights in place, not copied: the memory
+    must not change while the graph lives (webml.protected's decrypted buffer, which nobody else has).
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     decoded: dict[str, np.ndarray] = {}
     model = read_model(path_or_model, base_dir, decoded=decoded)
+    lender = path_or_model if protected and isinstance(path_or_model, memoryview) and path_or_model.readonly else None
     return load_read_model(
         model,
         context,
@@ -1133,6 +1142,7 @@ def load(
         private=model is not path_or_model,
         decoded=decoded,
         protected=protected,
+        constants_from=lender,
     )
 
 
@@ -1145,6 +1155,7 @@ def load_read_model(
     private: bool = False,
     decoded: dict[str, np.ndarray] | None = None,
     protected: bool = False,
+    constants_from: memoryview | None = None,
 ) -> MLGraph | DynamicGraph:
     """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
 
@@ -1171,4 +1182,4 @@ def load_read_model(
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(fixed, context, analysis, protected=protected).run()
+    return Importer(fixed, context, analysis, protected=protected, constants_from=constants_from).run()
