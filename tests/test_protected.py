@@ -398,3 +398,30 @@ def _owner_only(path, data: bytes):
     path.write_bytes(data)
     path.chmod(0o600)
     return path
+
+
+def test_constants_from_is_for_protected_graphs_and_read_only_memory(context):
+    memory = memoryview(bytearray(16))
+    with pytest.raises(TypeError, match="constants_from must be a read-only memoryview, for a protected graph"):
+        webml.MLGraphBuilder(context, constants_from=memory.toreadonly())
+    with pytest.raises(TypeError, match="constants_from must be a read-only memoryview"):
+        webml.MLGraphBuilder(context, protected=True, constants_from=memory)
+    with pytest.raises(TypeError, match="protected must be a bool"):
+        webml.MLGraphBuilder(context, protected="yes")
+
+
+def test_a_protected_graph_uses_the_lent_weights_in_place(context):
+    """Read-only arrays inside the lent memory are not copied; others (and writable ones) are."""
+    data = np.arange(1 << 16, dtype=np.float32)
+    lent = memoryview(data.tobytes()).toreadonly()
+    inside = np.frombuffer(lent, np.float32)
+    builder = webml.MLGraphBuilder(context, protected=True, constants_from=lent)
+    store = context.constant_store(in_memory=True, lender=lent)
+    assert store.copy(inside)[0] is inside
+    outside = np.ones(1 << 16, np.float32)
+    outside.flags.writeable = False
+    assert store.copy(outside)[0] is not outside
+    x = builder.input("x", {"dataType": "float32", "shape": [1 << 16]})
+    graph = builder.build({"y": builder.add(x, builder.constant({"dataType": "float32", "shape": [1 << 16]}, inside))})
+    out = context.compute(graph, {"x": np.ones(1 << 16, np.float32)})["y"]
+    np.testing.assert_array_equal(out, data + 1)
