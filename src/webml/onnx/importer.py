@@ -89,8 +89,13 @@ def read_model(
     base_dir: str | os.PathLike[str] | None = None,
     *,
     decoded: dict[str, np.ndarray] | None = None,
+    in_place: bool = False,
 ) -> onnx.ModelProto:
     """A checked ONNX ModelProto from a path, serialized bytes or a ModelProto.
+
+    The large weights of ``bytes`` are read where they lie (``decoded`` gets arrays over them), as a
+    file's are; those of a read-only memoryview too with ``in_place`` (its memory must not change while
+    the arrays are used: webml.protected's decrypted model); other buffers are copied first.
 
     External data is read from ``base_dir``: by default the model's folder
     for a path; bytes and ModelProtos have none, so their external data is
@@ -106,9 +111,9 @@ def read_model(
     if isinstance(path_or_model, onnx.ModelProto):
         model, what = path_or_model, "the ModelProto"
     elif isinstance(path_or_model, bytes) or (
-        isinstance(path_or_model, memoryview) and path_or_model.readonly and path_or_model.c_contiguous
+        in_place and isinstance(path_or_model, memoryview) and path_or_model.readonly and path_or_model.c_contiguous
     ):
-        # Immutable bytes: their large weights are read where they lie, as a file's are (no protobuf copy).
+        # Memory nobody changes: the large weights are read where they lie, as a file's are (no protobuf copy).
         what = "the bytes"
         model, raw_data = _parse_view(memoryview(path_or_model).cast("B"), what)
     elif isinstance(path_or_model, (bytearray, memoryview)):
@@ -1132,8 +1137,8 @@ def load(
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     decoded: dict[str, np.ndarray] = {}
-    model = read_model(path_or_model, base_dir, decoded=decoded)
     lender = path_or_model if protected and isinstance(path_or_model, memoryview) and path_or_model.readonly else None
+    model = read_model(path_or_model, base_dir, decoded=decoded, in_place=lender is not None)
     return load_read_model(
         model,
         context,
