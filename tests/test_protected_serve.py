@@ -19,7 +19,7 @@ from webml.cli import main
 from webml.serve.client import Client, RemoteError
 from webml.serve.models import ServedModels
 from webml.serve.quotas import Limits
-from webml.serve.testing import TOKEN, make_service, running
+from webml.serve.testing import TOKEN, audit_events, make_service, running
 from wgsl_tools import ensure_npm, tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,8 @@ def test_model_run_quota(setup, tmp_path):
         with pytest.raises(RemoteError, match="QuotaExceededError: quota of model runs per minute exceeded: 2 of 2"):
             c.call("runModel", x.tobytes(), **args)
         c.call("listModels")  # the service keeps serving
+    runs = [e for e in audit_events(tmp_path / "audit.jsonl") if e["event"] == "run_model"]
+    assert [(e["model"], e["principal"]) for e in runs] == [("mlp", "token")] * 2
 
 
 def test_an_expired_served_model_is_refused(setup, tmp_path):

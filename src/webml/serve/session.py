@@ -294,6 +294,8 @@ class Session:
             outputs, data = self.models.run(name, header.get("inputs"), payload)
         finally:
             self.quotas.charge_compute(self.principal, time.perf_counter() - start)
+        # Who queried which protected model how often: what an owner reads to spot model stealing.
+        self.audit.log("run_model", connection=self.connection, principal=self.principal, model=name)
         return {"outputs": outputs}, data
 
     def destroy_tensor(self, header: dict[str, Any], payload: memoryview) -> tuple[dict[str, Any], bytes]:
