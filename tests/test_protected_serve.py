@@ -119,6 +119,8 @@ def test_serve_cli_refuses_bad_model_options(setup, capsys):
     for argv, fragment in [
         (["serve", "--model", f"mlp={package}"], "needs --model-key"),
         (["serve", "--model-key", str(service_key[0])], "are for --model"),
+        (["serve", "--model", f"mlp={package}", "--model-key", str(service_key[0]), "--trusted", str(publisher[1]),
+          "--model-free-dim", "batch=0"], "positive integer"),
         (["serve", "--model", "mlp", "--model-key", str(service_key[0]), "--trusted", str(publisher[1])],
          "NAME=VALUE"),
         (["serve", "--model", f"mlp={package}", "--model-key", str(publisher[0]), "--trusted", str(service_key[1])],
@@ -129,6 +131,17 @@ def test_serve_cli_refuses_bad_model_options(setup, capsys):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("webml: error: ") and fragment in err, (argv, err)
+
+
+def test_a_dynamic_model_is_served_with_its_dimensions_fixed(setup, tmp_path):
+    _, publisher, service_key, *_ = setup
+    bert = ROOT / "tests" / "fixtures" / "bert_tiny.onnx"
+    package = wp.protect(bert, tmp_path / "bert.webmlpkg", recipients=[service_key[1]], key=publisher[0])
+    with pytest.raises(wp.PackageError, match="'sequence'"):
+        ServedModels.load({"bert": package}, key=service_key[0], trusted=[publisher[1]], backend="onnxruntime")
+    models = ServedModels.load({"bert": package}, key=service_key[0], trusted=[publisher[1]], backend="onnxruntime",
+                               free_dimensions={"sequence": 8, "batch": 2})
+    assert models.describe()[0]["inputs"]["input_ids"] == {"dataType": "int64", "shape": [1, 8]}
 
 
 def test_js_client_list_models_and_run_model(setup, tmp_path):

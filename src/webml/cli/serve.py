@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the service's private key (.key), a recipient of the models")
     parser.add_argument("--trusted", action="append", default=[], metavar="PUB",
                         help="a publisher key (.pub) the models must be signed by (repeatable)")
+    parser.add_argument("--model-free-dim", action="append", default=[], metavar="NAME=SIZE",
+                        help="fix a dynamic dimension of the served models (repeatable)")
     defaults = Limits()
     for name in Limits.names():
         kind = float if name == "compute_seconds" else int
@@ -121,15 +123,21 @@ def _served_models(args: argparse.Namespace):
 
     packages = parse_assignments(args.model, "--model")
     if not packages:
-        if args.model_key or args.trusted:
-            raise CliError("--model-key and --trusted are for --model NAME=PKG")
+        if args.model_key or args.trusted or args.model_free_dim:
+            raise CliError("--model-key, --trusted and --model-free-dim are for --model NAME=PKG")
         return ServedModels()
     if not args.model_key or not args.trusted:
         raise CliError("--model NAME=PKG needs --model-key KEY (the service's key) and --trusted PUB (the publisher)")
     import webml.protected as wp
 
+    free = {}
+    for name, size in parse_assignments(args.model_free_dim, "--model-free-dim").items():
+        if not size.isdigit() or int(size) < 1:
+            raise CliError(f"--model-free-dim {name}={size}: the size must be a positive integer")
+        free[name] = int(size)
     try:
-        return ServedModels.load(packages, key=args.model_key, trusted=args.trusted, backend=args.backend)
+        return ServedModels.load(packages, key=args.model_key, trusted=args.trusted, backend=args.backend,
+                                 free_dimensions=free)
     except wp.ProtectedError as exc:
         raise CliError(str(exc)) from None
 

@@ -60,16 +60,21 @@ class ServedModels:
         key: Any,
         trusted: Sequence[Any],
         backend: str | None = None,
+        free_dimensions: Mapping[str, int] | None = None,
     ) -> ServedModels:
-        """Load each ``name -> package`` for the service's ``key``, signed by one of ``trusted``."""
+        """Load each ``name -> package`` for the service's ``key``, signed by one of ``trusted``;
+        ``free_dimensions`` fixes the models' dynamic dimensions by name (those a model lacks are
+        ignored for it)."""
         import webml
         import webml.protected as wp
 
         models = []
         for name, package in packages.items():
             context = webml.ml.create_context(backend=backend)
-            graph = wp.load(package, context, key=key, trusted=trusted)
             info = wp.describe(package, trusted=trusted)
+            names = {d for io in info["inputs"] for d in io["shape"] if isinstance(d, str)}
+            free = {n: size for n, size in (free_dimensions or {}).items() if n in names} or None
+            graph = wp.load(package, context, key=key, trusted=trusted, free_dimensions=free)
             expires = None if info["expires"] is None else dt.datetime.fromisoformat(info["expires"])
             models.append(ServedModel(name, graph, context, info, expires))
         return cls(models)
