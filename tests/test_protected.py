@@ -193,6 +193,20 @@ def test_every_byte_flip_in_the_header_is_refused(package, context, keys, tmp_pa
     assert not no_import
 
 
+def test_random_byte_flips_across_the_whole_file_are_refused(package, context, keys, tmp_path, no_import):
+    """64 positions drawn over the whole file (seeded), each flipped by a random non-zero mask."""
+    data = package.read_bytes()
+    rng = np.random.default_rng(17)
+    bad = tmp_path / "flipped.webmlpkg"
+    for offset, mask in zip(rng.integers(0, len(data), 64), rng.integers(1, 256, 64)):
+        copy = bytearray(data)
+        copy[int(offset)] ^= int(mask)
+        bad.write_bytes(bytes(copy))
+        with pytest.raises(wp.PackageError):
+            load(bad, context, keys)
+    assert not no_import
+
+
 @pytest.mark.parametrize("cut", [0, 5, fmt.PREAMBLE.size, 300, -1, -17, -(fmt.CHUNK_SIZE + 16)])
 def test_truncated_files_are_refused(cut, package, context, keys, tmp_path, no_import):
     data = package.read_bytes()
