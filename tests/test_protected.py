@@ -394,8 +394,11 @@ def test_key_files(tmp_path):
         wp.new_key_pair("../evil", tmp_path)
     with pytest.raises(wp.KeyFileError, match="private key file; give the .pub"):
         wp.load_public_key(private)
+    with pytest.raises(wp.KeyFileError, match="is a public key file; give the private key"):
+        wp.load_private_key(public)
     with pytest.raises(wp.KeyFileError, match="not a webml private key"):
-        wp.load_private_key(_owner_only(tmp_path / "pub-as-key", public.read_bytes()))
+        wp.load_private_key(_owner_only(tmp_path / "half.key", private.read_bytes().split(b"-----END")[0]
+                                        + b"-----END PRIVATE KEY-----\n"))
     private.chmod(0o644)
     with pytest.raises(wp.KeyFileError, match="readable by others.*chmod 600"):
         wp.load_private_key(private)
