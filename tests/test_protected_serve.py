@@ -6,7 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +164,39 @@ def test_js_client_list_models_and_run_model(setup, tmp_path):
                               env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
     assert "# pass 3" in done.stdout and "# fail 0" in done.stdout
+
+
+def test_webml_serve_model_as_the_user_starts_it(setup, tmp_path):
+    """``webml serve --model``: it says what it serves, and a client runs the model."""
+    _, publisher, service_key, package, _ = setup
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+           "XDG_STATE_HOME": str(tmp_path / "state"), "WEBML_GRANTS": str(tmp_path / "grants.json")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webml", "serve", "--port", "0", "--backend", "onnxruntime", "--model",
+         f"mlp={package}", "--model-key", str(service_key[0]), "--trusted", str(publisher[1])],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("protected models" in line for line in lines):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert "protected models (listModels, runModel): mlp" in text, text
+        port = re.search(r"ws://127\.0\.0\.1:(\d+)/webnn", text)[1]
+        token = (tmp_path / "run" / "webml" / f"serve-{port}.token").read_text().strip()
+        x = small_input()["x"]
+        with Client(f"ws://127.0.0.1:{port}/webnn", token=token) as c:
+            _, payload = c.call("runModel", x.tobytes(), model="mlp",
+                                inputs={"x": {"offset": 0, "length": x.nbytes}})
+        np.testing.assert_array_equal(np.frombuffer(bytes(payload), np.float32).reshape(1, 8), expected_output())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
