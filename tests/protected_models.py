@@ -49,8 +49,10 @@ def weight_signatures(model: onnx.ModelProto, length: int = 32) -> list[bytes]:
 
 def inputs_of(name: str) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(3)
-    if name == "efficientnet":
-        return {"image": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    if name == "efficientnet":  # a real photo, as the pretrained network expects it
+        from webml.zoo import efficientnet_lite
+
+        return {"image": efficientnet_lite.preprocess(efficientnet_lite.sample_image_path("coffee"))}
     if name == "bert":
         mask = np.ones((1, 16), np.int64)
         mask[:, 12:] = 0

@@ -123,24 +123,25 @@ def no_import(monkeypatch):
 def _regions(path) -> dict[str, int]:
     """Sample offsets across every region of the package."""
     data = path.read_bytes()
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    header = fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    header = fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES
     chunk = fmt.CHUNK_SIZE + fmt.TAG_BYTES
     content = fmt.PREAMBLE.size
+    recipients = content + c
     return {
         "magic": 0,
         "version": 8,
         "content length": 10,
-        "digests length": 15,
-        "recipients length": 19,
+        "recipients length": 15,
         "content start": content,
         "content publisher": content + data[content : content + c].index(b'"publisher"') + 15,
         "content entries": content + data[content : content + c].index(b'"size"') + 8,
         "content end": content + c - 2,
-        "digest of chunk 0": content + c + 3,
-        "digest of last chunk": content + c + d - 1,
-        "recipient key id": content + c + d + data[content + c + d :].index(b'"key_id"') + 12,
-        "recipient wrapped key": content + c + d + data[content + c + d :].index(b'"wrapped_key"') + 20,
+        "recipients start": recipients,
+        "recipient key id": recipients + data[recipients:].index(b'"key_id"') + 12,
+        "recipient wrapped keys": recipients + data[recipients:].index(b'"wrapped_keys"') + 20,
+        "recipient payload MAC": recipients + data[recipients:].index(b'"payload_macs"') + 20,
+        "recipients end": recipients + r - 1,
         "signature": header - 30,
         "chunk 0 start": header,
         "chunk 0 middle": header + fmt.CHUNK_SIZE // 2,
@@ -157,9 +158,9 @@ def regions(package):
 
 
 REGION_NAMES = [
-    "magic", "version", "content length", "digests length", "recipients length", "content start",
-    "content publisher", "content entries", "content end", "digest of chunk 0", "digest of last chunk",
-    "recipient key id", "recipient wrapped key", "signature", "chunk 0 start", "chunk 0 middle", "chunk 0 tag",
+    "magic", "version", "content length", "recipients length", "content start", "content publisher",
+    "content entries", "content end", "recipients start", "recipient key id", "recipient wrapped keys",
+    "recipient payload MAC", "recipients end", "signature", "chunk 0 start", "chunk 0 middle", "chunk 0 tag",
     "chunk 1 start", "chunk 2 (last) middle", "last byte (a tag)",
 ]
 
@@ -178,14 +179,28 @@ def test_a_flipped_byte_anywhere_is_one_clear_error(region, package, regions, co
 
 
 def test_every_byte_flip_in_the_header_is_refused(package, context, keys, tmp_path, no_import):
-    """Every single byte of the header (preamble, content, digests, recipients, signature) flipped."""
+    """Every seventh byte of the header (preamble, content, recipients, signature) flipped."""
     data = package.read_bytes()
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    end = fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    end = fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES
     bad = tmp_path / "flipped.webmlpkg"
     for offset in range(0, end, 7):
         copy = bytearray(data)
         copy[offset] ^= 0x01
+        bad.write_bytes(bytes(copy))
+        with pytest.raises(wp.PackageError):
+            load(bad, context, keys)
+    assert not no_import
+
+
+def test_random_byte_flips_across_the_whole_file_are_refused(package, context, keys, tmp_path, no_import):
+    """64 positions drawn over the whole file (seeded), each flipped by a random non-zero mask."""
+    data = package.read_bytes()
+    rng = np.random.default_rng(17)
+    bad = tmp_path / "flipped.webmlpkg"
+    for offset, mask in zip(rng.integers(0, len(data), 64), rng.integers(1, 256, 64)):
+        copy = bytearray(data)
+        copy[int(offset)] ^= int(mask)
         bad.write_bytes(bytes(copy))
         with pytest.raises(wp.PackageError):
             load(bad, context, keys)
@@ -234,15 +249,15 @@ def test_a_publisher_key_swapped_into_the_header_fails_the_signature(package, co
 
 
 def test_a_recipient_cannot_forge_chunks(package, context, keys, tmp_path, no_import):
-    """A recipient knows the content key, so it could make chunks whose GCM tags verify; the signed
-    per-chunk digests still refuse them."""
+    """A recipient knows the content key, so it could make chunks whose GCM tags verify; the other
+    recipients' payload MACs (keys it does not know) still refuse them."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from webml.protected.opening import _mapped, _verified_header, unwrap
 
     with _mapped(package, "test") as view:
         header, _ = _verified_header(view, [keys["publisher"].public_key()], "test", "pkg")
-        content_key = unwrap(header, keys["device"], "test")
+        content_key = unwrap(header, keys["device"], "test").content_key
         data = bytearray(view)
     entry = header.entries[0]
     forged = AESGCM(content_key).encrypt(
@@ -254,8 +269,12 @@ def test_a_recipient_cannot_forge_chunks(package, context, keys, tmp_path, no_im
     data[start : start + len(forged)] = forged
     bad = tmp_path / "forged.webmlpkg"
     bad.write_bytes(bytes(data))
-    with pytest.raises(wp.PackageError, match="chunk 1 of 'model.onnx' was altered"):
-        load(bad, context, keys)
+    # The publisher (another recipient) refuses it: its MAC does not verify.
+    with pytest.raises(wp.PackageError, match="the encrypted 'model.onnx' was altered"):
+        load(bad, context, keys, key="publisher")
+    # So does rewrap: the publisher never signs a forgery again.
+    with pytest.raises(wp.PackageError, match="the encrypted 'model.onnx' was altered"):
+        wp.rewrap(bad, tmp_path / "laundered.webmlpkg", key=keys["publisher"], add=[keys["other"].public_key()])
     assert not no_import
 
 
@@ -307,7 +326,7 @@ def test_not_a_package(tmp_path, context, keys):
     bad.write_bytes(small_model().SerializeToString())
     with pytest.raises(wp.PackageError, match="not a webml package"):
         load(bad, context, keys)
-    bad.write_bytes(fmt.MAGIC + struct.pack("<HIII", 1, 1 << 30, 32, 10) + bytes(100))
+    bad.write_bytes(fmt.MAGIC + struct.pack("<HII", 1, 1 << 30, 10) + bytes(100))
     with pytest.raises(wp.PackageError, match="out of bounds"):
         load(bad, context, keys)
 
@@ -345,8 +364,8 @@ def test_rewrap_adds_and_removes_recipients_without_reencrypting(package, contex
 
 
 def _payload(data: bytes) -> bytes:
-    _, _, c, d, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
-    return data[fmt.PREAMBLE.size + c + d + r + fmt.SIGNATURE_BYTES :]
+    _, _, c, r = fmt.PREAMBLE.unpack(data[: fmt.PREAMBLE.size])
+    return data[fmt.PREAMBLE.size + c + r + fmt.SIGNATURE_BYTES :]
 
 
 def test_unprotect_is_for_the_publisher_only(package, keys, tmp_path):
@@ -375,8 +394,11 @@ def test_key_files(tmp_path):
         wp.new_key_pair("../evil", tmp_path)
     with pytest.raises(wp.KeyFileError, match="private key file; give the .pub"):
         wp.load_public_key(private)
+    with pytest.raises(wp.KeyFileError, match="is a public key file; give the private key"):
+        wp.load_private_key(public)
     with pytest.raises(wp.KeyFileError, match="not a webml private key"):
-        wp.load_private_key(_owner_only(tmp_path / "pub-as-key", public.read_bytes()))
+        wp.load_private_key(_owner_only(tmp_path / "half.key", private.read_bytes().split(b"-----END")[0]
+                                        + b"-----END PRIVATE KEY-----\n"))
     private.chmod(0o644)
     with pytest.raises(wp.KeyFileError, match="readable by others.*chmod 600"):
         wp.load_private_key(private)
@@ -393,3 +415,30 @@ def _owner_only(path, data: bytes):
     path.write_bytes(data)
     path.chmod(0o600)
     return path
+
+
+def test_constants_from_is_for_protected_graphs_and_read_only_memory(context):
+    memory = memoryview(bytearray(16))
+    with pytest.raises(TypeError, match="constants_from must be a read-only memoryview, for a protected graph"):
+        webml.MLGraphBuilder(context, constants_from=memory.toreadonly())
+    with pytest.raises(TypeError, match="constants_from must be a read-only memoryview"):
+        webml.MLGraphBuilder(context, protected=True, constants_from=memory)
+    with pytest.raises(TypeError, match="protected must be a bool"):
+        webml.MLGraphBuilder(context, protected="yes")
+
+
+def test_a_protected_graph_uses_the_lent_weights_in_place(context):
+    """Read-only arrays inside the lent memory are not copied; others (and writable ones) are."""
+    data = np.arange(1 << 16, dtype=np.float32)
+    lent = memoryview(data.tobytes()).toreadonly()
+    inside = np.frombuffer(lent, np.float32)
+    builder = webml.MLGraphBuilder(context, protected=True, constants_from=lent)
+    store = context.constant_store(in_memory=True, lender=lent)
+    assert store.copy(inside)[0] is inside
+    outside = np.ones(1 << 16, np.float32)
+    outside.flags.writeable = False
+    assert store.copy(outside)[0] is not outside
+    x = builder.input("x", {"dataType": "float32", "shape": [1 << 16]})
+    graph = builder.build({"y": builder.add(x, builder.constant({"dataType": "float32", "shape": [1 << 16]}, inside))})
+    out = context.compute(graph, {"x": np.ones(1 << 16, np.float32)})["y"]
+    np.testing.assert_array_equal(out, data + 1)

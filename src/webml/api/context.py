@@ -92,11 +92,12 @@ class MLContext(PythonSpelling):
         """
         return self._backend.supports(op, argument, data_type, rank)
 
-    def constant_store(self, *, in_memory: bool = False) -> ConstantStore:
+    def constant_store(self, *, in_memory: bool = False, lender: memoryview | None = None) -> ConstantStore:
         """Where a builder of this context copies its constants (non-spec): files in shared
         memory, or on disk for a backend that asks for it (``Backend.constants_on_disk``);
-        ``in_memory``: anonymous memory only, for protected graphs (:mod:`webml.protected`)."""
-        return ConstantStore(on_disk=self._backend.constants_on_disk, in_memory=in_memory)
+        ``in_memory``: anonymous memory only, for protected graphs (:mod:`webml.protected`);
+        ``lender``: memory whose read-only arrays are used in place (see ConstantStore)."""
+        return ConstantStore(on_disk=self._backend.constants_on_disk, in_memory=in_memory, lender=lender)
 
     def constant_tensor_data(self, tensor: MLTensor, where: str) -> np.ndarray:
         """A read-only view of a constant tensor's data, for a graph being built (non-spec).

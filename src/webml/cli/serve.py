@@ -25,6 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit", type=Path, help="the audit log, JSON lines "
                         "(default: $XDG_STATE_HOME/webml/serve-audit.jsonl)")
     parser.add_argument("--max-message-bytes", type=int, default=256 << 20, help="default: %(default)s")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PKG",
+                        help="serve a protected model (.webmlpkg) by name: clients run it, never see its weights "
+                        "(repeatable; needs --model-key and --trusted)")
+    parser.add_argument("--model-key", metavar="KEY",
+                        help="the service's private key (.key), a recipient of the models")
+    parser.add_argument("--trusted", action="append", default=[], metavar="PUB",
+                        help="a publisher key (.pub) the models must be signed by (repeatable)")
+    parser.add_argument("--model-free-dim", action="append", default=[], metavar="NAME=SIZE",
+                        help="fix a dynamic dimension of the served models (repeatable)")
     defaults = Limits()
     for name in Limits.names():
         kind = float if name == "compute_seconds" else int
@@ -55,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
     except GrantError as exc:
         raise CliError(f"--allow-origin: {exc}") from None
     limits = Limits(**{name: getattr(args, f"quota_{name}") for name in Limits.names()})
+    models = _served_models(args)
     token = tokens.new_token()
     service = Service(
         token=token,
@@ -65,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
         quotas=Quotas(limits),
         max_message_bytes=args.max_message_bytes,
         max_header_bytes=min(frames.DEFAULT_MAX_HEADER_BYTES, args.max_message_bytes),
+        models=models,
     )
     server = Server(service, host=args.host, port=args.port)
 
@@ -84,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
                 f"  token (for Node.js and other non-browser callers) in {path} (mode 0600):\n"
                 f"    connect({{ url: \"ws://{args.host}:{port}/webnn\", token: <the file's contents> }})\n"
                 f"  web pages: grant their origin first: webml grants add https://app.example\n"
-                f"  teach a classifier in the browser: http://{args.host}:{port}/teach/",
+                f"  teach a classifier in the browser: http://{args.host}:{port}/teach/"
+                + (f"\n  protected models (listModels, runModel): {', '.join(models.names())}" if len(models) else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -102,6 +114,32 @@ def main(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _served_models(args: argparse.Namespace):
+    """The protected models of ``--model NAME=PKG``, loaded (and so verified) before the service starts."""
+    from ..serve.models import ServedModels
+    from .common import parse_assignments
+
+    packages = parse_assignments(args.model, "--model")
+    if not packages:
+        if args.model_key or args.trusted or args.model_free_dim:
+            raise CliError("--model-key, --trusted and --model-free-dim are for --model NAME=PKG")
+        return ServedModels()
+    if not args.model_key or not args.trusted:
+        raise CliError("--model NAME=PKG needs --model-key KEY (the service's key) and --trusted PUB (the publisher)")
+    import webml.protected as wp
+
+    free = {}
+    for name, size in parse_assignments(args.model_free_dim, "--model-free-dim").items():
+        if not size.isdigit() or int(size) < 1:
+            raise CliError(f"--model-free-dim {name}={size}: the size must be a positive integer")
+        free[name] = int(size)
+    try:
+        return ServedModels.load(packages, key=args.model_key, trusted=args.trusted, backend=args.backend,
+                                 free_dimensions=free)
+    except wp.ProtectedError as exc:
+        raise CliError(str(exc)) from None
 
 
 # -- webml grants ------------------------------------------------------------------

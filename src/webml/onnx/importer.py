@@ -89,8 +89,13 @@ def read_model(
     base_dir: str | os.PathLike[str] | None = None,
     *,
     decoded: dict[str, np.ndarray] | None = None,
+    in_place: bool = False,
 ) -> onnx.ModelProto:
     """A checked ONNX ModelProto from a path, serialized bytes or a ModelProto.
+
+    The large weights of ``bytes`` are read where they lie (``decoded`` gets arrays over them), as a
+    file's are; those of a read-only memoryview too with ``in_place`` (its memory must not change while
+    the arrays are used: webml.protected's decrypted model); other buffers are copied first.
 
     External data is read from ``base_dir``: by default the model's folder
     for a path; bytes and ModelProtos have none, so their external data is
@@ -106,9 +111,9 @@ def read_model(
     if isinstance(path_or_model, onnx.ModelProto):
         model, what = path_or_model, "the ModelProto"
     elif isinstance(path_or_model, bytes) or (
-        isinstance(path_or_model, memoryview) and path_or_model.readonly and path_or_model.c_contiguous
+        in_place and isinstance(path_or_model, memoryview) and path_or_model.readonly and path_or_model.c_contiguous
     ):
-        # Immutable bytes: their large weights are read where they lie, as a file's are (no protobuf copy).
+        # Memory nobody changes: the large weights are read where they lie, as a file's are (no protobuf copy).
         what = "the bytes"
         model, raw_data = _parse_view(memoryview(path_or_model).cast("B"), what)
     elif isinstance(path_or_model, (bytearray, memoryview)):
@@ -743,12 +748,15 @@ class Importer:
         bound: Mapping[str, MLOperand] | None = None,
         *,
         protected: bool = False,
+        constants_from: memoryview | None = None,
     ) -> None:
         self.model = model
         self.context = context
         self.analysis = analysis
         self.opset = analysis.opset
-        self.builder = MLGraphBuilder(context, protected=protected) if builder is None else builder
+        if builder is None:
+            builder = MLGraphBuilder(context, protected=protected, constants_from=constants_from)
+        self.builder = builder
         #: Graph inputs given as operands of the builder (add_to_builder), not declared as inputs.
         self.bound = dict(bound or {})
         self.env: dict[str, np.ndarray | MLOperand] = {}
@@ -1140,12 +1148,15 @@ def load(
 
     ``protected``: the model comes from a protected package (:mod:`webml.protected`): the graph's
     constants stay in anonymous memory and are never given back; its dynamic dimensions must all be
-    fixed here (a DynamicGraph would keep the plaintext model to build later shapes).
+    fixed here (a DynamicGraph would keep the plaintext model to build later shapes).  Given a
+    read-only memoryview, a protected import uses the large weights in place, not copied: the memory
+    must not change while the graph lives (webml.protected's decrypted buffer, which nobody else has).
     """
     if not isinstance(context, MLContext):
         raise TypeError(f"webml.onnx.load: context must be an MLContext, got {type(context).__name__}")
     decoded: dict[str, np.ndarray] = {}
-    model = read_model(path_or_model, base_dir, decoded=decoded)
+    lender = path_or_model if protected and isinstance(path_or_model, memoryview) and path_or_model.readonly else None
+    model = read_model(path_or_model, base_dir, decoded=decoded, in_place=lender is not None)
     return load_read_model(
         model,
         context,
@@ -1154,6 +1165,7 @@ def load(
         private=model is not path_or_model,
         decoded=decoded,
         protected=protected,
+        constants_from=lender,
     )
 
 
@@ -1166,6 +1178,7 @@ def load_read_model(
     private: bool = False,
     decoded: dict[str, np.ndarray] | None = None,
     protected: bool = False,
+    constants_from: memoryview | None = None,
 ) -> MLGraph | DynamicGraph:
     """:func:`load` of a model :func:`read_model` has given (read and checked once, as DynamicGraph needs).
 
@@ -1192,7 +1205,7 @@ def load_read_model(
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
-    return Importer(fixed, context, analysis, protected=protected).run()
+    return Importer(fixed, context, analysis, protected=protected, constants_from=constants_from).run()
 
 
 def add_to_builder(

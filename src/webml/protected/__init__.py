@@ -241,19 +241,23 @@ def load(
     recipient = private_key_of(key, f"{where}: key")
     publishers = _trusted(trusted, where)
     opened = open_package(package, key=recipient, trusted=publishers, backend=context.backend, where=where)
-    try:
-        plain = opened.entries[_MODEL_ENTRY] if opened.header.kind == "onnx" else None
-        if plain is None:
-            raise PackageError(f"{where}: the package holds no {_MODEL_ENTRY}")
-        with memoryview(plain).toreadonly() as view:
-            try:
-                graph = importer.load(
-                    view, context, free_dimensions, input_shapes=input_shapes, protected=True
-                )
-            except importer.OnnxImportError as exc:
-                raise PackageError(f"{where}: the protected model cannot be loaded: {exc}") from None
-    finally:
+    plain = opened.entries.get(_MODEL_ENTRY) if opened.header.kind == "onnx" else None
+    if plain is None:
         opened.wipe()
+        raise PackageError(f"{where}: the package holds no {_MODEL_ENTRY}")
+    try:
+        # The decrypted buffer is nobody else's: the graph uses its large weights in place (no second
+        # copy); it lives as long as the graph needs them, and is unmapped with the last of them.
+        graph = importer.load(
+            memoryview(plain).toreadonly(), context, free_dimensions, input_shapes=input_shapes, protected=True
+        )
+    except importer.OnnxImportError as exc:
+        opened.wipe()
+        raise PackageError(f"{where}: the protected model cannot be loaded: {exc}") from None
+    except BaseException:
+        opened.wipe()
+        raise
+    finally:
         return_freed_memory()
     return graph  # type: ignore[return-value]
 
@@ -309,7 +313,7 @@ def rewrap(
     longer opens the new file; one that kept the old file or the content key still can: to revoke
     for certain, ``protect`` the model again (a new content key).
     """
-    from .opening import _mapped, _verified_header, unwrap
+    from .opening import _mapped, _verified_header, check_payload, unwrap
     from .sealing import rewrap_file
 
     where = "rewrap"
@@ -332,8 +336,9 @@ def rewrap(
         unknown = removed - {r.key_id for r in header.recipients}
         if unknown:
             raise ValueError(f"{where}: {name} has no recipient with key id {', '.join(sorted(unknown))}")
-        content_key = unwrap(header, publisher, f"{where}: {name}")
-        rewrap_file(data, header, out, key=publisher, content_key=content_key, add=added, remove=removed)
+        keys = unwrap(header, publisher, f"{where}: {name}")
+        check_payload(data, header, keys, f"{where}: {name}")  # never sign again what someone else altered
+        rewrap_file(data, header, out, key=publisher, content_key=keys.content_key, add=added, remove=removed)
     return out
 
 

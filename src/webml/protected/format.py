@@ -6,12 +6,10 @@ All integers little-endian::
     0       8      magic "WEBMLPKG"
     8       2      format version (1)
     10      4      C: length of the content header
-    14      4      D: length of the chunk digests (32 per chunk)
-    18      4      R: length of the recipient list
-    22      C      content header: UTF-8 JSON (package id, publisher, dates, backends, kind, entries)
-    22+C    D      SHA-256 of each chunk's ciphertext (tag included), entries in order
-    22+C+D  R      recipient list: UTF-8 JSON, per recipient its key id, HPKE enc and wrapped content key
-    ..      64     Ed25519 signature by the publisher over every byte above
+    14      4      R: length of the recipient list
+    18      C      content header: UTF-8 JSON (package id, publisher, dates, backends, kind, entries)
+    18+C    R      recipient list: UTF-8 JSON, per recipient its key id, HPKE enc, wrapped keys, payload MACs
+    18+C+R  64     Ed25519 signature by the publisher over every byte above
     ..             payload: each entry's chunks in order, each its ciphertext then its 16-byte GCM tag
 
 Every chunk holds ``chunk_size`` plaintext bytes but the entry's last (an
@@ -20,9 +18,18 @@ AES-256-GCM under the package's content key, nonce ``e`` (4 bytes, big-endian)
 followed by ``i`` (8 bytes), and associated data binding the package id, the
 SHA-256 of the content header, the entry's name, ``i`` and whether it is the
 entry's last chunk.  The content key is fresh and random for each package, so
-a nonce never repeats under a key.  It is wrapped for each recipient with HPKE
-(RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, base mode),
-with the package id and the content header's hash as HPKE's info.
+a nonce never repeats under a key.
+
+Every recipient (the publisher is one) has its own random MAC key, and the
+recipient list holds, per recipient and entry, the GMAC (AES-256-GCM with no
+plaintext, NIST SP 800-38D) of the entry's payload bytes under that key, nonce
+"wmac" then ``e`` (8 bytes, big-endian).  The content key and the MAC key
+(64 bytes) are wrapped together for each recipient with HPKE (RFC 9180:
+DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM, base mode), with the
+package id and the content header's hash as HPKE's info.  Why a MAC per
+recipient: every recipient knows the content key, so GCM tags alone would let
+one recipient forge chunks that another accepts; it does not know the others'
+MAC keys.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import PackageError
 
@@ -56,21 +64,24 @@ __all__ = [
 
 MAGIC = b"WEBMLPKG"
 VERSION = 1
-PREAMBLE = struct.Struct("<8sHIII")
+PREAMBLE = struct.Struct("<8sHII")
 SIGNATURE_BYTES = 64
 TAG_BYTES = 16
-DIGEST_BYTES = 32
+MAC_BYTES = 16
 KEY_BYTES = 32
-#: Plaintext bytes per chunk: large enough that the per-chunk work (a digest, a tag, a call) is
-#: noise, small enough that a flipped byte is found in the chunk that holds it.
+#: What HPKE wraps for a recipient: the content key, then its MAC key.
+WRAPPED_PLAINTEXT_BYTES = 2 * KEY_BYTES
+#: Plaintext bytes per chunk: large enough that the per-chunk work (a tag, a call) is noise, small
+#: enough that a flipped byte is found in the chunk that holds it.
 CHUNK_SIZE = 1 << 20
 #: Bounds checked before anything is allocated.
 MAX_CONTENT_BYTES = 1 << 20
 MAX_RECIPIENTS_BYTES = 1 << 20
 MAX_RECIPIENTS = 1000
 MAX_ENTRIES = 16
-#: The largest entry: an ONNX protobuf cannot exceed 2 GiB.
-MAX_ENTRY_BYTES = 1 << 31
+#: The largest entry: an ONNX protobuf cannot exceed 2 GiB, and an entry's payload (its bytes and
+#: tags) is one GMAC message, at most 2**31 - 1 bytes for pyca cryptography.
+MAX_ENTRY_BYTES = (1 << 31) - (1 << 26)
 KINDS = ("onnx",)
 CIPHER = "AES-256-GCM"
 WRAP = "HPKE-X25519-HKDF-SHA256-AES-256-GCM"
@@ -89,18 +100,21 @@ class Entry:
 
 @dataclass(frozen=True)
 class Recipient:
-    """One wrapped copy of the content key: for the X25519 key whose SHA-256 is ``key_id``."""
+    """One recipient: the keys wrapped for the X25519 key whose SHA-256 is ``key_id``, and the GMAC
+    of each entry's payload under its MAC key."""
 
     key_id: str
     enc: bytes
     wrapped: bytes
+    macs: tuple[bytes, ...]
     publisher: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
             "key_id": self.key_id,
             "enc": _b64(self.enc),
-            "wrapped_key": _b64(self.wrapped),
+            "wrapped_keys": _b64(self.wrapped),
+            "payload_macs": [_b64(m) for m in self.macs],
             "publisher": self.publisher,
         }
 
@@ -119,6 +133,15 @@ def chunk_aad(package_id: bytes, content_hash: bytes, name: str, chunk_index: in
         (b"webmlpkg/1 chunk\0", package_id, content_hash, struct.pack("<H", len(encoded)), encoded,
          struct.pack("<QB", chunk_index, 1 if last else 0))
     )
+
+
+def mac_nonce(entry_index: int) -> bytes:
+    return b"wmac" + struct.pack(">Q", entry_index)
+
+
+def payload_mac(mac_key: bytes, entry_index: int, payload: bytes | memoryview) -> bytes:
+    """The GMAC of one entry's payload bytes (ciphertexts and tags) under a recipient's MAC key."""
+    return AESGCM(mac_key).encrypt(mac_nonce(entry_index), b"", payload)
 
 
 def hpke_info(package_id: bytes, content_hash: bytes) -> bytes:
@@ -142,7 +165,6 @@ class Header:
     """A package's header as read (not yet trusted until :meth:`verify`-ed by the opener)."""
 
     content_bytes: bytes
-    digests: bytes
     recipients_bytes: bytes
     signature: bytes
     package_id: bytes
@@ -162,12 +184,11 @@ class Header:
 
     @property
     def signed_bytes(self) -> bytes:
-        return signed_bytes(self.content_bytes, self.digests, self.recipients_bytes)
+        return signed_bytes(self.content_bytes, self.recipients_bytes)
 
     @property
     def header_size(self) -> int:
-        sections = len(self.content_bytes) + len(self.digests) + len(self.recipients_bytes)
-        return PREAMBLE.size + sections + SIGNATURE_BYTES
+        return PREAMBLE.size + len(self.content_bytes) + len(self.recipients_bytes) + SIGNATURE_BYTES
 
     @property
     def total_chunks(self) -> int:
@@ -175,14 +196,23 @@ class Header:
 
     @property
     def payload_size(self) -> int:
-        return sum(e.size for e in self.entries) + TAG_BYTES * self.total_chunks
+        return sum(entry_payload_size(e) for e in self.entries)
 
-    def digest(self, index: int) -> bytes:
-        return self.digests[DIGEST_BYTES * index : DIGEST_BYTES * (index + 1)]
+    def entry_offsets(self) -> list[int]:
+        """Where each entry's payload starts in the file."""
+        offsets, at = [], self.header_size
+        for e in self.entries:
+            offsets.append(at)
+            at += entry_payload_size(e)
+        return offsets
 
 
-def signed_bytes(content: bytes, digests: bytes, recipients: bytes) -> bytes:
-    return PREAMBLE.pack(MAGIC, VERSION, len(content), len(digests), len(recipients)) + content + digests + recipients
+def entry_payload_size(entry: Entry) -> int:
+    return entry.size + TAG_BYTES * entry.chunks
+
+
+def signed_bytes(content: bytes, recipients: bytes) -> bytes:
+    return PREAMBLE.pack(MAGIC, VERSION, len(content), len(recipients)) + content + recipients
 
 
 def content_header(
@@ -222,20 +252,20 @@ def recipients_json(recipients: list[Recipient]) -> bytes:
 # -- reading: every field of a stranger's header checked ----------------------------------------
 
 
-def read_preamble(data: bytes, file_size: int, what: str) -> tuple[int, int, int]:
-    """The three section lengths, checked against the bounds and the file's size."""
+def read_preamble(data: bytes, file_size: int, what: str) -> tuple[int, int]:
+    """The two section lengths, checked against the bounds and the file's size."""
     if len(data) < PREAMBLE.size:
         raise PackageError(f"{what} is not a webml package (too short: {file_size} bytes)")
-    magic, version, c, d, r = PREAMBLE.unpack(data[: PREAMBLE.size])
+    magic, version, c, r = PREAMBLE.unpack(data[: PREAMBLE.size])
     if magic != MAGIC:
         raise PackageError(f"{what} is not a webml package (no WEBMLPKG magic)")
     if version != VERSION:
         raise PackageError(f"{what} is a webml package of format version {version}; this webml reads version {VERSION}")
-    if not 0 < c <= MAX_CONTENT_BYTES or r > MAX_RECIPIENTS_BYTES or d % DIGEST_BYTES or d == 0:
+    if not 0 < c <= MAX_CONTENT_BYTES or not 0 < r <= MAX_RECIPIENTS_BYTES:
         raise PackageError(f"{what}: the header's section lengths are out of bounds (the file is corrupt)")
-    if PREAMBLE.size + c + d + r + SIGNATURE_BYTES > file_size:
+    if PREAMBLE.size + c + r + SIGNATURE_BYTES > file_size:
         raise PackageError(f"{what} is truncated: it ends inside its header")
-    return c, d, r
+    return c, r
 
 
 def _fail(what: str, problem: str) -> PackageError:
@@ -283,9 +313,7 @@ def _int(value: Any, what: str, field: str, low: int, high: int) -> int:
     return value
 
 
-def parse_header(
-    content: bytes, digests: bytes, recipients_bytes: bytes, signature: bytes, what: str
-) -> Header:
+def parse_header(content: bytes, recipients_bytes: bytes, signature: bytes, what: str) -> Header:
     """Every field of a header whose signature has been verified, checked (types, bounds, counts)."""
     fields = _json(content, what, "content header")
     if not isinstance(fields, dict) or fields.get("format") != "webmlpkg" or fields.get("version") != VERSION:
@@ -316,8 +344,6 @@ def parse_header(
         entries.append(Entry(e["name"], size, chunks))
     if len({e.name for e in entries}) != len(entries):
         raise _fail(what, "two entries have the same name")
-    if len(digests) != DIGEST_BYTES * sum(e.chunks for e in entries):
-        raise _fail(what, "the digests do not match the chunks")
     expires = fields.get("expires")
     backends = fields.get("backends")
     if backends is not None and (
@@ -329,7 +355,6 @@ def parse_header(
         raise _fail(what, "io is not an object")
     return Header(
         content_bytes=content,
-        digests=digests,
         recipients_bytes=recipients_bytes,
         signature=signature,
         package_id=package_id,
@@ -341,11 +366,11 @@ def parse_header(
         chunk_size=chunk_size,
         entries=tuple(entries),
         io=io,
-        recipients=parse_recipients(recipients_bytes, what),
+        recipients=parse_recipients(recipients_bytes, len(entries), what),
     )
 
 
-def parse_recipients(data: bytes, what: str) -> tuple[Recipient, ...]:
+def parse_recipients(data: bytes, entries: int, what: str) -> tuple[Recipient, ...]:
     items = _json(data, what, "recipient list")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECIPIENTS:
         raise _fail(what, f"the recipient list must hold 1 to {MAX_RECIPIENTS} recipients")
@@ -354,8 +379,16 @@ def parse_recipients(data: bytes, what: str) -> tuple[Recipient, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("key_id"), str) or len(item["key_id"]) != 64:
             raise _fail(what, f"recipient {i} has no key id")
         enc = _decode_b64(item.get("enc"), what, f"recipient {i} enc")
-        wrapped = _decode_b64(item.get("wrapped_key"), what, f"recipient {i} wrapped_key")
-        if len(enc) != ENC_BYTES or len(wrapped) != KEY_BYTES + TAG_BYTES:
-            raise _fail(what, f"recipient {i} has a wrapped key of the wrong size")
-        out.append(Recipient(item["key_id"], enc, wrapped, item.get("publisher") is True))
+        wrapped = _decode_b64(item.get("wrapped_keys"), what, f"recipient {i} wrapped_keys")
+        if len(enc) != ENC_BYTES or len(wrapped) != WRAPPED_PLAINTEXT_BYTES + TAG_BYTES:
+            raise _fail(what, f"recipient {i} has wrapped keys of the wrong size")
+        macs = item.get("payload_macs")
+        if not isinstance(macs, list) or len(macs) != entries:
+            raise _fail(what, f"recipient {i} does not have one payload MAC per entry")
+        decoded = tuple(_decode_b64(m, what, f"recipient {i} payload_macs") for m in macs)
+        if any(len(m) != MAC_BYTES for m in decoded):
+            raise _fail(what, f"recipient {i} has a payload MAC of the wrong size")
+        out.append(Recipient(item["key_id"], enc, wrapped, decoded, item.get("publisher") is True))
+    if len({r.key_id for r in out}) != len(out):
+        raise _fail(what, "a recipient is listed twice")
     return tuple(out)

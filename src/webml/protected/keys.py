@@ -186,6 +186,8 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     """The key pair in a ``NAME.key`` file; refuses a file that others can read or that is not one."""
     data, st = _read_key_file(path, "private key")
     name = os.fspath(path)
+    if not _blocks(data, b"PRIVATE KEY") and _blocks(data, b"PUBLIC KEY"):
+        raise KeyFileError(f"private key: {name!r} is a public key file; give the private key (.key) instead")
     if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
             f"private key: {name!r} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); "

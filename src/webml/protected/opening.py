@@ -8,9 +8,11 @@ The order is the point (docs/protected-models.md, "Opening"):
 3. the signed header's fields are checked, and the file must be exactly as long as the header says
    (a truncated or extended file is refused here, before decryption);
 4. expiry and the backend bound;
-5. the content key is unwrapped with the recipient's X25519 key (HPKE);
-6. each chunk's ciphertext must have the SHA-256 the signed header lists, then AES-256-GCM decrypts
-   it into the entry's buffer (its tag authenticates it with the associated data again).
+5. the content key and the recipient's MAC key are unwrapped with its X25519 key (HPKE);
+6. each entry's payload (ciphertexts and tags) must carry the recipient's GMAC listed in the signed
+   header: the publisher sealed these bytes (another recipient, who knows the content key, could
+   make chunks whose GCM tags verify, but not this MAC);
+7. AES-256-GCM decrypts each chunk into the entry's buffer, its tag checked with the associated data.
 
 Only after every chunk of every entry has passed does the caller get the plaintext, so a package
 that fails anywhere gives its error before any weight reaches a backend.
@@ -18,9 +20,9 @@ that fails anywhere gives its error before any weight reaches a backend.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
-import hashlib
 import hmac
 import mmap
 import os
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..files import RefusedFileError, open_regular_file
+from ..storage import anonymous_memory
 from . import format as fmt
 from .errors import PackageError, PackageRefusedError
 from .keys import PrivateKey, PublicKey, publisher_fingerprint
@@ -48,17 +51,25 @@ class Opened:
     """A verified, decrypted package: its header and each entry's plaintext (private buffers)."""
 
     header: fmt.Header
-    entries: dict[str, bytearray]
+    entries: dict[str, Plaintext]
 
     def wipe(self) -> None:
-        """Overwrite the plaintext with zeros (its memory is freed with it, but may be reused unzeroed)."""
+        """Overwrite the plaintext with zeros, and give anonymous mappings back to the system."""
         for buffer in self.entries.values():
             zero(buffer)
+            if isinstance(buffer, mmap.mmap):
+                with contextlib.suppress(BufferError):  # a view still alive: unmapped with its last user
+                    buffer.close()
 
 
-def zero(buffer: bytearray) -> None:
+#: An entry's plaintext: private anonymous memory (webml.storage.anonymous_memory), unmapped, not
+#: left in the heap, once nothing uses it.
+Plaintext = mmap.mmap | bytearray
+
+
+def zero(buffer: Plaintext) -> None:
     """Fill ``buffer`` with zeros in place (memset: 20 times faster than assigning a bytes of zeros)."""
-    if buffer:
+    if len(buffer) and not (isinstance(buffer, mmap.mmap) and buffer.closed):
         ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))
 
 
@@ -87,15 +98,14 @@ def _mapped(path: str | os.PathLike[str], what: str) -> Iterator[memoryview]:
         mapping.close()
 
 
-def _header_parts(data: memoryview, where: str, name: str) -> tuple[bytes, bytes, bytes, bytes]:
+def _header_parts(data: memoryview, where: str, name: str) -> tuple[bytes, bytes, bytes]:
     what = f"{where}: {name}"
-    c, d, r = fmt.read_preamble(bytes(data[: fmt.PREAMBLE.size]), len(data), what)
+    c, r = fmt.read_preamble(bytes(data[: fmt.PREAMBLE.size]), len(data), what)
     start = fmt.PREAMBLE.size
     content = bytes(data[start : start + c])
-    digests = bytes(data[start + c : start + c + d])
-    recipients = bytes(data[start + c + d : start + c + d + r])
-    signature = bytes(data[start + c + d + r : start + c + d + r + fmt.SIGNATURE_BYTES])
-    return content, digests, recipients, signature
+    recipients = bytes(data[start + c : start + c + r])
+    signature = bytes(data[start + c + r : start + c + r + fmt.SIGNATURE_BYTES])
+    return content, recipients, signature
 
 
 def _verified_header(
@@ -105,7 +115,7 @@ def _verified_header(
     None, only against the key it names: intact, but not known to be anyone's), and whether the
     publisher is trusted."""
     what = f"{where}: {name}"
-    content, digests, recipients, signature = _header_parts(data, where, name)
+    content, recipients, signature = _header_parts(data, where, name)
     publisher = fmt.publisher_of(content, what)
     if trusted is not None:
         known = {k.signing_b64 for k in trusted}
@@ -115,12 +125,12 @@ def _verified_header(
                 f"trusted publisher keys ({len(known)} given)"
             )
     try:
-        Ed25519PublicKey.from_public_bytes(publisher).verify(signature, fmt.signed_bytes(content, digests, recipients))
+        Ed25519PublicKey.from_public_bytes(publisher).verify(signature, fmt.signed_bytes(content, recipients))
     except InvalidSignature:
         raise PackageError(
             f"{what}: the publisher's signature does not verify: the package was altered after it was signed"
         ) from None
-    header = fmt.parse_header(content, digests, recipients, signature, what)
+    header = fmt.parse_header(content, recipients, signature, what)
     expected = header.header_size + header.payload_size
     if len(data) < expected:
         raise PackageError(f"{what} is truncated: {len(data):,} bytes of the {expected:,} its signed header lists")
@@ -147,8 +157,17 @@ def check_may_open(header: fmt.Header, backend: str | None, now: dt.datetime, wh
         )
 
 
-def unwrap(header: fmt.Header, key: PrivateKey, what: str) -> bytes:
-    """The content key, unwrapped with ``key`` (HPKE)."""
+@dataclass(frozen=True)
+class Unwrapped:
+    """What HPKE gave a recipient: the content key, its own MAC key, and its entry of the header."""
+
+    content_key: bytes
+    mac_key: bytes
+    recipient: fmt.Recipient
+
+
+def unwrap(header: fmt.Header, key: PrivateKey, what: str) -> Unwrapped:
+    """The content key and the recipient's MAC key, unwrapped with ``key`` (HPKE)."""
     key_id = key.public_key().key_id
     entry = next((r for r in header.recipients if hmac.compare_digest(r.key_id, key_id)), None)
     if entry is None:
@@ -157,35 +176,41 @@ def unwrap(header: fmt.Header, key: PrivateKey, what: str) -> bytes:
             f"{len(header.recipients)} recipient(s))"
         )
     try:
-        content_key = fmt.SUITE.decrypt(
+        keys = fmt.SUITE.decrypt(
             entry.enc + entry.wrapped, key.agreement, info=fmt.hpke_info(header.package_id, header.content_hash)
         )
     except (InvalidTag, ValueError):
         raise PackageError(f"{what}: the content key does not unwrap with this key (the package was altered)") from None
-    if len(content_key) != fmt.KEY_BYTES:
-        raise PackageError(f"{what}: the content key has the wrong size")
-    return content_key
+    if len(keys) != fmt.WRAPPED_PLAINTEXT_BYTES:
+        raise PackageError(f"{what}: the wrapped keys have the wrong size")
+    return Unwrapped(keys[: fmt.KEY_BYTES], keys[fmt.KEY_BYTES :], entry)
 
 
-def decrypt_entries(data: memoryview, header: fmt.Header, content_key: bytes, what: str) -> dict[str, bytearray]:
-    """Each entry's plaintext, every chunk's digest and tag checked first."""
+def check_payload(data: memoryview, header: fmt.Header, keys: Unwrapped, what: str) -> None:
+    """Each entry's payload must carry this recipient's GMAC: it was sealed by the publisher, not forged
+    by another recipient (who knows the content key but not this recipient's MAC key)."""
+    for index, (entry, start) in enumerate(zip(header.entries, header.entry_offsets())):
+        with data[start : start + fmt.entry_payload_size(entry)] as payload:
+            mac = fmt.payload_mac(keys.mac_key, index, payload)
+        if not hmac.compare_digest(mac, keys.recipient.macs[index]):
+            raise PackageError(
+                f"{what}: the encrypted {entry.name!r} was altered (its MAC for this recipient does not verify)"
+            )
+
+
+def decrypt_entries(data: memoryview, header: fmt.Header, content_key: bytes, what: str) -> dict[str, Plaintext]:
+    """Each entry's plaintext, every chunk's GCM tag checked."""
     aead = AESGCM(content_key)
     content_hash = header.content_hash
-    offset = header.header_size
-    index = 0  # the chunk's index in the package, for its digest
-    out: dict[str, bytearray] = {}
-    for entry_index, entry in enumerate(header.entries):
-        plain = bytearray(entry.size)  # bounded: the file holds at least this many bytes, checked above
+    out: dict[str, Plaintext] = {}
+    for entry_index, (entry, offset) in enumerate(zip(header.entries, header.entry_offsets())):
+        plain = anonymous_memory(entry.size)  # bounded: the file holds at least this many bytes, checked above
         target = memoryview(plain)
         for chunk in range(entry.chunks):
             start = chunk * header.chunk_size
             n = min(header.chunk_size, entry.size - start)
             # Views of the mapping are released at once: the mapping closes even after an error.
             with data[offset : offset + n + fmt.TAG_BYTES] as sealed, target[start : start + n] as into:
-                if not hmac.compare_digest(hashlib.sha256(sealed).digest(), header.digest(index)):
-                    raise PackageError(
-                        f"{what}: chunk {chunk} of {entry.name!r} was altered (its SHA-256 is not the signed one)"
-                    )
                 aad = fmt.chunk_aad(header.package_id, content_hash, entry.name, chunk, chunk == entry.chunks - 1)
                 try:
                     aead.decrypt_into(fmt.chunk_nonce(entry_index, chunk), sealed, aad, into)
@@ -195,7 +220,6 @@ def decrypt_entries(data: memoryview, header: fmt.Header, content_key: bytes, wh
                     zero(plain)
                     raise PackageError(f"{what}: chunk {chunk} of {entry.name!r} does not authenticate") from None
             offset += n + fmt.TAG_BYTES
-            index += 1
         target.release()
         out[entry.name] = plain
     return out
@@ -228,5 +252,6 @@ def open_package(
                 )
         else:
             check_may_open(header, backend, now or dt.datetime.now(dt.UTC), what)
-        content_key = unwrap(header, key, what)
-        return Opened(header, decrypt_entries(data, header, content_key, what))
+        keys = unwrap(header, key, what)
+        check_payload(data, header, keys, what)
+        return Opened(header, decrypt_entries(data, header, keys.content_key, what))

@@ -25,6 +25,7 @@ from . import token as tokens
 from .admission import SUBPROTOCOL, Admitted, Refused, admit, loopback_host
 from .audit import AuditLog
 from .grants import GrantError, GrantStore
+from .models import ServedModels
 from .quotas import QuotaExceededError, Quotas
 from .session import KNOWN_OPS, LIVE, CallError, Session
 
@@ -71,6 +72,7 @@ class Service:
     quotas: Quotas = field(default_factory=Quotas)
     max_message_bytes: int = frames.DEFAULT_MAX_MESSAGE_BYTES
     max_header_bytes: int = frames.DEFAULT_MAX_HEADER_BYTES
+    models: ServedModels = field(default_factory=ServedModels)  # protected models (webml serve --model)
     connections: dict[int, _Connection] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -105,7 +107,8 @@ class Service:
 
     async def _serve(self, websocket: WebSocket, admitted: Admitted, connection_id: int, peer: str | None) -> None:
         session = Session(admitted.principal, self.quotas, self.audit, backend=self.backend,
-                          capabilities=admitted.capabilities, origin=admitted.origin, connection=connection_id)
+                          capabilities=admitted.capabilities, origin=admitted.origin, connection=connection_id,
+                          models=self.models)
         self.audit.log("connect", connection=connection_id, origin=admitted.origin, grant=admitted.grant,
                        token=admitted.principal == "token", capabilities=list(admitted.capabilities), peer=peer)
         await websocket.accept(subprotocol=SUBPROTOCOL)

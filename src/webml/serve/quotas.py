@@ -25,6 +25,7 @@ class Limits:
     in_flight_bytes: int = 1 << 30  # message bytes received and not yet answered
     compute_seconds: float = 240.0  # dispatch seconds per minute (a sliding minute)
     model_bytes: int = 4 << 30  # constant bytes of the graphs alive
+    model_runs: int = 600  # runModel calls per minute (a sliding minute) of the served protected models
 
     @classmethod
     def names(cls) -> list[str]:
@@ -47,6 +48,7 @@ class Quotas:
         self._lock = threading.Lock()
         self._used: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_WHAT, 0))
         self._compute: dict[str, deque[tuple[float, float]]] = defaultdict(deque)
+        self._runs: dict[str, deque[float]] = defaultdict(deque)
 
     def reserve(self, principal: str, kind: str, amount: int) -> None:
         """Take ``amount`` of ``kind``, or raise QuotaExceededError and take nothing."""
@@ -81,6 +83,22 @@ class Quotas:
     def charge_compute(self, principal: str, seconds: float) -> None:
         with self._lock:
             self._compute[principal].append((time.monotonic(), seconds))
+
+    def take_model_run(self, principal: str) -> None:
+        """Count one runModel call, or raise QuotaExceededError (counting nothing) at the per-minute limit.
+
+        Served models are protected: this bounds how fast a client can query one (model stealing by
+        queries is slowed, not stopped; docs/protected-models.md)."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._runs[principal]
+            while window and window[0] < now - 60.0:
+                window.popleft()
+            if len(window) >= self.limits.model_runs:
+                raise QuotaExceededError(
+                    f"quota of model runs per minute exceeded: {len(window)} of {self.limits.model_runs}"
+                )
+            window.append(now)
 
     def usage(self) -> dict[str, dict[str, float]]:
         with self._lock:

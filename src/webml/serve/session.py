@@ -17,6 +17,7 @@ from .. import dtypes
 from ..errors import DOMException, NotAllowedError
 from . import policy
 from .audit import AuditLog
+from .models import ServedModels
 from .quotas import Quotas
 from .replay import replay
 
@@ -77,6 +78,7 @@ class Session:
     capabilities: tuple[str, ...] = ("compute", "accelerated")
     origin: str | None = None
     connection: int = 0
+    models: ServedModels = field(default_factory=ServedModels)  # protected models served by name (listModels)
     contexts: dict[int, webml.MLContext] = field(default_factory=dict)
     graphs: dict[int, _Graph] = field(default_factory=dict)
     tensors: dict[int, _Tensor] = field(default_factory=dict)
@@ -276,6 +278,26 @@ class Session:
             self.quotas.charge_compute(self.principal, time.perf_counter() - start)
         return {}, b""
 
+    def list_models(self, header: dict[str, Any], payload: memoryview) -> tuple[dict[str, Any], bytes]:
+        self._need("compute", "listModels")
+        return {"models": self.models.describe()}, b""
+
+    def run_model(self, header: dict[str, Any], payload: memoryview) -> tuple[dict[str, Any], bytes]:
+        """A served protected model's outputs for the caller's inputs: never its weights."""
+        self._need("compute", "runModel")
+        name = header.get("model")
+        self.models.get(name, "runModel")  # an unknown or expired model is refused before any quota is taken
+        self.quotas.check_compute(self.principal)
+        self.quotas.take_model_run(self.principal)
+        start = time.perf_counter()
+        try:
+            outputs, data = self.models.run(name, header.get("inputs"), payload)
+        finally:
+            self.quotas.charge_compute(self.principal, time.perf_counter() - start)
+        # Who queried which protected model how often: what an owner reads to spot model stealing.
+        self.audit.log("run_model", connection=self.connection, principal=self.principal, model=name)
+        return {"outputs": outputs}, data
+
     def destroy_tensor(self, header: dict[str, Any], payload: memoryview) -> tuple[dict[str, Any], bytes]:
         tid = header.get("tensor")
         self._tensor(tid, "destroyTensor")
@@ -344,6 +366,8 @@ _CALLS: dict[Any, Callable[..., tuple[dict[str, Any], bytes]]] = {
     "destroyTensor": Session.destroy_tensor,
     "destroyGraph": Session.destroy_graph,
     "destroyContext": Session.destroy_context,
+    "listModels": Session.list_models,
+    "runModel": Session.run_model,
 }
 
 KNOWN_OPS = frozenset(_CALLS)
