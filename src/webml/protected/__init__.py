@@ -363,7 +363,7 @@ def describe(
         "format_version": fmt.VERSION,
         "package_id": header.package_id.hex(),
         "publisher": {
-            "key": fmt._b64(header.publisher),
+            "key": fmt.b64(header.publisher),
             "fingerprint": publisher_fingerprint(header.publisher),
             "trusted": True if is_trusted else None,
         },

@@ -57,6 +57,7 @@ __all__ = [
     "Entry",
     "Header",
     "Recipient",
+    "b64",
     "chunk_aad",
     "chunk_nonce",
     "hpke_info",
@@ -112,9 +113,9 @@ class Recipient:
     def as_json(self) -> dict[str, Any]:
         return {
             "key_id": self.key_id,
-            "enc": _b64(self.enc),
-            "wrapped_keys": _b64(self.wrapped),
-            "payload_macs": [_b64(m) for m in self.macs],
+            "enc": b64(self.enc),
+            "wrapped_keys": b64(self.wrapped),
+            "payload_macs": [b64(m) for m in self.macs],
             "publisher": self.publisher,
         }
 
@@ -152,7 +153,8 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Standard base64 text of ``data``, as the header stores keys and MACs."""
     return base64.b64encode(data).decode("ascii")
 
 

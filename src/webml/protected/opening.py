@@ -119,7 +119,7 @@ def _verified_header(
     publisher = fmt.publisher_of(content, what)
     if trusted is not None:
         known = {k.signing_b64 for k in trusted}
-        if fmt._b64(publisher) not in known:
+        if fmt.b64(publisher) not in known:
             raise PackageRefusedError(
                 f"{what} is signed by publisher {publisher_fingerprint(publisher)}, which is not among the "
                 f"trusted publisher keys ({len(known)} given)"
