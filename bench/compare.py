@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 
 import webml
 import webml.onnx
 from webml.backends import DEFAULT_BACKEND
+from webml.backends.openvino import ov  # OpenVINO without its converter, whose import writes telemetry
 from webml.zoo import efficientnet_lite
 
 sys.path.insert(0, str(Path(__file__).parent))

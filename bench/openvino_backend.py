@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import openvino as ov
 
 import webml
 import webml.onnx
+from webml.backends.openvino import ov  # OpenVINO without its converter, whose import writes telemetry
 from webml.zoo import efficientnet_lite
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -5,13 +5,13 @@ infer request (no host copies between chained dispatches), weights shared.  The 
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
 import pytest
 
 import webml
 from test_onnxruntime_backend import F32, scale_graph
 from webml.backends import openvino as ovb
 from webml.backends.onnxruntime import lowering
+from webml.backends.openvino import ov  # OpenVINO without its converter, whose import writes telemetry
 
 
 @pytest.fixture

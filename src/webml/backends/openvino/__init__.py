@@ -46,7 +46,7 @@ from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_
 from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
 
-__all__ = ["PRECISIONS", "OpenVinoBackend", "create"]
+__all__ = ["PRECISIONS", "OpenVinoBackend", "create", "ov"]
 
 
 def _import_openvino():
@@ -65,6 +65,7 @@ def _import_openvino():
     return openvino
 
 
+#: The ``openvino`` module, imported without its converter: programs (bench/, tests) take it from here.
 ov = _import_openvino()
 
 #: ``precision`` option -> OpenVINO's INFERENCE_PRECISION_HINT.  Only "f32" is exact (the spec's results).
