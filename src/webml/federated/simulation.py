@@ -263,7 +263,13 @@ def _run(
 
     cpus = num_cpus or os.cpu_count() or 1
     backend_config = {
-        "init_args": {"num_cpus": cpus, "logging_level": "error" if not verbose else "info", "log_to_driver": verbose},
+        # address "local": always a Ray of our own, never a cluster that happens to run on this machine.
+        "init_args": {
+            "address": "local",
+            "num_cpus": cpus,
+            "logging_level": "error" if not verbose else "info",
+            "log_to_driver": verbose,
+        },
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
     }
     flwr_logger = logging.getLogger("flwr")
