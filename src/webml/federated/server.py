@@ -87,6 +87,7 @@ def make_strategy(
     server_learning_rate: float = 0.1,
     dp_noise: float | None = None,
     dp_clip: float = 1.0,
+    on_evaluate_config: Callable[[int], dict[str, Scalar]] | None = None,
 ) -> Strategy:
     """One of Flower's strategies (``fedavg``, ``fedprox``, ``fedadam``), optionally with client-side DP."""
     if name not in STRATEGIES:
@@ -103,6 +104,7 @@ def make_strategy(
         "min_available_clients": min_clients,
         "evaluate_fn": evaluate_fn,
         "on_fit_config_fn": on_fit_config,
+        "on_evaluate_config_fn": on_evaluate_config,
         "accept_failures": True,
         "initial_parameters": ndarrays_to_parameters(initial),
         "fit_metrics_aggregation_fn": _weighted_loss,

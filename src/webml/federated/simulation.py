@@ -219,6 +219,8 @@ def _run(
     verbose: bool,
 ) -> None:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no usage reports from Flower
+    # Ray's coming default (leave CUDA_VISIBLE_DEVICES alone for CPU-only actors), without its FutureWarning.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     from flwr.app import Context
     from flwr.client import ClientApp
     from flwr.client.mod import fixedclipping_mod, secaggplus_mod
