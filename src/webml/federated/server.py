@@ -30,7 +30,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAdam, FedAvg, FedProx, Strategy
 
-__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy"]
+__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy", "write_history"]
 
 #: Strategy names accepted by :func:`make_strategy` (Flower's FedAvg, FedProx, FedAdam).
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
