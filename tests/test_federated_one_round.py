@@ -1,8 +1,10 @@
-"""Secure aggregation (Flower's SecAgg+) gives plain FedAvg's aggregate within its quantisation, and
-client-side differential privacy adds noise of the scale its budget is computed for.
+"""One round of each option against plain FedAvg: secure aggregation (Flower's SecAgg+) gives FedAvg's
+aggregate within its quantisation; client-side differential privacy adds noise of the scale its budget is
+computed for; FedAdam takes Adam's server step from FedAvg's aggregate; FedProx's clients stay nearer the
+global model.
 
-Three one-round simulations with the same seeds, so every client computes the same update in each:
-plain FedAvg, SecAgg+, and DP with a clipping norm too large to bind (so only the noise differs).
+Every simulation has the same seeds, so each client computes the same update in each (for DP, the clipping
+norm is too large to bind, so only the noise differs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from webml.federated.model import initial_model
 from webml.federated.privacy import privacy_budget
 from webml.federated.simulation import simulate
 
@@ -79,3 +82,36 @@ def test_bad_secure_and_private_settings_are_refused(digits):
     ]:
         with pytest.raises(ValueError, match=message):
             simulate(x, y, **{**COMMON, **kwargs})
+
+
+def test_fedadam_takes_adams_server_step_from_the_fedavg_aggregate(digits, plain):
+    eta = 0.05
+    adam = simulate(*digits, **COMMON, strategy="fedadam", server_learning_rate=eta)
+    assert adam.history["config"]["server_learning_rate"] == eta
+    start = initial_model(64, 10, seed=COMMON["seed"])
+    for name, average in plain.parameters.items():
+        # Reddi et al. 2021 (FedAdam), first round from zero moments, beta1 0.9, beta2 0.99, tau 1e-9, with
+        # Flower's bias correction sqrt(1 - beta2^(t+1)) / (1 - beta1^(t+1)) at t = 1.
+        delta = average.astype(np.float64) - start[name]
+        m, v = 0.1 * delta, 0.01 * delta**2
+        step = eta * math.sqrt(1 - 0.99**2) / (1 - 0.9**2)
+        expected = start[name] + step * m / (np.sqrt(v) + 1e-9)
+        # Where the clients did not move a weight (digits' always-blank pixels), the average differs from the
+        # start only by rounding, which Adam's normalisation blows up to any step up to its bound: compare
+        # the weights that moved, and bound the others.
+        moved = np.abs(delta) > 1e-5
+        assert moved.mean() > 0.5
+        np.testing.assert_allclose(adam.parameters[name][moved], expected[moved], atol=1e-5)
+        assert np.all(np.abs(adam.parameters[name] - start[name]) <= step * (1 + 1e-6) + 1e-7)
+
+
+def test_fedprox_clients_stay_nearer_the_global_model(digits, plain):
+    prox = simulate(*digits, **COMMON, strategy="fedprox", proximal_mu=1.0)
+    assert prox.history["config"]["proximal_mu"] == 1.0
+    assert prox.history["rounds"][0]["results"] == COMMON["clients"]
+    start = initial_model(64, 10, seed=COMMON["seed"])
+
+    def moved(params):
+        return math.sqrt(sum(float(np.sum((params[n].astype(np.float64) - start[n]) ** 2)) for n in start))
+
+    assert 0 < moved(prox.parameters) < 0.9 * moved(plain.parameters)
