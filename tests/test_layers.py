@@ -33,6 +33,7 @@ LAYERS = {
     "shrink": 4,
     "serve": 4,  # webml serve: a client of webml.ml like any other program
     "web": 4,  # webml export --web: the model (onnx, train) as a static folder for onnxruntime-web
+    "federated": 4,  # Flower client/server around the Trainer (train) and the transfer-learning head
     "cli": 5,
     "__main__": 5,  # webml/__main__.py: `python -m webml`, the command
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)

@@ -157,10 +157,10 @@ def simulate(
         test_x, test_y = test
 
         def evaluate_fn(server_round: int, arrays: list[np.ndarray], _config: dict) -> tuple[float, dict]:
-            from .client import _context
+            from .client import shared_context
 
             params = from_arrays(arrays, dim=x.shape[1], classes=classes)
-            loss, accuracy = head_metrics(_context(backend), params, test_x, test_y)
+            loss, accuracy = head_metrics(shared_context(backend), params, test_x, test_y)
             return loss, {"accuracy": accuracy}
 
     inner = make_strategy(
