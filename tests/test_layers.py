@@ -36,7 +36,7 @@ LAYERS = {
     "media": 4,  # frames as planes into graphs (webml.media): a client of the API, used by zoo, serve, cli
     "batch": 4,  # webml batch: the models (onnx, zoo, train) over Ray Data
     "protected": 4,  # signed, encrypted packages opened in memory into graphs (onnx, api)
-    "federated": 4,  # Flower around the Trainer (train)
+    "federated": 4,  # Flower client/server around the Trainer (train) and the transfer-learning head
     "cli": 5,
     "__main__": 5,  # webml/__main__.py: `python -m webml`, the command
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)

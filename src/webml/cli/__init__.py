@@ -7,6 +7,7 @@
     webml export --web MODEL OUT/       a static folder that runs MODEL in the browser
     webml shrink MODEL.onnx --to int8 -o OUT.onnx  float16/int8/int4 weights, with a report
     webml train DATA_DIR --output M.npz transfer learning on one sub-folder of images per class
+    webml federated simulate DATA_DIR   federated training with Flower (also: server, client)
     webml wpt [--backend NAME]          the WebNN Web Platform Tests
     webml demo                          build and run a small network with the builder
     webml serve [--port 8765]           the WebNN service for JavaScript programs (Node.js, pages)
@@ -61,6 +62,12 @@ EXAMPLES = {
   webml train pets/ -o pets.npz --epochs 20 --validation-split 0.1
   webml train pets/ -o pets.npz --base-model features.onnx --base-output pooled
   webml classify photo.jpg --model pets.npz then use it""",
+    "federated": """\
+  webml federated simulate pets/ --clients 8 --rounds 20 --split dirichlet:0.5 --history h.json
+  webml federated simulate pets/ --clients 8 --rounds 20 --secagg
+  webml federated simulate pets/ --clients 8 --rounds 20 --dp-noise 1.0 --dp-clip 1.0
+  webml federated server --insecure --address 0.0.0.0:8080 --min-clients 2 --rounds 5 --classes cat,dog
+  webml federated client my-pets/ --server 192.168.1.10:8080 --insecure""",
     "run": """\
   webml run model.onnx --input x=x.npy                 print each output's values
   webml run model.onnx -i input_ids=ids.npy -i mask=mask.npy -o out/
@@ -112,7 +119,7 @@ EXAMPLES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import batch, classify, demo, export, info, keys, protect, run, serve, shrink, train, video
+    from . import batch, classify, demo, export, federated, info, keys, protect, run, serve, shrink, train, video
 
     parser = argparse.ArgumentParser(
         prog="webml",
@@ -145,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
         ("classify", classify, "classify images with EfficientNet-Lite0 or an ONNX image classifier", True),
         ("video", video, "classify the frames of a video file or camera (planes straight into the graph)", True),
         ("train", train, "train a classifier on a folder of class sub-folders (transfer learning)", True),
+        ("federated", federated, "federated training with Flower: simulate, server, client", False),
         ("run", run, "run an ONNX model on .npy inputs", True),
         ("shrink", shrink, "float16, int8 or int4 weights for an ONNX model, with a size/accuracy report", True),
         ("info", info, "describe an ONNX model (or a protected package) and what webml supports of it", False),

@@ -52,7 +52,8 @@ __all__ = ["ClientDropout", "FederatedClient", "Proximal"]
 _CONTEXTS: dict[str | None, MLContext] = {}
 
 
-def _context(backend: str | None) -> MLContext:
+def shared_context(backend: str | None) -> MLContext:
+    """The process's one context of ``backend`` (made on first use)."""
     if backend not in _CONTEXTS:
         import webml
 
@@ -175,7 +176,7 @@ class FederatedClient(NumPyClient):
         if mu > 0:
             optimizer = Proximal(optimizer, mu)
         trainer = Trainer(
-            _context(self.backend), head_forward, params, optimizer, batch_size=batch, input_shape=[self.dim]
+            shared_context(self.backend), head_forward, params, optimizer, batch_size=batch, input_shape=[self.dim]
         )
         try:
             history = trainer.fit(self.x, self.y, epochs, seed=seed, progress=False)
@@ -197,7 +198,7 @@ class FederatedClient(NumPyClient):
         """Cross-entropy and accuracy of the global head on the held-out (else the training) data."""
         params = from_arrays(parameters, dim=self.dim, classes=self.classes)
         x, y = self.validation if self.validation is not None else (self.x, self.y)
-        loss, accuracy = head_metrics(_context(self.backend), params, x, y)
+        loss, accuracy = head_metrics(shared_context(self.backend), params, x, y)
         return loss, len(x), {"accuracy": accuracy}
 
 

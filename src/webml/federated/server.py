@@ -30,7 +30,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAdam, FedAvg, FedProx, Strategy
 
-__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy"]
+__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy", "write_history"]
 
 #: Strategy names accepted by :func:`make_strategy` (Flower's FedAvg, FedProx, FedAdam).
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
@@ -87,6 +87,7 @@ def make_strategy(
     server_learning_rate: float = 0.1,
     dp_noise: float | None = None,
     dp_clip: float = 1.0,
+    on_evaluate_config: Callable[[int], dict[str, Scalar]] | None = None,
 ) -> Strategy:
     """One of Flower's strategies (``fedavg``, ``fedprox``, ``fedadam``), optionally with client-side DP."""
     if name not in STRATEGIES:
@@ -103,6 +104,7 @@ def make_strategy(
         "min_available_clients": min_clients,
         "evaluate_fn": evaluate_fn,
         "on_fit_config_fn": on_fit_config,
+        "on_evaluate_config_fn": on_evaluate_config,
         "accept_failures": True,
         "initial_parameters": ndarrays_to_parameters(initial),
         "fit_metrics_aggregation_fn": _weighted_loss,

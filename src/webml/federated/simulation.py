@@ -157,10 +157,10 @@ def simulate(
         test_x, test_y = test
 
         def evaluate_fn(server_round: int, arrays: list[np.ndarray], _config: dict) -> tuple[float, dict]:
-            from .client import _context
+            from .client import shared_context
 
             params = from_arrays(arrays, dim=x.shape[1], classes=classes)
-            loss, accuracy = head_metrics(_context(backend), params, test_x, test_y)
+            loss, accuracy = head_metrics(shared_context(backend), params, test_x, test_y)
             return loss, {"accuracy": accuracy}
 
     inner = make_strategy(
@@ -219,6 +219,8 @@ def _run(
     verbose: bool,
 ) -> None:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no usage reports from Flower
+    # Ray's coming default (leave CUDA_VISIBLE_DEVICES alone for CPU-only actors), without its FutureWarning.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     from flwr.app import Context
     from flwr.client import ClientApp
     from flwr.client.mod import fixedclipping_mod, secaggplus_mod
@@ -263,7 +265,13 @@ def _run(
 
     cpus = num_cpus or os.cpu_count() or 1
     backend_config = {
-        "init_args": {"num_cpus": cpus, "logging_level": "error" if not verbose else "info", "log_to_driver": verbose},
+        # address "local": always a Ray of our own, never a cluster that happens to run on this machine.
+        "init_args": {
+            "address": "local",
+            "num_cpus": cpus,
+            "logging_level": "error" if not verbose else "info",
+            "log_to_driver": verbose,
+        },
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
     }
     flwr_logger = logging.getLogger("flwr")
