@@ -5,17 +5,22 @@ actors (``map_batches`` with ``concurrency=workers``), each of which builds
 the model's WebNN graph once, and writes the results as Parquet
 (``write_parquet``) in OUT, one row per item with the item's identifier::
 
-    >>> summary = webml.batch.run("model.onnx", "arrays/", "out/", workers=2)  # doctest: +SKIP
-    >>> summary.items, summary.failures[:1]                                    # doctest: +SKIP
-    (200, [Failure(id='bad.npy', error="input 'x' has shape [3], the model expects [1, 4]")])
-    >>> import pyarrow.parquet as pq
-    >>> pq.read_table("out/").to_pandas()[["id", "y"]].head(2)                 # doctest: +SKIP
+    import pyarrow.parquet as pq
+    import webml.batch
+
+    summary = webml.batch.run("model.onnx", "arrays/", "out/", workers=2)
+    print(summary.items, summary.failures[:1])
+    # 201 [Failure(id='bad.npy', error="input 'x' has shape [3], the model expects [1, 4]")]
+    rows = pq.read_table("out/", columns=["id", "y", "error"]).to_pylist()
+
+(``tests/test_batch.py`` runs these calls; ``docs/batch.md`` has the whole story.)
 
 The model is one of (see :mod:`webml.batch.models`):
 
 * ``None``, ``"-"`` or ``"efficientnet-lite0"``: the built-in pretrained
   EfficientNet-Lite0 on a folder of images (as ``webml classify``);
 * an ONNX image classifier on a folder of images (as ``webml classify --model``);
+* a classifier trained by ``webml train`` (``.npz``, EfficientNet-Lite0 base) on a folder of images;
 * any ONNX model on a folder of ``.npy`` files (a model of one input, as
   ``webml run -i NAME=FILE.npy``) or on Parquet (a column per model input,
   named as the input, plus the ``id_column``).
