@@ -265,20 +265,23 @@ def test_parquet_rows_equal_onnx_runtime_and_a_bad_row_is_reported(cluster, tmp_
     n = 60
     a = RNG.standard_normal((n, 2, 3)).astype(np.float32)
     b = RNG.standard_normal((n, 4)).astype(np.float32)
-    keys = [f"row-{i}" for i in range(n)] + ["short"]
+    keys = [f"row-{i}" for i in range(n)] + ["short", None]
     table = pa.table({
         "key": keys,
-        "a": [x.reshape(-1).tolist() for x in a] + [[1.0, 2.0]],  # flat values, shape from the model
-        "b": [x.tolist() for x in b] + [[0.0] * 4],
-        "unused": list(range(n + 1)),
+        "a": [x.reshape(-1).tolist() for x in a] + [[1.0, 2.0], [0.0] * 6],  # flat values, shape from the model
+        "b": [x.tolist() for x in b] + [[0.0] * 4] * 2,
+        "unused": list(range(n + 2)),
     })
     (tmp_path / "data").mkdir()
     pq.write_table(table.slice(0, 30), tmp_path / "data" / "part-0.parquet")
     pq.write_table(table.slice(30), tmp_path / "data" / "part-1.parquet")
     summary = webml.batch.run(model, tmp_path / "data", tmp_path / "out", address=cluster, workers=1,
                               batch_size=7, id_column="key")
-    assert summary.items == n + 1 and [f.id for f in summary.failures] == ["short"]
-    assert "holds 2 values" in summary.failures[0].error and "[2, 3]" in summary.failures[0].error
+    assert summary.items == n + 2
+    errors = {f.id: f.error for f in summary.failures}
+    assert errors.keys() == {"short", "<null>"}
+    assert "holds 2 values" in errors["short"] and "[2, 3]" in errors["short"]
+    assert errors["<null>"] == "the id column 'key' is null in this row"
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     rows = _rows(tmp_path / "out")
     for i in range(n):
@@ -302,12 +305,13 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(model, tmp_path):
 
 def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys):
     (tmp_path / "arrays").mkdir()
-    for name in ("x", "y"):
+    for name in ("x", "forged\nFAILED y"):
         np.save(tmp_path / "arrays" / f"{name}.npy", np.zeros(3, np.float32))
     status = webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"), "--address", cluster])
     captured = capsys.readouterr()
     assert status == 1
     assert "FAILED x.npy: input 'x' has shape [3]" in captured.out
+    assert "FAILED 'forged\\nFAILED y.npy': input 'x' has shape [3]" in captured.out  # one line, quoted
     assert "0 of 2 item(s) done, 2 failed" in captured.out
     assert "items: 2/2" in captured.err  # progress on stderr
 

@@ -165,7 +165,13 @@ def run(
             # that a restart could not get the constructor's arguments back. A cluster keeps Ray's default.
             **({} if address else {"max_restarts": 0}),
         )
-        _write(ray, mapped, out_dir, counter, total, progress)
+        try:
+            _write(ray, mapped, out_dir, counter, total, progress)
+        except ray.exceptions.RayError as exc:  # a worker died or could not start: the run stops
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RuntimeError(
+                f"the run on Ray failed ({type(exc).__name__}: {first}); what was written is in {str(out_dir)!r}"
+            ) from exc
     seconds = time.perf_counter() - start
     return _summary(out_dir, seconds, items.skipped)
 

@@ -100,12 +100,19 @@ def _image_error(exc: BaseException) -> str | None:
     return None
 
 
+#: The most images EfficientNet-Lite0 computes at once (a larger batch_size is run in steps of this):
+#: its activations take about 50 MB per image.
+MAX_LITE_BATCH = 32
+
+
 class LiteRunner:
-    """EfficientNet-Lite0 on image paths, ``batch_size`` per compute, with one graph of that batch size."""
+    """EfficientNet-Lite0 on image paths, ``batch_size`` per compute (at most :data:`MAX_LITE_BATCH`),
+    with one graph of that batch size."""
 
     def __init__(self, context: Any, spec: ModelSpec, batch_size: int) -> None:
         from ..zoo import efficientnet_lite as lite
 
+        batch_size = min(batch_size, MAX_LITE_BATCH)
         self.context, self.spec, self.batch_size = context, spec, batch_size
         self.names = [n.split(",")[0] for n in lite.class_names()]  # as efficientnet_lite.classify names them
         self.graph = lite.build(context, lite.pretrained_parameters(), batch=batch_size)

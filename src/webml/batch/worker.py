@@ -108,7 +108,8 @@ class BatchWorker:
 
     def __call__(self, batch: Any) -> Any:
 
-        ids = [str(v) for v in batch.column(self.id_column).to_pylist()]
+        raw_ids = batch.column(self.id_column).to_pylist()
+        ids = ["<null>" if v is None else str(v) for v in raw_ids]
         if self.spec.kind == "onnx" and "path" not in batch.column_names:
             names = list(self.spec.inputs)
             cells = {n: batch.column(n).to_pylist() for n in names}
@@ -119,6 +120,8 @@ class BatchWorker:
             results = self.runner.run(items)
         except Exception as exc:  # the model failed on this batch: its items say so, the others go on
             results = [f"the model failed on this batch ({type(exc).__name__}: {exc})"] * len(ids)
+        null_id = f"the id column {self.id_column!r} is null in this row"
+        results = [null_id if v is None else r for v, r in zip(raw_ids, results)]
         table = self._table(ids, results)
         if self.counter is not None:
             self.counter.add.remote(len(ids))  # progress, not waited for

@@ -14,6 +14,7 @@ an OUT folder that is not empty, a Ray address that cannot be joined).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import CliError
 from .common import Progress, parse_assignments
@@ -78,18 +79,26 @@ def main(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError, FileNotFoundError, ConnectionError) as exc:
         raise CliError(_option_names(str(exc))) from None
+    except RuntimeError as exc:  # the run itself failed (not a usage error): status 1
+        print(f"webml: error: {exc}", file=sys.stderr)
+        return 1
     for failure in summary.failures[:MAX_LISTED]:
-        print(f"FAILED {failure.id}: {failure.error}")
+        print(f"FAILED {_shown(failure.id)}: {failure.error}")
     if len(summary.failures) > MAX_LISTED:
         print(f"... and {len(summary.failures) - MAX_LISTED} more failed (see the error column in {summary.out})")
     for skipped in summary.skipped:
-        print(f"skipped {skipped}")
+        print(f"skipped {_shown(skipped)}")
     rate = summary.items / summary.seconds if summary.seconds else 0.0
     print(
         f"{summary.succeeded} of {summary.items} item(s) done, {len(summary.failures)} failed, "
         f"{summary.seconds:.1f} s ({rate:.1f} items/s); results in {summary.out}"
     )
     return 0 if summary.succeeded else 1
+
+
+def _shown(name: str) -> str:
+    """An identifier as printed: a name with control characters (a newline in a file name) quoted."""
+    return name if name.isprintable() else ascii(name)
 
 
 def _labels(path: str) -> list[str]:
