@@ -381,3 +381,20 @@ def test_help_has_examples_and_imports_neither_ray_nor_the_api():
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "webml.cli.batch" in imported
     assert not {"ray", "pyarrow", "onnxruntime", "webml.api", "webml.batch"} & imported
+
+
+def test_the_build_count_is_taken_at_the_context_so_a_rebuild_would_show(model, tmp_path):
+    """BatchWorker in-process (no Ray): graph_builds counts every graph compiled on the worker's context."""
+    from webml.batch import models
+    from webml.batch.worker import BatchWorker
+
+    (path,) = _npy_folder(tmp_path / "arrays", 1)
+    inputs, outputs = models.describe_onnx(str(model), webml.ml.create_context(), {"N": 1})
+    spec = models.ModelSpec("onnx", str(model), free_dimensions={"N": 1}, inputs=inputs, outputs=outputs)
+    worker = BatchWorker(spec, 4, backend_options={"intra_op_threads": 1})
+    batch = pa.table({"id": ["a", "b"], "path": [str(path), str(path)]})
+    assert worker(batch).column("graph_builds").to_pylist() == [1, 1]
+    assert worker(batch).column("graph_builds").to_pylist() == [1, 1]  # a second batch: no new graph
+    b = webml.MLGraphBuilder(worker.context)  # any graph built on the context counts, whoever builds it
+    b.build({"y": b.relu(b.input("x", {"dataType": "float32", "shape": [1]}))})
+    assert worker(batch).column("graph_builds").to_pylist() == [2, 2]

@@ -4,8 +4,9 @@ Ray makes one :class:`BatchWorker` per worker (``concurrency=workers``);
 its ``__init__`` creates a context and builds the model's graph, once, and
 each call runs one batch (a ``pyarrow.Table`` of identifiers and paths or
 Parquet cells) and returns a ``pyarrow.Table`` of results.  Every output
-row says which worker made it (``worker``) and how many graphs that worker
-had built by then (``graph_builds``, 1 for the worker's whole life).
+row says which worker made it (``worker``) and how many graphs had been
+compiled on that worker's context by then (``graph_builds``, counted at the
+context, whoever builds: 1 for the worker's whole life).
 
 A batch's rows keep their input order.  An item that fails (an unreadable
 image, a wrong-shape array) gets its message in ``error`` and nulls in the
@@ -100,11 +101,23 @@ class BatchWorker:
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
             options["intra_op_threads"] = max(1, int(cpus))
         self.context = webml.ml.create_context(backend=spec.backend, **options)
+        self.graph_builds = 0
+        self._count_builds(self.context)
         self.spec, self.id_column, self.counter = spec, id_column, counter
         self.runner = make_runner(spec, self.context, batch_size)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.schema = output_schema(spec)
         self.columns = result_columns(spec)
+
+    def _count_builds(self, context: Any) -> None:
+        """Count every graph compiled on ``context``, by whatever code builds it (the ``graph_builds`` column)."""
+        compile_graph = context.compile_graph  # MLGraphBuilder.build's last step, for every graph of the context
+
+        def counted(ir: Any, where: str) -> Any:
+            self.graph_builds += 1
+            return compile_graph(ir, where)
+
+        context.compile_graph = counted
 
     def __call__(self, batch: Any) -> Any:
 
@@ -135,7 +148,7 @@ class BatchWorker:
         for name in self.columns:
             columns[name] = [None if isinstance(r, str) else _cell(r[name]) for r in results]
         columns["worker"] = [self.name] * len(ids)
-        columns["graph_builds"] = [self.runner.builds] * len(ids)
+        columns["graph_builds"] = [self.graph_builds] * len(ids)
         return pa.table({f.name: pa.array(columns[f.name], f.type) for f in self.schema}, schema=self.schema)
 
 
