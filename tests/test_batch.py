@@ -303,6 +303,21 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(model, tmp_path):
                                    want.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
+def test_the_backend_reaches_the_workers_reference_against_onnx_runtime(cluster, model, tmp_path, capsys):
+    files = _npy_folder(tmp_path / "arrays", 12)
+    status = webml_main(["-q", "batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"),
+                         "--address", cluster, "--backend", "reference", "--batch-size", "5"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "12 of 12 item(s) done, 0 failed" in out and "reference backend" in out, out
+    rows = _rows(tmp_path / "out")
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for path in files:
+        (want,) = session.run(None, {"x": np.load(path)})
+        got = np.asarray(rows[path.relative_to(tmp_path / "arrays").as_posix()]["probs"]).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys):
     (tmp_path / "arrays").mkdir()
     for name in ("x", "forged\nFAILED y"):

@@ -85,6 +85,8 @@ class BatchSummary:
     failures: list[Failure]
     seconds: float
     out: Path
+    #: The backend the workers ran on.
+    backend: str = ""
     #: Rows per worker (host:pid).
     workers: dict[str, int] = field(default_factory=dict)
     #: Graphs each worker built (1 each: built in the worker's ``__init__``, never per batch).
@@ -173,7 +175,7 @@ def run(
                 f"the run on Ray failed ({type(exc).__name__}: {first}); what was written is in {str(out_dir)!r}"
             ) from exc
     seconds = time.perf_counter() - start
-    return _summary(out_dir, seconds, items.skipped)
+    return _summary(out_dir, seconds, items.skipped, spec.backend or "")
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -204,10 +206,11 @@ def _model_spec(
     import webml
     from webml.images import NORMALIZATIONS
 
-    from ..backends import BACKENDS
+    from ..backends import BACKENDS, DEFAULT_BACKEND
 
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    backend = backend or DEFAULT_BACKEND  # chosen here: every worker runs the one the driver checked
     if normalize is not None and normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
     if model is None or (isinstance(model, str) and model in ("-", LITE)):
@@ -408,7 +411,7 @@ def _write(ray: Any, mapped: Any, out: Path, counter: Any, total: int, progress:
         progress(total, total)
 
 
-def _summary(out: Path, seconds: float, skipped: list[str]) -> BatchSummary:
+def _summary(out: Path, seconds: float, skipped: list[str], backend: str) -> BatchSummary:
     """The summary, read back from the written Parquet (its small columns only)."""
     import pyarrow.parquet as pq
 
@@ -421,5 +424,5 @@ def _summary(out: Path, seconds: float, skipped: list[str]) -> BatchSummary:
     for w, b in zip(workers, builds):
         per_worker[w] = per_worker.get(w, 0) + 1
         graph_builds[w] = max(graph_builds.get(w, 0), b)
-    return BatchSummary(len(ids), failures, seconds, out, per_worker, graph_builds, skipped)
+    return BatchSummary(len(ids), failures, seconds, out, backend, per_worker, graph_builds, skipped)
 

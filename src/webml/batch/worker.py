@@ -27,6 +27,9 @@ from .models import IMAGE_COLUMNS, ModelSpec, make_runner
 
 __all__ = ["META_COLUMNS", "BatchWorker", "ProgressCounter", "output_schema"]
 
+#: Backends whose ``intra_op_threads`` option a worker sets to its Ray CPUs.
+THREADED_BACKENDS = ("onnxruntime", "openvino")
+
 #: Columns of every output row besides the results: the item's identifier, its error, who made it.
 META_COLUMNS = ("id", "error", "worker", "graph_builds")
 
@@ -93,9 +96,9 @@ class BatchWorker:
         import webml
 
         options = dict(backend_options or {})
-        if spec.backend in (None, "onnxruntime") and "intra_op_threads" not in options:
-            # As many threads as the CPUs Ray gave this worker: ONNX Runtime would take every core
-            # of the machine, and N workers would fight over them.
+        if spec.backend in THREADED_BACKENDS and "intra_op_threads" not in options:
+            # As many threads as the CPUs Ray gave this worker: ONNX Runtime and OpenVINO would take
+            # every core of the machine, and N workers would fight over them.
             import ray
 
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)

@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     rate = summary.items / summary.seconds if summary.seconds else 0.0
     print(
         f"{summary.succeeded} of {summary.items} item(s) done, {len(summary.failures)} failed, "
-        f"{summary.seconds:.1f} s ({rate:.1f} items/s); results in {summary.out}"
+        f"{summary.seconds:.1f} s ({rate:.1f} items/s, {summary.backend} backend); results in {summary.out}"
     )
     return 0 if summary.succeeded else 1
 
