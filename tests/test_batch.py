@@ -380,6 +380,7 @@ def test_api_arguments_are_checked_by_name(model, tmp_path):
         ({"backend": "tpu"}, ValueError, "backend must be one of"),
         ({"cpus_per_worker": 0}, ValueError, "cpus_per_worker must be a positive integer"),
         ({"runtime_env": {"pip": ["webml"]}}, ValueError, "runtime_env must be a dict, given with an address"),
+        ({"labels": "cat,dog"}, TypeError, "labels must be a list of class names"),
     ]:
         with pytest.raises(error, match=text):
             webml.batch.run(model, tmp_path / "data", tmp_path / "out", **kwargs)

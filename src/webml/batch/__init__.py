@@ -144,7 +144,12 @@ def run(
     if not isinstance(id_column, str) or not id_column:
         raise ValueError(f"id_column must be a column name, got {id_column!r}")
     if runtime_env is not None and (address is None or not isinstance(runtime_env, Mapping)):
-        raise ValueError("runtime_env must be a dict, given with an address (a local Ray uses this environment)")
+        raise ValueError(
+            "runtime_env must be a dict, given with an address: it is for a cluster's workers "
+            "(a local Ray's workers get this process's environment)"
+        )
+    if labels is not None and (isinstance(labels, str) or not all(isinstance(n, str) for n in labels)):
+        raise TypeError("labels must be a list of class names (strings)")
     items = find_items(input)
     out_dir = _check_out(out)
     spec = _model_spec(model, items, backend, top_k, labels, normalize, dict(free_dimensions or {}), id_column)
