@@ -168,6 +168,7 @@ def test_npy_outputs_equal_webml_run_item_by_item_and_bad_files_are_reported(clu
     outside = tmp_path / "secret.npy"
     np.save(outside, np.ones((1, 3, 8, 8), np.float32))
     (data / "link.npy").symlink_to(outside)  # leads outside INPUT: skipped, never read
+    os.mkfifo(data / "pipe.npy")  # would block a plain open(): skipped
     seen = []
     summary = webml.batch.run(model, data, tmp_path / "out", address=cluster, workers=2, batch_size=16,
                               progress=lambda done, total: seen.append((done, total)))
@@ -177,7 +178,7 @@ def test_npy_outputs_equal_webml_run_item_by_item_and_bad_files_are_reported(clu
     assert "has shape [1, 3, 4, 4], the model expects [1, 3, 8, 8]" in errors["wrong-shape.npy"]
     assert errors["objects.npy"] == "input 'x' holds Python objects (a pickle), which webml never loads"
     assert "is not a readable .npy file" in errors["truncated.npy"]
-    assert summary.skipped == ["link.npy (a link that leads outside the input folder)"]
+    assert summary.skipped == ["link.npy (a link that leads outside the input folder)", "pipe.npy (not a regular file)"]
     assert seen[-1] == (203, 203)
     # Each worker built its graph once, in __init__, and ran several batches on it.
     assert set(summary.graph_builds.values()) == {1}
@@ -220,15 +221,30 @@ def test_images_equal_webml_classify_with_efficientnet_lite0_and_a_corrupt_one_i
                 assert p < 0.01, (row["id"], label, p)  # a near-tie at the tail may swap with the 6th class
 
 
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares ``width`` x ``height`` pixels and which holds almost nothing."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
 def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluster, model, tmp_path, capsys):
     photos = _photos(tmp_path / "photos", 12)
+    _png_bomb(tmp_path / "photos" / "bomb.png", 10_000, 10_000)  # refused from its header, never decoded
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(CLASSES) + "\n")
     capsys.readouterr()
     status = webml_main(["-q", "batch", str(model), str(tmp_path / "photos"), str(tmp_path / "out"),
                          "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5"])
     out = capsys.readouterr().out
-    assert status == 0 and "12 of 12 item(s) done, 0 failed" in out, out
+    assert status == 0 and "12 of 13 item(s) done, 1 failed" in out and "backend)" in out, out
+    assert "FAILED bomb.png: declares 10000 x 10000 pixels" in out and "decompression bomb" in out, out
     rows = _rows(tmp_path / "out")
     assert webml_main(["-q", "classify", "--json", "--model", str(model), "--labels", str(labels), "--top-k", "3",
                        *map(str, photos)]) == 0
