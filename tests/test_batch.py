@@ -359,6 +359,7 @@ def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model
         (["MODEL", "DATA", "OUT", "--labels", "LABELS"], "labels and normalize go with images"),
         (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "--free-dim names 'M', which the model's inputs do not have"),
         (["MODEL", "nowhere", "OUT"], "INPUT 'nowhere' does not exist"),
+        (["MODEL", "DATA", "OUT", "--address", "127.0.0.1:CLOSED"], "no Ray cluster answers there"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path, capsys, argv, message):
@@ -373,7 +374,7 @@ def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path,
     (tmp_path / "labels.txt").write_text("\n".join(CLASSES))
     names = {"MODEL": str(model), "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"),
              "EMPTY": str(tmp_path / "empty"), "MIXED": str(tmp_path / "mixed"), "FULL": str(tmp_path / "full"),
-             "LABELS": str(tmp_path / "labels.txt")}
+             "LABELS": str(tmp_path / "labels.txt"), "127.0.0.1:CLOSED": f"127.0.0.1:{_free_port()}"}
     try:
         status = webml_main(["batch", *(names.get(a, a) for a in argv)])
     except SystemExit as exc:  # argparse's own usage errors
@@ -383,6 +384,7 @@ def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path,
     assert message in err and "Traceback" not in err, err
     assert not ray.is_initialized()
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()  # nothing made before every check passed
 
 
 def test_api_arguments_are_checked_by_name(model, tmp_path):

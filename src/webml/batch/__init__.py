@@ -153,6 +153,8 @@ def run(
     items = find_items(input)
     out_dir = _check_out(out)
     spec = _model_spec(model, items, backend, top_k, labels, normalize, dict(free_dimensions or {}), id_column)
+    if address is not None:
+        _check_reachable(address)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once everything was checked
     start = time.perf_counter()
     with _ray(address, workers * cpus_per_worker, dict(runtime_env or {})) as ray:
@@ -368,6 +370,30 @@ def _ray(address: str | None, cpus: int, runtime_env: dict[str, Any]) -> Iterato
         yield ray
     finally:
         ray.shutdown()
+
+
+#: Seconds to wait for a TCP connection to a cluster's address before saying it cannot be reached.
+CONNECT_TIMEOUT = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address takes a TCP connection, or ConnectionError.
+
+    ``ray.init`` itself retries an unreachable address for minutes; this says so in seconds.
+    Other forms (``auto``) are left to Ray.
+    """
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"address {address!r}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one with `ray start --head` or check the address"
+        ) from None
 
 
 def _quiet_ray_data() -> None:
