@@ -165,7 +165,13 @@ def run(
         counter = ray.remote(num_cpus=0)(ProgressCounter).remote() if progress else None
         mapped = ds.map_batches(
             BatchWorker,
-            fn_constructor_kwargs={"spec": spec, "batch_size": batch_size, "id_column": id_column, "counter": counter},
+            fn_constructor_kwargs={
+                "spec": spec,
+                "batch_size": batch_size,
+                "id_column": id_column,
+                "counter": counter,
+                "from_parquet": items.kind == "parquet",
+            },
             batch_size=batch_size,
             batch_format="pyarrow",
             concurrency=workers,

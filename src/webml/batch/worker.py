@@ -83,7 +83,11 @@ class ProgressCounter:
 
 
 class BatchWorker:
-    """One worker: a context and the model's graph, built once, then one call per batch."""
+    """One worker: a context and the model's graph, built once, then one call per batch.
+
+    A batch has the ``id_column`` and either ``path`` (files of INPUT) or, ``from_parquet``,
+    a column per model input.
+    """
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class BatchWorker:
         id_column: str = "id",
         counter: Any = None,
         backend_options: dict[str, Any] | None = None,
+        from_parquet: bool = False,
     ) -> None:
         import webml
 
@@ -106,7 +111,7 @@ class BatchWorker:
         self.context = webml.ml.create_context(backend=spec.backend, **options)
         self.graph_builds = 0
         self._count_builds(self.context)
-        self.spec, self.id_column, self.counter = spec, id_column, counter
+        self.spec, self.id_column, self.counter, self.from_parquet = spec, id_column, counter, from_parquet
         self.runner = make_runner(spec, self.context, batch_size)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.schema = output_schema(spec)
@@ -123,10 +128,9 @@ class BatchWorker:
         context.compile_graph = counted
 
     def __call__(self, batch: Any) -> Any:
-
         raw_ids = batch.column(self.id_column).to_pylist()
         ids = ["<null>" if v is None else str(v) for v in raw_ids]
-        if self.spec.kind == "onnx" and "path" not in batch.column_names:
+        if self.from_parquet:
             names = list(self.spec.inputs)
             cells = {n: batch.column(n).to_pylist() for n in names}
             items: list[Any] = [{n: cells[n][i] for n in names} for i in range(len(ids))]
