@@ -322,10 +322,11 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(model, tmp_path):
 def test_the_backend_reaches_the_workers_reference_against_onnx_runtime(cluster, model, tmp_path, capsys):
     files = _npy_folder(tmp_path / "arrays", 12)
     status = webml_main(["-q", "batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"),
-                         "--address", cluster, "--backend", "reference", "--batch-size", "5"])
+                         "--address", cluster, "--backend", "reference", "--batch-size", "5", "--json"])
     assert status == 0
-    out = capsys.readouterr().out
-    assert "12 of 12 item(s) done, 0 failed" in out and "reference backend" in out, out
+    report = json.loads(capsys.readouterr().out)
+    assert report["items"] == report["succeeded"] == 12 and report["failures"] == []
+    assert report["backend"] == "reference" and set(report["graph_builds"].values()) == {1}
     rows = _rows(tmp_path / "out")
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     for path in files:
