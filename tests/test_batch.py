@@ -168,6 +168,7 @@ def test_npy_outputs_equal_webml_run_item_by_item_and_bad_files_are_reported(clu
     outside = tmp_path / "secret.npy"
     np.save(outside, np.ones((1, 3, 8, 8), np.float32))
     (data / "link.npy").symlink_to(outside)  # leads outside INPUT: skipped, never read
+    os.mkfifo(data / "pipe.npy")  # would block a plain open(): skipped
     seen = []
     summary = webml.batch.run(model, data, tmp_path / "out", address=cluster, workers=2, batch_size=16,
                               progress=lambda done, total: seen.append((done, total)))
@@ -177,7 +178,7 @@ def test_npy_outputs_equal_webml_run_item_by_item_and_bad_files_are_reported(clu
     assert "has shape [1, 3, 4, 4], the model expects [1, 3, 8, 8]" in errors["wrong-shape.npy"]
     assert errors["objects.npy"] == "input 'x' holds Python objects (a pickle), which webml never loads"
     assert "is not a readable .npy file" in errors["truncated.npy"]
-    assert summary.skipped == ["link.npy (a link that leads outside the input folder)"]
+    assert summary.skipped == ["link.npy (a link that leads outside the input folder)", "pipe.npy (not a regular file)"]
     assert seen[-1] == (203, 203)
     # Each worker built its graph once, in __init__, and ran several batches on it.
     assert set(summary.graph_builds.values()) == {1}
@@ -220,15 +221,30 @@ def test_images_equal_webml_classify_with_efficientnet_lite0_and_a_corrupt_one_i
                 assert p < 0.01, (row["id"], label, p)  # a near-tie at the tail may swap with the 6th class
 
 
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares ``width`` x ``height`` pixels and which holds almost nothing."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
 def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluster, model, tmp_path, capsys):
     photos = _photos(tmp_path / "photos", 12)
+    _png_bomb(tmp_path / "photos" / "bomb.png", 10_000, 10_000)  # refused from its header, never decoded
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(CLASSES) + "\n")
     capsys.readouterr()
     status = webml_main(["-q", "batch", str(model), str(tmp_path / "photos"), str(tmp_path / "out"),
                          "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5"])
     out = capsys.readouterr().out
-    assert status == 0 and "12 of 12 item(s) done, 0 failed" in out, out
+    assert status == 0 and "12 of 13 item(s) done, 1 failed" in out and "backend)" in out, out
+    assert "FAILED bomb.png: declares 10000 x 10000 pixels" in out and "decompression bomb" in out, out
     rows = _rows(tmp_path / "out")
     assert webml_main(["-q", "classify", "--json", "--model", str(model), "--labels", str(labels), "--top-k", "3",
                        *map(str, photos)]) == 0
@@ -265,20 +281,23 @@ def test_parquet_rows_equal_onnx_runtime_and_a_bad_row_is_reported(cluster, tmp_
     n = 60
     a = RNG.standard_normal((n, 2, 3)).astype(np.float32)
     b = RNG.standard_normal((n, 4)).astype(np.float32)
-    keys = [f"row-{i}" for i in range(n)] + ["short"]
+    keys = [f"row-{i}" for i in range(n)] + ["short", None]
     table = pa.table({
         "key": keys,
-        "a": [x.reshape(-1).tolist() for x in a] + [[1.0, 2.0]],  # flat values, shape from the model
-        "b": [x.tolist() for x in b] + [[0.0] * 4],
-        "unused": list(range(n + 1)),
+        "a": [x.reshape(-1).tolist() for x in a] + [[1.0, 2.0], [0.0] * 6],  # flat values, shape from the model
+        "b": [x.tolist() for x in b] + [[0.0] * 4] * 2,
+        "unused": list(range(n + 2)),
     })
     (tmp_path / "data").mkdir()
     pq.write_table(table.slice(0, 30), tmp_path / "data" / "part-0.parquet")
     pq.write_table(table.slice(30), tmp_path / "data" / "part-1.parquet")
     summary = webml.batch.run(model, tmp_path / "data", tmp_path / "out", address=cluster, workers=1,
                               batch_size=7, id_column="key")
-    assert summary.items == n + 1 and [f.id for f in summary.failures] == ["short"]
-    assert "holds 2 values" in summary.failures[0].error and "[2, 3]" in summary.failures[0].error
+    assert summary.items == n + 2
+    errors = {f.id: f.error for f in summary.failures}
+    assert errors.keys() == {"short", "<null>"}
+    assert "holds 2 values" in errors["short"] and "[2, 3]" in errors["short"]
+    assert errors["<null>"] == "the id column 'key' is null in this row"
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     rows = _rows(tmp_path / "out")
     for i in range(n):
@@ -300,14 +319,31 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(model, tmp_path):
                                    want.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
+def test_the_backend_reaches_the_workers_reference_against_onnx_runtime(cluster, model, tmp_path, capsys):
+    files = _npy_folder(tmp_path / "arrays", 12)
+    status = webml_main(["-q", "batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"),
+                         "--address", cluster, "--backend", "reference", "--batch-size", "5", "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["items"] == report["succeeded"] == 12 and report["failures"] == []
+    assert report["backend"] == "reference" and set(report["graph_builds"].values()) == {1}
+    rows = _rows(tmp_path / "out")
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for path in files:
+        (want,) = session.run(None, {"x": np.load(path)})
+        got = np.asarray(rows[path.relative_to(tmp_path / "arrays").as_posix()]["probs"]).reshape(want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys):
     (tmp_path / "arrays").mkdir()
-    for name in ("x", "y"):
+    for name in ("x", "forged\nFAILED y"):
         np.save(tmp_path / "arrays" / f"{name}.npy", np.zeros(3, np.float32))
     status = webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"), "--address", cluster])
     captured = capsys.readouterr()
     assert status == 1
     assert "FAILED x.npy: input 'x' has shape [3]" in captured.out
+    assert "FAILED 'forged\\nFAILED y.npy': input 'x' has shape [3]" in captured.out  # one line, quoted
     assert "0 of 2 item(s) done, 2 failed" in captured.out
     assert "items: 2/2" in captured.err  # progress on stderr
 
@@ -324,6 +360,7 @@ def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model
         (["MODEL", "DATA", "OUT", "--labels", "LABELS"], "labels and normalize go with images"),
         (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "--free-dim names 'M', which the model's inputs do not have"),
         (["MODEL", "nowhere", "OUT"], "INPUT 'nowhere' does not exist"),
+        (["MODEL", "DATA", "OUT", "--address", "127.0.0.1:CLOSED"], "no Ray cluster answers there"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path, capsys, argv, message):
@@ -338,7 +375,7 @@ def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path,
     (tmp_path / "labels.txt").write_text("\n".join(CLASSES))
     names = {"MODEL": str(model), "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"),
              "EMPTY": str(tmp_path / "empty"), "MIXED": str(tmp_path / "mixed"), "FULL": str(tmp_path / "full"),
-             "LABELS": str(tmp_path / "labels.txt")}
+             "LABELS": str(tmp_path / "labels.txt"), "127.0.0.1:CLOSED": f"127.0.0.1:{_free_port()}"}
     try:
         status = webml_main(["batch", *(names.get(a, a) for a in argv)])
     except SystemExit as exc:  # argparse's own usage errors
@@ -348,6 +385,7 @@ def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path,
     assert message in err and "Traceback" not in err, err
     assert not ray.is_initialized()
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "out").exists()  # nothing made before every check passed
 
 
 def test_api_arguments_are_checked_by_name(model, tmp_path):
@@ -361,6 +399,7 @@ def test_api_arguments_are_checked_by_name(model, tmp_path):
         ({"backend": "tpu"}, ValueError, "backend must be one of"),
         ({"cpus_per_worker": 0}, ValueError, "cpus_per_worker must be a positive integer"),
         ({"runtime_env": {"pip": ["webml"]}}, ValueError, "runtime_env must be a dict, given with an address"),
+        ({"labels": "cat,dog"}, TypeError, "labels must be a list of class names"),
     ]:
         with pytest.raises(error, match=text):
             webml.batch.run(model, tmp_path / "data", tmp_path / "out", **kwargs)
@@ -377,3 +416,20 @@ def test_help_has_examples_and_imports_neither_ray_nor_the_api():
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time")}
     assert "webml.cli.batch" in imported
     assert not {"ray", "pyarrow", "onnxruntime", "webml.api", "webml.batch"} & imported
+
+
+def test_the_build_count_is_taken_at_the_context_so_a_rebuild_would_show(model, tmp_path):
+    """BatchWorker in-process (no Ray): graph_builds counts every graph compiled on the worker's context."""
+    from webml.batch import models
+    from webml.batch.worker import BatchWorker
+
+    (path,) = _npy_folder(tmp_path / "arrays", 1)
+    inputs, outputs = models.describe_onnx(str(model), webml.ml.create_context(), {"N": 1})
+    spec = models.ModelSpec("onnx", str(model), free_dimensions={"N": 1}, inputs=inputs, outputs=outputs)
+    worker = BatchWorker(spec, 4, backend_options={"intra_op_threads": 1})
+    batch = pa.table({"id": ["a", "b"], "path": [str(path), str(path)]})
+    assert worker(batch).column("graph_builds").to_pylist() == [1, 1]
+    assert worker(batch).column("graph_builds").to_pylist() == [1, 1]  # a second batch: no new graph
+    b = webml.MLGraphBuilder(worker.context)  # any graph built on the context counts, whoever builds it
+    b.build({"y": b.relu(b.input("x", {"dataType": "float32", "shape": [1]}))})
+    assert worker(batch).column("graph_builds").to_pylist() == [2, 2]

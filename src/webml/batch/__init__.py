@@ -5,17 +5,22 @@ actors (``map_batches`` with ``concurrency=workers``), each of which builds
 the model's WebNN graph once, and writes the results as Parquet
 (``write_parquet``) in OUT, one row per item with the item's identifier::
 
-    >>> summary = webml.batch.run("model.onnx", "arrays/", "out/", workers=2)  # doctest: +SKIP
-    >>> summary.items, summary.failures[:1]                                    # doctest: +SKIP
-    (200, [Failure(id='bad.npy', error="input 'x' has shape [3], the model expects [1, 4]")])
-    >>> import pyarrow.parquet as pq
-    >>> pq.read_table("out/").to_pandas()[["id", "y"]].head(2)                 # doctest: +SKIP
+    import pyarrow.parquet as pq
+    import webml.batch
+
+    summary = webml.batch.run("model.onnx", "arrays/", "out/", workers=2)
+    print(summary.items, summary.failures[:1])
+    # 201 [Failure(id='bad.npy', error="input 'x' has shape [3], the model expects [1, 4]")]
+    rows = pq.read_table("out/", columns=["id", "y", "error"]).to_pylist()
+
+(``tests/test_batch.py`` runs these calls; ``docs/batch.md`` has the whole story.)
 
 The model is one of (see :mod:`webml.batch.models`):
 
 * ``None``, ``"-"`` or ``"efficientnet-lite0"``: the built-in pretrained
   EfficientNet-Lite0 on a folder of images (as ``webml classify``);
 * an ONNX image classifier on a folder of images (as ``webml classify --model``);
+* a classifier trained by ``webml train`` (``.npz``, EfficientNet-Lite0 base) on a folder of images;
 * any ONNX model on a folder of ``.npy`` files (a model of one input, as
   ``webml run -i NAME=FILE.npy``) or on Parquet (a column per model input,
   named as the input, plus the ``id_column``).
@@ -80,6 +85,8 @@ class BatchSummary:
     failures: list[Failure]
     seconds: float
     out: Path
+    #: The backend the workers ran on.
+    backend: str = ""
     #: Rows per worker (host:pid).
     workers: dict[str, int] = field(default_factory=dict)
     #: Graphs each worker built (1 each: built in the worker's ``__init__``, never per batch).
@@ -137,10 +144,17 @@ def run(
     if not isinstance(id_column, str) or not id_column:
         raise ValueError(f"id_column must be a column name, got {id_column!r}")
     if runtime_env is not None and (address is None or not isinstance(runtime_env, Mapping)):
-        raise ValueError("runtime_env must be a dict, given with an address (a local Ray uses this environment)")
+        raise ValueError(
+            "runtime_env must be a dict, given with an address: it is for a cluster's workers "
+            "(a local Ray's workers get this process's environment)"
+        )
+    if labels is not None and (isinstance(labels, str) or not all(isinstance(n, str) for n in labels)):
+        raise TypeError("labels must be a list of class names (strings)")
     items = find_items(input)
     out_dir = _check_out(out)
     spec = _model_spec(model, items, backend, top_k, labels, normalize, dict(free_dimensions or {}), id_column)
+    if address is not None:
+        _check_reachable(address)
     out_dir.mkdir(parents=True, exist_ok=True)  # only once everything was checked
     start = time.perf_counter()
     with _ray(address, workers * cpus_per_worker, dict(runtime_env or {})) as ray:
@@ -151,7 +165,13 @@ def run(
         counter = ray.remote(num_cpus=0)(ProgressCounter).remote() if progress else None
         mapped = ds.map_batches(
             BatchWorker,
-            fn_constructor_kwargs={"spec": spec, "batch_size": batch_size, "id_column": id_column, "counter": counter},
+            fn_constructor_kwargs={
+                "spec": spec,
+                "batch_size": batch_size,
+                "id_column": id_column,
+                "counter": counter,
+                "from_parquet": items.kind == "parquet",
+            },
             batch_size=batch_size,
             batch_format="pyarrow",
             concurrency=workers,
@@ -160,9 +180,15 @@ def run(
             # that a restart could not get the constructor's arguments back. A cluster keeps Ray's default.
             **({} if address else {"max_restarts": 0}),
         )
-        _write(ray, mapped, out_dir, counter, total, progress)
+        try:
+            _write(ray, mapped, out_dir, counter, total, progress)
+        except ray.exceptions.RayError as exc:  # a worker died or could not start: the run stops
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RuntimeError(
+                f"the run on Ray failed ({type(exc).__name__}: {first}); what was written is in {str(out_dir)!r}"
+            ) from exc
     seconds = time.perf_counter() - start
-    return _summary(out_dir, seconds, items.skipped)
+    return _summary(out_dir, seconds, items.skipped, spec.backend or "")
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -193,10 +219,11 @@ def _model_spec(
     import webml
     from webml.images import NORMALIZATIONS
 
-    from ..backends import BACKENDS
+    from ..backends import BACKENDS, DEFAULT_BACKEND
 
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    backend = backend or DEFAULT_BACKEND  # chosen here: every worker runs the one the driver checked
     if normalize is not None and normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
     if model is None or (isinstance(model, str) and model in ("-", LITE)):
@@ -351,6 +378,30 @@ def _ray(address: str | None, cpus: int, runtime_env: dict[str, Any]) -> Iterato
         ray.shutdown()
 
 
+#: Seconds to wait for a TCP connection to a cluster's address before saying it cannot be reached.
+CONNECT_TIMEOUT = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address takes a TCP connection, or ConnectionError.
+
+    ``ray.init`` itself retries an unreachable address for minutes; this says so in seconds.
+    Other forms (``auto``) are left to Ray.
+    """
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"address {address!r}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one with `ray start --head` or check the address"
+        ) from None
+
+
 def _quiet_ray_data() -> None:
     """Ray Data's console log and progress bars off (its full log stays in the session's ray-data.log)."""
     import ray.data
@@ -397,7 +448,7 @@ def _write(ray: Any, mapped: Any, out: Path, counter: Any, total: int, progress:
         progress(total, total)
 
 
-def _summary(out: Path, seconds: float, skipped: list[str]) -> BatchSummary:
+def _summary(out: Path, seconds: float, skipped: list[str], backend: str) -> BatchSummary:
     """The summary, read back from the written Parquet (its small columns only)."""
     import pyarrow.parquet as pq
 
@@ -410,5 +461,5 @@ def _summary(out: Path, seconds: float, skipped: list[str]) -> BatchSummary:
     for w, b in zip(workers, builds):
         per_worker[w] = per_worker.get(w, 0) + 1
         graph_builds[w] = max(graph_builds.get(w, 0), b)
-    return BatchSummary(len(ids), failures, seconds, out, per_worker, graph_builds, skipped)
+    return BatchSummary(len(ids), failures, seconds, out, backend, per_worker, graph_builds, skipped)
 

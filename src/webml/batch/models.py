@@ -2,8 +2,8 @@
 
 :class:`ModelSpec` is a small picklable description (the driver checks it
 before any Ray work starts); :func:`make_runner` turns it into a runner in
-a worker, which builds its WebNN graph there, once, and counts the builds
-(``runner.builds``) so that a run can show no graph was rebuilt per batch.
+a worker, which builds its WebNN graph there, once (the worker counts the
+graphs compiled on its context, so a run shows none is rebuilt per batch).
 
 Runners take a list of items and give, per item, either a dict of result
 columns or an error message naming what was wrong with that item; an error
@@ -100,16 +100,22 @@ def _image_error(exc: BaseException) -> str | None:
     return None
 
 
+#: The most images EfficientNet-Lite0 computes at once (a larger batch_size is run in steps of this):
+#: its activations take about 50 MB per image.
+MAX_LITE_BATCH = 32
+
+
 class LiteRunner:
-    """EfficientNet-Lite0 on image paths, ``batch_size`` per compute, with one graph of that batch size."""
+    """EfficientNet-Lite0 on image paths, ``batch_size`` per compute (at most :data:`MAX_LITE_BATCH`),
+    with one graph of that batch size."""
 
     def __init__(self, context: Any, spec: ModelSpec, batch_size: int) -> None:
         from ..zoo import efficientnet_lite as lite
 
+        batch_size = min(batch_size, MAX_LITE_BATCH)
         self.context, self.spec, self.batch_size = context, spec, batch_size
         self.names = [n.split(",")[0] for n in lite.class_names()]  # as efficientnet_lite.classify names them
         self.graph = lite.build(context, lite.pretrained_parameters(), batch=batch_size)
-        self.builds = 1
 
     def run(self, paths: Sequence[str]) -> list[Result]:
         from ..zoo import efficientnet_lite as lite
@@ -144,7 +150,6 @@ class OnnxClassifierRunner:
 
         model = webml.onnx.read_model(spec.path)
         self.graph = webml.onnx.load(model, context, free_dimensions=spec.free_dimensions, input_shapes={})
-        self.builds = 1
         self.context, self.spec = context, spec
         ((self.input_name, desc),) = self.graph.input_descriptors.items()
         self.shape, self.data_type = list(desc.shape), desc.data_type
@@ -186,7 +191,6 @@ class HeadRunner:
 
         classifier = load_classifier(spec.path)
         self.graph = classifier_graph(context, classifier)
-        self.builds = 1
         self.context, self.spec, self.names = context, spec, list(classifier.class_names)
         self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         crop = bool(classifier.base_spec.get("center_crop", True))
@@ -215,7 +219,6 @@ class OnnxRunner:
         import webml.onnx
 
         self.graph = webml.onnx.load(spec.path, context, free_dimensions=spec.free_dimensions, input_shapes={})
-        self.builds = 1
         self.context, self.spec = context, spec
 
     def run(self, items: Sequence[Any]) -> list[Result]:

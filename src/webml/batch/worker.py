@@ -4,8 +4,9 @@ Ray makes one :class:`BatchWorker` per worker (``concurrency=workers``);
 its ``__init__`` creates a context and builds the model's graph, once, and
 each call runs one batch (a ``pyarrow.Table`` of identifiers and paths or
 Parquet cells) and returns a ``pyarrow.Table`` of results.  Every output
-row says which worker made it (``worker``) and how many graphs that worker
-had built by then (``graph_builds``, 1 for the worker's whole life).
+row says which worker made it (``worker``) and how many graphs had been
+compiled on that worker's context by then (``graph_builds``, counted at the
+context, whoever builds: 1 for the worker's whole life).
 
 A batch's rows keep their input order.  An item that fails (an unreadable
 image, a wrong-shape array) gets its message in ``error`` and nulls in the
@@ -25,6 +26,9 @@ import numpy as np
 from .models import IMAGE_COLUMNS, ModelSpec, make_runner
 
 __all__ = ["META_COLUMNS", "BatchWorker", "ProgressCounter", "output_schema"]
+
+#: Backends whose ``intra_op_threads`` option a worker sets to its Ray CPUs.
+THREADED_BACKENDS = ("onnxruntime", "openvino")
 
 #: Columns of every output row besides the results: the item's identifier, its error, who made it.
 META_COLUMNS = ("id", "error", "worker", "graph_builds")
@@ -79,7 +83,11 @@ class ProgressCounter:
 
 
 class BatchWorker:
-    """One worker: a context and the model's graph, built once, then one call per batch."""
+    """One worker: a context and the model's graph, built once, then one call per batch.
+
+    A batch has the ``id_column`` and either ``path`` (files of INPUT) or, ``from_parquet``,
+    a column per model input.
+    """
 
     def __init__(
         self,
@@ -88,28 +96,41 @@ class BatchWorker:
         id_column: str = "id",
         counter: Any = None,
         backend_options: dict[str, Any] | None = None,
+        from_parquet: bool = False,
     ) -> None:
         import webml
 
         options = dict(backend_options or {})
-        if spec.backend in (None, "onnxruntime") and "intra_op_threads" not in options:
-            # As many threads as the CPUs Ray gave this worker: ONNX Runtime would take every core
-            # of the machine, and N workers would fight over them.
+        if spec.backend in THREADED_BACKENDS and "intra_op_threads" not in options:
+            # As many threads as the CPUs Ray gave this worker: ONNX Runtime and OpenVINO would take
+            # every core of the machine, and N workers would fight over them.
             import ray
 
             cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
             options["intra_op_threads"] = max(1, int(cpus))
         self.context = webml.ml.create_context(backend=spec.backend, **options)
-        self.spec, self.id_column, self.counter = spec, id_column, counter
+        self.graph_builds = 0
+        self._count_builds(self.context)
+        self.spec, self.id_column, self.counter, self.from_parquet = spec, id_column, counter, from_parquet
         self.runner = make_runner(spec, self.context, batch_size)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.schema = output_schema(spec)
         self.columns = result_columns(spec)
 
-    def __call__(self, batch: Any) -> Any:
+    def _count_builds(self, context: Any) -> None:
+        """Count every graph compiled on ``context``, by whatever code builds it (the ``graph_builds`` column)."""
+        compile_graph = context.compile_graph  # MLGraphBuilder.build's last step, for every graph of the context
 
-        ids = [str(v) for v in batch.column(self.id_column).to_pylist()]
-        if self.spec.kind == "onnx" and "path" not in batch.column_names:
+        def counted(ir: Any, where: str) -> Any:
+            self.graph_builds += 1
+            return compile_graph(ir, where)
+
+        context.compile_graph = counted
+
+    def __call__(self, batch: Any) -> Any:
+        raw_ids = batch.column(self.id_column).to_pylist()
+        ids = ["<null>" if v is None else str(v) for v in raw_ids]
+        if self.from_parquet:
             names = list(self.spec.inputs)
             cells = {n: batch.column(n).to_pylist() for n in names}
             items: list[Any] = [{n: cells[n][i] for n in names} for i in range(len(ids))]
@@ -119,6 +140,8 @@ class BatchWorker:
             results = self.runner.run(items)
         except Exception as exc:  # the model failed on this batch: its items say so, the others go on
             results = [f"the model failed on this batch ({type(exc).__name__}: {exc})"] * len(ids)
+        null_id = f"the id column {self.id_column!r} is null in this row"
+        results = [null_id if v is None else r for v, r in zip(raw_ids, results)]
         table = self._table(ids, results)
         if self.counter is not None:
             self.counter.add.remote(len(ids))  # progress, not waited for
@@ -132,7 +155,7 @@ class BatchWorker:
         for name in self.columns:
             columns[name] = [None if isinstance(r, str) else _cell(r[name]) for r in results]
         columns["worker"] = [self.name] * len(ids)
-        columns["graph_builds"] = [self.runner.builds] * len(ids)
+        columns["graph_builds"] = [self.graph_builds] * len(ids)
         return pa.table({f.name: pa.array(columns[f.name], f.type) for f in self.schema}, schema=self.schema)
 
 

@@ -3,7 +3,8 @@
 MODEL is ``-`` (or ``efficientnet-lite0``) for the built-in EfficientNet-Lite0,
 or an ONNX file.  Results go to OUT as Parquet (see :mod:`webml.batch`).
 Progress goes to stderr; stdout gets one line per failed item
-(``FAILED <id>: <why>``) and a summary line.
+(``FAILED <id>: <why>``) and a summary line, or with ``--json`` the summary
+as one JSON object.
 
 Exit status: 0 when at least one item was processed (failed items are listed,
 and are in the ``error`` column); 1 when every item failed; 2 for a usage
@@ -14,6 +15,9 @@ an OUT folder that is not empty, a Ray address that cannot be joined).
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from typing import Any
 
 from . import CliError
 from .common import Progress, parse_assignments
@@ -47,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fix a dynamic dimension of the model by name (a dynamic first dimension is 1 by default)",
     )
     p.add_argument("--id-column", default="id", help="with Parquet: the column of item identifiers (default: id)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object (every failure in it)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -78,18 +83,43 @@ def main(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError, FileNotFoundError, ConnectionError) as exc:
         raise CliError(_option_names(str(exc))) from None
+    except RuntimeError as exc:  # the run itself failed (not a usage error): status 1
+        print(f"webml: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_report(summary), indent=2))
+        return 0 if summary.succeeded else 1
     for failure in summary.failures[:MAX_LISTED]:
-        print(f"FAILED {failure.id}: {failure.error}")
+        print(f"FAILED {_shown(failure.id)}: {failure.error}")
     if len(summary.failures) > MAX_LISTED:
         print(f"... and {len(summary.failures) - MAX_LISTED} more failed (see the error column in {summary.out})")
     for skipped in summary.skipped:
-        print(f"skipped {skipped}")
+        print(f"skipped {_shown(skipped)}")
     rate = summary.items / summary.seconds if summary.seconds else 0.0
     print(
         f"{summary.succeeded} of {summary.items} item(s) done, {len(summary.failures)} failed, "
-        f"{summary.seconds:.1f} s ({rate:.1f} items/s); results in {summary.out}"
+        f"{summary.seconds:.1f} s ({rate:.1f} items/s, {summary.backend} backend); results in {summary.out}"
     )
     return 0 if summary.succeeded else 1
+
+
+def _report(summary: Any) -> dict[str, Any]:
+    return {
+        "items": summary.items,
+        "succeeded": summary.succeeded,
+        "failures": [{"id": f.id, "error": f.error} for f in summary.failures],
+        "skipped": summary.skipped,
+        "seconds": round(summary.seconds, 3),
+        "out": str(summary.out),
+        "backend": summary.backend,
+        "workers": summary.workers,
+        "graph_builds": summary.graph_builds,
+    }
+
+
+def _shown(name: str) -> str:
+    """An identifier as printed: a name with control characters (a newline in a file name) quoted."""
+    return name if name.isprintable() else ascii(name)
 
 
 def _labels(path: str) -> list[str]:
