@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,20 +42,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """The address of a one-node Ray cluster on loopback (3 CPUs), stopped at the end by its own process."""
+def cluster():
+    """The address of a one-node Ray cluster on loopback (3 CPUs), stopped at the end by its own process.
+
+    Its own --temp-dir (short: Ray's socket paths must fit 107 bytes): `ray start` writes the address
+    it serves into TEMP_DIR/ray_current_cluster, where any `ray.init()` on this machine would
+    otherwise find it, and join it, or hang on it once stopped.
+    """
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    temp_dir = Path(tempfile.mkdtemp(prefix="webml-ray-", dir="/tmp"))
     port = _free_port()
     ports = [f"--{o}={_free_port()}" for o in (
         "ray-client-server-port", "dashboard-agent-listen-port", "metrics-export-port", "runtime-env-agent-port"
     )]
-    log = tmp_path_factory.mktemp("ray") / "head.log"
+    log = temp_dir / "head.log"
     # --block: this process owns the cluster's processes and ends them on SIGTERM (a `ray stop` would
     # end every Ray on the machine, other users' too).
     with open(log, "w") as out:
         head = subprocess.Popen(
             [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={port}", "--num-cpus=3", "--include-dashboard=false", "--disable-usage-stats", *ports],
+             f"--port={port}", "--num-cpus=3", "--include-dashboard=false", "--disable-usage-stats",
+             f"--temp-dir={temp_dir}", *ports],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )
@@ -79,6 +87,7 @@ def cluster(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _classifier_model(path: Path) -> Path:
