@@ -344,11 +344,16 @@ def test_the_backend_reaches_the_workers_reference_against_onnx_runtime(cluster,
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys):
+def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model, tmp_path, capsys, monkeypatch):
     (tmp_path / "arrays").mkdir()
     for name in ("x", "forged\nFAILED y"):
         np.save(tmp_path / "arrays" / f"{name}.npy", np.zeros(3, np.float32))
-    status = webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out"), "--address", cluster])
+    # $RAY_ADDRESS is the command's default --address, as `ray job submit` sets it: a closed port is refused...
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    assert webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out")]) == 2
+    assert "--address '127.0.0.1:" in capsys.readouterr().err
+    monkeypatch.setenv("RAY_ADDRESS", cluster)  # ...and the test's cluster is joined
+    status = webml_main(["batch", str(model), str(tmp_path / "arrays"), str(tmp_path / "out")])
     captured = capsys.readouterr()
     assert status == 1
     assert "FAILED x.npy: input 'x' has shape [3]" in captured.out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -30,7 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="an ONNX model, or - (efficientnet-lite0): the built-in classifier")
     p.add_argument("input", metavar="INPUT", help="a folder of images or of .npy files, or Parquet (file or folder)")
     p.add_argument("out", metavar="OUT", help="the folder to write the results in, as Parquet (new or empty)")
-    p.add_argument("--address", help="join the Ray cluster at this address (default: start a local Ray)")
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="join the Ray cluster at this address (default: $RAY_ADDRESS, as `ray job submit` sets it; "
+        "else a local Ray is started)",
+    )
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="Ray workers, one graph each (default: 1)")
     p.add_argument(
         "--cpus-per-worker", type=_positive, default=1, metavar="C",
