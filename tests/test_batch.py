@@ -250,13 +250,14 @@ def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluste
     labels.write_text("\n".join(CLASSES) + "\n")
     capsys.readouterr()
     status = webml_main(["-q", "batch", str(model), str(tmp_path / "photos"), str(tmp_path / "out"),
-                         "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5"])
+                         "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5",
+                         "--normalize", "unit"])
     out = capsys.readouterr().out
     assert status == 0 and "12 of 13 item(s) done, 1 failed" in out and "backend)" in out, out
     assert "FAILED bomb.png: declares 10000 x 10000 pixels" in out and "decompression bomb" in out, out
     rows = _rows(tmp_path / "out")
     assert webml_main(["-q", "classify", "--json", "--model", str(model), "--labels", str(labels), "--top-k", "3",
-                       *map(str, photos)]) == 0
+                       "--normalize", "unit", *map(str, photos)]) == 0
     for line in capsys.readouterr().out.splitlines():
         want = json.loads(line)
         row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
@@ -372,6 +373,7 @@ def test_when_every_item_fails_the_command_exits_1_and_lists_them(cluster, model
         (["MODEL", "MIXED", "OUT"], "mixes kinds of files (1 images, 1 npy)"),
         (["MODEL", "DATA", "FULL"], "is a folder that is not empty"),
         (["MODEL", "DATA", "OUT", "--labels", "LABELS"], "labels and normalize go with images"),
+        (["-", "PHOTOS", "OUT", "--normalize", "unit"], "normalize and --free-dim go with an ONNX model"),
         (["MODEL", "DATA", "OUT", "--free-dim", "M=2"], "--free-dim names 'M', which the model's inputs do not have"),
         (["MODEL", "nowhere", "OUT"], "INPUT 'nowhere' does not exist"),
         (["MODEL", "DATA", "OUT", "--address", "127.0.0.1:CLOSED"], "no Ray cluster answers there"),
@@ -387,9 +389,12 @@ def test_usage_errors_are_one_line_and_exit_2_before_ray_starts(model, tmp_path,
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     (tmp_path / "labels.txt").write_text("\n".join(CLASSES))
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "x.png")
     names = {"MODEL": str(model), "DATA": str(tmp_path / "data"), "OUT": str(tmp_path / "out"),
              "EMPTY": str(tmp_path / "empty"), "MIXED": str(tmp_path / "mixed"), "FULL": str(tmp_path / "full"),
-             "LABELS": str(tmp_path / "labels.txt"), "127.0.0.1:CLOSED": f"127.0.0.1:{_free_port()}"}
+             "LABELS": str(tmp_path / "labels.txt"), "PHOTOS": str(tmp_path / "photos"),
+             "127.0.0.1:CLOSED": f"127.0.0.1:{_free_port()}"}
     try:
         status = webml_main(["batch", *(names.get(a, a) for a in argv)])
     except SystemExit as exc:  # argparse's own usage errors
