@@ -231,6 +231,41 @@ def test_images_equal_webml_classify_with_efficientnet_lite0_and_a_corrupt_one_i
                 assert p - row["probabilities"][-1] < 1e-4, (row["id"], label, p)
 
 
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A PNG whose header declares ``width`` x ``height`` pixels and which holds almost nothing."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def test_an_onnx_image_classifier_with_labels_equals_webml_classify_model(cluster, model, tmp_path, capsys):
+    photos = _photos(tmp_path / "photos", 12)
+    _png_bomb(tmp_path / "photos" / "bomb.png", 10_000, 10_000)  # refused from its header, never decoded
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(CLASSES) + "\n")
+    capsys.readouterr()
+    status = webml_main(["-q", "batch", str(model), str(tmp_path / "photos"), str(tmp_path / "out"),
+                         "--address", cluster, "--labels", str(labels), "--top-k", "3", "--batch-size", "5",
+                         "--normalize", "unit"])
+    out = capsys.readouterr().out
+    assert status == 0 and "12 of 13 item(s) done, 1 failed" in out and "backend)" in out, out
+    assert "FAILED bomb.png: declares 10000 x 10000 pixels" in out and "decompression bomb" in out, out
+    rows = _rows(tmp_path / "out")
+    assert webml_main(["-q", "classify", "--json", "--model", str(model), "--labels", str(labels), "--top-k", "3",
+                       "--normalize", "unit", *map(str, photos)]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        want = json.loads(line)
+        row = rows[Path(want["image"]).relative_to(tmp_path / "photos").as_posix()]
+        assert row["labels"] == [label for label, _ in want["top"]]
+        np.testing.assert_allclose(row["probabilities"], [p for _, p in want["top"]], atol=1e-6)
+
+
 def test_a_webml_train_classifier_runs_as_one_graph_and_equals_webml_classify_model(cluster, tmp_path, capsys):
     from webml.train.transfer import TransferClassifier
 
