@@ -7,9 +7,12 @@ scikit-image's samples.  ``npy``: a small ONNX classifier (conv, pool, gemm)
 on ``--items`` ``.npy`` files, where the per-item overhead of Ray shows.
 
 The anchor is a plain single-process loop, as a user would write it: one
-context (ONNX Runtime's default threads), the graph built once, then the
-items batch by batch, results collected in memory.  The same loop with one
-intra-op thread is printed too (one Ray worker gets one CPU, so one thread).
+context (webml's default backend and its default threads), the graph built
+once, then the items batch by batch, results collected in memory.  The same
+loop with one intra-op thread is printed too (one Ray worker gets one CPU,
+so one thread).  One untimed pass of the loop on a few items comes first,
+so that neither loop pays this process's imports; Ray's workers are new
+processes and pay theirs, which is part of what Ray costs.
 Ray runs share one local Ray started here (its start-up is timed and
 printed apart); each run's time includes starting its workers, building
 their graphs and writing Parquet.  On a shared machine figures are noisy:
@@ -127,6 +130,11 @@ def main() -> None:
                      ("plain loop, 1 thread", lambda: _plain_npy(Path(model), files, intra_op_threads=1))]
         n = len(files)
         print(f"{args.workload}: {n} items, batch size {args.batch_size}, {os.cpu_count()} CPUs", file=sys.stderr)
+        warm = files[: args.batch_size]
+        if args.workload == "lite":
+            _plain_lite(warm, args.batch_size)
+        else:
+            _plain_npy(Path(model), warm)
         rows = [(label, run()) for label, run in plain]
         import ray
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
+from ..images import NORMALIZATIONS
 from . import CliError
 from .common import Progress, parse_assignments
 
@@ -27,10 +29,19 @@ MAX_LISTED = 50
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="an ONNX model, or - (efficientnet-lite0): the built-in classifier")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="an ONNX model, a classifier made by webml train (.npz), or - (efficientnet-lite0): the built-in one",
+    )
     p.add_argument("input", metavar="INPUT", help="a folder of images or of .npy files, or Parquet (file or folder)")
     p.add_argument("out", metavar="OUT", help="the folder to write the results in, as Parquet (new or empty)")
-    p.add_argument("--address", help="join the Ray cluster at this address (default: start a local Ray)")
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS") or None,
+        help="join the Ray cluster at this address (default: $RAY_ADDRESS, as `ray job submit` sets it; "
+        "else a local Ray is started)",
+    )
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="Ray workers, one graph each (default: 1)")
     p.add_argument(
         "--cpus-per-worker", type=_positive, default=1, metavar="C",
@@ -40,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--batch-size", type=_positive, default=None, metavar="B", help="items per batch (default: 16)"
     )
     p.add_argument("--labels", help="with an ONNX image classifier: a text file of class names, one per line")
+    p.add_argument(
+        "--normalize",
+        choices=sorted(NORMALIZATIONS),
+        help="with an ONNX image classifier: input normalization (default: imagenet, or the model's own)",
+    )
     p.add_argument(
         "--top-k", type=_positive, default=5, metavar="K", help="with images: classes kept per image (default: 5)"
     )
@@ -78,6 +94,7 @@ def main(args: argparse.Namespace) -> int:
             progress=lambda done, total: progress.count(done, total, "items"),
             top_k=args.top_k,
             labels=labels,
+            normalize=args.normalize,
             free_dimensions=free,
             id_column=args.id_column,
         )
@@ -140,7 +157,7 @@ def _option_names(message: str) -> str:
     """The API's argument names in a message said as the command's options."""
     message = message.replace("free_dimensions", "--free-dim")
     options = (("batch_size", "--batch-size"), ("top_k", "--top-k"), ("id_column", "--id-column"),
-               ("address", "--address"), ("labels", "--labels"))
+               ("address", "--address"), ("labels", "--labels"), ("normalize", "--normalize"))
     for api, option in options:
         if message.startswith(api + " ") or message.startswith(api + ":"):
             return option + message[len(api):]
