@@ -123,6 +123,16 @@ def test_bad_options_give_one_clear_error(argv, message, photos, capsys, monkeyp
     assert "Traceback" not in err
 
 
+def test_help_has_examples_of_each_subcommand(env):
+    code, out, err = webml_cli("federated", "--help", env=env, timeout=60)
+    assert code == 0, err
+    examples = out.split("examples:\n", 1)[1]
+    for sub in ("simulate", "server", "client"):
+        assert f"webml federated {sub}" in examples
+    code, out, err = webml_cli("federated", "simulate", "--help", env=env, timeout=60)
+    assert code == 0 and "--dp-noise" in out and "--secagg" in out, err
+
+
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and a server certificate for 127.0.0.1 signed by it, as PEM files."""
     now = datetime.datetime.now(datetime.UTC)

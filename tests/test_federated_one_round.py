@@ -79,8 +79,11 @@ def test_bad_secure_and_private_settings_are_refused(digits):
         ({"dp_noise": 1.0, "dp_delta": 2.0}, r"delta must be in \(0, 1\)"),
         ({"strategy": "fedsgd"}, "strategy must be one of fedavg, fedprox, fedadam"),
         ({"dropouts": {1: [9]}}, "dropouts names client 9"),
+        ({"dropouts": {2: [0]}}, r"dropouts names round 2, rounds are 1\.\.1"),
+        ({"dropouts": [1]}, "dropouts must be a dict"),
+        ({"dropouts": {1: 3}}, r"dropouts\[1\] must be a list"),
     ]:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises((ValueError, TypeError), match=message):
             simulate(x, y, **{**COMMON, **kwargs})
 
 

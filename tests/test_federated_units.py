@@ -160,6 +160,11 @@ def test_client_refuses_bad_data_and_bad_parameters():
         from_arrays([np.zeros(2, np.int32), np.zeros((3, 2), np.int32)], dim=3, classes=2)
     with pytest.raises(ValueError, match="Proximal: mu must be a number >= 0"):
         Proximal(SGD(0.1), -1.0)
+    # Parameters beyond SecAgg+'s clipping range would be silently clipped there: the client refuses.
+    bounded = FederatedClient(np.ones((4, 3), np.float32), np.array([0, 1, 1, 0]), 2, value_bound=1e-3)
+    big = initial_model(3, 2)
+    with pytest.raises(ValueError, match=r"outside the secure aggregation's clipping range ±0.001"):
+        bounded.fit(to_arrays(big), {"learning_rate": 0.5})
 
 
 def test_a_hidden_layer_head_goes_over_the_wire():

@@ -124,9 +124,15 @@ def simulate(
     if not (secagg_clip > 0 and math.isfinite(secagg_clip)):
         raise ValueError(f"simulate: secagg_clip must be a positive number, got {secagg_clip!r}")
     drops: dict[int, set[int]] = {}
+    if dropouts is not None and not isinstance(dropouts, Mapping):
+        raise TypeError(f"simulate: dropouts must be a dict {{round: [client, ...]}}, got {type(dropouts).__name__}")
     for r, ids in (dropouts or {}).items():
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 1 <= r <= rounds:
+            raise ValueError(f"simulate: dropouts names round {r!r}, rounds are 1..{rounds}")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise TypeError(f"simulate: dropouts[{r}] must be a list of client numbers, got {ids!r}")
         for c in ids:
-            if not (isinstance(c, (int, np.integer)) and 0 <= c < clients):
+            if isinstance(c, bool) or not (isinstance(c, (int, np.integer)) and 0 <= c < clients):
                 raise ValueError(f"simulate: dropouts names client {c!r}, clients are 0..{clients - 1}")
             drops.setdefault(int(c), set()).add(int(r))
     parts = partition(y, clients, split, seed=seed)
