@@ -184,8 +184,10 @@ class RecordingStrategy(Strategy):
         aggregated, metrics = self.inner.aggregate_fit(server_round, results, failures)
         record = self._record(server_round)
         record["results"] = len(results)
-        record["failures"] = len(failures)
-        record["failure_reasons"] = [_failure_reason(f) for f in failures]
+        # SecAgg+ reports a client that drops out once per protocol stage it misses: count clients.
+        asked = record.get("clients")
+        record["failures"] = len(failures) if asked is None else min(len(failures), max(asked - len(results), 0))
+        record["failure_reasons"] = sorted({_failure_reason(f) for f in failures})
         record["aggregated"] = aggregated is not None
         if "loss" in metrics:
             record["train_loss"] = float(metrics["loss"])
