@@ -159,6 +159,8 @@ class RecordingStrategy(Strategy):
         self.parameters: list[np.ndarray] | None = None
         self._started = time.perf_counter()
         self._round_start: dict[int, float] = {}
+        #: Set (e.g. on Ctrl-C) to stop: later rounds select no clients, so the run ends promptly.
+        self.stop_requested = False
 
     def __repr__(self) -> str:
         return f"RecordingStrategy({self.inner!r})"
@@ -175,6 +177,8 @@ class RecordingStrategy(Strategy):
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
+        if self.stop_requested:
+            return []
         self._round_start[server_round] = time.perf_counter()
         instructions = self.inner.configure_fit(server_round, parameters, client_manager)
         self._record(server_round)["clients"] = len(instructions)
@@ -211,6 +215,8 @@ class RecordingStrategy(Strategy):
         return loss, metrics
 
     def evaluate(self, server_round: int, parameters: Parameters):
+        if server_round > 0 and server_round not in self._round_start:
+            return None  # stopped before this round
         result = self.inner.evaluate(server_round, parameters)
         target = self.initial if server_round == 0 else self._record(server_round)
         if result is not None:
@@ -222,6 +228,9 @@ class RecordingStrategy(Strategy):
         return result
 
     def _finish(self, server_round: int) -> None:
+        if server_round not in self._round_start:  # a round that did not run (after a stop)
+            self.records.pop(server_round, None)
+            return
         record = self._record(server_round)
         record["time"] = time.perf_counter() - self._round_start.get(server_round, self._started)
         if self.progress is None:

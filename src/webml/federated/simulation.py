@@ -31,6 +31,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -284,6 +286,15 @@ def _run(
     level = flwr_logger.level
     if not verbose:
         flwr_logger.setLevel(logging.CRITICAL)  # failures are in our own progress lines
+    # Ctrl-C does not reach Flower's engine loop as an exception; ask the strategy to stop instead
+    # (later rounds select no clients), then stop with KeyboardInterrupt once Ray is shut down.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def stop(_signum: int, _frame: Any) -> None:
+            recorder.stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, stop)
     try:
         run_simulation(
             server_app=server_app,
@@ -293,3 +304,7 @@ def _run(
         )
     finally:
         flwr_logger.setLevel(level)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if recorder.stop_requested:
+        raise KeyboardInterrupt
