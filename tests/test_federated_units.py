@@ -129,6 +129,25 @@ def test_local_training_with_the_proximal_term_matches_numpy(mu):
     np.testing.assert_allclose(got["b"], b, atol=2e-5)
 
 
+def test_a_client_reuses_its_trainer_from_round_to_round_as_if_new():
+    """The second round starts from the new global model with a fresh optimizer (and FedProx anchor)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(24, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    config = {"local_epochs": 2, "batch_size": 6, "learning_rate": 0.3, "seed": 1, "round": 1, "proximal_mu": 0.5}
+    first = to_arrays(initial_model(4, 3, seed=0))
+    second = to_arrays(initial_model(4, 3, seed=9))
+    reused = FederatedClient(x, y, 3)
+    reused.fit(first, config)
+    trainer = reused._trainer
+    again = reused.fit(second, {**config, "round": 2})[0]
+    assert reused._trainer is trainer  # the same graphs, not rebuilt
+    fresh = FederatedClient(x, y, 3).fit(second, {**config, "round": 2})[0]
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a, b)
+    reused.close()
+
+
 def test_the_proximal_term_keeps_the_update_near_the_global_model():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(64, 6)).astype(np.float32)
