@@ -217,3 +217,37 @@ def test_set_parameters_checks_names_shapes_and_values_and_reset_restarts_the_op
     with pytest.raises(TypeError, match="float64"):
         trainer.set_parameters({**new, "b": np.zeros(2)})
     trainer.close()
+
+
+# -- the server refuses updates that are not the model ------------------------------------------------------------
+
+
+def test_the_server_refuses_updates_of_the_wrong_shape_or_non_finite_and_aggregates_the_rest():
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+
+    from webml.federated.server import RecordingStrategy, fit_config, make_strategy
+
+    start = to_arrays(initial_model(3, 2))
+    settings = fit_config(local_epochs=1, batch_size=2, learning_rate=0.1, seed=0)
+    inner = make_strategy("fedavg", start, min_clients=3, on_fit_config=settings)
+    recorder = RecordingStrategy(inner, rounds=1)
+    recorder.initialize_parameters(client_manager=None)
+
+    def res(arrays, count=4):
+        return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), count, {"loss": 0.5})
+
+    good = [a + 1 for a in start]
+    results = [
+        (None, res(good)),
+        (None, res([start[0], np.zeros((2, 3), np.float32)])),  # w transposed
+        (None, res([start[0], np.full_like(start[1], np.nan)])),
+        (None, res(good, count=0)),
+    ]
+    aggregated, _ = recorder.aggregate_fit(1, results, [])
+    for a, b in zip(parameters_to_ndarrays(aggregated), good):
+        np.testing.assert_array_equal(a, b)
+    record = recorder.records[1]
+    assert (record["results"], record["failures"]) == (1, 3)
+    reasons = " | ".join(record["failure_reasons"])
+    assert "array 1 is float32 [2, 3], the model's is float32 [3, 2]" in reasons
+    assert "non-finite" in reasons and "num_examples must be a positive integer, got 0" in reasons

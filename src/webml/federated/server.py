@@ -30,7 +30,15 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAdam, FedAvg, FedProx, Strategy
 
-__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy", "write_history"]
+__all__ = [
+    "HISTORY_FORMAT",
+    "STRATEGIES",
+    "RecordingStrategy",
+    "UpdateRefused",
+    "fit_config",
+    "make_strategy",
+    "write_history",
+]
 
 #: Strategy names accepted by :func:`make_strategy` (Flower's FedAvg, FedProx, FedAdam).
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
@@ -185,6 +193,16 @@ class RecordingStrategy(Strategy):
         return instructions
 
     def aggregate_fit(self, server_round, results, failures):
+        # A client is a stranger: parameters that are not the model's (count, shapes, finite floats) are a
+        # failure of that client, never an exception in the server's aggregation.
+        kept, failures = [], list(failures)
+        for proxy, res in results:
+            problem = self._check_update(res)
+            if problem is None:
+                kept.append((proxy, res))
+            else:
+                failures.append(UpdateRefused(f"client update refused: {problem}"))
+        results = kept
         aggregated, metrics = self.inner.aggregate_fit(server_round, results, failures)
         record = self._record(server_round)
         record["results"] = len(results)
@@ -198,6 +216,24 @@ class RecordingStrategy(Strategy):
         if aggregated is not None:
             self.parameters = parameters_to_ndarrays(aggregated)
         return aggregated, metrics
+
+    def _check_update(self, res: Any) -> str | None:
+        if self.parameters is None:
+            return None
+        try:
+            arrays = parameters_to_ndarrays(res.parameters)
+        except Exception as exc:  # whatever the bytes were, the update is refused
+            return f"unreadable parameters ({type(exc).__name__})"
+        if len(arrays) != len(self.parameters):
+            return f"{len(arrays)} arrays, the model has {len(self.parameters)}"
+        for i, (a, ref) in enumerate(zip(arrays, self.parameters)):
+            if a.shape != ref.shape or a.dtype.kind != "f":
+                return f"array {i} is {a.dtype} {list(a.shape)}, the model's is {ref.dtype} {list(ref.shape)}"
+            if not np.all(np.isfinite(a)):
+                return f"array {i} has non-finite values"
+        if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 1:
+            return f"num_examples must be a positive integer, got {res.num_examples!r}"
+        return None
 
     def configure_evaluate(self, server_round, parameters, client_manager):
         return self.inner.configure_evaluate(server_round, parameters, client_manager)
@@ -267,7 +303,13 @@ class RecordingStrategy(Strategy):
         }
 
 
+class UpdateRefused(ValueError):
+    """A client's update that is not the model (wrong arrays, non-finite values): counted as its failure."""
+
+
 def _failure_reason(failure: Any) -> str:
+    if isinstance(failure, UpdateRefused):
+        return str(failure)[:300]
     if isinstance(failure, BaseException):
         text = str(failure)
         # Flower wraps a client's exception (in a Ray task error, in simulations) in a message error
