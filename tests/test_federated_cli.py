@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,38 @@ def test_bad_options_give_one_clear_error(argv, message, photos, capsys, monkeyp
     last = err.splitlines()[-1]  # after any progress lines (the embedding of the folder)
     assert last.startswith("webml: error: ") and message in last, err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_stops_a_simulation_with_status_130(photos, env):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webml.cli", "federated", "simulate", str(photos / "all"), "--clients", "3",
+         "--rounds", "1000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in proc.stderr:  # wait until the federation is running, then press Ctrl-C
+            seen.append(line)
+            if line.startswith("round 2/1000"):
+                proc.send_signal(signal.SIGINT)
+                break
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "round 1000/1000" not in err and out == ""
+
+
+def test_help_has_examples_of_each_subcommand(env):
+    code, out, err = webml_cli("federated", "--help", env=env, timeout=60)
+    assert code == 0, err
+    examples = out.split("examples:\n", 1)[1]
+    for sub in ("simulate", "server", "client"):
+        assert f"webml federated {sub}" in examples
+    code, out, err = webml_cli("federated", "simulate", "--help", env=env, timeout=60)
+    assert code == 0 and "--dp-noise" in out and "--secagg" in out, err
 
 
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:

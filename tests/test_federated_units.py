@@ -129,6 +129,25 @@ def test_local_training_with_the_proximal_term_matches_numpy(mu):
     np.testing.assert_allclose(got["b"], b, atol=2e-5)
 
 
+def test_a_client_reuses_its_trainer_from_round_to_round_as_if_new():
+    """The second round starts from the new global model with a fresh optimizer (and FedProx anchor)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(24, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 24)
+    config = {"local_epochs": 2, "batch_size": 6, "learning_rate": 0.3, "seed": 1, "round": 1, "proximal_mu": 0.5}
+    first = to_arrays(initial_model(4, 3, seed=0))
+    second = to_arrays(initial_model(4, 3, seed=9))
+    reused = FederatedClient(x, y, 3)
+    reused.fit(first, config)
+    trainer = reused._trainer
+    again = reused.fit(second, {**config, "round": 2})[0]
+    assert reused._trainer is trainer  # the same graphs, not rebuilt
+    fresh = FederatedClient(x, y, 3).fit(second, {**config, "round": 2})[0]
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a, b)
+    reused.close()
+
+
 def test_the_proximal_term_keeps_the_update_near_the_global_model():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(64, 6)).astype(np.float32)
@@ -160,6 +179,11 @@ def test_client_refuses_bad_data_and_bad_parameters():
         from_arrays([np.zeros(2, np.int32), np.zeros((3, 2), np.int32)], dim=3, classes=2)
     with pytest.raises(ValueError, match="Proximal: mu must be a number >= 0"):
         Proximal(SGD(0.1), -1.0)
+    # Parameters beyond SecAgg+'s clipping range would be silently clipped there: the client refuses.
+    bounded = FederatedClient(np.ones((4, 3), np.float32), np.array([0, 1, 1, 0]), 2, value_bound=1e-3)
+    big = initial_model(3, 2)
+    with pytest.raises(ValueError, match=r"outside the secure aggregation's clipping range ±0.001"):
+        bounded.fit(to_arrays(big), {"learning_rate": 0.5})
 
 
 def test_a_hidden_layer_head_goes_over_the_wire():
@@ -193,3 +217,37 @@ def test_set_parameters_checks_names_shapes_and_values_and_reset_restarts_the_op
     with pytest.raises(TypeError, match="float64"):
         trainer.set_parameters({**new, "b": np.zeros(2)})
     trainer.close()
+
+
+# -- the server refuses updates that are not the model ------------------------------------------------------------
+
+
+def test_the_server_refuses_updates_of_the_wrong_shape_or_non_finite_and_aggregates_the_rest():
+    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+
+    from webml.federated.server import RecordingStrategy, fit_config, make_strategy
+
+    start = to_arrays(initial_model(3, 2))
+    settings = fit_config(local_epochs=1, batch_size=2, learning_rate=0.1, seed=0)
+    inner = make_strategy("fedavg", start, min_clients=3, on_fit_config=settings)
+    recorder = RecordingStrategy(inner, rounds=1)
+    recorder.initialize_parameters(client_manager=None)
+
+    def res(arrays, count=4):
+        return FitRes(Status(Code.OK, ""), ndarrays_to_parameters(arrays), count, {"loss": 0.5})
+
+    good = [a + 1 for a in start]
+    results = [
+        (None, res(good)),
+        (None, res([start[0], np.zeros((2, 3), np.float32)])),  # w transposed
+        (None, res([start[0], np.full_like(start[1], np.nan)])),
+        (None, res(good, count=0)),
+    ]
+    aggregated, _ = recorder.aggregate_fit(1, results, [])
+    for a, b in zip(parameters_to_ndarrays(aggregated), good):
+        np.testing.assert_array_equal(a, b)
+    record = recorder.records[1]
+    assert (record["results"], record["failures"]) == (1, 3)
+    reasons = " | ".join(record["failure_reasons"])
+    assert "array 1 is float32 [2, 3], the model's is float32 [3, 2]" in reasons
+    assert "non-finite" in reasons and "num_examples must be a positive integer, got 0" in reasons

@@ -183,6 +183,10 @@ def main(args: argparse.Namespace) -> int:
     command = getattr(args, "federated_command", None)
     if command is None:
         raise CliError("name a subcommand: webml federated simulate|server|client (see webml federated --help)")
+    import importlib.util
+
+    if importlib.util.find_spec("flwr") is None:
+        raise CliError("webml federated needs Flower: install the 'federated' extra (pip install 'webml[federated]')")
     return {"simulate": _simulate, "server": _server, "client": _client}[command](args)
 
 

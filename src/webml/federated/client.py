@@ -147,6 +147,8 @@ class FederatedClient(NumPyClient):
         self.uniform_weight = bool(uniform_weight)
         self.drop_rounds = frozenset(int(r) for r in drop_rounds)
         self.value_bound = value_bound
+        self._trainer: Trainer | None = None
+        self._trainer_key: tuple | None = None
 
     def _check_data(self, x: Any, y: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
         x = np.asarray(x)
@@ -172,17 +174,9 @@ class FederatedClient(NumPyClient):
         mu = _config_number(config, "proximal_mu", 0.0, float)
         seed = _config_number(config, "seed", 0, int)
         server_round = _config_number(config, "round", 0, int)
-        optimizer: Optimizer = SGD(learning_rate)
-        if mu > 0:
-            optimizer = Proximal(optimizer, mu)
-        trainer = Trainer(
-            shared_context(self.backend), head_forward, params, optimizer, batch_size=batch, input_shape=[self.dim]
-        )
-        try:
-            history = trainer.fit(self.x, self.y, epochs, seed=seed, progress=False)
-            trained = trainer.parameters()
-        finally:
-            trainer.close()
+        trainer = self._trainer_for(params, batch, learning_rate, mu)
+        history = trainer.fit(self.x, self.y, epochs, seed=seed, progress=False)
+        trained = trainer.parameters()
         if server_round in self.drop_rounds:
             raise ClientDropout(f"the client dropped out of round {server_round} after training")
         if self.value_bound is not None:
@@ -193,6 +187,30 @@ class FederatedClient(NumPyClient):
                     f"±{self.value_bound:g}: raise the range or lower the learning rate"
                 )
         return to_arrays(trained), 1 if self.uniform_weight else len(self.x), {"loss": float(history["loss"][-1])}
+
+    def _trainer_for(self, params: dict[str, np.ndarray], batch: int, learning_rate: float, mu: float) -> Trainer:
+        """A Trainer at the global model with a fresh optimizer: the last one reused when the settings match."""
+        key = (batch, learning_rate, mu, tuple((n, a.shape) for n, a in sorted(params.items())))
+        if self._trainer is not None and self._trainer_key == key:
+            self._trainer.set_parameters(params)
+            # The optimizer starts afresh each round; for FedProx its anchor becomes this round's global model.
+            self._trainer.reset_optimizer_state()
+            return self._trainer
+        self.close()
+        optimizer: Optimizer = SGD(learning_rate)
+        if mu > 0:
+            optimizer = Proximal(optimizer, mu)
+        self._trainer = Trainer(
+            shared_context(self.backend), head_forward, params, optimizer, batch_size=batch, input_shape=[self.dim]
+        )
+        self._trainer_key = key
+        return self._trainer
+
+    def close(self) -> None:
+        """Release the local Trainer's graphs and tensors (made again when needed)."""
+        if self._trainer is not None:
+            self._trainer.close()
+            self._trainer = None
 
     def evaluate(self, parameters: list[np.ndarray], config: Mapping[str, Any]) -> tuple[float, int, dict]:
         """Cross-entropy and accuracy of the global head on the held-out (else the training) data."""

@@ -30,7 +30,15 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAdam, FedAvg, FedProx, Strategy
 
-__all__ = ["HISTORY_FORMAT", "STRATEGIES", "RecordingStrategy", "fit_config", "make_strategy", "write_history"]
+__all__ = [
+    "HISTORY_FORMAT",
+    "STRATEGIES",
+    "RecordingStrategy",
+    "UpdateRefused",
+    "fit_config",
+    "make_strategy",
+    "write_history",
+]
 
 #: Strategy names accepted by :func:`make_strategy` (Flower's FedAvg, FedProx, FedAdam).
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
@@ -159,6 +167,8 @@ class RecordingStrategy(Strategy):
         self.parameters: list[np.ndarray] | None = None
         self._started = time.perf_counter()
         self._round_start: dict[int, float] = {}
+        #: Set (e.g. on Ctrl-C) to stop: later rounds select no clients, so the run ends promptly.
+        self.stop_requested = False
 
     def __repr__(self) -> str:
         return f"RecordingStrategy({self.inner!r})"
@@ -175,23 +185,55 @@ class RecordingStrategy(Strategy):
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
+        if self.stop_requested:
+            return []
         self._round_start[server_round] = time.perf_counter()
         instructions = self.inner.configure_fit(server_round, parameters, client_manager)
         self._record(server_round)["clients"] = len(instructions)
         return instructions
 
     def aggregate_fit(self, server_round, results, failures):
+        # A client is a stranger: parameters that are not the model's (count, shapes, finite floats) are a
+        # failure of that client, never an exception in the server's aggregation.
+        kept, failures = [], list(failures)
+        for proxy, res in results:
+            problem = self._check_update(res)
+            if problem is None:
+                kept.append((proxy, res))
+            else:
+                failures.append(UpdateRefused(f"client update refused: {problem}"))
+        results = kept
         aggregated, metrics = self.inner.aggregate_fit(server_round, results, failures)
         record = self._record(server_round)
         record["results"] = len(results)
-        record["failures"] = len(failures)
-        record["failure_reasons"] = [_failure_reason(f) for f in failures]
+        # SecAgg+ reports a client that drops out once per protocol stage it misses: count clients.
+        asked = record.get("clients")
+        record["failures"] = len(failures) if asked is None else min(len(failures), max(asked - len(results), 0))
+        record["failure_reasons"] = sorted({_failure_reason(f) for f in failures})
         record["aggregated"] = aggregated is not None
         if "loss" in metrics:
             record["train_loss"] = float(metrics["loss"])
         if aggregated is not None:
             self.parameters = parameters_to_ndarrays(aggregated)
         return aggregated, metrics
+
+    def _check_update(self, res: Any) -> str | None:
+        if self.parameters is None:
+            return None
+        try:
+            arrays = parameters_to_ndarrays(res.parameters)
+        except Exception as exc:  # whatever the bytes were, the update is refused
+            return f"unreadable parameters ({type(exc).__name__})"
+        if len(arrays) != len(self.parameters):
+            return f"{len(arrays)} arrays, the model has {len(self.parameters)}"
+        for i, (a, ref) in enumerate(zip(arrays, self.parameters)):
+            if a.shape != ref.shape or a.dtype.kind != "f":
+                return f"array {i} is {a.dtype} {list(a.shape)}, the model's is {ref.dtype} {list(ref.shape)}"
+            if not np.all(np.isfinite(a)):
+                return f"array {i} has non-finite values"
+        if isinstance(res.num_examples, bool) or not isinstance(res.num_examples, int) or res.num_examples < 1:
+            return f"num_examples must be a positive integer, got {res.num_examples!r}"
+        return None
 
     def configure_evaluate(self, server_round, parameters, client_manager):
         return self.inner.configure_evaluate(server_round, parameters, client_manager)
@@ -209,6 +251,8 @@ class RecordingStrategy(Strategy):
         return loss, metrics
 
     def evaluate(self, server_round: int, parameters: Parameters):
+        if server_round > 0 and server_round not in self._round_start:
+            return None  # stopped before this round
         result = self.inner.evaluate(server_round, parameters)
         target = self.initial if server_round == 0 else self._record(server_round)
         if result is not None:
@@ -220,6 +264,9 @@ class RecordingStrategy(Strategy):
         return result
 
     def _finish(self, server_round: int) -> None:
+        if server_round not in self._round_start:  # a round that did not run (after a stop)
+            self.records.pop(server_round, None)
+            return
         record = self._record(server_round)
         record["time"] = time.perf_counter() - self._round_start.get(server_round, self._started)
         if self.progress is None:
@@ -256,7 +303,13 @@ class RecordingStrategy(Strategy):
         }
 
 
+class UpdateRefused(ValueError):
+    """A client's update that is not the model (wrong arrays, non-finite values): counted as its failure."""
+
+
 def _failure_reason(failure: Any) -> str:
+    if isinstance(failure, UpdateRefused):
+        return str(failure)[:300]
     if isinstance(failure, BaseException):
         text = str(failure)
         # Flower wraps a client's exception (in a Ray task error, in simulations) in a message error

@@ -31,6 +31,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -124,9 +126,15 @@ def simulate(
     if not (secagg_clip > 0 and math.isfinite(secagg_clip)):
         raise ValueError(f"simulate: secagg_clip must be a positive number, got {secagg_clip!r}")
     drops: dict[int, set[int]] = {}
+    if dropouts is not None and not isinstance(dropouts, Mapping):
+        raise TypeError(f"simulate: dropouts must be a dict {{round: [client, ...]}}, got {type(dropouts).__name__}")
     for r, ids in (dropouts or {}).items():
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 1 <= r <= rounds:
+            raise ValueError(f"simulate: dropouts names round {r!r}, rounds are 1..{rounds}")
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise TypeError(f"simulate: dropouts[{r}] must be a list of client numbers, got {ids!r}")
         for c in ids:
-            if not (isinstance(c, (int, np.integer)) and 0 <= c < clients):
+            if isinstance(c, bool) or not (isinstance(c, (int, np.integer)) and 0 <= c < clients):
                 raise ValueError(f"simulate: dropouts names client {c!r}, clients are 0..{clients - 1}")
             drops.setdefault(int(c), set()).add(int(r))
     parts = partition(y, clients, split, seed=seed)
@@ -278,6 +286,15 @@ def _run(
     level = flwr_logger.level
     if not verbose:
         flwr_logger.setLevel(logging.CRITICAL)  # failures are in our own progress lines
+    # Ctrl-C does not reach Flower's engine loop as an exception; ask the strategy to stop instead
+    # (later rounds select no clients), then stop with KeyboardInterrupt once Ray is shut down.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def stop(_signum: int, _frame: Any) -> None:
+            recorder.stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, stop)
     try:
         run_simulation(
             server_app=server_app,
@@ -287,3 +304,7 @@ def _run(
         )
     finally:
         flwr_logger.setLevel(level)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if recorder.stop_requested:
+        raise KeyboardInterrupt
