@@ -22,7 +22,11 @@ import webml
 from webml import cli
 from webml.cli.common import Progress, progress_stream
 
-COMMANDS = ("classify", "train", "run", "info", "wpt", "demo")
+#: Every command of `webml --help` (test_every_command_is_listed keeps it so).
+COMMANDS = (
+    "classify", "video", "train", "federated", "run", "shrink", "info", "export", "serve", "batch", "wpt",
+    "keys", "protect", "unprotect", "rewrap", "grants", "demo",
+)
 
 
 def webml_cli(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -35,6 +39,12 @@ def test_version():
     result = webml_cli("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"webml {webml.__version__}"
+
+
+def test_every_command_is_listed():
+    listed = webml_cli("--help").stdout.split("COMMAND ...", 1)[1]
+    shown = set(re.findall(r"^    ([a-z]+) ", listed, flags=re.M))
+    assert shown == set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
