@@ -22,7 +22,7 @@ from typing import Any
 
 from ..images import NORMALIZATIONS
 from . import CliError
-from .common import Progress, parse_assignments
+from .common import Progress, parse_free_dimensions, positive_int
 
 #: Failed items listed on stdout (the rest are counted; all are in OUT's error column).
 MAX_LISTED = 50
@@ -42,13 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="join the Ray cluster at this address (default: $RAY_ADDRESS, as `ray job submit` sets it; "
         "else a local Ray is started)",
     )
-    p.add_argument("--workers", type=_positive, default=1, metavar="N", help="Ray workers, one graph each (default: 1)")
     p.add_argument(
-        "--cpus-per-worker", type=_positive, default=1, metavar="C",
+        "--workers", type=positive_int, default=1, metavar="N", help="Ray workers, one graph each (default: 1)"
+    )
+    p.add_argument(
+        "--cpus-per-worker", type=positive_int, default=1, metavar="C",
         help="Ray CPUs per worker, and ONNX Runtime threads (default: 1)",
     )
     p.add_argument(
-        "--batch-size", type=_positive, default=None, metavar="B", help="items per batch (default: 16)"
+        "--batch-size", type=positive_int, default=None, metavar="B", help="items per batch (default: 16)"
     )
     p.add_argument("--labels", help="with an ONNX image classifier: a text file of class names, one per line")
     p.add_argument(
@@ -57,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with an ONNX image classifier: input normalization (default: imagenet, or the model's own)",
     )
     p.add_argument(
-        "--top-k", type=_positive, default=5, metavar="K", help="with images: classes kept per image (default: 5)"
+        "--top-k", type=positive_int, default=5, metavar="K", help="with images: classes kept per image (default: 5)"
     )
     p.add_argument(
         "--free-dim",
@@ -74,12 +76,7 @@ def main(args: argparse.Namespace) -> int:
     import webml.batch
 
     labels = _labels(args.labels) if args.labels else None
-    free = {}
-    for name, value in parse_assignments(args.free_dim, "--free-dim").items():
-        try:
-            free[name] = _positive(value)
-        except argparse.ArgumentTypeError as exc:
-            raise CliError(f"--free-dim {name}: {exc}") from None
+    free = parse_free_dimensions(args.free_dim)
     progress = Progress.of(args)
     try:
         summary = webml.batch.run(
@@ -167,11 +164,3 @@ def _option_names(message: str) -> str:
     return message
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n

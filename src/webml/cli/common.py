@@ -109,6 +109,28 @@ def parse_assignments(items: list[str], option: str) -> dict[str, str]:
     return out
 
 
+def positive_int(value: str) -> int:
+    """An argparse ``type``: an integer of at least 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def parse_free_dimensions(items: list[str]) -> dict[str, int]:
+    """``--free-dim NAME=SIZE`` options as ``{NAME: SIZE}``; a size that is not a positive integer is a CliError."""
+    out: dict[str, int] = {}
+    for name, value in parse_assignments(items, "--free-dim").items():
+        try:
+            out[name] = positive_int(value)
+        except argparse.ArgumentTypeError as exc:
+            raise CliError(f"--free-dim {name}: {exc}") from None
+    return out
+
+
 @contextlib.contextmanager
 def onnx_errors() -> Iterator[None]:
     """What ``webml.onnx`` refuses (an OnnxImportError) becomes a CliError with its message."""

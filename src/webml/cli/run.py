@@ -35,6 +35,8 @@ from .common import (
     load_onnx_model,
     onnx_errors,
     parse_assignments,
+    parse_free_dimensions,
+    positive_int,
     read_onnx_model,
     write_files_atomically,
 )
@@ -61,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the outputs (and timings) as one JSON object")
     p.add_argument(
         "--repeat",
-        type=_repeat_count,
+        type=positive_int,
         default=0,
         metavar="N",
         help="time N more runs after the first; print min, mean, p50, p90, p99 and max in ms",
@@ -71,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import webml
 
-    free = {k: _positive_int(k, v) for k, v in parse_assignments(args.free_dim, "--free-dim").items()}
+    free = parse_free_dimensions(args.free_dim)
     files = parse_assignments(args.input, "--input")
     context = webml.ml.create_context(backend=args.backend)
     model = read_onnx_model(args.model)
@@ -283,21 +285,3 @@ def _safe(name: str) -> str:
     return ("_" + safe[1:] if safe.startswith(".") else safe) or "output"
 
 
-def _positive_int(name: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise CliError(f"--free-dim {name}: {value!r} is not an integer") from None
-    if n <= 0:
-        raise CliError(f"--free-dim {name}: the size must be positive, got {n}")
-    return n
-
-
-def _repeat_count(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"the number of runs must be at least 1, got {n}")
-    return n

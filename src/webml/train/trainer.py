@@ -434,7 +434,9 @@ class Trainer:
                 self.context.write_tensor(cur[f"state:{n}:{k}"], v)
         self.context.write_tensor(cur["step"], np.zeros((), np.float32))
 
-    def _check_names_and_shapes(self, params: Mapping[str, np.ndarray], where: str, what: str) -> None:
+    def _check_names_and_shapes(
+        self, params: Mapping[str, np.ndarray], where: str, what: str, held: str = ""
+    ) -> None:
         missing = [n for n in self._initial if n not in params]
         extra = [n for n in params if n not in self._initial]
         if missing or extra:
@@ -447,7 +449,7 @@ class Trainer:
         for n, a in params.items():
             if a.shape != self._initial[n].shape:
                 raise ValueError(
-                    f"{where}: parameter {n!r} has shape {list(a.shape)}, "
+                    f"{where}: parameter {n!r} has shape {list(a.shape)}{held}, "
                     f"the model expects {list(self._initial[n].shape)}"
                 )
 
@@ -466,22 +468,7 @@ class Trainer:
         The optimizer's state and the step count are kept.
         """
         params = read_parameters(path)
-        where = f"load_parameters({os.fspath(path)!r})"
-        missing = [n for n in self._initial if n not in params]
-        extra = [n for n in params if n not in self._initial]
-        if missing or extra:
-            raise ValueError(
-                f"{where}: the file's parameters do not match the model's: "
-                + "; ".join(
-                    p for p in (f"missing {missing}" if missing else "", f"unexpected {extra}" if extra else "") if p
-                )
-            )
-        for n, a in params.items():
-            if a.shape != self._initial[n].shape:
-                raise ValueError(
-                    f"{where}: parameter {n!r} has shape {list(a.shape)} in the file, "
-                    f"the model expects {list(self._initial[n].shape)}"
-                )
+        self._check_names_and_shapes(params, f"load_parameters({os.fspath(path)!r})", "file's", " in the file")
         self._write_parameters(params)
 
     def close(self) -> None:
