@@ -24,7 +24,6 @@ network — here SecAgg+ and DP are for simulations only.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
@@ -34,7 +33,7 @@ from flwr.client import NumPyClient
 
 from .client import FederatedClient
 from .model import from_arrays, initial_model
-from .server import RecordingStrategy, fit_config, make_strategy
+from .server import RecordingStrategy, fit_config, flower_logs, make_strategy
 
 __all__ = ["NamedClassesClient", "run_client", "run_server"]
 
@@ -109,19 +108,13 @@ def run_server(
         "tls": certificates is not None,
     }
     recorder = RecordingStrategy(inner, rounds, progress=progress, distributed_evaluation=True, config=config)
-    logger = logging.getLogger("flwr")
-    level = logger.level
-    if not verbose:
-        logger.setLevel(logging.ERROR)
-    try:
+    with flower_logs(verbose):
         start_server(
             server_address=address,
             config=ServerConfig(num_rounds=rounds, round_timeout=round_timeout),
             strategy=recorder,
             certificates=certificates,
         )
-    finally:
-        logger.setLevel(level)
     if recorder.parameters is None:
         raise RuntimeError("run_server: no global model (no round completed)")
     return recorder.history(), from_arrays(recorder.parameters, dim=dim, classes=len(names))
@@ -206,11 +199,7 @@ def run_client(
     if root_certificates is not None and insecure:
         raise ValueError("run_client: root_certificates and insecure=True contradict each other")
     # One client object for every message: the local split and the label mapping are made once.
-    logger = logging.getLogger("flwr")
-    level = logger.level
-    if not verbose:
-        logger.setLevel(logging.ERROR)
-    try:
+    with flower_logs(verbose):
         start_client(
             server_address=server,
             client_fn=lambda _context: client.to_client(),
@@ -218,5 +207,3 @@ def run_client(
             insecure=insecure,
             max_wait_time=connect_timeout,
         )
-    finally:
-        logger.setLevel(level)

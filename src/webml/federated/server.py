@@ -17,11 +17,13 @@ is what ``--history`` saves as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "RecordingStrategy",
     "UpdateRefused",
     "fit_config",
+    "flower_logs",
     "make_strategy",
     "write_history",
 ]
@@ -46,6 +49,19 @@ STRATEGIES = ("fedavg", "fedprox", "fedadam")
 HISTORY_FORMAT = "webml.federated.history"
 
 EvaluateFn = Callable[[int, list[np.ndarray], dict[str, Scalar]], "tuple[float, dict[str, Scalar]] | None"]
+
+
+@contextlib.contextmanager
+def flower_logs(verbose: bool, quiet_level: int = logging.ERROR) -> Iterator[None]:
+    """Flower's own log lines at ``quiet_level`` and above only, unless ``verbose``; as before afterwards."""
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    if not verbose:
+        logger.setLevel(quiet_level)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def fit_config(

@@ -43,7 +43,7 @@ from .client import FederatedClient, head_metrics
 from .model import from_arrays, initial_model
 from .partition import Split, parse_split, partition
 from .privacy import privacy_budget
-from .server import STRATEGIES, RecordingStrategy, fit_config, make_strategy
+from .server import STRATEGIES, RecordingStrategy, fit_config, flower_logs, make_strategy
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -282,10 +282,6 @@ def _run(
         },
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
     }
-    flwr_logger = logging.getLogger("flwr")
-    level = flwr_logger.level
-    if not verbose:
-        flwr_logger.setLevel(logging.CRITICAL)  # failures are in our own progress lines
     # Ctrl-C does not reach Flower's engine loop as an exception; ask the strategy to stop instead
     # (later rounds select no clients), then stop with KeyboardInterrupt once Ray is shut down.
     previous = None
@@ -296,14 +292,15 @@ def _run(
 
         previous = signal.signal(signal.SIGINT, stop)
     try:
-        run_simulation(
-            server_app=server_app,
-            client_app=client_app,
-            num_supernodes=len(parts),
-            backend_config=backend_config,
-        )
+        # Failures are in webml's own progress lines; Flower's lines only with verbose.
+        with flower_logs(verbose, logging.CRITICAL):
+            run_simulation(
+                server_app=server_app,
+                client_app=client_app,
+                num_supernodes=len(parts),
+                backend_config=backend_config,
+            )
     finally:
-        flwr_logger.setLevel(level)
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     if recorder.stop_requested:
