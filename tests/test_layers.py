@@ -42,7 +42,7 @@ LAYERS = {
     "": 3,  # webml/__init__.py: the API layer's facade (it re-exports webml.api and the errors)
 }
 #: Utilities every layer may import; they import only each other.
-UTILITIES = {"dtypes", "errors", "files", "images", "storage"}
+UTILITIES = {"dtypes", "errors", "files", "images", "scores", "storage"}
 
 
 def _sources() -> Iterator[tuple[str, ast.Module]]:

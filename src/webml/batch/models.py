@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ..scores import softmax, top_classes
+
 __all__ = ["IMAGE_COLUMNS", "LITE", "ModelSpec", "make_runner"]
 
 #: The name of the built-in model (``model=None`` or ``"-"`` too).
@@ -73,18 +75,10 @@ def make_runner(spec: ModelSpec, context: Any, batch_size: int) -> Any:
     raise ValueError(f"unknown model kind {spec.kind!r}")
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _top(probs: np.ndarray, k: int, names: Sequence[str] | None) -> dict[str, Any]:
-    order = np.argsort(-probs, kind="stable")[:k]
-    return {
-        "labels": [names[i] if names is not None else str(int(i)) for i in order],
-        "probabilities": [float(probs[i]) for i in order],
-    }
+def _top(scores: np.ndarray, k: int, names: Sequence[str] | None) -> dict[str, Any]:
+    """A row of scores as a result row: the top ``k`` labels and their probabilities (webml.scores' rule)."""
+    top = top_classes(scores, k, names)
+    return {"labels": [name for name, _ in top], "probabilities": [p for _, p in top]}
 
 
 def _image_error(exc: BaseException) -> str | None:
@@ -133,7 +127,7 @@ class LiteRunner:
                     if message is None:
                         raise
                     errors[i] = message
-            probs = _softmax(self.context.compute(self.graph, {"image": inputs})["logits"])
+            probs = softmax(self.context.compute(self.graph, {"image": inputs})["logits"])
             results += [errors[i] if i in errors else _top(probs[i], self.spec.top_k, self.names)
                         for i in range(len(chunk))]
         return results
@@ -173,11 +167,7 @@ class OnnxClassifierRunner:
                 results.append(message)
                 continue
             out = self.context.compute(self.graph, {self.input_name: batch})[self.output_name]
-            scores = out.reshape(self.shape[0], -1)[0]
-            # As webml classify: scores that are already probabilities are kept, others go through softmax.
-            is_probs = np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0
-            probs = scores.astype(np.float64) if is_probs else _softmax(scores)
-            results.append(_top(probs, self.spec.top_k, self.labels))
+            results.append(_top(out.reshape(self.shape[0], -1)[0], self.spec.top_k, self.labels))
         return results
 
 
@@ -208,7 +198,7 @@ class HeadRunner:
                 results.append(message)
                 continue
             probs = self.context.compute(self.graph, {self.input_name: x})[self.output_name][0]
-            results.append(_top(probs.astype(np.float64), self.spec.top_k, self.names))
+            results.append(_top(probs, self.spec.top_k, self.names))
         return results
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..images import NORMALIZATIONS, model_input_preparer
+from ..scores import top_classes
 from . import CliError
 from .common import Progress, load_onnx_model, read_onnx_model
 
@@ -88,12 +89,6 @@ def check_images(paths: list[str]) -> None:
             raise CliError(f"no such image file: {path!r}") from None
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def batch_dimensions(model) -> dict[str, int]:
     """A dynamic batch dimension of the model's inputs, fixed to 1 (one image at a time)."""
     import webml.onnx
@@ -140,9 +135,7 @@ def _onnx_classifier(args: argparse.Namespace, context) -> Classify:
         for image in images:
             batch = np.broadcast_to(prepare(image), shape).astype(desc.data_type)
             scores = context.compute(graph, {name: batch})[out_name].reshape(shape[0], -1)[0]
-            probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else softmax(scores)
-            order = np.argsort(-probs, kind="stable")[:k]
-            results.append([(labels[i] if labels else str(int(i)), float(probs[i])) for i in order])
+            results.append(top_classes(scores, k, labels))
         return results
 
     return classify

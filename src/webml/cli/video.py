@@ -8,11 +8,10 @@ import json
 import time
 from typing import Any
 
-import numpy as np
-
 from ..images import NORMALIZATIONS
+from ..scores import top_classes
 from . import CliError
-from .classify import batch_dimensions, read_labels, softmax, top_k
+from .classify import batch_dimensions, read_labels, top_k
 from .common import Progress, onnx_errors, read_onnx_model
 
 
@@ -139,9 +138,7 @@ def main(args: argparse.Namespace) -> int:
                 if labels is not None and len(labels) != classes:
                     raise CliError(f"{args.labels!r} has {len(labels)} labels, the model outputs {classes} classes")
                 k = top_k(args, classes, repr(args.model) if args.model else "EfficientNet-Lite0")
-            probs = scores if np.isclose(scores.sum(), 1.0, atol=1e-3) and scores.min() >= 0 else softmax(scores)
-            order = np.argsort(-probs, kind="stable")[:k]
-            top = [(labels[i] if labels else str(int(i)), float(probs[i])) for i in order]
+            top = top_classes(scores, k, labels)
             # Host copies of this frame's pixels: the decoder's (one per decoded frame, skipped ones
             # too), a format conversion's, and the uploads' (0 where import_tensor shares the planes).
             copies = {

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import webml
+from webml.scores import softmax
 
 from .torch_checkpoint import load_state_dict
 
@@ -374,9 +375,7 @@ def _check_top_k(top_k: object) -> None:
 
 def top_classes(logits: np.ndarray, top_k: int = 5) -> list[tuple[str, float]]:
     """The ``top_k`` (class name, softmax probability) of one row of logits, most probable first."""
-    row = logits.astype(np.float64).reshape(-1)
-    probabilities = np.exp(row - row.max())
-    probabilities /= probabilities.sum()
+    probabilities = softmax(logits.reshape(-1))
     names = class_names()
     top = np.argsort(-probabilities, kind="stable")[:top_k]
     return [(names[i].split(",")[0], float(probabilities[i])) for i in top]
