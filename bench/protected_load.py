@@ -7,7 +7,7 @@ protected, unprotected ...), prints the median and fastest time of
 
 * ``unprotected``: ``webml.onnx.load(path, context)`` of the ONNX file, the anchor;
 * ``protected``: ``webml.protected.load(package, context, key=..., trusted=...)`` of the same
-  model protected: signature check, key unwrap, per-chunk digest and AES-256-GCM decryption
+  model protected: signature check, key unwrap, the recipient's payload MAC (GMAC) and AES-256-GCM decryption
   in memory, then the same import from memory;
 * ``open only``: the protected load's verification and decryption alone (no import),
 
