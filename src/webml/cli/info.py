@@ -81,7 +81,8 @@ def _is_package(path: str) -> bool:
         with open(path, "rb") as f:
             return f.read(len(MAGIC)) == MAGIC
     except OSError:
-        return False  # the ONNX reader says why
+        # The package reader says why for a .webmlpkg name, the ONNX reader for any other.
+        return path.endswith(".webmlpkg")
 
 
 def package_main(args: argparse.Namespace) -> int:
