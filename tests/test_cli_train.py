@@ -205,3 +205,13 @@ def test_one_image_runs_as_a_batch_of_one(monkeypatch):
     base([photo] * 6)
     assert built == [1, 4, 2]
     np.testing.assert_allclose(six, np.repeat(one, 6, axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_a_trained_classifier_is_for_images_not_video_frames(trained, env, tmp_path):
+    from media_clips import make_clip
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames_per_photo=1)
+    root, _, _ = trained
+    result = webml_cli("classify", clip, "--model", root / "pets.npz", env=env)
+    assert_clean_error(result, "is a webml train classifier, for images", "ONNX image classifier")

@@ -215,9 +215,18 @@ def test_cli_bad_options(clip, capsys):
         assert message in err, err
 
 
-def test_classify_points_a_video_to_webml_video(clip, capsys):
-    assert main(["classify", str(clip), "--backend", "onnxruntime"]) == 2
-    assert f"is a video: `webml video {clip}` classifies its frames" in capsys.readouterr().err
+def test_classify_takes_a_video_as_webml_video_does(clip, capsys):
+    argv = [str(clip), "--top-k", "2", "--json", "--backend", "onnxruntime", "-q"]
+    assert main(["classify", *argv]) == 0
+    classified = capsys.readouterr().out.splitlines()
+    assert main(["video", *argv]) == 0
+    seen = capsys.readouterr().out.splitlines()
+    frames = [json.loads(line) for line in classified if '"frame"' in line]
+    with av.open(str(clip)) as container:
+        assert len(frames) == sum(1 for _ in container.decode(video=0)) > 0
+    assert [f["top"] for f in frames] == [json.loads(line)["top"] for line in seen if '"frame"' in line]
+    assert main(["classify", str(clip), str(clip), "--backend", "onnxruntime"]) == 2
+    assert "webml classify takes one video at a time" in capsys.readouterr().err
 
 
 def test_a_444_clip_is_converted_once_and_counted(tmp_path):

@@ -51,6 +51,7 @@ EXAMPLES = {
   webml classify cat.jpg dog.png --top-k 3
   webml classify photo.jpg --json           one JSON object per image
   webml classify photo.jpg --model pets.npz a classifier made by webml train
+  webml classify clip.mp4 --model net.onnx  every frame of a video, planes into the graph (as webml video)
   webml classify photo.jpg --model net.onnx --labels labels.txt --backend reference""",
     "video": """\
   webml video clip.mp4                      top-5 ImageNet classes of every frame, fps, per-stage timing

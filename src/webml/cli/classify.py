@@ -15,7 +15,7 @@ from ..scores import top_classes
 from . import CliError
 from .common import Progress, load_onnx_model, read_onnx_model
 
-#: Extensions of video files (``webml video`` takes them; ``webml classify`` says so).
+#: Extensions of video files: ``webml classify`` classifies their frames as ``webml video`` does.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".y4m")
 #: Classes printed per image unless --top-k says otherwise.
 DEFAULT_TOP_K = 5
@@ -23,7 +23,9 @@ DEFAULT_TOP_K = 5
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "images", nargs="*", metavar="IMAGE", help="image files or folders of them (default: a sample photo)"
+        "images", nargs="*", metavar="IMAGE",
+        help="image files or folders of them, or one video file (each frame; as webml video) "
+        "(default: a sample photo)",
     )
     p.add_argument(
         "--model",
@@ -72,6 +74,23 @@ def top_k(args: argparse.Namespace, classes: int, what: str) -> int:
     return args.top_k
 
 
+def is_video(path: str) -> bool:
+    """Whether ``path`` names a video file (by its extension)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def classify_video(args: argparse.Namespace, path: str) -> int:
+    """``webml classify VIDEO``: every frame, through the frame pieces (webml.media), as ``webml video``."""
+    from . import video
+
+    if args.model and _is_head(args.model):
+        raise CliError(
+            f"{args.model!r} is a webml train classifier, for images; a video's frames take an ONNX image "
+            "classifier or the built-in EfficientNet-Lite0"
+        )
+    return video.main(argparse.Namespace(**vars(args), source=path, every=1, max_frames=None, camera_option=[]))
+
+
 def check_images(paths: list[str]) -> None:
     """Decode each image once, so that a bad one stops the command before any model is built.
 
@@ -81,8 +100,6 @@ def check_images(paths: list[str]) -> None:
     from webml.images import read_image
 
     for path in paths:
-        if Path(path).suffix.lower() in VIDEO_EXTENSIONS:
-            raise CliError(f"{path!r} is a video: `webml video {path}` classifies its frames")
         try:
             read_image(path)
         except FileNotFoundError:
@@ -221,6 +238,10 @@ def main(args: argparse.Namespace) -> int:
     if head and args.normalize:
         raise CliError("--normalize does not go with a webml train classifier: its preprocessing is in the file")
     paths = expand_folders(args.images) if args.images else [str(efficientnet_lite.sample_image_path())]
+    if any(is_video(p) for p in paths):
+        if len(paths) != 1:
+            raise CliError("give one video or images: webml classify takes one video at a time (each frame classified)")
+        return classify_video(args, paths[0])
     check_images(paths)
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)
