@@ -25,7 +25,7 @@ in one item never stops the others.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,18 @@ def _image_error(exc: BaseException) -> str | None:
     return None
 
 
+def _per_image(path: str, prepare: Callable[[str], np.ndarray], infer: Callable[[np.ndarray], Result]) -> Result:
+    """``infer(prepare(path))``, or the image's error message where reading the image failed."""
+    try:
+        x = prepare(path)
+    except Exception as exc:  # the image's own fault is its error; anything else is a bug
+        message = _image_error(exc)
+        if message is None:
+            raise
+        return message
+    return infer(x)
+
+
 #: The most images EfficientNet-Lite0 computes at once (a larger batch_size is run in steps of this):
 #: its activations take about 50 MB per image.
 MAX_LITE_BATCH = 32
@@ -156,19 +168,14 @@ class OnnxClassifierRunner:
         self.labels = spec.labels if spec.labels is not None else (exported or {}).get("labels")
 
     def run(self, paths: Sequence[str]) -> list[Result]:
-        results: list[Result] = []
-        for path in paths:
-            try:
-                batch = np.broadcast_to(self.prepare(path), self.shape).astype(self.data_type)
-            except Exception as exc:
-                message = _image_error(exc)
-                if message is None:
-                    raise
-                results.append(message)
-                continue
+        def prepare(path: str) -> np.ndarray:
+            return np.broadcast_to(self.prepare(path), self.shape).astype(self.data_type)
+
+        def infer(batch: np.ndarray) -> Result:
             out = self.context.compute(self.graph, {self.input_name: batch})[self.output_name]
-            results.append(_top(out.reshape(self.shape[0], -1)[0], self.spec.top_k, self.labels))
-        return results
+            return _top(out.reshape(self.shape[0], -1)[0], self.spec.top_k, self.labels)
+
+        return [_per_image(path, prepare, infer) for path in paths]
 
 
 class HeadRunner:
@@ -187,19 +194,11 @@ class HeadRunner:
         self.pixels = EfficientNetLite0Features(context, center_crop=crop).pixels  # the base's preprocessing
 
     def run(self, paths: Sequence[str]) -> list[Result]:
-        results: list[Result] = []
-        for path in paths:
-            try:
-                x = self.pixels([path])
-            except Exception as exc:
-                message = _image_error(exc)
-                if message is None:
-                    raise
-                results.append(message)
-                continue
+        def infer(x: np.ndarray) -> Result:
             probs = self.context.compute(self.graph, {self.input_name: x})[self.output_name][0]
-            results.append(_top(probs, self.spec.top_k, self.names))
-        return results
+            return _top(probs, self.spec.top_k, self.names)
+
+        return [_per_image(path, lambda p: self.pixels([p]), infer) for path in paths]
 
 
 class OnnxRunner:

@@ -29,6 +29,7 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,7 +41,7 @@ from . import format as fmt
 from .errors import PackageError, PackageRefusedError
 from .keys import PrivateKey, PublicKey, publisher_fingerprint
 
-__all__ = ["Opened", "open_package", "read_header"]
+__all__ = ["Opened", "mapped_file", "open_package", "read_header"]
 
 #: The largest package read: the largest entries webml loads, and their tags.
 MAX_PACKAGE_BYTES = fmt.MAX_ENTRY_BYTES + (64 << 20)
@@ -89,7 +90,14 @@ def _mapped(path: str | os.PathLike[str], what: str) -> Iterator[memoryview]:
         size = os.fstat(f.fileno()).st_size
         if size < fmt.PREAMBLE.size:
             raise PackageError(f"{what}: {name} is not a webml package (too short: {size} bytes)")
-        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        with mapped_file(f) as view:
+            yield view
+
+
+@contextmanager
+def mapped_file(f: BinaryIO) -> Iterator[memoryview]:
+    """An open file's bytes as a read-only mapping, unmapped when the block ends."""
+    mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(mapping)
     try:
         yield view

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import mmap
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from . import format as fmt
 from .errors import PackageError
 from .keys import PrivateKey, PublicKey
+from .opening import mapped_file
 
 __all__ = ["rewrap_file", "seal"]
 
@@ -132,7 +132,7 @@ def seal(
                 aad = fmt.chunk_aad(package_id, content_hash, name, chunk, chunk == entry.chunks - 1)
                 f.write(aead.encrypt(fmt.chunk_nonce(entry_index, chunk), piece, aad))
         f.flush()
-        with _mapped_file(f) as written:
+        with mapped_file(f) as written:
             recipients_bytes = fmt.recipients_json([w.entry(_macs(w, written, listed, header_size)) for w in wrappings])
         if len(recipients_bytes) != len(placeholder):  # pragma: no cover - base64 of fixed sizes
             raise AssertionError("the recipient list changed length")
@@ -141,17 +141,6 @@ def seal(
         f.write(fmt.signed_bytes(content, recipients_bytes))
         f.write(signature)
     return fmt.parse_header(content, recipients_bytes, signature, str(output))
-
-
-@contextmanager
-def _mapped_file(f: BinaryIO) -> Iterator[memoryview]:
-    mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    view = memoryview(mapping)
-    try:
-        yield view
-    finally:
-        view.release()
-        mapping.close()
 
 
 def rewrap_file(
