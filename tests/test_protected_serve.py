@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 
 import webml.protected as wp
 from protected_models import small_input, small_model, weight_signatures
+from test_serve_cli import read_until
 from webml.cli import main
 from webml.serve.client import Client, RemoteError
 from webml.serve.models import ServedModels
@@ -177,14 +177,7 @@ def test_webml_serve_model_as_the_user_starts_it(setup, tmp_path):
         stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("protected models" in line for line in lines):
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-        text = "".join(lines)
+        text = read_until(proc, "protected models")
         assert "protected models (listModels, runModel): mlp" in text, text
         port = re.search(r"ws://127\.0\.0\.1:(\d+)/webnn", text)[1]
         token = (tmp_path / "run" / "webml" / f"serve-{port}.token").read_text().strip()

@@ -18,6 +18,18 @@ from webml.serve import frames
 from webml.serve.client import Client
 
 
+def read_until(proc: subprocess.Popen, marker: str, seconds: float = 60) -> str:
+    """The service's stderr up to the first line holding ``marker`` (or all of it, if it ends or time runs out)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not any(marker in line for line in lines):
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+    return "".join(lines)
+
+
 def _webml(*args: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "webml", "serve", *args], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
@@ -28,14 +40,7 @@ def test_serve_prints_how_to_connect_and_ctrl_c_loses_contexts(tmp_path: Path) -
            "WEBML_GRANTS": str(tmp_path / "grants.json")}
     proc = _webml("--port", "0", "--backend", "reference", env=env)
     try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("web pages" in line for line in lines):
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-        text = "".join(lines)
+        text = read_until(proc, "web pages")
         url = re.search(r"ws://127\.0\.0\.1:(\d+)/webnn", text)
         assert url, text
         token_file = tmp_path / "run" / "webml" / f"serve-{url[1]}.token"

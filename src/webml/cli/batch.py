@@ -22,6 +22,7 @@ from typing import Any
 
 from ..images import NORMALIZATIONS
 from . import CliError
+from .classify import read_labels
 from .common import Progress, parse_free_dimensions, positive_int
 
 #: Failed items listed on stdout (the rest are counted; all are in OUT's error column).
@@ -75,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import webml.batch
 
-    labels = _labels(args.labels) if args.labels else None
+    labels = read_labels(args.labels) if args.labels else None
     free = parse_free_dimensions(args.free_dim)
     progress = Progress.of(args)
     try:
@@ -134,20 +135,6 @@ def _report(summary: Any) -> dict[str, Any]:
 def _shown(name: str) -> str:
     """An identifier as printed: a name with control characters (a newline in a file name) quoted."""
     return name if name.isprintable() else ascii(name)
-
-
-def _labels(path: str) -> list[str]:
-    """The class names in the text file ``path``, one per line (blank lines left out)."""
-    from pathlib import Path
-
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"--labels: cannot read {path!r} ({exc})") from None
-    labels = [line.strip() for line in lines if line.strip()]
-    if not labels:
-        raise CliError(f"--labels: {path!r} is empty")
-    return labels
 
 
 def _option_names(message: str) -> str:

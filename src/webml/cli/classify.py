@@ -79,11 +79,12 @@ def is_video(path: str) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def classify_video(args: argparse.Namespace, path: str) -> int:
-    """``webml classify VIDEO``: every frame, through the frame pieces (webml.media), as ``webml video``."""
+def classify_video(args: argparse.Namespace, path: str, head: bool) -> int:
+    """``webml classify VIDEO``: every frame, through the frame pieces (webml.media), as ``webml video``;
+    ``head``: whether ``--model`` is a ``webml train`` classifier (refused: it is for images)."""
     from . import video
 
-    if args.model and _is_head(args.model):
+    if head:
         raise CliError(
             f"{args.model!r} is a webml train classifier, for images; a video's frames take an ONNX image "
             "classifier or the built-in EfficientNet-Lite0"
@@ -172,9 +173,10 @@ def _exported_preprocessing(description: dict):
 
 
 def read_labels(path: str) -> list[str]:
+    """The class names in the text file ``path`` (``--labels``), one per line (blank lines left out)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read the labels file {path!r} ({exc})") from None
     labels = [line.strip() for line in lines if line.strip()]
     if not labels:
@@ -241,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
     if any(is_video(p) for p in paths):
         if len(paths) != 1:
             raise CliError("give one video or images: webml classify takes one video at a time (each frame classified)")
-        return classify_video(args, paths[0])
+        return classify_video(args, paths[0], head)
     check_images(paths)
     start = time.perf_counter()
     context = webml.ml.create_context(backend=args.backend)

@@ -27,8 +27,10 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -182,6 +184,27 @@ def _blocks(data: bytes, label: bytes) -> list[bytes]:
     return [m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1) == label]
 
 
+def _key_pair(
+    blocks: list[bytes], load: Callable[[bytes], Any], kinds: tuple[type, type], what: str, name: str, hint: str
+) -> tuple[Any, Any]:
+    """The first key of each of ``kinds`` (signing, agreement) among the PEM ``blocks`` of the file ``name``,
+    a ``what`` ("private key" or "public key") file; a block that cannot be read or a kind missing is a
+    KeyFileError."""
+    found: list[Any] = [None, None]
+    for block in blocks:
+        try:
+            key = load(block)
+        except (ValueError, TypeError):
+            raise KeyFileError(f"{what}: {name!r} holds a key that cannot be read") from None
+        for i, kind in enumerate(kinds):
+            if isinstance(key, kind) and found[i] is None:
+                found[i] = key
+                break
+    if None in found:
+        raise KeyFileError(f"{what}: {name!r} is not a webml {what} (an Ed25519 and an X25519 key; {hint})")
+    return found[0], found[1]
+
+
 def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     """The key pair in a ``NAME.key`` file; refuses a file that others can read or that is not one."""
     data, st = _read_key_file(path, "private key")
@@ -193,21 +216,10 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
             f"private key: {name!r} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); "
             f"make it the user's only: chmod 600 {name}"
         )
-    signing = agreement = None
-    for block in _blocks(data, b"PRIVATE KEY"):
-        try:
-            key = serialization.load_pem_private_key(block, password=None)
-        except (ValueError, TypeError):
-            raise KeyFileError(f"private key: {name!r} holds a key that cannot be read") from None
-        if isinstance(key, Ed25519PrivateKey) and signing is None:
-            signing = key
-        elif isinstance(key, X25519PrivateKey) and agreement is None:
-            agreement = key
-    if signing is None or agreement is None:
-        raise KeyFileError(
-            f"private key: {name!r} is not a webml private key (an Ed25519 and an X25519 key; "
-            "make one with webml keys new NAME)"
-        )
+    signing, agreement = _key_pair(
+        _blocks(data, b"PRIVATE KEY"), lambda b: serialization.load_pem_private_key(b, password=None),
+        (Ed25519PrivateKey, X25519PrivateKey), "private key", name, "make one with webml keys new NAME",
+    )
     return PrivateKey(signing, agreement)
 
 
@@ -217,21 +229,10 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
     name = os.fspath(path)
     if _blocks(data, b"PRIVATE KEY"):
         raise KeyFileError(f"public key: {name!r} is a private key file; give the .pub file instead")
-    signing = agreement = None
-    for block in _blocks(data, b"PUBLIC KEY"):
-        try:
-            key = serialization.load_pem_public_key(block)
-        except (ValueError, TypeError):
-            raise KeyFileError(f"public key: {name!r} holds a key that cannot be read") from None
-        if isinstance(key, Ed25519PublicKey) and signing is None:
-            signing = key
-        elif isinstance(key, X25519PublicKey) and agreement is None:
-            agreement = key
-    if signing is None or agreement is None:
-        raise KeyFileError(
-            f"public key: {name!r} is not a webml public key (an Ed25519 and an X25519 key; "
-            "webml keys new NAME makes NAME.pub)"
-        )
+    signing, agreement = _key_pair(
+        _blocks(data, b"PUBLIC KEY"), serialization.load_pem_public_key,
+        (Ed25519PublicKey, X25519PublicKey), "public key", name, "webml keys new NAME makes NAME.pub",
+    )
     return PublicKey(signing, agreement)
 
 
