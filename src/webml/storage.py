@@ -21,6 +21,14 @@ shared-memory pages would stay resident as long as they are mapped.
 A protected graph (:mod:`webml.protected`) keeps its constants in anonymous
 memory only (``in_memory``): no file of any file system, shared memory
 included, ever holds a plaintext weight.
+
+A model file that ``webml.onnx.load`` reads is mapped privately
+(:class:`FileMapping`), and the large weights are arrays over that mapping.
+They are already one copy that nobody writes, so they become constants in
+place rather than being copied again (the spec's copy-on-``constant()``
+protects a caller's buffer; this memory is webml's own).  Once the backend
+has built the graph, their pages leave resident memory, as the files'
+above do: an engine that reads them maps them back from the page cache.
 """
 
 from __future__ import annotations
@@ -42,10 +50,12 @@ import numpy as np
 __all__ = [
     "SHARED_THRESHOLD",
     "ConstantStore",
+    "FileMapping",
     "anonymous_memory",
     "disk_directory",
     "drop_resident_pages",
     "lies_in",
+    "map_file",
     "return_freed_memory",
 ]
 
@@ -96,6 +106,30 @@ def disk_directory() -> Path | None:
     return None
 
 
+class FileMapping(mmap.mmap):
+    """A private mapping of a whole file that nobody writes (its pages are the file's page cache).
+
+    Writable in name only: OpenVINO takes only writable memory as a constant without copying it,
+    and never writes one.  Arrays over it are kept read-only; since no page is ever written,
+    dropping its pages (``MADV_DONTNEED``) loses nothing: they are read back from the file.
+    """
+
+
+def map_file(fd: int) -> FileMapping:
+    """A :class:`FileMapping` of the whole open file ``fd`` (which may then be closed)."""
+    return FileMapping(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+
+
+def file_mapping_of(array: np.ndarray) -> FileMapping | None:
+    """The :class:`FileMapping` that ``array``'s memory lies in, or None."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return base if isinstance(base, FileMapping) else None
+
+
 class ConstantStore:
     """Copies of constants for one builder (or context).
 
@@ -115,6 +149,7 @@ class ConstantStore:
         self._dir: str | None = None
         self._files: list[str] = []
         self._maps: list[mmap.mmap] = []
+        self._lent: dict[int, FileMapping] = {}  # the model files' mappings whose arrays are used in place
         self._count = 0
         self._finalizer: weakref.finalize | None = None
 
@@ -132,6 +167,10 @@ class ConstantStore:
         file that holds it (all of it, from offset 0) or None."""
         if self._lender is not None and lies_in(array, self._lender):
             return array, None  # the lender's memory never changes while the graph lives: no copy
+        mapping = None if array.flags.writeable else file_mapping_of(array)
+        if mapping is not None:
+            self._lent[id(mapping)] = mapping  # a model file's weights: already one copy, nobody writes it
+            return array, None
         if array.nbytes >= SHARED_THRESHOLD and not self.in_memory:
             directory = self._directory()
             if directory is not None:
@@ -176,8 +215,9 @@ class ConstantStore:
         access through our arrays maps the same pages back, so they are not
         counted twice in the process's resident memory.
         """
-        drop_resident_pages(self._maps)
+        drop_resident_pages([*self._maps, *self._lent.values()])
         self._maps.clear()
+        self._lent.clear()
         for path in self._files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import functools
 import math
-import mmap
 import os
 import warnings
 import weakref
@@ -48,6 +47,7 @@ from ..api.graph import MLGraph
 from ..api.operand import MLOperand
 from ..errors import DOMException
 from ..files import RefusedFileError, open_regular_file
+from ..storage import map_file
 from .common import WEBML_TYPES, prod, type_name
 from .errors import OnnxImportError
 from .importers import HANDLERS
@@ -172,10 +172,11 @@ def _decode_lifted(
             tensor.raw_data = bytes(raw)
             raw.release()
         else:
-            # An array over the file's read-only mapping: the constants are copied from it once, into
-            # webml's storage; a DynamicGraph keeps it for later shapes (page cache, not a private copy).
-            # As with OpenVINO's and llama.cpp's mapped model files, the file must not be truncated
-            # while a graph still reads it.
+            # An array over the file's mapping (webml.storage.FileMapping): the graph's constants use it in
+            # place, and a DynamicGraph keeps it for later shapes (page cache, not a private copy).  As with
+            # OpenVINO's and llama.cpp's mapped model files, the file must not be truncated or rewritten in
+            # place while a graph still reads it.
+            array.flags.writeable = False  # nobody writes the mapping: its pages stay the file's
             decoded[tensor.name] = array  # type: ignore[index]
             lifted.add(tensor.name)
     return frozenset(lifted)
@@ -211,14 +212,14 @@ def without_decoded_data(model: onnx.ModelProto, decoded: Mapping[str, np.ndarra
 
 
 def _parse_file(f: BinaryIO, what: str) -> tuple[onnx.ModelProto, dict[int, memoryview]]:
-    """Parse an open model file straight from its pages (a read-only mapping), which saves reading a
+    """Parse an open model file straight from its pages (a private mapping nobody writes), which saves reading a
     copy of the whole file first; its large initializers' raw data is lifted out before parsing
     (:mod:`webml.onnx.wire`) and given back as views of the mapping, by initializer index (the mapping
     lives until they are released; without them it is unmapped at once: protobuf copies what it keeps)."""
     if os.fstat(f.fileno()).st_size == 0:
         return _parse(b"", what), {}
     try:
-        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        mapping = map_file(f.fileno())
     except (OSError, ValueError):  # a file system that cannot map files
         return _parse(f.read(), what), {}
     view = memoryview(mapping)
@@ -1145,6 +1146,11 @@ def load(
 
     Raises :class:`OnnxImportError` listing every unsupported node at once.  External data is read only from
     ``base_dir`` (by default the model's folder; bytes and ModelProtos have none), see :func:`read_model`.
+
+    A model file's large weights are not copied: the graph uses them where the file's mapping has them
+    (as ONNX Runtime and OpenVINO map external data), and the engine reads them from the page cache.  So
+    the file must not be truncated or rewritten in place while a graph built from it lives; replacing it
+    (a new file renamed over it, as pip and most tools do) is safe.
 
     ``protected``: the model comes from a protected package (:mod:`webml.protected`): the graph's
     constants stay in anonymous memory and are never given back; its dynamic dimensions must all be

@@ -41,7 +41,7 @@ import numpy as np
 from onnx import helper
 
 from ...ir import Graph, OperandDesc
-from ...storage import drop_resident_pages
+from ...storage import drop_resident_pages, file_mapping_of, map_file
 from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
 from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
@@ -126,8 +126,7 @@ def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray], 
     arrays, and the private mappings of files among them."""
     weights = lowered.weights
     graph = lowered.model.graph
-    # OpenVINO shares only writable memory (it never writes constants): a read-only array is copied once.
-    shared = {n: a if a.flags.writeable else a.copy() for n, a in weights.ortvalues.items()}
+    shared = {n: _shareable(a) for n, a in weights.ortvalues.items()}
     initializers = {t.name: t for t in graph.initializer}
     maps = []
     for name, path in weights.external_files.items():
@@ -151,11 +150,24 @@ def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray], 
     return model, list(shared.values()), maps
 
 
+def _shareable(array: np.ndarray) -> np.ndarray:
+    """``array``, or memory OpenVINO can share: it takes only writable memory as a constant without a copy
+    (and never writes one).  A model file's mapping (webml.storage.FileMapping) is writable in name only and
+    shared as it is; other read-only arrays are copied once."""
+    if array.flags.writeable:
+        return array
+    if file_mapping_of(array) is not None:
+        view = array.view()
+        view.flags.writeable = True
+        return view
+    return array.copy()
+
+
 def _private_map(path: str) -> mmap.mmap:
     """A private (copy-on-write) mapping of a whole file: its pages, writable in name only."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        return map_file(fd)
     finally:
         os.close(fd)
 
