@@ -164,7 +164,8 @@ class ConstantStore:
 
     def copy(self, array: np.ndarray) -> tuple[np.ndarray, str | None]:
         """A read-only copy of ``array`` (same dtype and shape), and the path of the
-        file that holds it (all of it, from offset 0) or None."""
+        file that holds it (all of it, from offset 0) or None.  Memory nobody changes
+        (the lender's, a model file's :class:`FileMapping`) is used as it is, no copy."""
         if self._lender is not None and lies_in(array, self._lender):
             return array, None  # the lender's memory never changes while the graph lives: no copy
         mapping = None if array.flags.writeable else file_mapping_of(array)
