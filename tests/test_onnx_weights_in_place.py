@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import webml
 import webml.onnx
+from test_openvino_backend import resident_bytes
 from webml import storage
 
 WIDTH = 512  # 1 MiB weights: lifted out of the protobuf and large enough to go to storage if copied
@@ -47,15 +48,7 @@ def _mlp(path: Path) -> dict[str, np.ndarray]:
 
 def _resident_bytes_of(path: Path) -> int:
     """Resident bytes of this process's mappings of ``path``."""
-    total, inside = 0, False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            first = line.split(maxsplit=1)[0]
-            if "-" in first and not first.endswith(":"):  # a mapping's header line
-                inside = line.rstrip("\n").endswith(str(path))
-            elif inside and first == "Rss:":
-                total += int(line.split()[1]) * 1024
-    return total
+    return resident_bytes(lambda header: header.endswith(str(path)))
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])

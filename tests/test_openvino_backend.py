@@ -4,6 +4,8 @@ infer request (no host copies between chained dispatches), weights shared.  The 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -110,17 +112,22 @@ def test_greater_with_nan_is_false(context):
     assert not out["gt"].any() and not out["ge"].any()
 
 
-def _resident_constant_pages() -> int:
-    """Resident bytes of this process's mappings of webml.storage's (unlinked) constant files."""
+def resident_bytes(mapped: Callable[[str], bool]) -> int:
+    """Resident bytes of this process's mappings whose /proc/self/smaps header line ``mapped`` accepts."""
     total, inside = 0, False
     with open("/proc/self/smaps") as f:
         for line in f:
             first = line.split(maxsplit=1)[0]
             if "-" in first and not first.endswith(":"):  # a mapping's header line
-                inside = "/webml-" in line
+                inside = mapped(line.rstrip("\n"))
             elif inside and first == "Rss:":
                 total += int(line.split()[1]) * 1024
     return total
+
+
+def _resident_constant_pages() -> int:
+    """Resident bytes of this process's mappings of webml.storage's (unlinked) constant files."""
+    return resident_bytes(lambda header: "/webml-" in header)
 
 
 def test_originals_of_packed_weights_leave_resident_memory_after_build(context):

@@ -110,8 +110,9 @@ class FileMapping(mmap.mmap):
     """A private mapping of a whole file that nobody writes (its pages are the file's page cache).
 
     Writable in name only: OpenVINO takes only writable memory as a constant without copying it,
-    and never writes one.  Arrays over it are kept read-only; since no page is ever written,
-    dropping its pages (``MADV_DONTNEED``) loses nothing: they are read back from the file.
+    and never writes one, so only the openvino backend makes writable views of it; every other
+    array over it is read-only.  Since no page is ever written, dropping its pages
+    (``MADV_DONTNEED``) loses nothing: they are read back from the file.
     """
 
 
