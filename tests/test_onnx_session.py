@@ -138,8 +138,10 @@ def test_arrays_that_do_not_fit_the_model_are_refused_naming_input_and_dimension
         model(x=np.zeros(2, np.float32))
     with pytest.raises(wo.OnnxImportError, match=r"unknown input\(s\) \['q'\].*the model's inputs: x"):
         model(q=np.zeros((2, 4), np.float32))
-    with pytest.raises(wo.OnnxImportError, match=r"'x'.*dimension 0 \('N'\) is dynamic.*free_dimensions=\{'N'"):
+    with pytest.raises(wo.OnnxImportError, match=r"missing input\(s\) \['x'\].*the model's inputs: x"):
         model({})
+    with pytest.raises(wo.OnnxImportError, match=r"'x'.*dimension 0 \('N'\) is dynamic.*free_dimensions=\{'N'"):
+        wo.load(dense_model(), webml.ml.create_context(backend="reference"), input_shapes={})
     fixed = wo.load(dense_model(), webml.ml.create_context(backend="reference"), free_dimensions={"N": 2})
     assert isinstance(fixed, webml.MLGraph)
     partly = wo.DynamicGraph(dense_model(features="F"), webml.ml.create_context(backend="reference"), {"N": 2})
@@ -153,6 +155,10 @@ def test_one_dimension_name_in_two_inputs_must_agree():
     with pytest.raises(wo.OnnxImportError, match=r"'b'.*dimension 1 \('S'\) is 4, but input 'a' gave 'S' = 3"):
         model(a=a, b=b)
     np.testing.assert_allclose(model(a=a, b=a)["c"], a + a)
+    # b's dimensions are all named by a's: still a required input, said so (not a KeyError).
+    with pytest.raises(wo.OnnxImportError, match=r"missing input\(s\) \['b'\].*the model's inputs: a, b"):
+        model(a=a)
+    assert model.cached_shapes == [{"a": (2, 3), "b": (2, 3)}]  # nothing built for the refused call
 
 
 def test_an_unsupported_model_is_refused_when_loaded_not_at_the_first_call():

@@ -146,6 +146,12 @@ class DynamicGraph:
             raise OnnxImportError(
                 f"webml.onnx: unknown input(s) {unknown} (the model's inputs: {', '.join(sorted(names))})"
             )
+        # Every graph input is required, as in ONNX Runtime, even one whose shape the others settle.
+        missing = [a.name for a in self.inputs if a.name not in inputs]
+        if missing:
+            raise OnnxImportError(
+                f"webml.onnx: missing input(s) {missing} (the model's inputs: {', '.join(sorted(names))})"
+            )
         graph = self.graph({n: np.shape(v) for n, v in inputs.items()})
         # The builder leaves out inputs the outputs do not depend on (read only by Shape, say).
         return self.context.compute(graph, {n: inputs[n] for n in graph.input_descriptors})
