@@ -83,6 +83,12 @@ class MLContext(PythonSpelling):
         """The backend's largest tensor, in bytes: ``op_support_limits()["maxTensorByteLength"]`` (non-spec)."""
         return self._backend.max_tensor_byte_length
 
+    @property
+    def folds_constants(self) -> bool:
+        """Whether the backend computes operations on constants once, at build (non-spec):
+        ``Backend.folds_constants``, which the ONNX importer asks."""
+        return self._backend.folds_constants
+
     def supports(self, op: str, argument: str, data_type: str, rank: int) -> bool:
         """Whether the backend takes ``data_type`` at ``rank`` for an argument of ``op`` (non-spec).
 

@@ -144,6 +144,12 @@ class Backend(ABC):
     #: (webml.storage), so that the pages it no longer reads can leave its resident memory.
     constants_on_disk: bool = False
 
+    #: True when the engine computes the operations whose inputs are all constants once, when it
+    #: compiles a graph (constant folding): an importer may then leave the computing of weights
+    #: (an int8 weight's Cast and scaling, a transposed weight) to it, in the engine's code rather
+    #: than Python's, and hand over the smaller weights as they are in the model file.
+    folds_constants: bool = False
+
     #: maxTensorByteLength of MLOpSupportLimits.
     max_tensor_byte_length: int = 2**53 - 1
     #: preferredInputLayout of MLOpSupportLimits.

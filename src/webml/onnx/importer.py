@@ -79,6 +79,27 @@ NO_FOLD = frozenset(
         "Bernoulli",
     }
 )
+#: Ops that prepare weights (an int8 weight's Cast or DequantizeLinear and scaling, a transpose ...):
+#: on a large initializer, and for a backend that folds constants, they are built as graph operations
+#: rather than computed at import time (see Analysis).
+WEIGHT_OPS = frozenset(
+    {
+        "Add",
+        "Cast",
+        "Concat",
+        "DequantizeLinear",
+        "Div",
+        "Flatten",
+        "Identity",
+        "Mul",
+        "Neg",
+        "Reshape",
+        "Squeeze",
+        "Sub",
+        "Transpose",
+        "Unsqueeze",
+    }
+)
 
 
 # -- reading -------------------------------------------------------------------------
@@ -304,8 +325,7 @@ def _read_external(tensor: onnx.TensorProto, base_dir: Path, what: str) -> None:
     size = target.stat().st_size
     if offset < 0 or length != need or offset + length > size:
         raise refuse(
-            f"offset {offset} and length {length} do not fit: the tensor needs {need} bytes, "
-            f"{location!r} has {size}"
+            f"offset {offset} and length {length} do not fit: the tensor needs {need} bytes, {location!r} has {size}"
         )
     try:
         with open(target, "rb") as f:
@@ -553,13 +573,24 @@ def _infer(model: onnx.ModelProto, initializers: Sequence[onnx.TensorProto]) -> 
 
 
 class Analysis:
-    """Which values are static, and the problems of a model, without building anything."""
+    """Which values are static, and the problems of a model, without building anything.
+
+    A node whose inputs are all static is computed at import time (folded), except, with
+    ``leave_weights``, a :data:`WEIGHT_OPS` node on a large initializer: that is built as a graph
+    operation (``deferred`` names them), for a backend whose engine folds it once when it compiles
+    (``MLContext.folds_constants``).  Its engine does it in native code, and gets the weights as the
+    file has them (int8 rather than float32: a quarter of the bytes to copy and hold); Python's
+    onnx.reference took most of an int8 model's load.  Use :func:`analyse`, which folds after all
+    where leaving a node would refuse the model.
+    """
 
     def __init__(
         self,
         model: onnx.ModelProto,
         initializers: Sequence[onnx.TensorProto] | None = None,
         decoded: Mapping[str, np.ndarray] | None = None,
+        *,
+        leave_weights: bool = False,
     ) -> None:
         """``initializers``: the model's, when :func:`_fix_input_dims` kept them apart (by default its graph's);
         ``decoded``: arrays of initializers already decoded (:func:`read_model`)."""
@@ -573,6 +604,9 @@ class Analysis:
         self._initializers = {t.name: t for t in self.initializers}
         self._constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
         self.problems: list[tuple[str, str, str]] = []
+        #: The first outputs of the nodes left to the engine (leave_weights).
+        self.deferred: set[str] = set()
+        large = {t.name for t in self.initializers if prod(t.dims) > _SMALL_INPUT} if leave_weights else set()
         for entry in model.opset_import:
             if entry.domain not in ("", "ai.onnx"):
                 used = any(n.domain == entry.domain for n in graph.node)
@@ -595,8 +629,10 @@ class Analysis:
                 and (node.op_type in SHAPE_OPS or all(i in self.static for i in inputs))
                 and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
             ):
-                self.static.update(node.output)
-                continue
+                if not (node.op_type in WEIGHT_OPS and node.output and any(i in large for i in inputs)):
+                    self.static.update(node.output)
+                    continue
+                self.deferred.add(node.output[0])
             if node.domain not in ("", "ai.onnx"):
                 self.problems.append((node.op_type, name, f"operators of domain {node.domain!r} are not supported"))
                 continue
@@ -664,6 +700,23 @@ class Analysis:
 
     def is_static(self, name: str) -> bool:
         return name in self.static
+
+
+def analyse(
+    model: onnx.ModelProto,
+    initializers: Sequence[onnx.TensorProto] | None,
+    decoded: Mapping[str, np.ndarray] | None,
+    context: MLContext,
+) -> Analysis:
+    """The :class:`Analysis` an import into ``context`` follows: weights left to a backend that folds
+    constants, unless building a node rather than folding it refuses the model (a type or operator
+    the builder lacks, a value a later node needs at import time), when it folds them all as before."""
+    if not context.folds_constants:
+        return Analysis(model, initializers, decoded)
+    analysis = Analysis(model, initializers, decoded, leave_weights=True)
+    if analysis.problems and analysis.deferred:
+        return Analysis(model, initializers, decoded)
+    return analysis
 
 
 def attributes(node: onnx.NodeProto, opset: int) -> dict[str, Any]:
@@ -915,8 +968,13 @@ class Importer:
             node.op_type not in NO_FOLD
             and all(i == "" or isinstance(self.env.get(i), np.ndarray) for i in node.input)
             and node.input
+            and not (node.output and node.output[0] in self.analysis.deferred)
         ):
-            return self.fold(node, [self.env[i] if i else None for i in node.input])
+            try:
+                return self.fold(node, [self.env[i] if i else None for i in node.input])
+            except NoReferenceKernel:
+                if node.op_type not in HANDLERS:
+                    raise self.error("cannot be computed at import time (onnx.reference lacks it here)") from None
         handler = HANDLERS[node.op_type]
         outputs = handler.build(self, node, attributes(node, self.opset))
         return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
@@ -1064,6 +1122,11 @@ def _fold_problem(
     return None
 
 
+class NoReferenceKernel(Exception):
+    """onnx.reference has no kernel for the node's operator in the model's opset (DequantizeLinear
+    before opset 19, say): the importer builds the node instead of folding it."""
+
+
 def fold(
     node: onnx.NodeProto,
     values: Sequence[np.ndarray | None],
@@ -1101,6 +1164,11 @@ def fold(
     proto, names, out_names = _fold_model(node, values, model, small=False)
     try:
         session = ReferenceEvaluator(proto)
+    except RuntimeError as exc:  # its message is the only sign of a kernel it lacks for this opset
+        if "No implementation" in str(exc):
+            raise NoReferenceKernel(str(exc)) from None
+        raise refuse(f"its static inputs cannot be computed ({exc})") from None
+    try:
         results = session.run(None, {n: np.asarray(v) for n, v in zip(names, values) if n})
     except MemoryError:
         raise
@@ -1207,7 +1275,7 @@ def load_read_model(
             fixed = onnx.ModelProto()
             fixed.CopyFrom(model)
         return DynamicGraph(CheckedModel(fixed, dict(decoded or {})), context)
-    analysis = Analysis(fixed, model.graph.initializer, decoded)
+    analysis = analyse(fixed, model.graph.initializer, decoded, context)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(f"webml.onnx.load: the model has {count} unsupported part(s)", analysis.problems)
@@ -1245,7 +1313,7 @@ def add_to_builder(
         raise OnnxImportError(
             f"webml.onnx.add_to_builder: dynamic dimensions {sorted(dynamic)} are left; give them in free_dimensions"
         )
-    analysis = Analysis(fixed, model.graph.initializer, decoded)
+    analysis = analyse(fixed, model.graph.initializer, decoded, builder.context)
     if analysis.problems:
         count = len(analysis.problems)
         raise OnnxImportError(

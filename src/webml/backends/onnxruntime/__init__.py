@@ -205,6 +205,8 @@ class OnnxRuntimeBackend(Backend):
     def constant_data(self, handle: OrtTensor) -> np.ndarray:
         return from_storage(handle.array, handle.data_type)
 
+    folds_constants = True  # its ConstantFolding optimizer, at session creation
+
     # Host memory: an OrtValue made by ortvalue_from_numpy points at the array's own memory (CPU, C order).
     host_memory = True
 

@@ -199,6 +199,7 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     max_tensor_byte_length = 2**31
     constants_on_disk = True
+    folds_constants = True  # its ConstantFolding, or a MatMul that reads compressed weights as they are
 
     def __init__(
         self,
