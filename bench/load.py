@@ -172,12 +172,17 @@ def models(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], dic
 
 
 def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds of each case, the repeats interleaved so that a busy moment hits every case alike."""
+    """Seconds of each case, the repeats interleaved so that a busy moment hits every case alike.
+
+    Each repeat starts one case later: what a case leaves behind (OpenVINO's worker threads, freed
+    memory) slows whichever runs next, so every case follows each of the others in turn."""
     for fn in cases.values():
         fn()  # warm: imports, the file cache, onnx.reference's kernels
     times: dict[str, list[float]] = {label: [] for label in cases}
-    for _ in range(repeats):
-        for label, fn in cases.items():
+    order = list(cases.items())
+    for repeat in range(repeats):
+        shift = repeat % len(order)
+        for label, fn in order[shift:] + order[:shift]:
             gc.collect()
             start = time.perf_counter()
             fn()
