@@ -1167,7 +1167,7 @@ def fold(
     except RuntimeError as exc:  # its message is the only sign of a kernel it lacks for this opset
         if "No implementation" in str(exc):
             raise NoReferenceKernel(str(exc)) from None
-        raise refuse(f"its static inputs cannot be computed ({exc})") from None
+        raise refuse(f"its static inputs cannot be computed (RuntimeError: {str(exc)[:200]})") from None
     try:
         results = session.run(None, {n: np.asarray(v) for n, v in zip(names, values) if n})
     except MemoryError:
