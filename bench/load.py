@@ -66,6 +66,14 @@ def text_inputs(sequence: int) -> dict[str, np.ndarray]:
     return {"input_ids": ids, "attention_mask": np.ones((1, sequence), np.int64)}
 
 
+def package_file(distribution: str, relative: str) -> Path | None:
+    """The file ``relative`` of an installed distribution, or None when it is not installed."""
+    try:
+        return Path(importlib.metadata.distribution(distribution).locate_file(relative))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def model_inputs(path: Path, sequence: int) -> dict[str, np.ndarray]:
     """``text_inputs``, and zero ``token_type_ids`` where the model takes them."""
     feeds = text_inputs(sequence)
@@ -159,9 +167,8 @@ def models(context: webml.MLContext, folder: Path) -> dict[str, Callable[[], dic
         ),
     }
     for name, (dist, relative) in (("paraphrase-MiniLM-L3", MINILM), ("all-MiniLM-L6 int8", INT8_MINILM)):
-        try:
-            path = Path(importlib.metadata.distribution(dist).locate_file(relative))
-        except importlib.metadata.PackageNotFoundError:
+        path = package_file(dist, relative)
+        if path is None:
             print(f"{name}: skipped, the PyPI package {dist} is not installed (bench/compare.py says how)")
             continue
         found[name] = lambda path=path: onnx_cases(context, path, model_inputs(path, SEQUENCE), folder)
