@@ -216,3 +216,33 @@ def test_session_errors_name_what_is_wrong():
         wo.InferenceSession(dense_model(), backend="reference", context=context)
     with pytest.raises(TypeError, match="dict of arrays"):
         session.run(None, [np.zeros((1, 4), np.float32)])
+
+
+def test_shapes_that_are_not_sizes_are_refused_naming_the_input():
+    model = wo.load(dense_model(), webml.ml.create_context(backend="reference"))
+    for shapes, match in (
+        ({"x": np.ones((2, 4))}, "shape of input 'x' must be a sequence of sizes"),
+        ({"x": (2, -1)}, "shape of input 'x'"),
+        ({"x": (2.0, 4)}, "shape of input 'x'"),
+        ([("x", (2, 4))], "shapes must be a dict"),
+    ):
+        with pytest.raises(TypeError, match=match):
+            model.graph(shapes)
+    with pytest.raises(TypeError, match="input 'x' is not an array"):
+        model({"x": [[1, 2, 3, 4], [1]]})
+    assert model.cached_shapes == []
+
+
+def test_a_dynamic_model_gives_freed_memory_back_after_each_build_not_before(monkeypatch):
+    """Trimming the heap before the first build would make the engine fault in fresh pages for what
+    it computes at build (an int8 model's dequantized weights); after the build it frees them."""
+    calls: list[str] = []
+    monkeypatch.setattr(wo, "return_freed_memory", lambda: calls.append("load"))
+    monkeypatch.setattr(wo.session, "return_freed_memory", lambda: calls.append("build"))
+    model = wo.load(dense_model(), webml.ml.create_context(backend="reference"))
+    assert calls == []
+    for rows in (2, 2, 3):
+        model(x=np.ones((rows, 4), np.float32))
+    assert calls == ["build", "build"]  # one per graph built; the cached one builds nothing
+    wo.load(dense_model(batch=2), webml.ml.create_context(backend="reference"))
+    assert calls == ["build", "build", "load"]  # a fixed-shape model is built by load itself

@@ -27,6 +27,7 @@ import onnx
 
 from ..api.context import MLContext
 from ..api.graph import MLGraph
+from ..storage import return_freed_memory
 from .common import WEBML_TYPES
 from .errors import OnnxImportError
 from .importer import CheckedModel, load_read_model, problems_of, read_model, without_decoded_data
@@ -73,6 +74,30 @@ def model_inputs(model: onnx.ModelProto) -> list[NodeArg]:
 def model_outputs(model: onnx.ModelProto) -> list[NodeArg]:
     """The graph outputs of ``model``, in order."""
     return [_node_arg(v) for v in model.graph.output]
+
+
+def _shapes(shapes: object) -> Mapping[str, Any]:
+    if not isinstance(shapes, Mapping) or not all(isinstance(name, str) for name in shapes):
+        raise TypeError(f"webml.onnx.DynamicGraph.graph: shapes must be a dict of input name -> shape, got {shapes!r}")
+    return shapes
+
+
+def _dimensions(name: str, shape: object) -> tuple[int, ...]:
+    """``shape`` as a tuple of sizes (ints >= 0), or a TypeError naming the input."""
+    if isinstance(shape, Sequence) and not isinstance(shape, str):
+        dims = tuple(shape)
+        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims):
+            return tuple(int(d) for d in dims)
+    raise TypeError(
+        f"webml.onnx.DynamicGraph.graph: the shape of input {name!r} must be a sequence of sizes, got {shape!r}"
+    )
+
+
+def _array_shape(name: str, value: object) -> tuple[int, ...]:
+    try:
+        return np.shape(value)
+    except ValueError as exc:  # a ragged nested list
+        raise TypeError(f"webml.onnx: input {name!r} is not an array: {exc}") from None
 
 
 class DynamicGraph:
@@ -122,13 +147,14 @@ class DynamicGraph:
 
     def graph(self, shapes: Mapping[str, Sequence[int]]) -> MLGraph:
         """The MLGraph for inputs of these shapes (input name -> shape), built on first use."""
-        key = tuple(sorted((name, tuple(int(d) for d in shape)) for name, shape in shapes.items()))
+        key = tuple(sorted((name, _dimensions(name, shape)) for name, shape in _shapes(shapes).items()))
         with self._lock:
             graph = self._graphs.get(key)
             if graph is not None:
                 self._graphs.move_to_end(key)
                 return graph
         graph = load_read_model(self._model, self.context, self._free, dict(key), decoded=self._decoded)
+        return_freed_memory()  # the import's and the engine's temporaries, now that the graph is built
         with self._lock:
             self._graphs[key] = graph
             self._graphs.move_to_end(key)
@@ -152,7 +178,7 @@ class DynamicGraph:
             raise OnnxImportError(
                 f"webml.onnx: missing input(s) {missing} (the model's inputs: {', '.join(sorted(names))})"
             )
-        graph = self.graph({n: np.shape(v) for n, v in inputs.items()})
+        graph = self.graph({n: _array_shape(n, v) for n, v in inputs.items()})
         # The builder leaves out inputs the outputs do not depend on (read only by Shape, say).
         return self.context.compute(graph, {n: inputs[n] for n in graph.input_descriptors})
 
