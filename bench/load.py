@@ -1,6 +1,7 @@
 """Model loading time: webml next to creating an ONNX Runtime session for the same model.
 
-    .venv/bin/python bench/load.py [--repeats 7] [--backend NAME] [--write-docs docs/performance.md]
+    .venv/bin/python bench/load.py [--repeats 7] [--backend NAME] [--model TEXT] [--without-openvino]
+        [--write-docs docs/performance.md]
 
 For issue 12's four models (EfficientNet-Lite0 and the BERT-style encoder of
 bench/bert.py, built with MLGraphBuilder; paraphrase-MiniLM-L3 and all-MiniLM-L6
@@ -216,9 +217,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each case (default: %(default)s)")
     parser.add_argument("--backend", default=None, help="webml's backend (default: webml's default backend)")
+    parser.add_argument("--model", help="only the models whose name contains this (e.g. int8)")
+    parser.add_argument(
+        "--without-openvino",
+        action="store_true",
+        help="leave out raw OpenVINO's case: on the onnxruntime backend, no OpenVINO threads or freed memory"
+        " in the process slow the cases that follow it",
+    )
     parser.add_argument("--write-docs", metavar="PATH", help="write the results as markdown")
     args = parser.parse_args()
     context = webml.ml.create_context(backend=args.backend, intra_op_threads=1)
+    if args.without_openvino and context.backend == "openvino":
+        parser.error("--without-openvino: webml's backend is OpenVINO itself (give --backend onnxruntime)")
     lines = [
         f"machine: {run.machine()}, openvino {ov.__version__}; webml backend: {context.backend}; one thread;"
         f" median and fastest of {args.repeats} interleaved repeats",
@@ -228,7 +238,10 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as folder:
         for model, cases in models(context, Path(folder)).items():
-            rows = report(model, measure(cases(), args.repeats))
+            if args.model and args.model.lower() not in model.lower():
+                continue
+            chosen = {k: fn for k, fn in cases().items() if not (args.without_openvino and k == "ov compile + run")}
+            rows = report(model, measure(chosen, args.repeats))
             print("\n".join(rows), flush=True)
             lines += rows
     if args.write_docs:
