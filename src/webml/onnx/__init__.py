@@ -61,7 +61,7 @@ def load(*args: Any, **kwargs: Any) -> MLGraph | DynamicGraph:
     finally:
         # The model's bytes and decoded arrays, freed now that the backend holds the weights.  A
         # DynamicGraph has built nothing yet: it gives the memory back after each build instead, since
-        # trimming now would only make its first build fault in fresh pages (30% of an int8 model's load).
+        # trimming now would only make its first build fault in fresh pages (a fifth of an int8 model's load).
         if built:
             return_freed_memory()
 
