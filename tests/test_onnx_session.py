@@ -231,6 +231,16 @@ def test_shapes_that_are_not_sizes_are_refused_naming_the_input():
     with pytest.raises(TypeError, match="input 'x' is not an array"):
         model({"x": [[1, 2, 3, 4], [1]]})
     assert model.cached_shapes == []
+    # load's input_shapes go through the same check (int() alone truncated 2.5 and failed on an array).
+    context = webml.ml.create_context(backend="reference")
+    for shapes, match in (
+        ({"x": np.ones((2, 4))}, "webml.onnx.load: the shape of input 'x' must be a sequence of sizes"),
+        ({"x": (2.5, 4)}, "shape of input 'x'"),
+        ({"x": "ab"}, "shape of input 'x'"),
+        ([("x", (2, 4))], "input_shapes must be a dict"),
+    ):
+        with pytest.raises(TypeError, match=match):
+            wo.load(dense_model(), context, input_shapes=shapes)
 
 
 def test_a_dynamic_model_gives_freed_memory_back_after_each_build_not_before(monkeypatch):

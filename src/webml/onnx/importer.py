@@ -382,6 +382,22 @@ def _check_free_dimensions(model: onnx.ModelProto, free_dimensions: Mapping[str,
     return {n: int(v) for n, v in free.items()}
 
 
+def input_shape_sizes(shapes: object, where: str, argument: str) -> dict[str, tuple[int, ...]]:
+    """``shapes`` (input name -> shape) with each shape a tuple of sizes (ints >= 0), or a TypeError naming
+    ``where``, the ``argument`` and the input (``int()`` alone would truncate 2.5 and fail on an array)."""
+    if not isinstance(shapes, Mapping) or not all(isinstance(name, str) for name in shapes):
+        raise TypeError(f"{where}: {argument} must be a dict of input name -> shape, got {shapes!r}")
+    sizes = {}
+    for name, shape in shapes.items():
+        dims = tuple(shape) if isinstance(shape, Sequence) and not isinstance(shape, str) else None
+        if dims is None or not all(
+            isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims
+        ):
+            raise TypeError(f"{where}: the shape of input {name!r} must be a sequence of sizes, got {shape!r}")
+        sizes[name] = tuple(int(d) for d in dims)
+    return sizes
+
+
 def _fix_input_dims(
     model: onnx.ModelProto,
     free_dimensions: Mapping[str, int] | None,
@@ -406,7 +422,7 @@ def _fix_input_dims(
         copy.CopyFrom(value)
     initializers = {t.name for t in model.graph.initializer}
     declared = {v.name for v in graph_inputs if v.name not in initializers}
-    shapes = {n: tuple(int(d) for d in s) for n, s in (input_shapes or {}).items()}
+    shapes = input_shape_sizes(input_shapes or {}, "webml.onnx.load", "input_shapes")
     if shapes.keys() - declared:
         unknown = ", ".join(map(repr, sorted(shapes.keys() - declared)))
         raise OnnxImportError(

@@ -30,7 +30,14 @@ from ..api.graph import MLGraph
 from ..storage import return_freed_memory
 from .common import WEBML_TYPES
 from .errors import OnnxImportError
-from .importer import CheckedModel, load_read_model, problems_of, read_model, without_decoded_data
+from .importer import (
+    CheckedModel,
+    input_shape_sizes,
+    load_read_model,
+    problems_of,
+    read_model,
+    without_decoded_data,
+)
 
 __all__ = ["CACHE_SIZE", "DynamicGraph", "InferenceSession", "NodeArg", "model_inputs", "model_outputs"]
 
@@ -74,23 +81,6 @@ def model_inputs(model: onnx.ModelProto) -> list[NodeArg]:
 def model_outputs(model: onnx.ModelProto) -> list[NodeArg]:
     """The graph outputs of ``model``, in order."""
     return [_node_arg(v) for v in model.graph.output]
-
-
-def _shapes(shapes: object) -> Mapping[str, Any]:
-    if not isinstance(shapes, Mapping) or not all(isinstance(name, str) for name in shapes):
-        raise TypeError(f"webml.onnx.DynamicGraph.graph: shapes must be a dict of input name -> shape, got {shapes!r}")
-    return shapes
-
-
-def _dimensions(name: str, shape: object) -> tuple[int, ...]:
-    """``shape`` as a tuple of sizes (ints >= 0), or a TypeError naming the input."""
-    if isinstance(shape, Sequence) and not isinstance(shape, str):
-        dims = tuple(shape)
-        if all(isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 0 for d in dims):
-            return tuple(int(d) for d in dims)
-    raise TypeError(
-        f"webml.onnx.DynamicGraph.graph: the shape of input {name!r} must be a sequence of sizes, got {shape!r}"
-    )
 
 
 def _array_shape(name: str, value: object) -> tuple[int, ...]:
@@ -147,7 +137,7 @@ class DynamicGraph:
 
     def graph(self, shapes: Mapping[str, Sequence[int]]) -> MLGraph:
         """The MLGraph for inputs of these shapes (input name -> shape), built on first use."""
-        key = tuple(sorted((name, _dimensions(name, shape)) for name, shape in _shapes(shapes).items()))
+        key = tuple(sorted(input_shape_sizes(shapes, "webml.onnx.DynamicGraph.graph", "shapes").items()))
         with self._lock:
             graph = self._graphs.get(key)
             if graph is not None:
