@@ -53,16 +53,15 @@ _EXTERNAL_DATA_THRESHOLD = 2**31 - 2**26
 
 @functools.wraps(importer.load)
 def load(*args: Any, **kwargs: Any) -> MLGraph | DynamicGraph:
-    built = True
+    result = None
     try:
         result = importer.load(*args, **kwargs)
-        built = not isinstance(result, DynamicGraph)
         return result
     finally:
         # The model's bytes and decoded arrays, freed now that the backend holds the weights.  A
         # DynamicGraph has built nothing yet: it gives the memory back after each build instead, since
         # trimming now would only make its first build fault in fresh pages (a fifth of an int8 model's load).
-        if built:
+        if not isinstance(result, DynamicGraph):
             return_freed_memory()
 
 
