@@ -18,7 +18,8 @@ from webml.backends.openvino import ov  # OpenVINO without its converter, whose 
 
 @pytest.fixture
 def context():
-    return webml.ml.create_context(backend="openvino")
+    """OpenVINO itself runs every call (tests/test_openvino_startup.py tests the startup fallback)."""
+    return webml.ml.create_context(backend="openvino", startup_fallback=False)
 
 
 def test_chained_dispatches_copy_nothing_through_the_host(context, monkeypatch):
@@ -161,11 +162,11 @@ def test_model_cache_is_opt_in_owner_only_and_keyed_by_the_weights(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 256)).astype(np.float32)
     weights = [rng.standard_normal((256, 256)).astype(np.float32) for _ in range(2)]
-    plain = webml.ml.create_context(backend="openvino")
+    plain = webml.ml.create_context(backend="openvino", startup_fallback=False)
     expected = [plain.compute(_matmul_graph(plain, w), {"x": x})["y"] for w in weights]
     folder = tmp_path / "cache"
     for round_ in range(2):  # the first fills the cache, the second imports from it
-        cached = webml.ml.create_context(backend="openvino", cache_dir=folder)
+        cached = webml.ml.create_context(backend="openvino", cache_dir=folder, startup_fallback=False)
         for w, want in zip(weights, expected):
             got = cached.compute(_matmul_graph(cached, w), {"x": x})["y"]
             # Same structure, other weights: a cache hit must never give the other graph's results.

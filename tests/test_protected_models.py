@@ -73,6 +73,8 @@ def test_protected_outputs_are_bit_identical(name, backend, models, keys):
     plain = webml.onnx.load(plain_path, context, free_dimensions=free)
     graph = wp.load(package, context, key=keys["device"][0], trusted=[keys["publisher"][1]], free_dimensions=free)
     assert graph.protected and not plain.protected
+    for built in (plain, graph):  # each on the backend's own engine (openvino starts on ONNX Runtime)
+        assert built.wait_for_engine(120)
     feeds = inputs_of(name)
     expected, got = context.compute(plain, feeds), context.compute(graph, feeds)
     assert expected.keys() == got.keys()
@@ -95,6 +97,7 @@ for backend in ("onnxruntime", "openvino"):
     for name, package in spec["packages"].items():
         free = {"sequence": 16} if name == "bert" else None
         graph = wp.load(package, context, key=spec["key"], trusted=[spec["trusted"]], free_dimensions=free)
+        graph.wait_for_engine()  # the backend's own engine's results, as the parent's below
         outputs = context.compute(graph, inputs_of(name))
         sums[f"{name} {backend}"] = sorted(float(np.asarray(v, np.float64).sum()) for v in outputs.values())
 print(json.dumps(sums))
@@ -194,6 +197,7 @@ def test_a_protected_load_writes_nothing_to_disk(models, keys, tmp_path):
         context = webml.ml.create_context(backend=backend)
         for name, (plain, _) in models.items():
             graph = webml.onnx.load(plain, context, free_dimensions=FREE if name == "bert" else None)
+            graph.wait_for_engine()
             outputs = context.compute(graph, inputs_of(name))
             assert sums[f"{name} {backend}"] == sorted(float(np.asarray(v, np.float64).sum()) for v in outputs.values())
     assert sorted(p.name for p in home.rglob("*")) == []  # nothing appeared in HOME or TMPDIR

@@ -27,8 +27,12 @@ class MLGraph(PythonSpelling):
         # (and keep the shared-memory pages of constants it packed alive): drop them.
         # A protected graph (webml.protected) never keeps them, whatever the context's options.
         self._keeps_constants = not compiled.releases_constants and not ir.protected
-        self._ir = ir if self._keeps_constants else dataclasses.replace(
-            ir, constants=ReleasedConstants(ir.constants, protected=ir.protected), constant_files={}
+        self._ir = (
+            ir
+            if self._keeps_constants
+            else dataclasses.replace(
+                ir, constants=ReleasedConstants(ir.constants, protected=ir.protected), constant_files={}
+            )
         )
         self._compiled: CompiledGraph | None = compiled
         self._timeline = timeline  # the context's: destroy() waits for a dispatch or compute of it
@@ -62,6 +66,36 @@ class MLGraph(PythonSpelling):
         them again (``webml.onnx.save``) needs this.  The onnxruntime backend releases them
         unless its context was created with ``keep_constants=True``."""
         return self._keeps_constants
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs the graph's next call (non-spec): the context's backend, or "onnxruntime"
+        for the first call on the openvino backend, while OpenVINO compiles the graph in the background
+        (its ``startup_fallback``).
+
+        >>> import webml
+        >>> context = webml.ml.create_context(backend="reference")
+        >>> builder = webml.MLGraphBuilder(context)
+        >>> x = builder.input("x", {"dataType": "float32", "shape": [2]})
+        >>> builder.build({"y": builder.relu(x)}).engine
+        'reference'
+        """
+        return self._live("engine").running_on() or self._context.backend
+
+    def wait_for_engine(self, timeout: float | None = None) -> bool:
+        """Wait until the context's backend can run every call of the graph itself (non-spec: the
+        openvino backend's ``startup_fallback`` runs the first call on ONNX Runtime while OpenVINO
+        compiles the graph), at most ``timeout`` seconds (None: no limit); whether it can."""
+        number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        if timeout is not None and not (number and timeout >= 0):  # NaN too
+            raise TypeError(f"wait_for_engine: timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        return self._live("wait_for_engine").wait_for_engine(timeout)
+
+    def _live(self, where: str) -> CompiledGraph:
+        compiled = self._compiled
+        if self._destroyed or compiled is None:
+            raise InvalidStateError(f"{where}: the graph is destroyed")
+        return compiled
 
     def destroy(self) -> None:
         """Release the compiled graph; later dispatches raise InvalidStateError.  From any thread."""
@@ -116,8 +150,7 @@ def released_constants_message(what: str) -> str:
 def protected_message(what: str) -> str:
     """Why ``what`` is refused on a protected graph."""
     return (
-        f"{what} is refused: the graph holds a protected model (webml.protected), whose weights "
-        "never leave the backend"
+        f"{what} is refused: the graph holds a protected model (webml.protected), whose weights never leave the backend"
     )
 
 

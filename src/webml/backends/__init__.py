@@ -18,7 +18,7 @@ from ..errors import NotSupportedError
 if TYPE_CHECKING:
     from .base import Backend
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "create_backend", "own_engine_options"]
 
 #: Backends that ship with webml.
 BACKENDS = ("onnxruntime", "openvino", "reference", "webgpu")
@@ -51,6 +51,14 @@ def create_backend(name: str | None = None, **options: Any) -> Backend:
         raise NotSupportedError(f"createContext: unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     module = importlib.import_module(f"{__name__}.{name}")
     return module.create(**options)
+
+
+def own_engine_options(name: str | None = None) -> dict[str, Any]:
+    """Context options under which backend ``name`` (default: :data:`DEFAULT_BACKEND`) runs every call on
+    its own engine: the openvino backend's without its startup fallback, which runs a graph on ONNX
+    Runtime until OpenVINO has compiled it.  For results that must be the same bits from the first
+    call on: conformance runs, ``webml run``, ``webml batch`` and federated clients."""
+    return {"startup_fallback": False} if (name or DEFAULT_BACKEND) == "openvino" else {}
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,16 @@ class CompiledGraph(ABC):
     def release(self) -> None:
         """Free what the compiled graph holds (MLGraph.destroy)."""
 
+    def running_on(self) -> str | None:
+        """The engine that runs the graph now when it is not the backend's own (the openvino backend's
+        startup fallback, while OpenVINO compiles the graph); None: the backend's own."""
+        return None
+
+    def wait_for_engine(self, timeout: float | None) -> bool:
+        """Wait, at most ``timeout`` seconds (None: no limit), until the backend's own engine runs the
+        graph; whether it does."""
+        return True
+
 
 def _cores() -> int:
     """The cores this process may run on."""

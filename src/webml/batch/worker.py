@@ -99,8 +99,10 @@ class BatchWorker:
         from_parquet: bool = False,
     ) -> None:
         import webml
+        from webml.backends import own_engine_options
 
-        options = dict(backend_options or {})
+        # Every row one engine's results, whenever it ran (no startup fallback), as webml run gives them.
+        options = {**own_engine_options(spec.backend), **(backend_options or {})}
         if spec.backend in THREADED_BACKENDS and "intra_op_threads" not in options:
             # As many threads as the CPUs Ray gave this worker: ONNX Runtime and OpenVINO would take
             # every core of the machine, and N workers would fight over them.

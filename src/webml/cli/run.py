@@ -75,7 +75,10 @@ def main(args: argparse.Namespace) -> int:
 
     free = parse_free_dimensions(args.free_dim)
     files = parse_assignments(args.input, "--input")
-    context = webml.ml.create_context(backend=args.backend)
+    from webml.backends import own_engine_options
+
+    # One engine's results, the same bits as webml batch's (no startup fallback).
+    context = webml.ml.create_context(backend=args.backend, **own_engine_options(args.backend))
     model = read_onnx_model(args.model)
     _check_free_dims(model, free)
     with cli_hints(), onnx_errors():
@@ -117,15 +120,12 @@ def _check_free_dims(model: Any, free: dict[str, int]) -> None:
     """Every --free-dim names a dynamic dimension of the model's inputs."""
     import webml.onnx
 
-    dynamic = list(
-        dict.fromkeys(d for a in webml.onnx.model_inputs(model) for d in a.shape if isinstance(d, str))
-    )
+    dynamic = list(dict.fromkeys(d for a in webml.onnx.model_inputs(model) for d in a.shape if isinstance(d, str)))
     for name in free:
         if name not in dynamic:
             known = ", ".join(dynamic) if dynamic else "none (every input dimension is fixed)"
             raise CliError(
-                f"--free-dim {name}: the model's inputs have no dynamic dimension named {name!r} "
-                f"(theirs: {known})"
+                f"--free-dim {name}: the model's inputs have no dynamic dimension named {name!r} (theirs: {known})"
             )
 
 
@@ -236,8 +236,13 @@ def _stats(a: np.ndarray) -> dict[str, Any]:
         return {}
     f = a.astype(np.float64)
     finite = int(np.isfinite(f).sum())
-    return {"min": float(f.min()), "max": float(f.max()), "mean": float(f.mean()), "std": float(f.std()),
-            "non_finite": f.size - finite}
+    return {
+        "min": float(f.min()),
+        "max": float(f.max()),
+        "mean": float(f.mean()),
+        "std": float(f.std()),
+        "non_finite": f.size - finite,
+    }
 
 
 def _save_outputs(out_dir: Path, outputs: dict[str, np.ndarray], file_names: dict[str, str]) -> None:
@@ -283,5 +288,3 @@ def output_file_names(names: list[str]) -> dict[str, str]:
 def _safe(name: str) -> str:
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name[:_MAX_STEM])
     return ("_" + safe[1:] if safe.startswith(".") else safe) or "output"
-
-

@@ -21,6 +21,7 @@ import numpy as np
 import webml
 
 from .. import dtypes
+from ..backends import own_engine_options
 from ..ops.registry import snake_case
 from .data import conformance_files, load
 
@@ -237,7 +238,7 @@ def run_case(file: str, case: dict[str, Any], backend: str = "reference") -> Cas
     ops = tuple(case["operatorNames"])
     result = CaseResult(file, case["name"], ops, tuple(case["dataTypes"]), False)
     try:
-        context = webml.ml.create_context(backend=backend)
+        context = webml.ml.create_context(backend=backend, **own_engine_options(backend))  # the engine's conformance
         graph, feeds = build_case(context, case)
         outputs = context.compute(graph, feeds)
     except Exception as exc:  # every failure is a reported result, never a crash

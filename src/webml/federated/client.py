@@ -56,8 +56,10 @@ def shared_context(backend: str | None) -> MLContext:
     """The process's one context of ``backend`` (made on first use)."""
     if backend not in _CONTEXTS:
         import webml
+        from webml.backends import own_engine_options
 
-        _CONTEXTS[backend] = webml.ml.create_context(backend=backend)
+        # No startup fallback: a client made for a round computes what a reused one computes, bit for bit.
+        _CONTEXTS[backend] = webml.ml.create_context(backend=backend, **own_engine_options(backend))
     return _CONTEXTS[backend]
 
 

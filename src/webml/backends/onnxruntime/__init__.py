@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from ...ir import Graph, OperandDesc
 from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
-from .lowering import from_storage, handles, lower, storage_dtype, to_storage
+from .lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 
 __all__ = ["GRAPH_OPTIMIZATION_LEVELS", "OnnxRuntimeBackend", "create", "quiet_warnings"]
 
@@ -83,6 +83,20 @@ class OrtGraph(CompiledGraph):
                 for tensor in (*inputs.values(), *outputs.values()):
                     tensor.bound_by.add(self)
             self.session.run_with_iobinding(self._binding[1])
+
+    def dispatch_arrays(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]) -> None:
+        """Run on host arrays of the storage dtypes (another backend's tensors' memory), writing the
+        outputs' arrays in place: OrtValues over them, no copy."""
+        binding = self.session.io_binding()
+        values = []  # alive until the run ends
+        for names, arrays, bind in (
+            (self.input_names, inputs, binding.bind_ortvalue_input),
+            (self.output_names, outputs, binding.bind_ortvalue_output),
+        ):
+            for name, array in arrays.items():
+                values.append(ort.OrtValue.ortvalue_from_numpy(array))
+                bind(names[name], values[-1])
+        self.session.run_with_iobinding(binding)
 
     def forget_binding(self) -> None:
         """Drop the cached binding (it holds a tensor being released)."""
@@ -181,7 +195,10 @@ class OnnxRuntimeBackend(Backend):
         return options
 
     def compile(self, graph: Graph) -> OrtGraph:
-        lowered = lower(graph)
+        return self.compile_lowered(graph, lower(graph))
+
+    def compile_lowered(self, graph: Graph, lowered: Lowered) -> OrtGraph:
+        """A session of ``graph``'s lowered model (the openvino backend's startup fallback uses it too)."""
         weights = lowered.weights
         options = self.session_options(bool(weights.external_files))
         if weights.ortvalues:

@@ -16,6 +16,10 @@ resident memory (``MADV_DONTNEED``).  The pages OpenVINO still reads
 the others stay out, as page cache the system reclaims.  bench/memory.py
 measures the result.
 
+A graph's first call runs on ONNX Runtime, from the same lowered model, while
+OpenVINO compiles it in a background thread (:mod:`.startup`, the
+``startup_fallback`` option).
+
 Data stays on the device, and nothing is written: OpenVINO's telemetry lives
 in its model converter (``openvino.tools.ovc``), which ``import openvino``
 loads unless it cannot, and whose import starts telemetry that counts as
@@ -43,8 +47,10 @@ from onnx import helper
 from ...ir import Graph, OperandDesc
 from ...storage import drop_resident_pages, file_mapping_of, map_file
 from ..base import Backend, CompiledGraph, check_flag, check_threads, preferred_threads
+from ..onnxruntime import OnnxRuntimeBackend, OrtGraph
 from ..onnxruntime.lowering import Lowered, from_storage, handles, lower, storage_dtype, to_storage
 from .limits import unsupported
+from .startup import StartupGraph
 
 __all__ = ["PRECISIONS", "OpenVinoBackend", "create", "ov"]
 
@@ -121,19 +127,24 @@ class OvGraph(CompiledGraph):
             self._constants = []
 
 
-def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray], list[mmap.mmap]]:
-    """OpenVINO's model of ``lowered``, its large constants sharing their arrays' memory; the
-    arrays, and the private mappings of files among them."""
-    weights = lowered.weights
-    graph = lowered.model.graph
-    shared = {n: _shareable(a) for n, a in weights.ortvalues.items()}
-    initializers = {t.name: t for t in graph.initializer}
+def _shared_constants(lowered: Lowered) -> tuple[dict[str, np.ndarray], list[mmap.mmap]]:
+    """The arrays of ``lowered``'s large constants that OpenVINO's constants will share, by initializer
+    name, and the private mappings of files among them: mapped now, the files may go."""
+    initializers = {t.name: t for t in lowered.model.graph.initializer}
+    shared = {n: _shareable(a) for n, a in lowered.weights.ortvalues.items()}
     maps = []
-    for name, path in weights.external_files.items():
+    for name, path in lowered.weights.external_files.items():
         tensor = initializers[name]
         dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
         maps.append(_private_map(path))
         shared[name] = np.frombuffer(maps[-1], dtype=dtype).reshape(tuple(tensor.dims))
+    return shared, maps
+
+
+def _read(core: ov.Core, lowered: Lowered, shared: Mapping[str, np.ndarray]) -> ov.Model:
+    """OpenVINO's model of ``lowered``, its large constants sharing the ``shared`` arrays' memory
+    (``lowered``'s model is changed)."""
+    graph = lowered.model.graph
     # Each large initializer becomes a model input here, and an OpenVINO constant below.
     kept = [t for t in graph.initializer if t.name not in shared]
     moved = [t for t in graph.initializer if t.name in shared]
@@ -147,7 +158,7 @@ def _read(core: ov.Core, lowered: Lowered) -> tuple[ov.Model, list[np.ndarray], 
             constant = ov.op.Constant(shared[name], shared_memory=True)
             parameter.output(0).replace(constant.output(0))
             model.remove_parameter(parameter)
-    return model, list(shared.values()), maps
+    return model
 
 
 def _shareable(array: np.ndarray) -> np.ndarray:
@@ -192,6 +203,15 @@ class OpenVinoBackend(Backend):
       permissions), and a protected graph
       (:mod:`webml.protected`) never uses it.
 
+    * ``startup_fallback``: whether a graph's first call runs on ONNX Runtime while OpenVINO
+      compiles it in a background thread (default True, :mod:`.startup`): ``build()`` then takes
+      about as long as ONNX Runtime's session creation rather than 1.4-4x as long; every later
+      call runs on OpenVINO, waiting for its compile if need be.  Both compute in exact float32,
+      but the first call's results may differ from later ones in the last bits (never from one
+      run of a program to the next).  ``MLGraph.engine`` says which engine runs the next call,
+      ``MLGraph.wait_for_engine()`` waits for OpenVINO and makes it run every call; False
+      compiles before ``build()`` returns.  Only with ``precision="f32"``.
+
     Activations are never quantized (DYNAMIC_QUANTIZATION_GROUP_SIZE 0): OpenVINO
     would otherwise quantize them for models with int8 weights.
     """
@@ -208,6 +228,7 @@ class OpenVinoBackend(Backend):
         keep_constants: bool = False,
         precision: str = "f32",
         cache_dir: str | os.PathLike[str] | None = None,
+        startup_fallback: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise TypeError(f"createContext: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -215,6 +236,7 @@ class OpenVinoBackend(Backend):
         self.keep_constants = check_flag(keep_constants, "keep_constants")
         self.precision = precision
         self.cache_dir = _cache_folder(cache_dir)
+        self.startup_fallback = check_flag(startup_fallback, "startup_fallback")
         self.power_preference = "default"
         self.core = ov.Core()
 
@@ -232,16 +254,43 @@ class OpenVinoBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = str(threads)
         return config
 
-    def compile(self, graph: Graph) -> OvGraph:
+    def compile(self, graph: Graph) -> CompiledGraph:
         lowered = lower(graph, blockwise_quantize=False)
-        model, arrays, maps = _read(self.core, lowered)
+        shared, maps = _shared_constants(lowered)
+        fallback = self._fallback(graph, lowered) if self.startup_fallback and self.precision == "f32" else None
+        if fallback is None:
+            return self._compile(graph, lowered, shared, maps)
+        return StartupGraph(
+            fallback, lambda: self._compile(graph, lowered, shared, maps), releases_constants=not self.keep_constants
+        )
+
+    def _fallback(self, graph: Graph, lowered: Lowered) -> OrtGraph | None:
+        """An ONNX Runtime session of ``lowered`` (startup.py), or None where ONNX Runtime refuses the model.
+
+        Without prepacking: ONNX Runtime then uses the weights where they are, and the fallback costs
+        no second copy of them."""
+        engine = OnnxRuntimeBackend(
+            intra_op_threads=preferred_threads(self.intra_op_threads, self.power_preference), prepack_weights=False
+        )
+        try:
+            return engine.compile_lowered(graph, lowered)
+        except Exception:  # an ONNX Runtime limit: OpenVINO compiles before build returns, as without a fallback
+            return None
+
+    def _compile(
+        self, graph: Graph, lowered: Lowered, shared: Mapping[str, np.ndarray], maps: list[mmap.mmap]
+    ) -> OvGraph:
+        model = _read(self.core, lowered, shared)
         config = self.config()
         if self.cache_dir is not None and not graph.protected:
             config["CACHE_DIR"] = str(self.cache_dir)
         compiled = self.core.compile_model(model, "CPU", config)
         del model
-        drop_resident_pages(maps)  # OpenVINO holds packed copies of most; it maps back what it reads
-        result = OvGraph(graph, compiled, lowered, [*arrays, *maps])
+        # OpenVINO holds packed copies of most; it maps back what it reads.  A model file's mappings
+        # too: the builder dropped their pages at build, before a background compile read them.
+        files = {id(m): m for m in map(file_mapping_of, shared.values()) if m is not None}
+        drop_resident_pages([*maps, *files.values()])
+        result = OvGraph(graph, compiled, lowered, [*shared.values(), *maps])
         result.releases_constants = not self.keep_constants
         return result
 
