@@ -30,8 +30,10 @@ Target (issue 12): webml's load costs at most 1.5x the ONNX Runtime session;
 where webml's graph is built by its first call (``webml load + run``), the
 like-for-like anchor is the session with its first result.  All run
 one thread; webml runs on ``--backend`` (default: webml's default backend).
-The figures of a busy machine are noisy: compare ratios of one run, not
-times across runs.
+Every case starts with the process's freed memory given back to the system,
+as a process's first load finds it, so that no case reuses the pages the one
+before it freed.  The figures of a busy machine are noisy: compare ratios of
+one run, not times across runs.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ import onnxruntime as ort
 import webml
 import webml.onnx
 from webml.backends.openvino import ov  # OpenVINO without its converter, whose import writes telemetry
+from webml.storage import return_freed_memory
 from webml.zoo import efficientnet_lite
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -219,6 +222,9 @@ def measure(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, l
         shift = repeat % len(order)
         for label, fn in order[shift:] + order[:shift]:
             gc.collect()
+            # Every case starts with the freed memory given back, as a process's first load finds it:
+            # else a case reuses the pages the one before freed (or finds none), by the order alone.
+            return_freed_memory()
             start = time.perf_counter()
             result = fn()
             times[label].append(time.perf_counter() - start)
