@@ -21,13 +21,14 @@ from webml import storage
 WIDTH = 512  # 1 MiB weights: lifted out of the protobuf and large enough to go to storage if copied
 
 
-def _mlp(path: Path) -> dict[str, np.ndarray]:
-    """A model file of two MatMuls (weights the engines pack) and a large Add (read as it is)."""
-    rng = np.random.default_rng(0)
+def _mlp(path: Path, *, seed: int = 0, rows: int | str = WIDTH, width: int = WIDTH) -> dict[str, np.ndarray]:
+    """A model file of two MatMuls (weights the engines pack) and a large Add (read as it is); ``rows``
+    of x: a number, or a name (a dynamic dimension)."""
+    rng = np.random.default_rng(seed)
     weights = {
-        "w0": rng.standard_normal((WIDTH, WIDTH)).astype(np.float32),
-        "w1": rng.standard_normal((WIDTH, WIDTH)).astype(np.float32),
-        "bias": rng.standard_normal((WIDTH, WIDTH)).astype(np.float32),
+        "w0": rng.standard_normal((width, width)).astype(np.float32),
+        "w1": rng.standard_normal((width, width)).astype(np.float32),
+        "bias": rng.standard_normal((width, width)).astype(np.float32),
     }
     nodes = [
         helper.make_node("MatMul", ["x", "w0"], ["h"]),
@@ -38,8 +39,8 @@ def _mlp(path: Path) -> dict[str, np.ndarray]:
     graph = helper.make_graph(
         nodes,
         "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [WIDTH, WIDTH])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [WIDTH, WIDTH])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, width])],
         [numpy_helper.from_array(a, n) for n, a in weights.items()],
     )
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -74,6 +75,44 @@ def test_weights_are_used_in_place_and_leave_resident_memory(tmp_path, backend, 
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-3)
     # The Add reads its weight as it is, from the page cache: at most it and a little more map back.
     assert _resident_bytes_of(path) < (WIDTH * WIDTH * 4) + (1 << 20)
+
+
+def _anonymous_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+
+
+def test_onnx_runtime_maps_a_model_files_weights_from_the_file_not_a_copy(tmp_path):
+    """ONNX Runtime copies an OrtValue it is given as an initializer; a weight that lies in the model file is
+    handed over as the file's external data instead, which it maps (here without prepacking, which would
+    make packed copies of the MatMuls' weights by design)."""
+    path = tmp_path / "mlp.onnx"
+    weights = _mlp(path, width=1024, rows=1024)  # 12 MiB of weights
+    x = np.random.default_rng(1).standard_normal((1024, 1024)).astype(np.float32)
+    context = webml.ml.create_context(backend="onnxruntime", prepack_weights=False, intra_op_threads=1)
+    gc.collect()
+    storage.return_freed_memory()
+    before = _anonymous_bytes()
+    graph = webml.onnx.load(path, context)  # fixed shapes: the session is made here
+    assert _anonymous_bytes() - before < sum(w.nbytes for w in weights.values()) / 4
+    got = context.compute(graph, {"x": x})["y"]
+    expected = np.maximum(x.astype(np.float64) @ weights["w0"], 0) @ weights["w1"] + weights["bias"]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_model_built_later_reads_the_loaded_file_even_once_another_is_renamed_over_it(tmp_path, backend):
+    """The engine reads the weights of the file that was loaded (its descriptor, kept open while the weights
+    are in use), not whatever file has that name when a dynamic model's graph is built at its first call."""
+    path = tmp_path / "mlp.onnx"
+    weights = _mlp(path, rows="n")
+    model = webml.onnx.load(path, webml.ml.create_context(backend=backend, intra_op_threads=1))
+    _mlp(tmp_path / "other.onnx", seed=1, rows="n")
+    (tmp_path / "other.onnx").replace(path)
+    x = np.random.default_rng(2).standard_normal((WIDTH, WIDTH)).astype(np.float32)  # the Add fixes n
+    expected = np.maximum(x.astype(np.float64) @ weights["w0"], 0) @ weights["w1"] + weights["bias"]
+    for _ in range(2):  # on openvino: ONNX Runtime's first call, then OpenVINO's
+        np.testing.assert_allclose(model({"x": x})["y"], expected, rtol=1e-4, atol=1e-3)
 
 
 def test_kept_constants_are_read_only_views_of_the_file_and_save_as_they_were(tmp_path):

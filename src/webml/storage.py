@@ -54,6 +54,7 @@ __all__ = [
     "anonymous_memory",
     "disk_directory",
     "drop_resident_pages",
+    "file_location",
     "lies_in",
     "map_file",
     "return_freed_memory",
@@ -113,12 +114,49 @@ class FileMapping(mmap.mmap):
     and never writes one, so only the openvino backend makes writable views of it; every other
     array over it is read-only.  Since no page is ever written, dropping its pages
     (``MADV_DONTNEED``) loses nothing: they are read back from the file.
+
+    ``location``: a path that opens the same file for as long as the mapping lives, or None (see
+    :func:`map_file`).
     """
 
+    location: str | None = None
 
-def map_file(fd: int) -> FileMapping:
-    """A :class:`FileMapping` of the whole open file ``fd`` (which may then be closed)."""
-    return FileMapping(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+
+_OWN_FDS = Path("/proc/self/fd")
+
+
+def map_file(fd: int, *, locatable: bool = False) -> FileMapping:
+    """A :class:`FileMapping` of the whole open file ``fd`` (which may then be closed).
+
+    ``locatable``: give it a ``location`` where this system can, ``/proc/self/fd/N`` of a duplicate
+    of ``fd`` that it keeps open: an engine that reads a weight from the file itself (ONNX Runtime maps
+    external data, no copy) then reads this very file, even once another is renamed over its path."""
+    mapping = FileMapping(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    if locatable and _OWN_FDS.is_dir():
+        kept = os.dup(fd)
+        weakref.finalize(mapping, os.close, kept)
+        mapping.location = str(_OWN_FDS / str(kept))
+    return mapping
+
+
+def file_location(array: np.ndarray) -> tuple[str, int] | None:
+    """Where ``array``'s bytes lie in a file: a path and an offset, for an array that is C-contiguous and
+    lies in a :class:`FileMapping` with a ``location`` whose file still has its name; else None.
+
+    ONNX Runtime resolves the ``/proc/self/fd`` link to the file's name and refuses one that no longer
+    exists (another file renamed over it): then the array is handed over as it is."""
+    mapping = file_mapping_of(array)
+    if mapping is None or mapping.location is None or not array.flags.c_contiguous or array.nbytes == 0:
+        return None
+    try:
+        named = os.stat(os.path.realpath(mapping.location))
+        kept = os.stat(mapping.location)
+    except OSError:
+        return None
+    if (named.st_dev, named.st_ino) != (kept.st_dev, kept.st_ino):
+        return None
+    offset = array.ctypes.data - np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    return mapping.location, offset
 
 
 def file_mapping_of(array: np.ndarray) -> FileMapping | None:

@@ -32,13 +32,13 @@ class CompiledGraph(ABC):
         """Free what the compiled graph holds (MLGraph.destroy)."""
 
     def running_on(self) -> str | None:
-        """The engine that runs the graph now when it is not the backend's own (the openvino backend's
-        startup fallback, while OpenVINO compiles the graph); None: the backend's own."""
+        """The engine that runs the graph's next call when it is not the backend's own (the openvino
+        backend's startup fallback: ONNX Runtime, for the first call); None: the backend's own."""
         return None
 
     def wait_for_engine(self, timeout: float | None) -> bool:
-        """Wait, at most ``timeout`` seconds (None: no limit), until the backend's own engine runs the
-        graph; whether it does."""
+        """Wait, at most ``timeout`` seconds (None: no limit), until the backend's own engine can run
+        every call of the graph; whether it can."""
         return True
 
 

@@ -240,7 +240,7 @@ def _parse_file(f: BinaryIO, what: str) -> tuple[onnx.ModelProto, dict[int, memo
     if os.fstat(f.fileno()).st_size == 0:
         return _parse(b"", what), {}
     try:
-        mapping = map_file(f.fileno())
+        mapping = map_file(f.fileno(), locatable=True)
     except (OSError, ValueError):  # a file system that cannot map files
         return _parse(f.read(), what), {}
     view = memoryview(mapping)

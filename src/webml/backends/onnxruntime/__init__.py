@@ -190,7 +190,7 @@ class OnnxRuntimeBackend(Backend):
         if not self.prepack_weights:
             options.add_session_config_entry("session.disable_prepacking", "1")
         if external_dir:
-            # External-data locations are paths below "/" (shared-memory files of webml.storage).
+            # External-data locations are paths below "/" (webml.storage's files, model files).
             options.add_session_config_entry("session.model_external_initializers_file_folder_path", "/")
         return options
 
@@ -200,7 +200,7 @@ class OnnxRuntimeBackend(Backend):
     def compile_lowered(self, graph: Graph, lowered: Lowered) -> OrtGraph:
         """A session of ``graph``'s lowered model (the openvino backend's startup fallback uses it too)."""
         weights = lowered.weights
-        options = self.session_options(bool(weights.external_files))
+        options = self.session_options(weights.located)
         if weights.ortvalues:
             names = list(weights.ortvalues)
             values = [ort.OrtValue.ortvalue_from_numpy(weights.ortvalues[n]) for n in names]

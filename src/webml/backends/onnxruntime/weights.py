@@ -2,8 +2,9 @@
 
 Large constants are not serialized into the protobuf: those whose bytes are
 a shared-memory file of :mod:`webml.storage` (the IR says which:
-``Graph.constant_files``) become external-data tensors that ONNX Runtime
-maps, the same pages and no copy; others of at least ``EMBEDDED_BELOW``
+``Graph.constant_files``), or lie in a model file's mapping
+(:func:`webml.storage.file_location`), become external-data tensors that ONNX
+Runtime maps, the same pages and no copy (an OrtValue it copies); others of at least ``EMBEDDED_BELOW``
 bytes are handed over as OrtValues (embedded, they were copied into the
 protobuf, its serialization and ONNX Runtime's parse: three copies, about
 30% of EfficientNet-Lite0's build, and twice the weights held after build);
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+from ...storage import file_location
 
 __all__ = ["EMBEDDED_BELOW", "Weights"]
 
@@ -30,6 +33,7 @@ class Weights:
         self.initializers: list[TensorProto] = []
         self.external_files: dict[str, str] = {}  # initializer -> absolute path of its file
         self.ortvalues: dict[str, np.ndarray] = {}  # initializer -> array handed over as an OrtValue
+        self.in_model_files: dict[str, np.ndarray] = {}  # initializer -> array that ONNX Runtime maps from its file
 
     def add(self, name: str, array: np.ndarray, file: str | None = None) -> None:
         """The initializer ``name`` holding ``array``; ``file``: the shared-memory file that holds it."""
@@ -39,6 +43,12 @@ class Weights:
                 _external_tensor(name, array, location=file.lstrip("/"), offset="0", length=str(array.nbytes))
             )
             self.external_files[name] = file
+        elif not self.embed_all and array.nbytes >= EMBEDDED_BELOW and (found := file_location(array)) is not None:
+            path, offset = found
+            self.initializers.append(
+                _external_tensor(name, array, location=path.lstrip("/"), offset=str(offset), length=str(array.nbytes))
+            )
+            self.in_model_files[name] = array
         elif not self.embed_all and array.nbytes >= EMBEDDED_BELOW:
             # No shared-memory file: hand the array over as an OrtValue.
             self.ortvalues[name] = np.asarray(array, order="C")
@@ -51,6 +61,12 @@ class Weights:
         self.initializers = [t for t in self.initializers if t.name in used]
         self.external_files = {k: v for k, v in self.external_files.items() if k in used}
         self.ortvalues = {k: v for k, v in self.ortvalues.items() if k in used}
+        self.in_model_files = {k: v for k, v in self.in_model_files.items() if k in used}
+
+    @property
+    def located(self) -> bool:
+        """Whether an initializer's data is at a path (below "/"), which ONNX Runtime must be told."""
+        return bool(self.external_files or self.in_model_files)
 
 
 def _external_tensor(name: str, array: np.ndarray, **external_data: str) -> TensorProto:

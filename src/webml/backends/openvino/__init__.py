@@ -131,7 +131,8 @@ def _shared_constants(lowered: Lowered) -> tuple[dict[str, np.ndarray], list[mma
     """The arrays of ``lowered``'s large constants that OpenVINO's constants will share, by initializer
     name, and the private mappings of files among them: mapped now, the files may go."""
     initializers = {t.name: t for t in lowered.model.graph.initializer}
-    shared = {n: _shareable(a) for n, a in lowered.weights.ortvalues.items()}
+    weights = {**lowered.weights.ortvalues, **lowered.weights.in_model_files}
+    shared = {n: _shareable(a) for n, a in weights.items()}
     maps = []
     for name, path in lowered.weights.external_files.items():
         tensor = initializers[name]
