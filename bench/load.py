@@ -18,9 +18,9 @@ ONNX Runtime, then webml again ...), prints the median and fastest time of
   models have dynamic dimensions, so the graph is built by the first call),
   or for the builder's models the build and its first result, against an
   ONNX Runtime session of ``webml.onnx.save``'s model of the same graph;
-* on the openvino backend, whose startup fallback runs a graph on ONNX
-  Runtime until OpenVINO has compiled it in the background: ``webml ...,
-  until OpenVINO runs it``, the time until OpenVINO runs the graph; and
+* on the openvino backend, whose startup fallback runs a graph's first call
+  on ONNX Runtime while OpenVINO compiles it in the background: ``webml ...,
+  until OpenVINO runs it``, the time until OpenVINO can run the graph; and
   ``webml load + run, cache_dir warm``: OpenVINO alone (no fallback) with the
   backend's opt-in model cache (``cache_dir``), filled by the warm-up run, as
   a later start of an application finds it;
@@ -140,8 +140,8 @@ def onnx_cases(
 
 
 def until_engine(graph: webml.MLGraph) -> webml.MLGraph:
-    """``graph`` once its backend's own engine runs it: the openvino backend's startup fallback runs it
-    on ONNX Runtime until OpenVINO has compiled it, in the background."""
+    """``graph`` once its backend's own engine can run every call: the openvino backend's startup fallback
+    runs a graph's first call on ONNX Runtime while OpenVINO compiles it in the background."""
     graph.wait_for_engine()
     return graph
 

@@ -55,9 +55,9 @@ def create_backend(name: str | None = None, **options: Any) -> Backend:
 
 def own_engine_options(name: str | None = None) -> dict[str, Any]:
     """Context options under which backend ``name`` (default: :data:`DEFAULT_BACKEND`) runs every call on
-    its own engine: the openvino backend's without its startup fallback, which runs a graph on ONNX
-    Runtime until OpenVINO has compiled it.  For results that must be the same bits from the first
-    call on: conformance runs, ``webml run``, ``webml batch`` and federated clients."""
+    its own engine: the openvino backend's without its startup fallback, which runs a graph's first
+    call on ONNX Runtime while OpenVINO compiles it.  For results that must be the same bits from the
+    first call on: conformance runs, ``webml run``, ``webml batch`` and federated clients."""
     return {"startup_fallback": False} if (name or DEFAULT_BACKEND) == "openvino" else {}
 
 

@@ -4,7 +4,7 @@ Large constants are not serialized into the protobuf: those whose bytes are
 a shared-memory file of :mod:`webml.storage` (the IR says which:
 ``Graph.constant_files``), or lie in a model file's mapping
 (:func:`webml.storage.file_location`), become external-data tensors that ONNX
-Runtime maps, the same pages and no copy (an OrtValue it copies); others of at least ``EMBEDDED_BELOW``
+Runtime maps, the same pages and no copy (an OrtValue, it copies); others of at least ``EMBEDDED_BELOW``
 bytes are handed over as OrtValues (embedded, they were copied into the
 protobuf, its serialization and ONNX Runtime's parse: three copies, about
 30% of EfficientNet-Lite0's build, and twice the weights held after build);
