@@ -101,16 +101,22 @@ def measure(
     layers = max(1, round(megabytes * 2**20 / layer_bytes))
     context = webml.ml.create_context(backend=backend, **options)
     x = np.random.default_rng(0).standard_normal((1, width)).astype(np.float32)
-    # Warm-up: the first builds and runs map the libraries' code, which is no weight memory.
-    # Small, so that freeing it does not raise malloc's mmap threshold above the weights' size.
-    warm = _mlp(context, [np.eye(64, dtype=np.float32)], 64)
-    for _ in range(2):  # the openvino backend runs a graph's first call on ONNX Runtime, later ones itself
-        context.compute(warm, {"x": x[:, :64]})
     with tempfile.TemporaryDirectory() as tmp:
+        # Warm-up: the first builds and runs map the libraries' code, which is no weight memory, by the
+        # same path as the measured build (a model file's weights are read from the file by ONNX Runtime).
+        # Small, so that freeing it does not raise malloc's mmap threshold above the weights' size.
+        if source == "onnx":
+            _onnx_mlp(os.path.join(tmp, "warm.onnx"), 2, 64)
+            warm = webml.onnx.load(os.path.join(tmp, "warm.onnx"), context)
+        else:
+            warm = _mlp(context, [np.eye(64, dtype=np.float32)], 64)
+        for _ in range(2):  # the openvino backend runs a graph's first call on ONNX Runtime, later ones itself
+            context.compute(warm, {"x": x[:, :64]})
         model_path = os.path.join(tmp, "mlp.onnx")
         if source == "onnx":
             _onnx_mlp(model_path, layers, width)
         gc.collect()
+        return_freed_memory()  # writing the model file freed its bytes: not held by the baseline
         base = status("VmRSS")
         base_pss = rollup("Pss")
         base_shmem = shmem()
