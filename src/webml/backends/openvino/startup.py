@@ -56,21 +56,25 @@ class StartupGraph(CompiledGraph):
 
     def _compile(self, compile: Callable[[], CompiledGraph]) -> None:
         final: CompiledGraph | None = None
+        failure = "the compile ended without a graph"
         try:
             final = compile()
         except Exception as exc:  # reported by the next call; the fallback goes on meanwhile
             failure = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            if final is None:
-                self._failure = failure
-                unused = None
-            elif self._released:
-                unused = final
-            else:
-                self._final = final
-                unused = self._retire() if self._fallback_ran else None
-        _let_go(unused)
-        self._done.set()
+        finally:
+            with self._lock:
+                if final is None:
+                    self._failure = failure
+                    unused = None
+                elif self._released:
+                    unused = final
+                else:
+                    self._final = final
+                    unused = self._retire() if self._fallback_ran else None
+            try:
+                _let_go(unused)  # before a waiting call goes on: it finds the fallback released
+            finally:
+                self._done.set()  # whatever happened: a call waiting for the compile goes on
 
     def _retire(self) -> OrtGraph | None:
         """Take the fallback out of use (under the lock), once OpenVINO's graph is there; the caller releases it."""
