@@ -55,8 +55,8 @@ def _first_result(start: float, build_s: float, run: Callable, read: Callable) -
 
 
 def timed_engine(graph: webml.MLGraph) -> webml.MLGraph:
-    """``graph`` once the backend's own engine runs it, so that the timed runs are that engine's: the
-    openvino backend's startup fallback runs a first call on ONNX Runtime while OpenVINO compiles."""
+    """``graph`` once the backend's own engine can run every call, so that what is timed is that engine's:
+    the openvino backend's startup fallback runs a first call on ONNX Runtime while OpenVINO compiles."""
     if not graph.wait_for_engine(600):
         raise SystemExit(f"the {graph.context.backend} backend could not compile the graph ({graph.engine} runs it)")
     return graph

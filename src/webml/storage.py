@@ -139,24 +139,34 @@ def map_file(fd: int, *, locatable: bool = False) -> FileMapping:
     return mapping
 
 
-def file_location(array: np.ndarray) -> tuple[str, int] | None:
+def file_location(array: np.ndarray, checked: dict[int, bool] | None = None) -> tuple[str, int] | None:
     """Where ``array``'s bytes lie in a file: a path and an offset, for an array that is C-contiguous and
     lies in a :class:`FileMapping` with a ``location`` whose file still has its name; else None.
 
     ONNX Runtime resolves the ``/proc/self/fd`` link to the file's name and refuses one that no longer
-    exists (another file renamed over it): then the array is handed over as it is."""
+    exists (another file renamed over it): then the array is handed over as it is.  ``checked``: the
+    answers for mappings already checked (by id), for the many weights of one file at one time
+    (resolving the link takes about 70 us)."""
     mapping = file_mapping_of(array)
     if mapping is None or mapping.location is None or not array.flags.c_contiguous or array.nbytes == 0:
         return None
-    try:
-        named = os.stat(os.path.realpath(mapping.location))
-        kept = os.stat(mapping.location)
-    except OSError:
-        return None
-    if (named.st_dev, named.st_ino) != (kept.st_dev, kept.st_ino):
+    checked = {} if checked is None else checked
+    if id(mapping) not in checked:
+        checked[id(mapping)] = _still_named(mapping.location)
+    if not checked[id(mapping)]:
         return None
     offset = array.ctypes.data - np.frombuffer(mapping, dtype=np.uint8).ctypes.data
     return mapping.location, offset
+
+
+def _still_named(location: str) -> bool:
+    """Whether the file that the link ``location`` opens is the file its name opens."""
+    try:
+        named = os.stat(os.path.realpath(location))
+        kept = os.stat(location)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (kept.st_dev, kept.st_ino)
 
 
 def file_mapping_of(array: np.ndarray) -> FileMapping | None:

@@ -34,22 +34,26 @@ class Weights:
         self.external_files: dict[str, str] = {}  # initializer -> absolute path of its file
         self.ortvalues: dict[str, np.ndarray] = {}  # initializer -> array handed over as an OrtValue
         self.in_model_files: dict[str, np.ndarray] = {}  # initializer -> array that ONNX Runtime maps from its file
+        self._named: dict[int, bool] = {}  # model files' mappings checked by file_location, for this model
 
     def add(self, name: str, array: np.ndarray, file: str | None = None) -> None:
         """The initializer ``name`` holding ``array``; ``file``: the shared-memory file that holds it."""
+        large = not self.embed_all and array.nbytes >= EMBEDDED_BELOW
+        in_model_file = file_location(array, self._named) if large and file is None else None
         if file is not None and not self.embed_all:
             # ONNX Runtime maps the same pages.
             self.initializers.append(
                 _external_tensor(name, array, location=file.lstrip("/"), offset="0", length=str(array.nbytes))
             )
             self.external_files[name] = file
-        elif not self.embed_all and array.nbytes >= EMBEDDED_BELOW and (found := file_location(array)) is not None:
-            path, offset = found
+        elif in_model_file is not None:
+            # ONNX Runtime maps the model file's pages (an OrtValue it would copy).
+            path, offset = in_model_file
             self.initializers.append(
                 _external_tensor(name, array, location=path.lstrip("/"), offset=str(offset), length=str(array.nbytes))
             )
             self.in_model_files[name] = array
-        elif not self.embed_all and array.nbytes >= EMBEDDED_BELOW:
+        elif large:
             # No shared-memory file: hand the array over as an OrtValue.
             self.ortvalues[name] = np.asarray(array, order="C")
             self.initializers.append(_external_tensor(name, array, location=f"ortvalue-{name}"))
