@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -63,12 +64,12 @@ def timed_engine(graph: webml.MLGraph) -> webml.MLGraph:
 
 
 def webml_runner(
-    backend: str, build: Callable[[webml.MLContext], webml.MLGraph], feeds: Feeds, threads: int | None
+    backend: str, build: Callable[[webml.MLContext], webml.MLGraph], feeds: Feeds, threads: int | None, **options: Any
 ) -> Runner:
-    """webml's dispatch on ``backend`` with default options (but ``threads``): MLTensors written once."""
+    """webml's dispatch on ``backend`` with default options (but ``threads`` and ``options``): MLTensors
+    written once."""
     start = time.perf_counter()
-    options = {"intra_op_threads": threads}
-    context = webml.ml.create_context(backend=backend, **options)
+    context = webml.ml.create_context(backend=backend, intra_op_threads=threads, **options)
     built = time.perf_counter()
     graph = build(context)
     build_s = time.perf_counter() - built
@@ -185,12 +186,24 @@ def main() -> None:
     rng = np.random.default_rng(0)
     effnet = efficientnet_lite.random_parameters()
     image = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
-    bench("EfficientNet-Lite0 batch 1", lambda c: efficientnet_lite.build(c, effnet), "image", image,
-          args.repeats, args.threads)
+    bench(
+        "EfficientNet-Lite0 batch 1",
+        lambda c: efficientnet_lite.build(c, effnet),
+        "image",
+        image,
+        args.repeats,
+        args.threads,
+    )
     encoder = bert.random_parameters()
     hidden = rng.standard_normal((1, 128, 384)).astype(np.float32)
-    bench("BERT encoder (6x384, seq 128) batch 1", lambda c: bert.build(c, encoder), "hidden_states", hidden,
-          args.repeats, args.threads)
+    bench(
+        "BERT encoder (6x384, seq 128) batch 1",
+        lambda c: bert.build(c, encoder),
+        "hidden_states",
+        hidden,
+        args.repeats,
+        args.threads,
+    )
 
 
 if __name__ == "__main__":

@@ -119,6 +119,29 @@ def test_float16_keeps_softmax_and_long_reductions_in_float32():
     np.testing.assert_allclose(got["total"], values.astype(np.float64).sum(axis=1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("to", ["float16", "int8"])
+def test_operators_whose_output_size_is_in_their_output_keep_it(to):
+    """resample2d's scales, a ceil-rounded pool and convTranspose2d's output_sizes live only in the node's
+    output shape: the rebuilt graph has the same shapes and values as the float32 one."""
+    context = keeping("onnxruntime")
+    b = webml.MLGraphBuilder(context)
+    x = b.input("x", {"dataType": "float32", "shape": [1, 3, 8, 8]})
+    w = b.constant({"dataType": "float32", "shape": [3, 4, 3, 3]}, RNG.standard_normal((3, 4, 3, 3)).astype(np.float32))
+    graph = b.build(
+        {
+            "up": b.resample2d(x, scales=[2.0, 2.0]),
+            "pool": b.average_pool2d(x, window_dimensions=[3, 3], strides=[2, 2], rounding_type="ceil"),
+            "transposed": b.conv_transpose2d(x, w, strides=[2, 2], output_sizes=[18, 18]),
+        }
+    )
+    result = shrink(graph, to, context=context)
+    assert result.graph.output_descriptors == graph.output_descriptors
+    values = {"x": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    expected, got = context.compute(graph, values), context.compute(result.graph, values)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], rtol=0.05, atol=0.05)
+
+
 def test_efficientnet_sizes_and_what_stays_wide(tmp_path):
     """The pretrained EfficientNet-Lite0 on the sample cat and espresso: top-1 unchanged."""
     context = keeping("onnxruntime")
@@ -179,8 +202,19 @@ def test_cli_writes_the_model_and_the_report(tmp_path, capsys):
     model = webml.onnx.save(mlp(context), tmp_path / "mlp.onnx")
     np.save(tmp_path / "x.npy", X)
     code = cli_main(
-        ["-q", "shrink", str(model), "--to", "int8", "-o", str(tmp_path / "out.onnx"),
-         "--calibration", str(tmp_path / "x.npy"), "--report", str(tmp_path / "r.json")]
+        [
+            "-q",
+            "shrink",
+            str(model),
+            "--to",
+            "int8",
+            "-o",
+            str(tmp_path / "out.onnx"),
+            "--calibration",
+            str(tmp_path / "x.npy"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0 and "float32 -> int8" in out and "top1_agreement" in out
@@ -190,8 +224,18 @@ def test_cli_writes_the_model_and_the_report(tmp_path, capsys):
     got = session.run(None, {"x": X})[0]
     assert np.abs(got - float32_logits()).max() <= 0.03 * np.abs(float32_logits()).max()
     code = cli_main(
-        ["-q", "shrink", str(model), "--to", "int8", "-o", str(tmp_path / "plain.onnx"),
-         "--calibration", str(tmp_path / "x.npy"), "--no-bias-correction"]
+        [
+            "-q",
+            "shrink",
+            str(model),
+            "--to",
+            "int8",
+            "-o",
+            str(tmp_path / "plain.onnx"),
+            "--calibration",
+            str(tmp_path / "x.npy"),
+            "--no-bias-correction",
+        ]
     )
     assert code == 0 and "bias correction" not in capsys.readouterr().out
 
@@ -260,8 +304,14 @@ def test_max_drop_keeps_the_most_sensitive_weights_wide_until_the_outputs_agree(
     loose = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1.0)
     assert not any("sensitive" in reason for _, reason in loose.kept_wide)  # nothing needed
     heard = []
-    exact = shrink(graph, "int4", context=context, calibration=feeds, max_drop=1e-9,
-                   progress=lambda done, total, what: heard.append((done, total, what)))
+    exact = shrink(
+        graph,
+        "int4",
+        context=context,
+        calibration=feeds,
+        max_drop=1e-9,
+        progress=lambda done, total, what: heard.append((done, total, what)),
+    )
     assert heard and all(0 < done <= total for done, total, _ in heard)
     assert any("sensitive" in reason for _, reason in exact.kept_wide)
     assert set(exact.precisions.values()) == {"float32"}
@@ -364,4 +414,3 @@ def test_int4_keeps_a_classifiers_output_layer_float32_but_not_a_last_layer_that
         result = shrink(graph, "int4", context=context)
         assert result.precisions["last"] == ("int4" if normalized else "float32"), normalized
         assert result.precisions["hidden"] == "int4"
-

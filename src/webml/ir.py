@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes
 
-__all__ = ["Graph", "HasDesc", "Node", "OperandDesc", "Value", "ancestors", "freeze"]
+__all__ = ["Graph", "HasDesc", "Node", "OperandDesc", "Value", "ancestors", "freeze", "thaw"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,19 @@ def freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     return value
+
+
+def thaw(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Node attributes as the builder takes them: :func:`freeze`'s tuples and read-only dicts as lists and dicts."""
+
+    def thawed(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: thawed(v) for k, v in value.items()}
+        if isinstance(value, tuple):
+            return [thawed(v) for v in value]
+        return value
+
+    return {k: thawed(v) for k, v in attrs.items()}
 
 
 @dataclass(frozen=True, slots=True)

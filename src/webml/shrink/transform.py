@@ -22,6 +22,7 @@ from ..api.graph import MLGraph
 from ..api.operand import MLOperand
 from ..ir import Graph, Node
 from ..ops import OPS
+from ..ops.replay import rule_arguments
 from .quantize import Quantized
 
 __all__ = ["Plan", "rebuild"]
@@ -146,7 +147,9 @@ class _Replay:
         attrs = dict(node.attrs)
         if want == plan.narrow and plan.narrow and node.op == "cast" and attrs.get("data_type") == "float32":
             attrs["data_type"] = plan.narrow  # a cast to float32 inside the graph makes its narrow type
-        result = getattr(self.b, OPS[node.op].method)(**kwargs, **_arguments(attrs), label=node.label)
+        result = getattr(self.b, OPS[node.op].method)(
+            **kwargs, **rule_arguments(node.op, attrs, self.graph.operands[node.outputs[0]]), label=node.label
+        )
         if shift is not None:
             result = self.b.add(result, self.shift_constant(node, shift), label=f"{label}.bias_correction")
         for oid, operand in zip(node.outputs, result if isinstance(result, list) else [result], strict=True):
@@ -158,19 +161,6 @@ class _Replay:
         if node.op == "conv2d" and node.attrs.get("input_layout", "nchw") == "nchw":
             shape = [shift.size, 1, 1]
         return self.b.constant({"dataType": "float32", "shape": shape}, shift.reshape(shape))
-
-
-def _arguments(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """Node attributes as builder arguments: the IR's frozen tuples and mappings as lists and dicts."""
-
-    def thaw(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: thaw(v) for k, v in value.items()}
-        if isinstance(value, tuple):
-            return [thaw(v) for v in value]
-        return value
-
-    return {k: thaw(v) for k, v in attrs.items()}
 
 
 def rebuild(

@@ -23,15 +23,19 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from ...storage import return_freed_memory
 from ..base import CompiledGraph
 from ..onnxruntime import OrtGraph
+from ..samples import ChunkedGraph
 
 __all__ = ["StartupGraph"]
+
+#: What runs the first call: ONNX Runtime's session, whole or chunk by chunk (both run host arrays).
+Fallback: TypeAlias = OrtGraph | ChunkedGraph
 
 
 class StartupGraph(CompiledGraph):
@@ -41,9 +45,9 @@ class StartupGraph(CompiledGraph):
     run.  Should the compile fail, the fallback goes on running the graph, and the next call warns once
     with the reason."""
 
-    def __init__(self, fallback: OrtGraph, compile: Callable[[], CompiledGraph], *, releases_constants: bool) -> None:
+    def __init__(self, fallback: Fallback, compile: Callable[[], CompiledGraph], *, releases_constants: bool) -> None:
         self.releases_constants = releases_constants
-        self._fallback: OrtGraph | None = fallback  # until it has run its call and OpenVINO's graph is there
+        self._fallback: Fallback | None = fallback  # until it has run its call and OpenVINO's graph is there
         self._fallback_ran = False
         self._final: CompiledGraph | None = None
         self._failure = ""
@@ -76,12 +80,12 @@ class StartupGraph(CompiledGraph):
             finally:
                 self._done.set()  # whatever happened: a call waiting for the compile goes on
 
-    def _retire(self) -> OrtGraph | None:
+    def _retire(self) -> Fallback | None:
         """Take the fallback out of use (under the lock), once OpenVINO's graph is there; the caller releases it."""
         fallback, self._fallback = self._fallback, None
         return fallback
 
-    def _call(self, on_final: Callable[[CompiledGraph], Any], on_fallback: Callable[[OrtGraph], Any]) -> Any:
+    def _call(self, on_final: Callable[[CompiledGraph], Any], on_fallback: Callable[[Fallback], Any]) -> Any:
         final = self._final
         if final is not None and self._fallback is None:
             return on_final(final)
