@@ -15,9 +15,9 @@ A backend runs the chunk graph N/k times (:class:`ChunkedGraph`), on views of
 the callers' tensors, no copy.  Why: an engine whose kernels go through a
 whole batch one layer at a time reads every activation of the batch back from
 memory when it no longer fits in the cache.  OpenVINO on EfficientNet-Lite0
-at batch 8 is then 15-20% slower than eight runs of one image
-(docs/performance.md); see :func:`largest_sample_bytes` for the measure a
-backend chooses k by.
+at batch 8 is then about 20% slower than four runs of two images
+(bench/batch_chunks.py); :func:`largest_sample_bytes` is the measure the
+openvino backend chooses k by.
 """
 
 from __future__ import annotations
