@@ -142,7 +142,6 @@ def _mixing(op: Callable) -> Callable:
     def make(b: webml.MLGraphBuilder) -> dict[str, webml.MLOperand]:
         return {"y": op(b, b.input("x", {"dataType": "float32", "shape": [BATCH, 6]}))}
 
-    make.__name__ = op.__name__
     return make
 
 

@@ -59,7 +59,7 @@ def sample_axes(graph: Graph) -> Axes | None:
     every input and output holds N > 1 samples along its first axis and no operation mixes them.
     None where that does not hold (or cannot be shown)."""
     n = batch_size(graph)
-    if n < 2 or not graph.inputs:
+    if n < 2:
         return None
     axes: Axes = dict.fromkeys(graph.constants)
     axes.update(dict.fromkeys(graph.inputs.values(), 0))
@@ -89,14 +89,13 @@ def chunk_graph(graph: Graph, axes: Axes, chunk: int) -> Graph | None:
     """``graph`` for ``chunk`` samples at a time (``axes`` from :func:`sample_axes`; ``chunk`` divides the
     batch), sharing its constants; None where an operator's rule refuses the chunk's shapes or computes
     others than expected."""
-    n = batch_size(graph)
     operands = {
         oid: desc if axes.get(oid) is None else replace(desc, shape=_with(desc.shape, axes[oid], chunk))
         for oid, desc in graph.operands.items()
     }
     nodes = []
     for node in graph.nodes:
-        attrs = _chunk_attrs(node, axes, n, chunk)
+        attrs = _chunk_attrs(node, axes, chunk)
         if not _replays(replace(node, attrs=attrs), operands):
             return None
         nodes.append(replace(node, attrs=attrs))
@@ -146,7 +145,7 @@ def _with(shape: tuple[int, ...], axis: int, size: int) -> tuple[int, ...]:
     return (*shape[:axis], size, *shape[axis + 1 :])
 
 
-def _chunk_attrs(node: Node, axes: Axes, n: int, chunk: int) -> Mapping[str, Any]:
+def _chunk_attrs(node: Node, axes: Axes, chunk: int) -> Mapping[str, Any]:
     """The node's attributes for a chunk: the shapes it names, with the batch axis ``chunk`` long."""
     attrs = node.attrs
     if node.op in ("reshape", "expand"):
@@ -197,14 +196,11 @@ def _node_axes(node: Node, descs: Mapping[int, OperandDesc], axes: Axes, n: int)
     family = OPS[op].family if op in OPS else ""
     rank = descs[node.outputs[0]].rank
 
-    def axis_of(param: str) -> int | None:
-        return axes[node.inputs[param]]
-
     def only(param: str) -> int | None:
         """The sample axis of ``param``, where every other operand is the same for every sample."""
         if any(axes[i] is not None for p, i in _flat(node) if p != param):
             return None
-        return axis_of(param)
+        return axes[node.inputs[param]]
 
     if family in _ELEMENTWISE_FAMILIES or op in _BROADCASTING:
         if op == "softmax":
@@ -266,11 +262,12 @@ def _flat(node: Node) -> list[tuple[str, int]]:
 def _broadcast(node: Node, descs: Mapping[int, OperandDesc], axes: Axes, rank: int) -> list[int | None] | None:
     """The output's sample axis of an operation broadcasting its operands (right-aligned): every batched
     operand holds the samples at the same output axis, every other is 1 long there (or shorter)."""
-    found = {axes[i] + rank - descs[i].rank for _, i in _flat(node) if axes[i] is not None}
+    ids = node.operand_ids()
+    found = {axes[i] + rank - descs[i].rank for i in ids if axes[i] is not None}
     if len(found) != 1:
         return None
     axis = found.pop()
-    for _, i in _flat(node):
+    for i in ids:
         at = axis - (rank - descs[i].rank)
         if axes[i] is None and at >= 0 and descs[i].shape[at] != 1:
             return None  # an operand that differs per sample yet is not batched (a constant N long there)
@@ -312,7 +309,8 @@ def _gathered(node: Node, descs: Mapping[int, OperandDesc], axes: Axes) -> list[
 
 
 def _matmul(node: Node, descs: Mapping[int, OperandDesc], axes: Axes, rank: int) -> list[int | None] | None:
-    """Samples along a's rows, b's columns or a batch axis of either (never the inner axis)."""
+    """Samples along a's rows, b's columns or a batch axis of either (never the inner axis; a's rows and b's
+    columns are different output axes, so both operands batched means a batch axis of both)."""
     found = set()
     for param, inner in (("a", 1), ("b", 2)):
         oid = node.inputs[param]
@@ -331,8 +329,6 @@ def _matmul(node: Node, descs: Mapping[int, OperandDesc], axes: Axes, rank: int)
             at = axis - (rank - descs[oid].rank)
             if axes[oid] is None and at >= 0 and descs[oid].shape[at] != 1:
                 return None
-    elif all(axes[node.inputs[p]] is not None for p in ("a", "b")):
-        return None
     return [axis]
 
 
